@@ -1,0 +1,5 @@
+"""Engine: storage and execution. DuckDB by default; measures reach it through Ibis."""
+
+from opmetrics.engine.store import Store
+
+__all__ = ["Store"]

@@ -1,0 +1,102 @@
+"""The embedded database: one DuckDB file holding inputs, quarantine, lineage and results.
+
+Measures never talk SQL to this directly: they get an Ibis backend from `Store.ibis()`, so a
+Spark (or other) backend can later stand behind the same measure definitions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import ibis
+
+from opmetrics.ingest.contract import LINEAGE_COLUMNS, Contract, load_contract
+
+DEFAULT_DB = "opmetrics.duckdb"
+
+_BOOKKEEPING = """
+CREATE SEQUENCE IF NOT EXISTS file_id_seq START 1;
+CREATE TABLE IF NOT EXISTS loaded_files (
+    file_id BIGINT PRIMARY KEY,
+    table_name VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    bytes BIGINT NOT NULL,
+    rows_read BIGINT NOT NULL,
+    rows_accepted BIGINT NOT NULL,
+    rows_quarantined BIGINT NOT NULL,
+    contract_version VARCHAR NOT NULL,
+    loaded_at TIMESTAMP NOT NULL,
+    UNIQUE (table_name, sha256)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    file_id BIGINT NOT NULL,
+    table_name VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    row_number BIGINT,
+    field VARCHAR,
+    value VARCHAR,
+    reason VARCHAR NOT NULL,
+    all_reasons VARCHAR NOT NULL,
+    raw VARCHAR
+);
+"""
+
+
+class Store:
+    """A DuckDB database file with the contract's tables created on open."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB, contract: Contract | None = None):
+        self.path = Path(path)
+        self.contract = contract or load_contract()
+        self.con = duckdb.connect(str(self.path))
+        self.con.execute("SET TimeZone = 'UTC'")
+        self._create_schema()
+        self._ibis: Any = None
+
+    def _create_schema(self) -> None:
+        self.con.execute(_BOOKKEEPING)
+        for table in self.contract.tables.values():
+            cols = [f'"{f.name}" {f.sql_type}' for f in table.fields]
+            cols += [f'"{n}" {t}' for n, (t, _) in LINEAGE_COLUMNS.items()]
+            self.con.execute(f'CREATE TABLE IF NOT EXISTS "{table.name}" ({", ".join(cols)})')
+
+    def ibis(self) -> Any:
+        """An Ibis backend over this database (shares the connection)."""
+        if self._ibis is None:
+            self._ibis = ibis.duckdb.from_connection(self.con)
+        return self._ibis
+
+    def count(self, table: str) -> int:
+        return int(self.con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+
+    def input_fingerprint(self) -> str:
+        """sha256 over every loaded file's hash: changes whenever the input data changes."""
+        rows = self.con.execute(
+            "SELECT table_name, sha256, rows_accepted FROM loaded_files ORDER BY table_name, sha256"
+        ).fetchall()
+        h = hashlib.sha256()
+        for r in rows:
+            h.update("|".join(map(str, r)).encode())
+            h.update(b"\n")
+        return h.hexdigest()
+
+    def write_result(self, name: str, rows: Any) -> None:
+        """Replace a result table with an Arrow table / DataFrame / Ibis expression."""
+        self.con.register("_result_src", rows)
+        try:
+            self.con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _result_src')
+        finally:
+            self.con.unregister("_result_src")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Ingest: read input files, validate them against the data contract, quarantine bad rows."""

@@ -1,0 +1,293 @@
+"""Load input files into the store: whole file in one transaction, bad rows to quarantine.
+
+A file is identified by its sha256, so loading it again is a no-op. Rows are validated in
+batches into a staging table; duplicates (within the file, or against rows already loaded)
+are found in one pass at the end; then accepted rows and quarantine records are written and
+the transaction commits. Any failure rolls back the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from opmetrics.engine.store import Store
+from opmetrics.ingest.contract import Table
+from opmetrics.ingest.validate import lit, q, validation_sql
+
+BATCH_ROWS = 500_000
+SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+class IngestError(Exception):
+    """A file that cannot be loaded at all; nothing from it was stored."""
+
+
+@dataclass
+class LoadResult:
+    path: Path
+    table: str
+    status: str  # "loaded" or "already loaded"
+    rows_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    file_id: int | None = None
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+def table_for(path: Path, tables: list[str]) -> str | None:
+    """The contract table a file belongs to, from its name or any parent folder name."""
+    for part in [path.name, *(p.name for p in path.parents)]:
+        for t in sorted(tables, key=len, reverse=True):
+            if part.startswith(t):
+                return t
+    return None
+
+
+def find_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise IngestError(f"{p}: no such file or directory")
+    return out
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_columns(path: Path, table: Table, columns: list[str]) -> None:
+    expected = table.field_names
+    missing = [c for c in expected if c not in columns]
+    unknown = [c for c in columns if c not in expected]
+    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    problems = []
+    if missing:
+        problems.append(f"missing column(s) {missing}")
+    if unknown:
+        problems.append(f"unknown column(s) {unknown}")
+    if dupes:
+        problems.append(f"repeated column(s) {dupes}")
+    if problems:
+        raise IngestError(
+            f"{path}: header does not match the '{table.name}' contract: {'; '.join(problems)}"
+        )
+
+
+@dataclass
+class _BadCsvRow:
+    row: int
+    text: str
+    reason: str
+
+
+def _csv_batches(path: Path, table: Table, bad: list[_BadCsvRow]) -> Iterator[pa.Table]:
+    opener = __import__("gzip").open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            first = fh.readline()
+        header_line = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise IngestError(f"{path}: header is not valid UTF-8") from None
+    except OSError as e:
+        raise IngestError(f"{path}: cannot read ({e})") from None
+    if not header_line.strip():
+        raise IngestError(f"{path}: empty file, expected a header row")
+    header = next(csv.reader(io.StringIO(header_line)))
+    _check_columns(path, table, header)
+    ncols = len(header)
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        bad.append(_BadCsvRow(row.number - 1, row.text,
+                              f"wrong number of fields: expected {ncols}, got {row.actual_columns}"))
+        return "skip"
+
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(use_threads=False, block_size=32 << 20),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in header}, strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    next_row, seen_bad = 1, 0
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as e:
+            msg = str(e)
+            if "UTF8" in msg.upper():
+                raise IngestError(f"{path}: not valid UTF-8 ({msg})") from None
+            raise IngestError(f"{path}: cannot parse CSV ({msg})") from None
+        # Row numbers: data rows in order, skipping the ones the handler took out.
+        skipped = {b.row for b in bad[seen_bad:]} | {b.row for b in bad if b.row >= next_row}
+        seen_bad = len(bad)
+        n = batch.num_rows
+        cand = np.arange(next_row, next_row + n + len(skipped) + 1, dtype=np.int64)
+        if skipped:
+            cand = cand[~np.isin(cand, np.fromiter(skipped, dtype=np.int64))]
+        rows = cand[:n]
+        if n:
+            next_row = int(rows[-1]) + 1
+        yield pa.Table.from_batches([batch]).append_column("_row", pa.array(rows))
+
+
+def _parquet_batches(path: Path, table: Table) -> Iterator[pa.Table]:
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise IngestError(f"{path}: not a readable Parquet file ({e})") from None
+    _check_columns(path, table, pf.schema_arrow.names)
+    start = 1
+    try:
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=table.field_names):
+            cols = [batch.column(i).cast(pa.string()) for i in range(batch.num_columns)]
+            t = pa.Table.from_arrays(cols, names=batch.schema.names)
+            rows = pa.array(np.arange(start, start + t.num_rows, dtype=np.int64))
+            start += t.num_rows
+            yield t.append_column("_row", rows)
+    except IngestError:
+        raise
+    except Exception as e:
+        raise IngestError(f"{path}: Parquet data cannot be read ({e})") from None
+
+
+def load_file(
+    store: Store,
+    path: Path,
+    table_name: str | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> LoadResult:
+    """Validate and load one file atomically; see the module docstring for the guarantees."""
+    contract = store.contract
+    name = table_name or table_for(path, list(contract.tables))
+    if name is None:
+        raise IngestError(
+            f"{path}: cannot tell which table this is; name the file or folder after one of "
+            f"{list(contract.tables)} or pass --table"
+        )
+    table = contract.table(name)
+    if not path.name.endswith(SUFFIXES):
+        raise IngestError(f"{path}: unsupported file type; expected one of {SUFFIXES}")
+    digest = sha256_of(path)
+    con = store.con
+    prior = con.execute(
+        "SELECT file_id, rows_read, rows_accepted, rows_quarantined FROM loaded_files "
+        "WHERE table_name = ? AND sha256 = ?", [name, digest]).fetchone()
+    if prior:
+        return LoadResult(path, name, "already loaded", prior[1], 0, 0, prior[0])
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        result = _load_in_transaction(store, path, table, digest, on_rows)
+        con.execute("COMMIT")
+        return result
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _load_in_transaction(
+    store: Store, path: Path, table: Table, digest: str,
+    on_rows: Callable[[int], None] | None,
+) -> LoadResult:
+    con = store.con
+    file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchone()[0])
+    bad_csv: list[_BadCsvRow] = []
+    is_parquet = path.name.endswith(".parquet")
+    batches = _parquet_batches(path, table) if is_parquet else _csv_batches(path, table, bad_csv)
+    cols = ", ".join(q(f.name) for f in table.fields)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _stage AS SELECT {cols}, "
+        "CAST(NULL AS BIGINT) AS _row, CAST(NULL AS VARCHAR) AS _raw, "
+        "CAST([] AS STRUCT(field VARCHAR, value VARCHAR, reason VARCHAR)[]) AS _err "
+        f"FROM {q(table.name)} LIMIT 0"
+    )
+    rows_read = 0
+    for batch in batches:
+        con.register("_batch", batch)
+        con.execute(f"INSERT INTO _stage BY NAME {validation_sql(table, '_batch')}")
+        con.unregister("_batch")
+        rows_read += batch.num_rows
+        if on_rows:
+            on_rows(batch.num_rows)
+    rows_read += len(bad_csv)
+
+    # Duplicate keys: a second row in this file, or a row already in the table.
+    key_eq = " AND ".join(f"ok.{q(k)} = x.{q(k)}" for k in table.key)
+    key_cols = ", ".join(q(k) for k in table.key)
+    key_desc = ", ".join(table.key)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _judged AS
+        WITH ok AS (
+            SELECT s.*, row_number() OVER (PARTITION BY {key_cols} ORDER BY _row) AS _nth,
+                   min(_row) OVER (PARTITION BY {key_cols}) AS _first
+            FROM _stage s WHERE len(_err) = 0
+        )
+        SELECT ok.* EXCLUDE (_err, _nth, _first),
+            CASE
+              WHEN _nth > 1 THEN [{{'field': {lit(table.key[0])}, 'value': CAST(ok.{q(table.key[0])} AS VARCHAR),
+                    'reason': 'duplicate {key_desc}: same as row ' || _first || ' of this file'}}]
+              WHEN x._file_id IS NOT NULL THEN [{{'field': {lit(table.key[0])}, 'value': CAST(ok.{q(table.key[0])} AS VARCHAR),
+                    'reason': 'duplicate {key_desc}: already loaded from ' || lf.path || ' row ' || x._row}}]
+              ELSE []
+            END AS _err
+        FROM ok
+        LEFT JOIN (SELECT {key_cols}, _file_id, _row FROM {q(table.name)}) x
+            ON {key_eq}
+        LEFT JOIN loaded_files lf ON lf.file_id = x._file_id
+        UNION ALL
+        SELECT s.* FROM _stage s WHERE len(_err) > 0
+    """)
+    tz = lit(store.contract.report_timezone)
+    time_col = q(table.time_field)
+    con.execute(
+        f"INSERT INTO {q(table.name)} SELECT {cols}, "
+        f"CAST(timezone({tz}, CAST({time_col} AS TIMESTAMPTZ)) AS DATE), {file_id}, _row "
+        "FROM _judged WHERE len(_err) = 0"
+    )
+    con.execute(
+        "INSERT INTO quarantine SELECT ?, ?, ?, _row, _err[1].field, _err[1].value, _err[1].reason, "
+        "array_to_string(list_transform(_err, lambda e: e.field || ': ' || e.reason), '; '), _raw "
+        "FROM _judged WHERE len(_err) > 0",
+        [file_id, table.name, str(path)],
+    )
+    if bad_csv:
+        con.executemany(
+            "INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
+            [[file_id, table.name, str(path), b.row, b.reason, b.reason, b.text] for b in bad_csv],
+        )
+    accepted = int(con.execute("SELECT count(*) FROM _judged WHERE len(_err) = 0").fetchone()[0])
+    quarantined = rows_read - accepted
+    reasons = Counter(dict(con.execute(
+        "SELECT coalesce(field || ': ', '') || regexp_replace(reason, ': (same as|already loaded).*$', ''), "
+        "count(*) FROM quarantine WHERE file_id = ? GROUP BY ALL", [file_id]).fetchall()))
+    con.execute(
+        "INSERT INTO loaded_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [file_id, table.name, str(path), digest, path.stat().st_size, rows_read, accepted,
+         quarantined, store.contract.version, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+    )
+    con.execute("DROP TABLE _stage; DROP TABLE _judged")
+    return LoadResult(path, table.name, "loaded", rows_read, accepted, quarantined, file_id, reasons)
