@@ -52,6 +52,7 @@ class Payload(_Strict):
 class Speed(_Strict):
     exclude_quarantine_time: bool
     no_response_counts_as_late: bool
+    rtt_modes: list[Mode]
 
 
 class AlertRules(_Strict):

@@ -1,0 +1,470 @@
+"""Generate a month of synthetic DCC traffic as Parquet, one file per table per day.
+
+Reproducible: every random stream is derived from (seed, day, chunk), so any day can be
+regenerated alone and a national-scale month streams in bounded memory (one chunk at a time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from opmetrics import methodology
+from opmetrics.simulate import profiles as P
+
+UK = ZoneInfo("Europe/London")
+CHUNK_ROWS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Scale:
+    devices: int
+    requests_per_day: int
+
+
+SCALES = {
+    "tiny": Scale(4_000, 2_000),
+    "small": Scale(60_000, 20_000),
+    "medium": Scale(2_000_000, 1_000_000),
+    "national": Scale(50_000_000, 33_000_000),
+}
+
+SR_SCHEMA = pa.schema([
+    ("request_id", pa.string()), ("party_id", pa.string()), ("user_role", pa.string()),
+    ("srv", pa.string()), ("mode", pa.string()), ("critical", pa.bool_()),
+    ("device_id", pa.string()), ("device_type", pa.string()), ("smets", pa.int8()),
+    ("region", pa.string()), ("received_at", pa.timestamp("ms", "UTC")),
+    ("responded_at", pa.timestamp("ms", "UTC")), ("response_code", pa.string()),
+    ("report_status", pa.int8()), ("dsp_attempts", pa.int8()),
+    ("quarantine_released_at", pa.timestamp("ms", "UTC")),
+])
+ALERT_SCHEMA = pa.schema([
+    ("alert_id", pa.string()), ("alert_code", pa.string()), ("kind", pa.string()),
+    ("device_id", pa.string()), ("device_type", pa.string()), ("smets", pa.int8()),
+    ("region", pa.string()), ("party_id", pa.string()), ("request_id", pa.string()),
+    ("raised_at", pa.timestamp("ms", "UTC")), ("delivered_at", pa.timestamp("ms", "UTC")),
+    ("suppressed", pa.bool_()),
+])
+
+_HEX = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
+
+
+def eui64(values: np.ndarray) -> pa.StringArray:
+    """Format uint64 values as EUI-64 strings (00-DB-..), vectorised, no Python loop per row."""
+    v = values.astype(np.uint64)
+    out = np.empty((len(v), 23), dtype=np.uint8)
+    out[:, 2::3] = ord("-")
+    for i in range(8):
+        b = ((v >> np.uint64(8 * (7 - i))) & np.uint64(0xFF)).astype(np.uint8)
+        out[:, 3 * i] = _HEX[b >> 4]
+        out[:, 3 * i + 1] = _HEX[b & 15]
+    offsets = pa.py_buffer(np.arange(0, 23 * len(v) + 1, 23, dtype=np.int32).tobytes())
+    return pa.StringArray.from_buffers(len(v), offsets, pa.py_buffer(out.tobytes()))
+
+
+class Estate:
+    """The device population: type, SMETS generation, region and owning supplier per device."""
+
+    DEVICE_BASE = 0x00DB_0000_0000_0000
+
+    def __init__(self, n: int, rng: np.random.Generator):
+        self.n = n
+        self.type = rng.choice(len(P.DEVICE_TYPES), size=n, p=P.DEVICE_MIX).astype(np.int8)
+        smets1 = rng.random(n) < P.SMETS1_SHARE
+        self.region = np.where(
+            smets1, 3, rng.choice(3, size=n, p=P.SMETS2_REGION_MIX)).astype(np.int8)
+        shares = np.array([p.share for p in P.SUPPLIERS])
+        self.party = rng.choice(len(P.SUPPLIERS), size=n, p=shares / shares.sum()).astype(np.int8)
+        order = np.lexsort((self.region == 3, self.type))
+        key = self.type[order].astype(np.int32) * 2 + (self.region[order] == 3)
+        bounds = np.searchsorted(key, np.arange(len(P.DEVICE_TYPES) * 2 + 1))
+        self.pool = {
+            (t, s1): order[bounds[t * 2 + s1]: bounds[t * 2 + s1 + 1]]
+            for t in range(len(P.DEVICE_TYPES)) for s1 in (0, 1)
+        }
+
+    def pick(self, rng: np.random.Generator, dtype: np.ndarray, smets1: np.ndarray) -> np.ndarray:
+        idx = np.empty(len(dtype), dtype=np.int64)
+        for (t, s1), pool in self.pool.items():
+            m = (dtype == t) & (smets1 == bool(s1))
+            k = int(m.sum())
+            if k:
+                if len(pool) == 0:  # tiny estates: fall back to the other generation
+                    pool = self.pool[(t, 1 - s1)]
+                idx[m] = pool[rng.integers(0, len(pool), size=k)]
+        return idx
+
+
+@dataclass
+class Faults:
+    """Injected events that the report should make visible."""
+
+    wan_outage_day: int = 12  # North WAN outage, 14:05-15:40 UK time
+    alert_storm_day: int = 20  # Central power-outage alert storm, 18:00-19:00
+    enabled: bool = True
+
+
+def _day_starts(year: int, month: int) -> list[dt.datetime]:
+    """UTC instants of each UK local midnight of the month, plus the next month's first."""
+    d = dt.date(year, month, 1)
+    out = []
+    while d.month == month or not out or out[-1].month == month:
+        out.append(dt.datetime(d.year, d.month, d.day, tzinfo=UK).astimezone(dt.UTC))
+        if d.month != month:
+            break
+        d += dt.timedelta(days=1)
+    return out
+
+
+def _ms(t: dt.datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def _local_ms(day_start: dt.datetime, hour: float) -> int:
+    return _ms(day_start) + int(hour * 3_600_000)
+
+
+class _DayGen:
+    def __init__(self, estate: Estate, scale: Scale, seed: int, faults: Faults):
+        self.estate, self.scale, self.seed, self.faults = estate, scale, seed, faults
+        m = methodology.load()
+        self.critical = {s.srv: s.critical for s in m.srvs}
+        self.total_share = sum(s.share for s in P.SRV_MIX)
+        self.region_names = pa.array(P.REGIONS)
+        self.type_names = pa.array(P.DEVICE_TYPES)
+        self.party_ids = pa.array([p.party_id for p in P.PARTIES])
+        self.party_euis = pa.array([p.eui for p in P.PARTIES])
+        self.dno_for_region = np.array([P.PARTIES.index(d) for d in P.DNOS])
+
+    def volumes(self, day_no: int, weekday: int) -> list[int]:
+        rng = np.random.default_rng([self.seed, day_no, 0])
+        base = self.scale.requests_per_day / self.total_share
+        return [int(rng.poisson(base * s.share * P.WEEKDAY[s.profile][weekday])) for s in P.SRV_MIX]
+
+    def requests(
+        self, day_no: int, start: dt.datetime, counts: list[int], chunk: int
+    ) -> tuple[pa.Table, pa.Table]:
+        rng = np.random.default_rng([self.seed, day_no, 1, chunk])
+        parts = [self._srv_rows(rng, spec, n, start) for spec, n in zip(P.SRV_MIX, counts, strict=True) if n]
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return self._to_tables(rng, cols, day_no, chunk)
+
+    def _srv_rows(self, rng: np.random.Generator, spec: P.SrvSpec, n: int, start: dt.datetime) -> dict:
+        e, f = self.estate, self.faults
+        hours = np.array(P.HOURLY[spec.profile], dtype=float)
+        hour = rng.choice(24, size=n, p=hours / hours.sum()) + rng.random(n)
+        received = _ms(start) + (hour * 3_600_000).astype(np.int64)
+        types = list(spec.devices)
+        dtype_idx = np.array([P.DEVICE_TYPES.index(t) for t in types])[
+            rng.choice(len(types), size=n, p=np.array(list(spec.devices.values())))]
+        smets1 = rng.random(n) < spec.smets1
+        dev = e.pick(rng, dtype_idx, smets1)
+        region = e.region[dev]
+        dtype_idx = e.type[dev]
+        if spec.sender == "dno":
+            party = np.where(region < 3, self.dno_for_region[np.minimum(region, 2)],
+                             self.dno_for_region[rng.integers(0, 3, size=n)])
+            role = np.full(n, "ED", dtype=object)
+        else:
+            party = e.party[dev].astype(np.int64)
+            role = np.where(np.isin(dtype_idx, [1, 2]), "GS", "IS").astype(object)
+        modes = list(spec.modes)
+        mode_idx = rng.choice(len(modes), size=n, p=np.array(list(spec.modes.values())))
+        on_demand = np.array([m == "on-demand" for m in modes])[mode_idx]
+
+        # Speed: lognormal body, Pareto tail, gas wake-ups, DSP retries.
+        med = np.array([P.RTT_MEDIAN_S[t] for t in P.DEVICE_TYPES])[dtype_idx] * np.array(
+            P.REGION_FACTOR)[region]
+        rtt = med * np.exp(P.RTT_SIGMA * rng.standard_normal(n))
+        tail = rng.random(n) < P.TAIL_P
+        rtt[tail] += 8 * (rng.pareto(1.4, int(tail.sum())) + 1)
+        wake = (dtype_idx == 1) & (rng.random(n) < P.GSME_WAKE_P)
+        rtt[wake] += rng.uniform(0, 1800, int(wake.sum()))
+        attempts = 1 + (rng.random(n) < 0.04) + (rng.random(n) < 0.01)
+        rtt += (attempts - 1) * rng.uniform(8, 15, n)
+        later = ~on_demand
+        rtt[later] = rng.uniform(1_800, 72_000, int(later.sum()))
+        late = later & (rng.random(n) < 0.004)
+        rtt[late] = rng.uniform(86_400, 108_000, int(late.sum()))
+
+        # Payload: comms failures (more in a WAN outage), other errors, no response, pending.
+        u = rng.random(n)
+        p_fail = np.array(P.P_COMMS_FAIL)[region]
+        if f.enabled and start.astimezone(UK).day == f.wan_outage_day:
+            o0, o1 = _local_ms(start, 14 + 5 / 60), _local_ms(start, 15 + 40 / 60)
+            in_outage = (region == 0) & (received >= o0) & (received < o1)
+            p_fail = np.where(in_outage, 0.65, p_fail)
+            rtt[in_outage] *= 3
+        comms = u < p_fail
+        other = (u >= p_fail) & (u < p_fail + P.P_OTHER_ERROR)
+        v = rng.random(n)
+        no_resp = ~comms & ~other & (v < P.P_NO_RESPONSE)
+        pending = ~comms & ~other & (v >= P.P_NO_RESPONSE) & (v < P.P_NO_RESPONSE + P.P_PENDING)
+        e21 = comms & (rng.random(n) < 0.55)
+        rtt[e21 & on_demand] = rng.uniform(30, 95, int((e21 & on_demand).sum()))
+        rtt[other] = rng.uniform(0.15, 1.2, int(other.sum()))
+        code = np.full(n, spec.ok_code, dtype=object)
+        code[comms] = np.where(e21[comms], "E21", "E20")
+        code[other] = rng.choice(["E4", "E8", "E51", "E62"], size=int(other.sum()))
+        code[no_resp | pending] = None
+        status = np.where(on_demand, spec.status_ok,
+                          np.where(np.array([m == "future-dated" for m in modes])[mode_idx], 28, 6))
+        status = np.where(other, 8, status)
+        status = np.where(no_resp, 34, np.where(pending, 1, status))
+
+        quarantined = rng.random(n) < P.P_QUARANTINE
+        released = np.where(quarantined, received + rng.integers(600_000, 172_800_000, n), -1)
+        start_ms = np.where(quarantined, released, received)
+        responded = np.where(no_resp | pending, -1, start_ms + (rtt * 1000).astype(np.int64))
+        return {
+            "srv": np.full(n, spec.srv, dtype=object), "dev": dev, "dtype": dtype_idx,
+            "region": region, "party": party, "role": role, "mode": np.array(modes, dtype=object)[mode_idx],
+            "critical": np.full(n, self.critical.get(spec.srv, False)), "received": received,
+            "responded": responded, "code": code, "status": status.astype(np.int8),
+            "attempts": attempts.astype(np.int8), "released": released,
+        }
+
+    def _to_tables(self, rng: np.random.Generator, c: dict, day_no: int, chunk: int) -> tuple[pa.Table, pa.Table]:
+        n = len(c["srv"])
+        order = np.argsort(c["received"], kind="stable")
+        c = {k: v[order] for k, v in c.items()}
+        counter = (day_no * 100 + chunk) * 100_000_000 + np.arange(n, dtype=np.int64)
+        dev_ids = eui64(Estate.DEVICE_BASE + c["dev"])
+        party = pa.array(c["party"])
+        request_id = pc.binary_join_element_wise(
+            self.party_euis.take(party), dev_ids, pc.cast(pa.array(counter), pa.string()), ":")
+
+        def ts(ms: np.ndarray) -> pa.Array:
+            return pa.array(ms, pa.int64(), mask=ms < 0).cast(pa.timestamp("ms", "UTC"))
+
+        smets = np.where(c["region"] == 3, 1, 2).astype(np.int8)
+        region = self.region_names.take(pa.array(c["region"]))
+        dtype = self.type_names.take(pa.array(c["dtype"]))
+        party_id = self.party_ids.take(party)
+        sr = pa.table([
+            request_id, party_id, pa.array(c["role"], pa.string()), pa.array(c["srv"], pa.string()),
+            pa.array(c["mode"], pa.string()), pa.array(c["critical"]), dev_ids, dtype,
+            pa.array(smets), region, ts(c["received"]), ts(c["responded"]),
+            pa.array(c["code"], pa.string()), pa.array(c["status"]), pa.array(c["attempts"]),
+            ts(c["released"]),
+        ], schema=SR_SCHEMA)
+
+        # N12/N13 DCC alerts for each E20/E21 response, linked by request id.
+        code = c["code"]
+        fail = np.flatnonzero((code == "E20") | (code == "E21"))
+        raised = c["responded"][fail] + rng.integers(0, 2_000, len(fail))
+        delivered = raised + (1000 * rng.lognormal(0.4, 0.7, len(fail))).astype(np.int64)
+        k = len(fail)
+        alert_ids = pc.binary_join_element_wise(
+            pa.array(np.full(k, "F"), pa.string()),
+            pc.cast(pa.array(counter[fail]), pa.string()), "-")
+        fail_alerts = pa.table([
+            alert_ids, pa.array(np.where(code[fail] == "E20", "N12", "N13"), pa.string()),
+            pa.array(np.full(k, "dcc"), pa.string()), dev_ids.take(pa.array(fail)),
+            dtype.take(pa.array(fail)), pa.array(smets[fail]), region.take(pa.array(fail)),
+            party_id.take(pa.array(fail)), request_id.take(pa.array(fail)), ts(raised), ts(delivered),
+            pa.array(np.zeros(k, dtype=bool)),
+        ], schema=ALERT_SCHEMA)
+        return sr, fail_alerts
+
+    def alerts(self, day_no: int, start: dt.datetime, n: int, chunk: int) -> pa.Table:
+        rng = np.random.default_rng([self.seed, day_no, 2, chunk])
+        e, f = self.estate, self.faults
+        dev = rng.integers(0, e.n, size=n)
+        hours = np.array(P.HOURLY["evening"], dtype=float)
+        raised = _ms(start) + ((rng.choice(24, size=n, p=hours / hours.sum()) + rng.random(n))
+                               * 3_600_000).astype(np.int64)
+        is_dcc = rng.random(n) < 0.1
+        dcodes, dp = list(P.DEVICE_ALERTS), np.array(list(P.DEVICE_ALERTS.values()))
+        ccodes, cp = list(P.DCC_ALERTS), np.array(list(P.DCC_ALERTS.values()))
+        code = np.where(is_dcc, np.array(ccodes)[rng.choice(len(ccodes), size=n, p=cp)],
+                        np.array(dcodes)[rng.choice(len(dcodes), size=n, p=dp / dp.sum())])
+        suppressed = np.zeros(n, dtype=bool)
+        delay = 1000 * rng.lognormal(0.3, 0.8, n)
+        slow = rng.random(n) < 0.004
+        delay[slow] = rng.uniform(60_000, 900_000, int(slow.sum()))
+        if f.enabled and start.astimezone(UK).day == f.alert_storm_day and chunk == 0:
+            storm = rng.random(n) < 0.08
+            dev[storm] = e.pool[(0, 0)][rng.integers(0, len(e.pool[(0, 0)]), int(storm.sum()))]
+            storm &= e.region[dev] == 1
+            raised[storm] = _local_ms(start, 18) + rng.integers(0, 3_600_000, int(storm.sum()))
+            code[storm] = "AD1"
+            is_dcc |= storm
+            suppressed[storm] = rng.random(int(storm.sum())) < 0.6
+            delay[storm] *= rng.uniform(1, 40, int(storm.sum()))
+        delivered = (raised + delay.astype(np.int64))
+        delivered[rng.random(n) < 0.0003] = -1
+        order = np.argsort(raised, kind="stable")
+        dev, raised, delivered, code, is_dcc, suppressed = (
+            a[order] for a in (dev, raised, delivered, code, is_dcc, suppressed))
+        region = e.region[dev]
+        ids = pc.binary_join_element_wise(
+            pa.array(np.full(n, "A"), pa.string()),
+            pc.cast(pa.array((day_no * 100 + chunk) * 100_000_000 + np.arange(n)), pa.string()), "-")
+        return pa.table([
+            ids, pa.array(code, pa.string()), pa.array(np.where(is_dcc, "dcc", "device"), pa.string()),
+            eui64(Estate.DEVICE_BASE + dev), self.type_names.take(pa.array(e.type[dev])),
+            pa.array(np.where(region == 3, 1, 2).astype(np.int8)),
+            self.region_names.take(pa.array(region)),
+            pa.array([p.party_id for p in P.SUPPLIERS]).take(pa.array(e.party[dev])),
+            pa.nulls(n, pa.string()), pa.array(raised).cast(pa.timestamp("ms", "UTC")),
+            pa.array(delivered, mask=delivered < 0).cast(pa.timestamp("ms", "UTC")),
+            pa.array(suppressed),
+        ], schema=ALERT_SCHEMA)
+
+
+def _events(year: int, month: int, starts: list[dt.datetime], seed: int, faults: Faults) -> tuple[pa.Table, pa.Table]:
+    """Incidents and outages: routine incidents, planned maintenance, the injected outage."""
+    rng = np.random.default_rng([seed, 9999])
+    inc, out = [], []
+    ndays = len(starts) - 1
+    tag = f"{year % 100:02d}{month:02d}"
+    cats = rng.choice([1, 2, 3, 4, 5], size=36, p=[0.0, 0.05, 0.3, 0.4, 0.25])
+    targets_h = {1: 4, 2: 8, 3: 24, 4: 72, 5: 120}
+    for i, cat in enumerate(cats, start=10):
+        raised = starts[int(rng.integers(0, ndays))] + dt.timedelta(hours=float(rng.uniform(0, 24)))
+        assigned = raised + dt.timedelta(minutes=float(rng.exponential(25)))
+        resolved = raised + dt.timedelta(hours=float(targets_h[int(cat)] * rng.lognormal(-0.6, 0.6)))
+        closed = resolved + dt.timedelta(hours=float(rng.uniform(1, 48)))
+        region = rng.choice(["North", "Central", "South", "SMETS1", None])
+        inc.append({
+            "incident_id": f"INC{tag}-{i:04d}", "category": int(cat),
+            "dcc_responsible": bool(rng.random() < 0.8),
+            "smets": 1 if region == "SMETS1" else (2 if region else None), "region": region,
+            "raised_at": raised, "assigned_at": assigned, "resolved_at": resolved,
+            "closed_at": closed, "services": "DCC User Interface", "summary": "Routine incident",
+        })
+    sundays = [s for s in starts[:-1] if s.astimezone(UK).weekday() == 6][:2]
+    for j, s in enumerate(sundays, start=1):
+        out.append({
+            "outage_id": f"OUT{tag}-P{j}", "service": "DCC User Interface", "subsystem": "DSP Core",
+            "region": None, "start_at": s + dt.timedelta(hours=1), "end_at": s + dt.timedelta(hours=3),
+            "planned": True, "incident_id": None,
+        })
+    if faults.enabled and faults.wan_outage_day <= ndays:
+        s = starts[faults.wan_outage_day - 1]
+        o0 = s + dt.timedelta(hours=14, minutes=5)
+        o1 = s + dt.timedelta(hours=15, minutes=40)
+        inc.append({
+            "incident_id": f"INC{tag}-0001", "category": 2, "dcc_responsible": True, "smets": 2,
+            "region": "North", "raised_at": o0 + dt.timedelta(minutes=6),
+            "assigned_at": o0 + dt.timedelta(minutes=11), "resolved_at": o1,
+            "closed_at": o1 + dt.timedelta(hours=20), "services": "DCC User Interface",
+            "summary": "CSP North WAN outage: Service Requests to SMETS2 devices timing out",
+        })
+        out.append({
+            "outage_id": f"OUT{tag}-U1", "service": "DCC User Interface",
+            "subsystem": "CSP North WAN", "region": "North", "start_at": o0, "end_at": o1,
+            "planned": False, "incident_id": f"INC{tag}-0001",
+        })
+    return pa.Table.from_pylist(inc), pa.Table.from_pylist(out)
+
+
+def _bad_rows_csv(path: Path, good: pa.Table, n: int, seed: int) -> None:
+    """A late 'corrections' file: real duplicates and corrupted rows, to exercise quarantine."""
+    rng = np.random.default_rng([seed, 4242])
+    rows = good.slice(0, max(n, 1)).to_pylist()[:n]
+    faults = ["duplicate", "bad_time", "bad_region", "missing_id", "bad_smets", "early_response"]
+    out = []
+    for i, r in enumerate(rows):
+        r = {k: (v.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                 if isinstance(v, dt.datetime) else v) for k, v in r.items()}
+        kind = faults[i % len(faults)]
+        if kind == "bad_time":
+            r["received_at"] = "2026-13-45T25:00:00Z"
+        elif kind == "bad_region":
+            r["region"] = "Midlands"
+        elif kind == "missing_id":
+            r["request_id"] = ""
+        elif kind == "bad_smets":
+            r["smets"] = "3"
+        elif kind == "early_response" and r["responded_at"]:
+            r["responded_at"] = "2020-01-01T00:00:00.000Z"
+        out.append(r)
+    rng.shuffle(out)
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=SR_SCHEMA.names)
+        w.writeheader()
+        for r in out:
+            w.writerow({k: ("" if v is None else str(v).lower() if isinstance(v, bool) else v)
+                        for k, v in r.items()})
+
+
+def simulate_month(
+    month: str,
+    out_dir: str | Path,
+    scale: str = "small",
+    seed: int = 2026,
+    faults: Faults | None = None,
+    bad_rows: int = 0,
+    on_day: Callable[[int, int, int], None] | None = None,
+) -> dict:
+    """Write OUT/{service_requests,alerts,incidents,outages}/... for one month; return a manifest.
+
+    `on_day(day, requests, alerts)` is called after each day, for progress reporting.
+    """
+    try:
+        year, mon = (int(x) for x in month.split("-"))
+        dt.date(year, mon, 1)
+    except ValueError:
+        raise ValueError(f"month must look like 2026-10, got {month!r}") from None
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {list(SCALES)}")
+    sc, faults = SCALES[scale], faults or Faults()
+    out = Path(out_dir)
+    for t in ("service_requests", "alerts", "incidents", "outages"):
+        (out / t).mkdir(parents=True, exist_ok=True)
+    estate = Estate(sc.devices, np.random.default_rng([seed, 0]))
+    gen = _DayGen(estate, sc, seed, faults)
+    starts = _day_starts(year, mon)
+    totals = {"service_requests": 0, "alerts": 0}
+    first_day: pa.Table | None = None
+    for day_no, start in enumerate(starts[:-1], start=1):
+        local = start.astimezone(UK).date()
+        counts = gen.volumes(day_no, local.weekday())
+        nchunks = max(1, -(-sum(counts) // CHUNK_ROWS))
+        sr_path = out / "service_requests" / f"{local.isoformat()}.parquet"
+        al_path = out / "alerts" / f"{local.isoformat()}.parquet"
+        n_req = n_al = 0
+        with pq.ParquetWriter(sr_path, SR_SCHEMA, compression="zstd") as sw, \
+                pq.ParquetWriter(al_path, ALERT_SCHEMA, compression="zstd") as aw:
+            for ch in range(nchunks):
+                part = [c // nchunks + (1 if ch < c % nchunks else 0) for c in counts]
+                sr, fail_alerts = gen.requests(day_no, start, part, ch)
+                sw.write_table(sr)
+                n_alerts = max(0, int(sum(part) * P.ALERTS_PER_REQUEST) - fail_alerts.num_rows)
+                al = pa.concat_tables([fail_alerts, gen.alerts(day_no, start, n_alerts, ch)])
+                aw.write_table(al)
+                n_req += sr.num_rows
+                n_al += al.num_rows
+                if first_day is None:
+                    first_day = sr
+        totals["service_requests"] += n_req
+        totals["alerts"] += n_al
+        if on_day:
+            on_day(day_no, n_req, n_al)
+    incidents, outages = _events(year, mon, starts, seed, faults)
+    pq.write_table(incidents, out / "incidents" / f"incidents-{month}.parquet")
+    pq.write_table(outages, out / "outages" / f"outages-{month}.parquet")
+    if bad_rows and first_day is not None:
+        _bad_rows_csv(out / "service_requests" / f"corrections-{month}.csv", first_day, bad_rows, seed)
+    manifest = {
+        "month": month, "scale": scale, "seed": seed, "days": len(starts) - 1,
+        "rows": {**totals, "incidents": incidents.num_rows, "outages": outages.num_rows,
+                 "bad_rows": bad_rows},
+        "faults": {"wan_outage_day": faults.wan_outage_day, "alert_storm_day": faults.alert_storm_day}
+        if faults.enabled else None,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
