@@ -176,10 +176,16 @@ def markdown(contract: Contract | None = None) -> str:
         "",
     ]
     for t in c.tables.values():
-        out += [f"## `{t.name}`", "", t.description, "",
-                f"Key: `{', '.join(t.key)}`. Reporting day from: `{t.time_field}`.", "",
-                "| field | type | required | allowed values | meaning |",
-                "|---|---|---|---|---|"]
+        out += [
+            f"## `{t.name}`",
+            "",
+            t.description,
+            "",
+            f"Key: `{', '.join(t.key)}`. Reporting day from: `{t.time_field}`.",
+            "",
+            "| field | type | required | allowed values | meaning |",
+            "|---|---|---|---|---|",
+        ]
         for f in t.fields:
             allowed = []
             if f.enum is not None:

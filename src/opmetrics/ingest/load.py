@@ -28,6 +28,8 @@ from opmetrics.ingest.validate import lit, q, validation_sql
 
 BATCH_ROWS = 500_000
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
+# The part of a duplicate-key reason that names the other row; stripped when summarising.
+DUPLICATE_DETAIL = ": (same as|already loaded).*$"
 
 
 class IngestError(Exception):
@@ -88,9 +90,7 @@ def _check_columns(path: Path, table: Table, columns: list[str]) -> None:
     if dupes:
         problems.append(f"repeated column(s) {dupes}")
     if problems:
-        raise IngestError(
-            f"{path}: header does not match the '{table.name}' contract: {'; '.join(problems)}"
-        )
+        raise IngestError(f"{path}: header does not match the '{table.name}' contract: {'; '.join(problems)}")
 
 
 @dataclass
@@ -117,8 +117,13 @@ def _csv_batches(path: Path, table: Table, bad: list[_BadCsvRow]) -> Iterator[pa
     ncols = len(header)
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad.append(_BadCsvRow(row.number - 1, row.text,
-                              f"wrong number of fields: expected {ncols}, got {row.actual_columns}"))
+        bad.append(
+            _BadCsvRow(
+                row.number - 1,
+                row.text,
+                f"wrong number of fields: expected {ncols}, got {row.actual_columns}",
+            )
+        )
         return "skip"
 
     reader = pacsv.open_csv(
@@ -126,7 +131,8 @@ def _csv_batches(path: Path, table: Table, bad: list[_BadCsvRow]) -> Iterator[pa
         read_options=pacsv.ReadOptions(use_threads=False, block_size=32 << 20),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
         convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in header}, strings_can_be_null=False,
+            column_types={c: pa.string() for c in header},
+            strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
     )
@@ -195,7 +201,9 @@ def load_file(
     con = store.con
     prior = con.execute(
         "SELECT file_id, rows_read, rows_accepted, rows_quarantined FROM loaded_files "
-        "WHERE table_name = ? AND sha256 = ?", [name, digest]).fetchone()
+        "WHERE table_name = ? AND sha256 = ?",
+        [name, digest],
+    ).fetchone()
     if prior:
         return LoadResult(path, name, "already loaded", prior[1], 0, 0, prior[0])
 
@@ -210,7 +218,10 @@ def load_file(
 
 
 def _load_in_transaction(
-    store: Store, path: Path, table: Table, digest: str,
+    store: Store,
+    path: Path,
+    table: Table,
+    digest: str,
     on_rows: Callable[[int], None] | None,
 ) -> LoadResult:
     con = store.con
@@ -239,6 +250,8 @@ def _load_in_transaction(
     key_eq = " AND ".join(f"ok.{q(k)} = x.{q(k)}" for k in table.key)
     key_cols = ", ".join(q(k) for k in table.key)
     key_desc = ", ".join(table.key)
+    k0 = table.key[0]
+    dup = f"{{'field': {lit(k0)}, 'value': CAST(ok.{q(k0)} AS VARCHAR), 'reason': 'duplicate {key_desc}: "
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _judged AS
         WITH ok AS (
@@ -248,10 +261,9 @@ def _load_in_transaction(
         )
         SELECT ok.* EXCLUDE (_err, _nth, _first),
             CASE
-              WHEN _nth > 1 THEN [{{'field': {lit(table.key[0])}, 'value': CAST(ok.{q(table.key[0])} AS VARCHAR),
-                    'reason': 'duplicate {key_desc}: same as row ' || _first || ' of this file'}}]
-              WHEN x._file_id IS NOT NULL THEN [{{'field': {lit(table.key[0])}, 'value': CAST(ok.{q(table.key[0])} AS VARCHAR),
-                    'reason': 'duplicate {key_desc}: already loaded from ' || lf.path || ' row ' || x._row}}]
+              WHEN _nth > 1 THEN [{dup}same as row ' || _first || ' of this file'}}]
+              WHEN x._file_id IS NOT NULL
+                THEN [{dup}already loaded from ' || lf.path || ' row ' || x._row}}]
               ELSE []
             END AS _err
         FROM ok
@@ -281,13 +293,30 @@ def _load_in_transaction(
         )
     accepted = int(con.execute("SELECT count(*) FROM _judged WHERE len(_err) = 0").fetchone()[0])
     quarantined = rows_read - accepted
-    reasons = Counter(dict(con.execute(
-        "SELECT coalesce(field || ': ', '') || regexp_replace(reason, ': (same as|already loaded).*$', ''), "
-        "count(*) FROM quarantine WHERE file_id = ? GROUP BY ALL", [file_id]).fetchall()))
+    reasons = Counter(
+        dict(
+            con.execute(
+                "SELECT coalesce(field || ': ', '') || "
+                f"regexp_replace(reason, {lit(DUPLICATE_DETAIL)}, ''), "
+                "count(*) FROM quarantine WHERE file_id = ? GROUP BY ALL",
+                [file_id],
+            ).fetchall()
+        )
+    )
     con.execute(
         "INSERT INTO loaded_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [file_id, table.name, str(path), digest, path.stat().st_size, rows_read, accepted,
-         quarantined, store.contract.version, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+        [
+            file_id,
+            table.name,
+            str(path),
+            digest,
+            path.stat().st_size,
+            rows_read,
+            accepted,
+            quarantined,
+            store.contract.version,
+            dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        ],
     )
     con.execute("DROP TABLE _stage; DROP TABLE _judged")
     return LoadResult(path, table.name, "loaded", rows_read, accepted, quarantined, file_id, reasons)

@@ -31,8 +31,7 @@ def typed_expr(f: Field) -> str:
     if f.type == "integer":
         return f"CASE WHEN regexp_full_match({raw}, '[+-]?[0-9]{{1,18}}') THEN CAST({raw} AS BIGINT) END"
     if f.type == "boolean":
-        return (f"CASE WHEN lower({raw}) IN {_TRUE} THEN true "
-                f"WHEN lower({raw}) IN {_FALSE} THEN false END")
+        return f"CASE WHEN lower({raw}) IN {_TRUE} THEN true WHEN lower({raw}) IN {_FALSE} THEN false END"
     # timestamp: offsets honoured (TIMESTAMPTZ, session zone UTC), stored as naive UTC, ms precision
     return f"CAST(date_trunc('millisecond', TRY_CAST({raw} AS TIMESTAMPTZ)) AS TIMESTAMP)"
 
@@ -57,7 +56,9 @@ def field_errors(f: Field) -> list[str]:
     if f.enum is not None:
         allowed = ", ".join(lit(v) for v in f.enum)
         shown = ", ".join(str(v) for v in f.enum)
-        out.append(f"CASE WHEN {typed} NOT IN ({allowed}) THEN {_err(f.name, raw, f'not one of: {shown}')} END")
+        out.append(
+            f"CASE WHEN {typed} NOT IN ({allowed}) THEN {_err(f.name, raw, f'not one of: {shown}')} END"
+        )
     if f.pattern is not None:
         out.append(
             f"CASE WHEN NOT regexp_full_match({raw}, {lit(f.pattern)}) "
@@ -77,15 +78,14 @@ def validation_sql(table: Table, source: str) -> str:
     ferrs = [e for f in table.fields for e in field_errors(f)]
     raw_json = "to_json({" + ", ".join(f"{lit(f.name)}: n.{q(f.name)}" for f in table.fields) + "})"
     checks = [
-        f"CASE WHEN ({c.sql}) IS FALSE THEN {_err(c.field, q(c.field), c.reason)} END"
-        for c in table.checks
+        f"CASE WHEN ({c.sql}) IS FALSE THEN {_err(c.field, q(c.field), c.reason)} END" for c in table.checks
     ]
     check_list = f"list_filter([{', '.join(checks)}], lambda e: e IS NOT NULL)" if checks else "[]"
     return f"""
 WITH n AS (SELECT _row, {norm} FROM {source}),
 t AS (
     SELECT _row, {typed}, {raw_json} AS _raw,
-           list_filter([{', '.join(ferrs)}], lambda e: e IS NOT NULL) AS _ferr
+           list_filter([{", ".join(ferrs)}], lambda e: e IS NOT NULL) AS _ferr
     FROM n
 )
 SELECT t.* EXCLUDE (_ferr), list_concat(_ferr, {check_list}) AS _err FROM t

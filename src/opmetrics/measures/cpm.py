@@ -20,8 +20,9 @@ def _by_segment(t: ibis.Table, cpm_id: str, key: str) -> list[ibis.Table]:
     region = t.group_by(segment=t.segment).aggregate(**agg)
     total = t.aggregate(**agg).mutate(segment=ibis.literal("All"))
     return [
-        e.mutate(cpm=ibis.literal(cpm_id), key=ibis.literal(key))
-        .select("cpm", "key", "segment", "numerator", "denominator")
+        e.mutate(cpm=ibis.literal(cpm_id), key=ibis.literal(key)).select(
+            "cpm", "key", "segment", "numerator", "denominator"
+        )
         for e in (region, total)
     ]
 
@@ -44,8 +45,15 @@ def compute_cpm(con: Any, m: Methodology, period: str, rsvp: pa.Table) -> pa.Tab
             continue
         for r in rsvp.to_pylist():
             if r["scope"] == "process" and r["rate"] == "month" and r["segment"] in m.segments.all:
-                rows.append({"cpm": c.id, "key": r["key"], "segment": r["segment"],
-                             "numerator": r["within_trt"], "denominator": r["trt_denominator"]})
+                rows.append(
+                    {
+                        "cpm": c.id,
+                        "key": r["key"],
+                        "segment": r["segment"],
+                        "numerator": r["within_trt"],
+                        "denominator": r["trt_denominator"],
+                    }
+                )
     for r in rows:
         c = m.cpm(r["cpm"])
         pct = 100.0 * r["numerator"] / r["denominator"] if r["denominator"] else None
@@ -53,9 +61,20 @@ def compute_cpm(con: Any, m: Methodology, period: str, rsvp: pa.Table) -> pa.Tab
     order = {c.id: i for i, c in enumerate(m.cpms)}
     seg_order = {s: i for i, s in enumerate([*m.segments.all, "All"])}
     rows.sort(key=lambda r: (order[r["cpm"]], r["key"], seg_order.get(r["segment"], 99)))
-    return pa.Table.from_pylist(rows, schema=pa.schema([
-        ("cpm", pa.string()), ("key", pa.string()), ("segment", pa.string()),
-        ("numerator", pa.int64()), ("denominator", pa.int64()), ("pct", pa.float64()),
-        ("target", pa.float64()), ("minimum", pa.float64()), ("status", pa.string()),
-        ("period", pa.string()),
-    ]))
+    return pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("cpm", pa.string()),
+                ("key", pa.string()),
+                ("segment", pa.string()),
+                ("numerator", pa.int64()),
+                ("denominator", pa.int64()),
+                ("pct", pa.float64()),
+                ("target", pa.float64()),
+                ("minimum", pa.float64()),
+                ("status", pa.string()),
+                ("period", pa.string()),
+            ]
+        ),
+    )

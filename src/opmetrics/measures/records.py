@@ -37,15 +37,14 @@ def classified_requests(con: Any, m: Methodology, period: str | None = None) -> 
     failing = alerts.filter(
         alerts.alert_code.isin(m.payload.failure_alert_codes) & alerts.request_id.notnull()
     )
-    t = sr.left_join(
-        trt, [sr.srv == trt.trt_srv, sr.smets == trt.trt_smets, sr.mode == trt.trt_mode]
-    ).drop("trt_srv", "trt_smets", "trt_mode")
+    t = sr.left_join(trt, [sr.srv == trt.trt_srv, sr.smets == trt.trt_smets, sr.mode == trt.trt_mode]).drop(
+        "trt_srv", "trt_smets", "trt_mode"
+    )
     default_trt = ibis.cases(
         *[(t.mode == mode, secs) for mode, secs in m.trt_defaults_seconds.items()], else_=None
     )
     start = (
-        t.quarantine_released_at.coalesce(t.received_at)
-        if m.speed.exclude_quarantine_time else t.received_at
+        t.quarantine_released_at.coalesce(t.received_at) if m.speed.exclude_quarantine_time else t.received_at
     )
     has_response = t.responded_at.notnull()
     comms_failure = t.response_code.isin(m.payload.failure_response_codes).fill_null(False)
@@ -55,8 +54,10 @@ def classified_requests(con: Any, m: Methodology, period: str | None = None) -> 
     t = t.mutate(
         included=included,
         rule=ibis.ifelse(
-            included, ibis.literal("included: report status in reporting set"),
-            ibis.literal("excluded: report status ") + t.report_status.cast("string")
+            included,
+            ibis.literal("included: report status in reporting set"),
+            ibis.literal("excluded: report status ")
+            + t.report_status.cast("string")
             + " not in reporting (001 l.595-750)",
         ),
         segment=t.region,
@@ -111,8 +112,11 @@ def process_map(m: Methodology) -> ibis.Table:
     for p in m.processes:
         for code in p.srvs:
             srv = m.srv(code)
-            rows.append({
-                "process_id": p.id, "srv": code,
-                "smets1_applicable": bool(p.smets1 and srv is not None and srv.smets1),
-            })
+            rows.append(
+                {
+                    "process_id": p.id,
+                    "srv": code,
+                    "smets1_applicable": bool(p.smets1 and srv is not None and srv.smets1),
+                }
+            )
     return ibis.memtable(rows).rename(map_srv="srv")

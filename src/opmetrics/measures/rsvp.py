@@ -70,7 +70,8 @@ def compute_rsvp(con: Any, m: Methodology, period: str) -> pa.Table:
     union = ibis.union(*rsvp_expressions(con, m, period))
     out = union.mutate(
         within_trt_pct=ibis.ifelse(
-            union.trt_denominator > 0, 100.0 * union.within_trt / union.trt_denominator, None),
+            union.trt_denominator > 0, 100.0 * union.within_trt / union.trt_denominator, None
+        ),
         failure_pct=100.0 * union.failures / union.volume,
         success_pct=100.0 * (union.volume - union.failures) / union.volume,
     ).order_by(["scope", "key", "rate", "day", "segment"])

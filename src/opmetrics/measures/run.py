@@ -51,7 +51,9 @@ def _store_period(store: Store, name: str, period: str, rows: pa.Table) -> None:
 
 
 def compute(
-    store: Store, m: Methodology, period: str,
+    store: Store,
+    m: Methodology,
+    period: str,
     on_step: Callable[[str], None] | None = None,
 ) -> RunInfo:
     """Compute RSVP and CPMs for `period` (YYYY-MM), replacing that period's stored results."""
@@ -60,32 +62,50 @@ def compute(
     con = store.con
     n_req, n_incl = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE report_status IN ?) FROM service_requests "
-        "WHERE report_date BETWEEN ? AND ?", [m.report_status.included, first, last]).fetchone()
+        "WHERE report_date BETWEEN ? AND ?",
+        [m.report_status.included, first, last],
+    ).fetchone()
     n_alerts = con.execute(
-        "SELECT count(*) FROM alerts WHERE report_date BETWEEN ? AND ?", [first, last]).fetchone()[0]
+        "SELECT count(*) FROM alerts WHERE report_date BETWEEN ? AND ?", [first, last]
+    ).fetchone()[0]
     if n_req == 0:
         raise ValueError(
             f"no service requests loaded for {period} (UK days {first} to {last}); "
-            "run `opmetrics ingest` first")
+            "run `opmetrics ingest` first"
+        )
     ib = store.ibis()
     step("RSVP per SRV and business process")
     rsvp = compute_rsvp(ib, m, period)
     step("Code Performance Measures")
     cpm = compute_cpm(ib, m, period, rsvp)
     info = RunInfo(
-        run_id=uuid.uuid4().hex[:12], period=period, methodology_version=m.version,
-        methodology_fingerprint=m.fingerprint, input_fingerprint=store.input_fingerprint(),
-        contract_version=store.contract.version, opmetrics_version=__version__,
+        run_id=uuid.uuid4().hex[:12],
+        period=period,
+        methodology_version=m.version,
+        methodology_fingerprint=m.fingerprint,
+        input_fingerprint=store.input_fingerprint(),
+        contract_version=store.contract.version,
+        opmetrics_version=__version__,
         computed_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
-        requests_in_period=int(n_req), requests_included=int(n_incl), alerts_in_period=int(n_alerts),
+        requests_in_period=int(n_req),
+        requests_included=int(n_incl),
+        alerts_in_period=int(n_alerts),
     )
     step("Storing results")
     con.execute("BEGIN TRANSACTION")
     try:
-        _store_period(store, "rsvp", period, rsvp.append_column(
-            "run_id", pa.array([info.run_id] * rsvp.num_rows, pa.string())))
-        _store_period(store, "cpm", period, cpm.append_column(
-            "run_id", pa.array([info.run_id] * cpm.num_rows, pa.string())))
+        _store_period(
+            store,
+            "rsvp",
+            period,
+            rsvp.append_column("run_id", pa.array([info.run_id] * rsvp.num_rows, pa.string())),
+        )
+        _store_period(
+            store,
+            "cpm",
+            period,
+            cpm.append_column("run_id", pa.array([info.run_id] * cpm.num_rows, pa.string())),
+        )
         _store_period(store, "runs", period, pa.Table.from_pylist([info.__dict__]))
         con.execute("COMMIT")
     except BaseException:

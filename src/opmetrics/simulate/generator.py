@@ -38,22 +38,42 @@ SCALES = {
     "national": Scale(50_000_000, 33_000_000),
 }
 
-SR_SCHEMA = pa.schema([
-    ("request_id", pa.string()), ("party_id", pa.string()), ("user_role", pa.string()),
-    ("srv", pa.string()), ("mode", pa.string()), ("critical", pa.bool_()),
-    ("device_id", pa.string()), ("device_type", pa.string()), ("smets", pa.int8()),
-    ("region", pa.string()), ("received_at", pa.timestamp("ms", "UTC")),
-    ("responded_at", pa.timestamp("ms", "UTC")), ("response_code", pa.string()),
-    ("report_status", pa.int8()), ("dsp_attempts", pa.int8()),
-    ("quarantine_released_at", pa.timestamp("ms", "UTC")),
-])
-ALERT_SCHEMA = pa.schema([
-    ("alert_id", pa.string()), ("alert_code", pa.string()), ("kind", pa.string()),
-    ("device_id", pa.string()), ("device_type", pa.string()), ("smets", pa.int8()),
-    ("region", pa.string()), ("party_id", pa.string()), ("request_id", pa.string()),
-    ("raised_at", pa.timestamp("ms", "UTC")), ("delivered_at", pa.timestamp("ms", "UTC")),
-    ("suppressed", pa.bool_()),
-])
+SR_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("party_id", pa.string()),
+        ("user_role", pa.string()),
+        ("srv", pa.string()),
+        ("mode", pa.string()),
+        ("critical", pa.bool_()),
+        ("device_id", pa.string()),
+        ("device_type", pa.string()),
+        ("smets", pa.int8()),
+        ("region", pa.string()),
+        ("received_at", pa.timestamp("ms", "UTC")),
+        ("responded_at", pa.timestamp("ms", "UTC")),
+        ("response_code", pa.string()),
+        ("report_status", pa.int8()),
+        ("dsp_attempts", pa.int8()),
+        ("quarantine_released_at", pa.timestamp("ms", "UTC")),
+    ]
+)
+ALERT_SCHEMA = pa.schema(
+    [
+        ("alert_id", pa.string()),
+        ("alert_code", pa.string()),
+        ("kind", pa.string()),
+        ("device_id", pa.string()),
+        ("device_type", pa.string()),
+        ("smets", pa.int8()),
+        ("region", pa.string()),
+        ("party_id", pa.string()),
+        ("request_id", pa.string()),
+        ("raised_at", pa.timestamp("ms", "UTC")),
+        ("delivered_at", pa.timestamp("ms", "UTC")),
+        ("suppressed", pa.bool_()),
+    ]
+)
 
 _HEX = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
 
@@ -80,16 +100,16 @@ class Estate:
         self.n = n
         self.type = rng.choice(len(P.DEVICE_TYPES), size=n, p=P.DEVICE_MIX).astype(np.int8)
         smets1 = rng.random(n) < P.SMETS1_SHARE
-        self.region = np.where(
-            smets1, 3, rng.choice(3, size=n, p=P.SMETS2_REGION_MIX)).astype(np.int8)
+        self.region = np.where(smets1, 3, rng.choice(3, size=n, p=P.SMETS2_REGION_MIX)).astype(np.int8)
         shares = np.array([p.share for p in P.SUPPLIERS])
         self.party = rng.choice(len(P.SUPPLIERS), size=n, p=shares / shares.sum()).astype(np.int8)
         order = np.lexsort((self.region == 3, self.type))
         key = self.type[order].astype(np.int32) * 2 + (self.region[order] == 3)
         bounds = np.searchsorted(key, np.arange(len(P.DEVICE_TYPES) * 2 + 1))
         self.pool = {
-            (t, s1): order[bounds[t * 2 + s1]: bounds[t * 2 + s1 + 1]]
-            for t in range(len(P.DEVICE_TYPES)) for s1 in (0, 1)
+            (t, s1): order[bounds[t * 2 + s1] : bounds[t * 2 + s1 + 1]]
+            for t in range(len(P.DEVICE_TYPES))
+            for s1 in (0, 1)
         }
 
     def pick(self, rng: np.random.Generator, dtype: np.ndarray, smets1: np.ndarray) -> np.ndarray:
@@ -165,14 +185,18 @@ class _DayGen:
         received = _ms(start) + (hour * 3_600_000).astype(np.int64)
         types = list(spec.devices)
         dtype_idx = np.array([P.DEVICE_TYPES.index(t) for t in types])[
-            rng.choice(len(types), size=n, p=np.array(list(spec.devices.values())))]
+            rng.choice(len(types), size=n, p=np.array(list(spec.devices.values())))
+        ]
         smets1 = rng.random(n) < spec.smets1
         dev = e.pick(rng, dtype_idx, smets1)
         region = e.region[dev]
         dtype_idx = e.type[dev]
         if spec.sender == "dno":
-            party = np.where(region < 3, self.dno_for_region[np.minimum(region, 2)],
-                             self.dno_for_region[rng.integers(0, 3, size=n)])
+            party = np.where(
+                region < 3,
+                self.dno_for_region[np.minimum(region, 2)],
+                self.dno_for_region[rng.integers(0, 3, size=n)],
+            )
             role = np.full(n, "ED", dtype=object)
         else:
             party = e.party[dev].astype(np.int64)
@@ -182,8 +206,10 @@ class _DayGen:
         on_demand = np.array([m == "on-demand" for m in modes])[mode_idx]
 
         # Speed: lognormal body, Pareto tail, gas wake-ups, DSP retries.
-        med = np.array([P.RTT_MEDIAN_S[t] for t in P.DEVICE_TYPES])[dtype_idx] * np.array(
-            P.REGION_FACTOR)[region]
+        med = (
+            np.array([P.RTT_MEDIAN_S[t] for t in P.DEVICE_TYPES])[dtype_idx]
+            * np.array(P.REGION_FACTOR)[region]
+        )
         rtt = med * np.exp(P.RTT_SIGMA * rng.standard_normal(n))
         tail = rng.random(n) < P.TAIL_P
         rtt[tail] += 8 * (rng.pareto(1.4, int(tail.sum())) + 1)
@@ -216,8 +242,11 @@ class _DayGen:
         code[comms] = np.where(e21[comms], "E21", "E20")
         code[other] = rng.choice(["E4", "E8", "E51", "E62"], size=int(other.sum()))
         code[no_resp | pending] = None
-        status = np.where(on_demand, spec.status_ok,
-                          np.where(np.array([m == "future-dated" for m in modes])[mode_idx], 28, 6))
+        status = np.where(
+            on_demand,
+            spec.status_ok,
+            np.where(np.array([m == "future-dated" for m in modes])[mode_idx], 28, 6),
+        )
         status = np.where(other, 8, status)
         status = np.where(no_resp, 34, np.where(pending, 1, status))
 
@@ -226,14 +255,25 @@ class _DayGen:
         start_ms = np.where(quarantined, released, received)
         responded = np.where(no_resp | pending, -1, start_ms + (rtt * 1000).astype(np.int64))
         return {
-            "srv": np.full(n, spec.srv, dtype=object), "dev": dev, "dtype": dtype_idx,
-            "region": region, "party": party, "role": role, "mode": np.array(modes, dtype=object)[mode_idx],
-            "critical": np.full(n, self.critical.get(spec.srv, False)), "received": received,
-            "responded": responded, "code": code, "status": status.astype(np.int8),
-            "attempts": attempts.astype(np.int8), "released": released,
+            "srv": np.full(n, spec.srv, dtype=object),
+            "dev": dev,
+            "dtype": dtype_idx,
+            "region": region,
+            "party": party,
+            "role": role,
+            "mode": np.array(modes, dtype=object)[mode_idx],
+            "critical": np.full(n, self.critical.get(spec.srv, False)),
+            "received": received,
+            "responded": responded,
+            "code": code,
+            "status": status.astype(np.int8),
+            "attempts": attempts.astype(np.int8),
+            "released": released,
         }
 
-    def _to_tables(self, rng: np.random.Generator, c: dict, day_no: int, chunk: int) -> tuple[pa.Table, pa.Table]:
+    def _to_tables(
+        self, rng: np.random.Generator, c: dict, day_no: int, chunk: int
+    ) -> tuple[pa.Table, pa.Table]:
         n = len(c["srv"])
         order = np.argsort(c["received"], kind="stable")
         c = {k: v[order] for k, v in c.items()}
@@ -241,7 +281,8 @@ class _DayGen:
         dev_ids = eui64(Estate.DEVICE_BASE + c["dev"])
         party = pa.array(c["party"])
         request_id = pc.binary_join_element_wise(
-            self.party_euis.take(party), dev_ids, pc.cast(pa.array(counter), pa.string()), ":")
+            self.party_euis.take(party), dev_ids, pc.cast(pa.array(counter), pa.string()), ":"
+        )
 
         def ts(ms: np.ndarray) -> pa.Array:
             return pa.array(ms, pa.int64(), mask=ms < 0).cast(pa.timestamp("ms", "UTC"))
@@ -250,13 +291,27 @@ class _DayGen:
         region = self.region_names.take(pa.array(c["region"]))
         dtype = self.type_names.take(pa.array(c["dtype"]))
         party_id = self.party_ids.take(party)
-        sr = pa.table([
-            request_id, party_id, pa.array(c["role"], pa.string()), pa.array(c["srv"], pa.string()),
-            pa.array(c["mode"], pa.string()), pa.array(c["critical"]), dev_ids, dtype,
-            pa.array(smets), region, ts(c["received"]), ts(c["responded"]),
-            pa.array(c["code"], pa.string()), pa.array(c["status"]), pa.array(c["attempts"]),
-            ts(c["released"]),
-        ], schema=SR_SCHEMA)
+        sr = pa.table(
+            [
+                request_id,
+                party_id,
+                pa.array(c["role"], pa.string()),
+                pa.array(c["srv"], pa.string()),
+                pa.array(c["mode"], pa.string()),
+                pa.array(c["critical"]),
+                dev_ids,
+                dtype,
+                pa.array(smets),
+                region,
+                ts(c["received"]),
+                ts(c["responded"]),
+                pa.array(c["code"], pa.string()),
+                pa.array(c["status"]),
+                pa.array(c["attempts"]),
+                ts(c["released"]),
+            ],
+            schema=SR_SCHEMA,
+        )
 
         # N12/N13 DCC alerts for each E20/E21 response, linked by request id.
         code = c["code"]
@@ -265,15 +320,25 @@ class _DayGen:
         delivered = raised + (1000 * rng.lognormal(0.4, 0.7, len(fail))).astype(np.int64)
         k = len(fail)
         alert_ids = pc.binary_join_element_wise(
-            pa.array(np.full(k, "F"), pa.string()),
-            pc.cast(pa.array(counter[fail]), pa.string()), "-")
-        fail_alerts = pa.table([
-            alert_ids, pa.array(np.where(code[fail] == "E20", "N12", "N13"), pa.string()),
-            pa.array(np.full(k, "dcc"), pa.string()), dev_ids.take(pa.array(fail)),
-            dtype.take(pa.array(fail)), pa.array(smets[fail]), region.take(pa.array(fail)),
-            party_id.take(pa.array(fail)), request_id.take(pa.array(fail)), ts(raised), ts(delivered),
-            pa.array(np.zeros(k, dtype=bool)),
-        ], schema=ALERT_SCHEMA)
+            pa.array(np.full(k, "F"), pa.string()), pc.cast(pa.array(counter[fail]), pa.string()), "-"
+        )
+        fail_alerts = pa.table(
+            [
+                alert_ids,
+                pa.array(np.where(code[fail] == "E20", "N12", "N13"), pa.string()),
+                pa.array(np.full(k, "dcc"), pa.string()),
+                dev_ids.take(pa.array(fail)),
+                dtype.take(pa.array(fail)),
+                pa.array(smets[fail]),
+                region.take(pa.array(fail)),
+                party_id.take(pa.array(fail)),
+                request_id.take(pa.array(fail)),
+                ts(raised),
+                ts(delivered),
+                pa.array(np.zeros(k, dtype=bool)),
+            ],
+            schema=ALERT_SCHEMA,
+        )
         return sr, fail_alerts
 
     def alerts(self, day_no: int, start: dt.datetime, n: int, chunk: int) -> pa.Table:
@@ -281,13 +346,17 @@ class _DayGen:
         e, f = self.estate, self.faults
         dev = rng.integers(0, e.n, size=n)
         hours = np.array(P.HOURLY["evening"], dtype=float)
-        raised = _ms(start) + ((rng.choice(24, size=n, p=hours / hours.sum()) + rng.random(n))
-                               * 3_600_000).astype(np.int64)
+        raised = _ms(start) + (
+            (rng.choice(24, size=n, p=hours / hours.sum()) + rng.random(n)) * 3_600_000
+        ).astype(np.int64)
         is_dcc = rng.random(n) < 0.1
         dcodes, dp = list(P.DEVICE_ALERTS), np.array(list(P.DEVICE_ALERTS.values()))
         ccodes, cp = list(P.DCC_ALERTS), np.array(list(P.DCC_ALERTS.values()))
-        code = np.where(is_dcc, np.array(ccodes)[rng.choice(len(ccodes), size=n, p=cp)],
-                        np.array(dcodes)[rng.choice(len(dcodes), size=n, p=dp / dp.sum())])
+        code = np.where(
+            is_dcc,
+            np.array(ccodes)[rng.choice(len(ccodes), size=n, p=cp)],
+            np.array(dcodes)[rng.choice(len(dcodes), size=n, p=dp / dp.sum())],
+        )
         suppressed = np.zeros(n, dtype=bool)
         delay = 1000 * rng.lognormal(0.3, 0.8, n)
         slow = rng.random(n) < 0.004
@@ -301,28 +370,40 @@ class _DayGen:
             is_dcc |= storm
             suppressed[storm] = rng.random(int(storm.sum())) < 0.6
             delay[storm] *= rng.uniform(1, 40, int(storm.sum()))
-        delivered = (raised + delay.astype(np.int64))
+        delivered = raised + delay.astype(np.int64)
         delivered[rng.random(n) < 0.0003] = -1
         order = np.argsort(raised, kind="stable")
         dev, raised, delivered, code, is_dcc, suppressed = (
-            a[order] for a in (dev, raised, delivered, code, is_dcc, suppressed))
+            a[order] for a in (dev, raised, delivered, code, is_dcc, suppressed)
+        )
         region = e.region[dev]
         ids = pc.binary_join_element_wise(
             pa.array(np.full(n, "A"), pa.string()),
-            pc.cast(pa.array((day_no * 100 + chunk) * 100_000_000 + np.arange(n)), pa.string()), "-")
-        return pa.table([
-            ids, pa.array(code, pa.string()), pa.array(np.where(is_dcc, "dcc", "device"), pa.string()),
-            eui64(Estate.DEVICE_BASE + dev), self.type_names.take(pa.array(e.type[dev])),
-            pa.array(np.where(region == 3, 1, 2).astype(np.int8)),
-            self.region_names.take(pa.array(region)),
-            pa.array([p.party_id for p in P.SUPPLIERS]).take(pa.array(e.party[dev])),
-            pa.nulls(n, pa.string()), pa.array(raised).cast(pa.timestamp("ms", "UTC")),
-            pa.array(delivered, mask=delivered < 0).cast(pa.timestamp("ms", "UTC")),
-            pa.array(suppressed),
-        ], schema=ALERT_SCHEMA)
+            pc.cast(pa.array((day_no * 100 + chunk) * 100_000_000 + np.arange(n)), pa.string()),
+            "-",
+        )
+        return pa.table(
+            [
+                ids,
+                pa.array(code, pa.string()),
+                pa.array(np.where(is_dcc, "dcc", "device"), pa.string()),
+                eui64(Estate.DEVICE_BASE + dev),
+                self.type_names.take(pa.array(e.type[dev])),
+                pa.array(np.where(region == 3, 1, 2).astype(np.int8)),
+                self.region_names.take(pa.array(region)),
+                pa.array([p.party_id for p in P.SUPPLIERS]).take(pa.array(e.party[dev])),
+                pa.nulls(n, pa.string()),
+                pa.array(raised).cast(pa.timestamp("ms", "UTC")),
+                pa.array(delivered, mask=delivered < 0).cast(pa.timestamp("ms", "UTC")),
+                pa.array(suppressed),
+            ],
+            schema=ALERT_SCHEMA,
+        )
 
 
-def _events(year: int, month: int, starts: list[dt.datetime], seed: int, faults: Faults) -> tuple[pa.Table, pa.Table]:
+def _events(
+    year: int, month: int, starts: list[dt.datetime], seed: int, faults: Faults
+) -> tuple[pa.Table, pa.Table]:
     """Incidents and outages: routine incidents, planned maintenance, the injected outage."""
     rng = np.random.default_rng([seed, 9999])
     inc, out = [], []
@@ -336,36 +417,66 @@ def _events(year: int, month: int, starts: list[dt.datetime], seed: int, faults:
         resolved = raised + dt.timedelta(hours=float(targets_h[int(cat)] * rng.lognormal(-0.6, 0.6)))
         closed = resolved + dt.timedelta(hours=float(rng.uniform(1, 48)))
         region = rng.choice(["North", "Central", "South", "SMETS1", None])
-        inc.append({
-            "incident_id": f"INC{tag}-{i:04d}", "category": int(cat),
-            "dcc_responsible": bool(rng.random() < 0.8),
-            "smets": 1 if region == "SMETS1" else (2 if region else None), "region": region,
-            "raised_at": raised, "assigned_at": assigned, "resolved_at": resolved,
-            "closed_at": closed, "services": "DCC User Interface", "summary": "Routine incident",
-        })
+        inc.append(
+            {
+                "incident_id": f"INC{tag}-{i:04d}",
+                "category": int(cat),
+                "dcc_responsible": bool(rng.random() < 0.8),
+                "smets": 1 if region == "SMETS1" else (2 if region else None),
+                "region": region,
+                "raised_at": raised,
+                "assigned_at": assigned,
+                "resolved_at": resolved,
+                "closed_at": closed,
+                "services": "DCC User Interface",
+                "summary": "Routine incident",
+            }
+        )
     sundays = [s for s in starts[:-1] if s.astimezone(UK).weekday() == 6][:2]
     for j, s in enumerate(sundays, start=1):
-        out.append({
-            "outage_id": f"OUT{tag}-P{j}", "service": "DCC User Interface", "subsystem": "DSP Core",
-            "region": None, "start_at": s + dt.timedelta(hours=1), "end_at": s + dt.timedelta(hours=3),
-            "planned": True, "incident_id": None,
-        })
+        out.append(
+            {
+                "outage_id": f"OUT{tag}-P{j}",
+                "service": "DCC User Interface",
+                "subsystem": "DSP Core",
+                "region": None,
+                "start_at": s + dt.timedelta(hours=1),
+                "end_at": s + dt.timedelta(hours=3),
+                "planned": True,
+                "incident_id": None,
+            }
+        )
     if faults.enabled and faults.wan_outage_day <= ndays:
         s = starts[faults.wan_outage_day - 1]
         o0 = s + dt.timedelta(hours=14, minutes=5)
         o1 = s + dt.timedelta(hours=15, minutes=40)
-        inc.append({
-            "incident_id": f"INC{tag}-0001", "category": 2, "dcc_responsible": True, "smets": 2,
-            "region": "North", "raised_at": o0 + dt.timedelta(minutes=6),
-            "assigned_at": o0 + dt.timedelta(minutes=11), "resolved_at": o1,
-            "closed_at": o1 + dt.timedelta(hours=20), "services": "DCC User Interface",
-            "summary": "CSP North WAN outage: Service Requests to SMETS2 devices timing out",
-        })
-        out.append({
-            "outage_id": f"OUT{tag}-U1", "service": "DCC User Interface",
-            "subsystem": "CSP North WAN", "region": "North", "start_at": o0, "end_at": o1,
-            "planned": False, "incident_id": f"INC{tag}-0001",
-        })
+        inc.append(
+            {
+                "incident_id": f"INC{tag}-0001",
+                "category": 2,
+                "dcc_responsible": True,
+                "smets": 2,
+                "region": "North",
+                "raised_at": o0 + dt.timedelta(minutes=6),
+                "assigned_at": o0 + dt.timedelta(minutes=11),
+                "resolved_at": o1,
+                "closed_at": o1 + dt.timedelta(hours=20),
+                "services": "DCC User Interface",
+                "summary": "CSP North WAN outage: Service Requests to SMETS2 devices timing out",
+            }
+        )
+        out.append(
+            {
+                "outage_id": f"OUT{tag}-U1",
+                "service": "DCC User Interface",
+                "subsystem": "CSP North WAN",
+                "region": "North",
+                "start_at": o0,
+                "end_at": o1,
+                "planned": False,
+                "incident_id": f"INC{tag}-0001",
+            }
+        )
     return pa.Table.from_pylist(inc), pa.Table.from_pylist(out)
 
 
@@ -376,8 +487,14 @@ def _bad_rows_csv(path: Path, good: pa.Table, n: int, seed: int) -> None:
     faults = ["duplicate", "bad_time", "bad_region", "missing_id", "bad_smets", "early_response"]
     out = []
     for i, r in enumerate(rows):
-        r = {k: (v.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-                 if isinstance(v, dt.datetime) else v) for k, v in r.items()}
+        r = {
+            k: (
+                v.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                if isinstance(v, dt.datetime)
+                else v
+            )
+            for k, v in r.items()
+        }
         kind = faults[i % len(faults)]
         if kind == "bad_time":
             r["received_at"] = "2026-13-45T25:00:00Z"
@@ -397,8 +514,9 @@ def _bad_rows_csv(path: Path, good: pa.Table, n: int, seed: int) -> None:
         w = csv.DictWriter(fh, fieldnames=SR_SCHEMA.names)
         w.writeheader()
         for r in out:
-            w.writerow({k: ("" if v is None else str(v).lower() if isinstance(v, bool) else v)
-                        for k, v in r.items()})
+            w.writerow(
+                {k: ("" if v is None else str(v).lower() if isinstance(v, bool) else v) for k, v in r.items()}
+            )
 
 
 def simulate_month(
@@ -437,8 +555,10 @@ def simulate_month(
         sr_path = out / "service_requests" / f"{local.isoformat()}.parquet"
         al_path = out / "alerts" / f"{local.isoformat()}.parquet"
         n_req = n_al = 0
-        with pq.ParquetWriter(sr_path, SR_SCHEMA, compression="zstd") as sw, \
-                pq.ParquetWriter(al_path, ALERT_SCHEMA, compression="zstd") as aw:
+        with (
+            pq.ParquetWriter(sr_path, SR_SCHEMA, compression="zstd") as sw,
+            pq.ParquetWriter(al_path, ALERT_SCHEMA, compression="zstd") as aw,
+        ):
             for ch in range(nchunks):
                 part = [c // nchunks + (1 if ch < c % nchunks else 0) for c in counts]
                 sr, fail_alerts = gen.requests(day_no, start, part, ch)
@@ -460,11 +580,19 @@ def simulate_month(
     if bad_rows and first_day is not None:
         _bad_rows_csv(out / "service_requests" / f"corrections-{month}.csv", first_day, bad_rows, seed)
     manifest = {
-        "month": month, "scale": scale, "seed": seed, "days": len(starts) - 1,
-        "rows": {**totals, "incidents": incidents.num_rows, "outages": outages.num_rows,
-                 "bad_rows": bad_rows},
+        "month": month,
+        "scale": scale,
+        "seed": seed,
+        "days": len(starts) - 1,
+        "rows": {
+            **totals,
+            "incidents": incidents.num_rows,
+            "outages": outages.num_rows,
+            "bad_rows": bad_rows,
+        },
         "faults": {"wan_outage_day": faults.wan_outage_day, "alert_storm_day": faults.alert_storm_day}
-        if faults.enabled else None,
+        if faults.enabled
+        else None,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest

@@ -1,0 +1,343 @@
+"""The `opmetrics` command line: simulate, ingest, compute, report, demo, and helpers."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from opmetrics import methodology as methodology_mod
+from opmetrics.engine.store import DEFAULT_DB, Store
+
+app = typer.Typer(
+    help="opmetrics: measure how well the GB smart-metering network (DCC) serves its users, "
+    "and publish it as the monthly Performance Measurement Report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+contract_app = typer.Typer(help="The input data contract: docs and JSON Schemas.", no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+console = Console()
+err = Console(stderr=True)
+
+DbOpt = Annotated[Path, typer.Option("--db", help="DuckDB database file.")]
+PeriodOpt = Annotated[str, typer.Option("--period", help="Reporting month, YYYY-MM (UK local days).")]
+MethOpt = Annotated[
+    Path | None,
+    typer.Option("--methodology", help="Methodology YAML file (default: the built-in version)."),
+]
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+def _methodology(path: Path | None) -> methodology_mod.Methodology:
+    try:
+        return methodology_mod.load(path)
+    except methodology_mod.MethodologyError as e:
+        raise _fail(str(e)) from None
+
+
+@app.command()
+def simulate(
+    month: Annotated[str, typer.Option(help="Month to generate, YYYY-MM.")] = "2026-10",
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("opmetrics-data"),
+    scale: Annotated[str, typer.Option(help="tiny | small | medium | national.")] = "small",
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 2026,
+    bad_rows: Annotated[int, typer.Option(help="Also write a CSV of N bad/duplicate rows.")] = 0,
+    faults: Annotated[bool, typer.Option(help="Inject a WAN outage and an alert storm.")] = True,
+) -> None:
+    """Generate a synthetic month of DCC traffic as Parquet (one file per table per day)."""
+    from opmetrics.simulate.generator import SCALES, Faults, simulate_month
+
+    if scale not in SCALES:
+        raise _fail(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    with _progress() as prog:
+        task = prog.add_task(f"Simulating {month} ({scale})", total=31)
+        try:
+            man = simulate_month(
+                month,
+                out,
+                scale,
+                seed,
+                Faults(enabled=faults),
+                bad_rows,
+                on_day=lambda d, r, a: prog.update(task, completed=d),
+            )
+        except ValueError as e:
+            raise _fail(str(e)) from None
+        prog.update(task, total=man["days"], completed=man["days"])
+    rows = man["rows"]
+    console.print(
+        f"Wrote {rows['service_requests']:,} service requests, {rows['alerts']:,} alerts, "
+        f"{rows['incidents']} incidents, {rows['outages']} outages to [bold]{out}[/]"
+    )
+
+
+def _ingest(store: Store, paths: list[Path], table: str | None) -> tuple[int, int, int]:
+    from opmetrics.ingest.load import IngestError, find_files, load_file
+
+    try:
+        files = find_files(paths)
+    except IngestError as e:
+        raise _fail(str(e)) from None
+    if not files:
+        raise _fail(f"no .csv, .csv.gz or .parquet files found in {', '.join(map(str, paths))}")
+    summary = Table("file", "table", "status", "read", "accepted", "quarantined", box=None)
+    failed = accepted = quarantined = 0
+    notes: list[str] = []
+    with _progress() as prog:
+        task = prog.add_task("Loading files", total=len(files))
+        for f in files:
+            prog.update(task, description=f"Loading {f.name}")
+            try:
+                r = load_file(store, f, table)
+            except IngestError as e:
+                err.print(f"[bold red]error:[/] {e}")
+                summary.add_row(str(f), table or "?", "[red]failed, nothing loaded[/]", "", "", "")
+                failed += 1
+            else:
+                accepted += r.accepted
+                quarantined += r.quarantined
+                status = r.status if not r.quarantined else f"[yellow]{r.status}[/]"
+                if len(files) <= 40 or r.quarantined or r.status != "loaded":
+                    summary.add_row(
+                        str(f), r.table, status, f"{r.rows_read:,}", f"{r.accepted:,}", f"{r.quarantined:,}"
+                    )
+                notes += [f"  {f.name}: [yellow]{n:,} × {reason}[/]" for reason, n in r.reasons.most_common()]
+            prog.advance(task)
+    console.print(summary)
+    if notes:
+        console.print(
+            "Quarantined rows (kept in the [bold]quarantine[/] table with file, row, field, value):"
+        )
+        for line in notes:
+            console.print(line)
+    console.print(
+        f"{len(files)} file(s): [green]{accepted:,} rows accepted[/], "
+        f"[yellow]{quarantined:,} quarantined[/], {failed} file(s) failed."
+    )
+    return accepted, quarantined, failed
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (CSV, CSV.gz, Parquet).")],
+    db: DbOpt = Path(DEFAULT_DB),
+    table: Annotated[
+        str | None, typer.Option(help="Table for all files (else from file/folder name).")
+    ] = None,
+) -> None:
+    """Validate and load input files; bad rows go to quarantine, re-loading a file does nothing."""
+    with Store(db) as store:
+        if table and table not in store.contract.tables:
+            raise _fail(f"unknown table {table!r}; the contract has {', '.join(store.contract.tables)}")
+        _, _, failed = _ingest(store, paths, table)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
+    from opmetrics.measures.run import compute as run_compute
+
+    steps = ["RSVP per SRV and business process", "Code Performance Measures", "Storing results"]
+    with _progress() as prog:
+        task = prog.add_task(f"Computing {period}", total=len(steps))
+        try:
+            info = run_compute(
+                store, m, period, on_step=lambda s: prog.update(task, description=s, completed=steps.index(s))
+            )
+        except ValueError as e:
+            raise _fail(str(e)) from None
+        prog.update(task, completed=len(steps), description=f"Computed {period}")
+    console.print(
+        f"Run [bold]{info.run_id}[/]: methodology {info.methodology_version}, "
+        f"{info.requests_included:,} of {info.requests_in_period:,} requests included, "
+        f"input fingerprint {info.input_fingerprint[:12]}"
+    )
+    t = Table("CPM", "segment", "actual", "target", "minimum", "status", box=None)
+    for r in store.con.execute(
+        "SELECT cpm, segment, pct, target, minimum, status FROM cpm "
+        "WHERE period = ? AND run_id = ? AND cpm <> 'CPM6A' AND segment = 'All'",
+        [period, info.run_id],
+    ).fetchall():
+        colour = {"target met": "green", "below target": "yellow"}.get(r[5], "red")
+        t.add_row(r[0], r[1], f"{r[2]:.2f}%", f"{r[3]}%", f"{r[4]}%", f"[{colour}]{r[5]}[/]")
+    console.print(t)
+
+
+@app.command()
+def compute(period: PeriodOpt, db: DbOpt = Path(DEFAULT_DB), methodology: MethOpt = None) -> None:
+    """Compute RSVP and CPMs for a month, recording methodology version and input fingerprint."""
+    m = _methodology(methodology)
+    with Store(db) as store:
+        _compute(store, m, period)
+
+
+def _report(store: Store, m: methodology_mod.Methodology, period: str, out: Path) -> Path:
+    from opmetrics.report.pack import build_pack
+
+    with _progress() as prog:
+        task = prog.add_task("Rendering report", total=len(m.processes) + 1)
+        try:
+            page = build_pack(
+                store,
+                m,
+                period,
+                out,
+                on_step=lambda s: (prog.update(task, description=s), prog.advance(task)),
+            )
+        except ValueError as e:
+            raise _fail(str(e)) from None
+        prog.update(task, completed=len(m.processes) + 1, description="Report written")
+    return page
+
+
+@app.command()
+def report(
+    period: PeriodOpt,
+    db: DbOpt = Path(DEFAULT_DB),
+    out: Annotated[Path, typer.Option(help="Output folder for the pack.")] = Path("opmetrics-report"),
+    methodology: MethOpt = None,
+) -> None:
+    """Write the report pack: index.html, datafiles/*.csv (one per business process), figures.json."""
+    m = _methodology(methodology)
+    with Store(db) as store:
+        page = _report(store, m, period, out)
+    console.print(f"Report: [bold]{page.resolve()}[/]")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for data, database and report.")] = Path("opmetrics-demo"),
+    month: Annotated[str, typer.Option(help="Month to simulate and report.")] = "2026-10",
+    scale: Annotated[str, typer.Option(help="Simulation size (see `simulate`).")] = "small",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 2026,
+) -> None:
+    """Simulate a month, ingest it, compute every measure and write the report, end to end."""
+    start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "opmetrics.duckdb"
+    for stale in (db, out / "opmetrics.duckdb.wal"):
+        stale.unlink(missing_ok=True)
+    console.rule("1/4 simulate")
+    simulate(month=month, out=out / "data", scale=scale, seed=seed, bad_rows=24, faults=True)
+    m = _methodology(None)
+    with Store(db) as store:
+        console.rule("2/4 ingest")
+        _ingest(store, [out / "data"], None)
+        console.rule("3/4 compute")
+        _compute(store, m, month)
+        console.rule("4/4 report")
+        page = _report(store, m, month, out / "report")
+    console.print(
+        f"\nDone in {time.perf_counter() - start:.0f} s. Open the report: [bold]{page.resolve()}[/]"
+    )
+    console.print(f"Datafiles: {(out / 'report' / 'datafiles').resolve()}   Database: {db.resolve()}")
+
+
+@app.command()
+def explain(
+    request_id: Annotated[str, typer.Argument(help="DUIS RequestID of a service request.")],
+    db: DbOpt = Path(DEFAULT_DB),
+    methodology: MethOpt = None,
+) -> None:
+    """Show how one service request was classified: the rules that included it and its outcome."""
+    from opmetrics.measures.records import classified_requests, process_map
+
+    m = _methodology(methodology)
+    with Store(db) as store:
+        t = classified_requests(store.ibis(), m)
+        rows = t.filter(t.request_id == request_id).to_pyarrow().to_pylist()
+        if not rows:
+            q = store.con.execute(
+                "SELECT path, row_number, all_reasons FROM quarantine WHERE raw LIKE ?",
+                [f'%"request_id":"{request_id}"%'],
+            ).fetchall()
+            if q:
+                for path, row, reasons in q:
+                    console.print(f"Quarantined: {path} row {row}: {reasons}")
+                return
+            raise _fail(f"no service request {request_id!r} in {db}")
+        pm = process_map(m).to_pyarrow().to_pylist()
+        r = rows[0]
+        procs = [
+            p["process_id"]
+            for p in pm
+            if p["map_srv"] == r["srv"] and (p["smets1_applicable"] or r["smets"] != 1)
+        ]
+        lf = store.con.execute("SELECT path FROM loaded_files WHERE file_id = ?", [r["_file_id"]]).fetchone()
+        r["source"] = f"{lf[0] if lf else '?'} row {r['_row']}"
+        r["business_processes"] = procs
+        r["methodology"] = m.version
+        for k in ("_file_id", "_row"):
+            r.pop(k)
+        console.print_json(json.dumps(r, default=str))
+
+
+@contract_app.command("docs")
+def contract_docs(
+    out: Annotated[Path, typer.Argument(help="Markdown file to write.")] = Path("docs/data-contract.md"),
+) -> None:
+    """Generate the data contract document from the machine-readable contract."""
+    from opmetrics.ingest.contract import markdown
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown(), encoding="utf-8")
+    console.print(f"Wrote {out}")
+
+
+@contract_app.command("json-schema")
+def contract_json_schema(
+    out: Annotated[Path, typer.Argument(help="Folder for <table>.schema.json files.")] = Path("docs/schemas"),
+) -> None:
+    """Write a JSON Schema per input table, for producers to validate rows before sending."""
+    from opmetrics.ingest.contract import json_schema, load_contract
+
+    out.mkdir(parents=True, exist_ok=True)
+    for t in load_contract().tables.values():
+        (out / f"{t.name}.schema.json").write_text(json.dumps(json_schema(t), indent=2) + "\n")
+    console.print(f"Wrote {len(load_contract().tables)} schemas to {out}")
+
+
+@app.command("check-methodology")
+def check_methodology(path: Annotated[Path, typer.Argument(help="Methodology YAML file.")]) -> None:
+    """Validate a methodology file and summarise it."""
+    m = _methodology(path)
+    console.print(
+        f"[green]OK[/] {path}: version {m.version}, {len(m.srvs)} SRVs, "
+        f"{len(m.processes)} business processes, CPMs {', '.join(c.id for c in m.cpms)}; "
+        f"fingerprint {m.fingerprint[:16]}"
+    )
+
+
+if __name__ == "__main__":
+    app()

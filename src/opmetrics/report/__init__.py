@@ -1,0 +1,1 @@
+"""Report: render stored results as the PMR pack (HTML page, charts, CSV datafiles)."""

@@ -1,0 +1,92 @@
+"""Daily RSVP chart (001 l.3960-3990): average and max RTT, volume, failures, monthly average.
+
+Rendered by Matplotlib to inline SVG so the HTML page needs no network or JavaScript.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+plt.rcParams.update(
+    {
+        "svg.fonttype": "none",
+        "font.size": 9,
+        "axes.spines.top": False,
+        "font.family": "DejaVu Sans",
+    }
+)
+
+
+def daily_rsvp_svg(
+    days: list[dict[str, Any]],
+    monthly_mean_s: float | None,
+    title: str,
+    incidents: list[dict[str, Any]] | None = None,
+) -> str:
+    """Two stacked panels: speed (top) and volume/failures (bottom), sharing the day axis."""
+    x = [d["day"].day for d in days]
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(8.2, 5.0), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
+    top.plot(x, [d["rtt_mean_s"] for d in days], marker="o", ms=3, color="#1f4e79", label="average RTT (s)")
+    if monthly_mean_s is not None:
+        top.axhline(
+            monthly_mean_s, color="#c00000", ls=":", lw=1.6, label=f"monthly average {monthly_mean_s:.1f} s"
+        )
+    top.set_ylabel("average RTT (s)")
+    top.set_ylim(bottom=0)
+    right = top.twinx()
+    right.plot(x, [d["rtt_max_s"] for d in days], color="#7f7f7f", lw=1, ls="--", label="max RTT (s, right)")
+    right.set_ylabel("max RTT (s)")
+    right.set_ylim(bottom=0)
+    right.spines["top"].set_visible(False)
+    lines = top.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    labels = top.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
+    top.legend(lines, labels, loc="lower left", bbox_to_anchor=(0, 1.0), fontsize=7, frameon=False, ncol=3)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10, fontweight="bold")
+
+    bottom.bar(x, [d["volume"] for d in days], color="#9dc3e6", label="volume")
+    bottom.set_ylabel("volume")
+    fails = bottom.twinx()
+    fails.plot(x, [d["failures"] for d in days], color="#c55a11", marker=".", label="failures (right)")
+    fails.set_ylabel("failures")
+    fails.set_ylim(bottom=0)
+    fails.spines["top"].set_visible(False)
+    bl = bottom.get_legend_handles_labels()
+    fl = fails.get_legend_handles_labels()
+    bottom.legend(
+        bl[0] + fl[0],
+        bl[1] + fl[1],
+        loc="lower left",
+        bbox_to_anchor=(0, 1.0),
+        fontsize=7,
+        frameon=False,
+        ncol=2,
+    )
+    bottom.set_xlabel("day of month")
+    bottom.set_xticks(x[::2] if len(x) > 16 else x)
+    for inc in incidents or []:
+        top.axvline(inc["day"], color="#c00000", alpha=0.35, lw=6)
+        top.annotate(
+            inc["label"],
+            (inc["day"], 0),
+            fontsize=6.5,
+            color="#c00000",
+            rotation=90,
+            ha="left",
+            va="bottom",
+            xytext=(5, 3),
+            textcoords="offset points",
+        )
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg") :]
