@@ -100,6 +100,13 @@ class _BadCsvRow:
     reason: str
 
 
+def _csv_error(path: Path, e: Exception) -> IngestError:
+    msg = str(e)
+    if "UTF8" in msg.upper():
+        return IngestError(f"{path}: not valid UTF-8 ({msg})")
+    return IngestError(f"{path}: cannot parse CSV ({msg})")
+
+
 def _csv_batches(path: Path, table: Table, bad: list[_BadCsvRow]) -> Iterator[pa.Table]:
     opener = __import__("gzip").open if path.name.endswith(".gz") else open
     try:
@@ -126,16 +133,19 @@ def _csv_batches(path: Path, table: Table, bad: list[_BadCsvRow]) -> Iterator[pa
         )
         return "skip"
 
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(use_threads=False, block_size=32 << 20),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in header},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=32 << 20),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as e:
+        raise _csv_error(path, e) from None
     next_row, seen_bad = 1, 0
     while True:
         try:
@@ -143,12 +153,9 @@ def _csv_batches(path: Path, table: Table, bad: list[_BadCsvRow]) -> Iterator[pa
         except StopIteration:
             return
         except pa.ArrowInvalid as e:
-            msg = str(e)
-            if "UTF8" in msg.upper():
-                raise IngestError(f"{path}: not valid UTF-8 ({msg})") from None
-            raise IngestError(f"{path}: cannot parse CSV ({msg})") from None
+            raise _csv_error(path, e) from None
         # Row numbers: data rows in order, skipping the ones the handler took out.
-        skipped = {b.row for b in bad[seen_bad:]} | {b.row for b in bad if b.row >= next_row}
+        skipped = {b.row for b in bad[seen_bad:]}
         seen_bad = len(bad)
         n = batch.num_rows
         cand = np.arange(next_row, next_row + n + len(skipped) + 1, dtype=np.int64)

@@ -1,0 +1,71 @@
+"""Shared helpers: build contract-shaped rows by hand and load them into a fresh store."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opmetrics import methodology
+from opmetrics.engine.store import Store
+from opmetrics.ingest.contract import load_contract
+from opmetrics.ingest.load import load_file
+
+ORIGINATOR = "90-B3-D5-1F-30-01-00-0A"
+DEVICE = "00-DB-00-00-00-00-00-01"
+
+
+def rid(n: int) -> str:
+    return f"{ORIGINATOR}:{DEVICE}:{n}"
+
+
+def sr(n: int, **kw: Any) -> dict[str, Any]:
+    """A valid service_requests row (2.2 top-up, North, answered I0) with overrides."""
+    row = {
+        "request_id": rid(n), "party_id": "SUP-A", "user_role": "IS", "srv": "2.2",
+        "mode": "on-demand", "critical": "false", "device_id": DEVICE, "device_type": "ESME",
+        "smets": "2", "region": "North", "received_at": "2026-10-05T10:00:00.000Z",
+        "responded_at": "2026-10-05T10:00:02.000Z", "response_code": "I0", "report_status": "2",
+        "dsp_attempts": "1", "quarantine_released_at": "",
+    }
+    row.update({k: ("" if v is None else str(v)) for k, v in kw.items()})
+    return row
+
+
+def alert(aid: str, **kw: Any) -> dict[str, Any]:
+    row = {
+        "alert_id": aid, "alert_code": "8F35", "kind": "device", "device_id": DEVICE,
+        "device_type": "ESME", "smets": "2", "region": "North", "party_id": "SUP-A",
+        "request_id": "", "raised_at": "2026-10-05T12:00:00.000Z",
+        "delivered_at": "2026-10-05T12:00:01.000Z", "suppressed": "false",
+    }
+    row.update({k: ("" if v is None else str(v)) for k, v in kw.items()})
+    return row
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], table: str | None = None) -> Path:
+    fields = list(rows[0]) if rows else load_contract().table(table or "service_requests").field_names
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = Store(tmp_path / "test.duckdb")
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def meth() -> methodology.Methodology:
+    return methodology.load()
+
+
+def load_rows(store: Store, tmp: Path, table: str, rows: list[dict[str, Any]], name: str = "in"):
+    return load_file(store, write_csv(tmp / f"{name}-{table}.csv", rows, table), table)

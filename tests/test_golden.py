@@ -1,0 +1,153 @@
+"""Golden tests: a small hand-built month whose figures are worked out by hand below.
+
+Prepayment (SRV 2.2, on-demand, TRT 30 s), North, received 2026-10-05 10:00Z (11:00 BST):
+  r1 2 s I0 | r2 4 s I0 | r3 10 s I0 | r4 40 s I0 (late) | r5 no response (status 34: fail, late)
+  r6 35 s E21 (fail, late) | r7 3 s I0 but a linked N13 alert (fail, on time)
+  r8 status 1 "pending": excluded | r9 quarantined 1 h, answered 6 s after release: RTT 6 s
+  r10 0.5 s E4 (status 8): a response, not a payload failure, on time
+ North: volume 9, failures 3 (r5 r6 r7), RTTs {0.5,2,3,4,6,10,35,40}: mean 100.5/8 = 12.5625,
+        median (4+6)/2 = 5, min 0.5, max 40; within TRT 6 of 9 (r1 r2 r3 r7 r9 r10).
+SMETS1: s1 received 2026-09-30T23:30Z = 1 Oct 00:30 BST (in October), 8 s;
+        s2 received 2026-10-31T23:30Z = 31 Oct 23:30 GMT (in October), 31 s (late).
+        Outside October: s0 2026-09-30T22:59Z (30 Sep BST), s3 2026-11-01T00:00:00.5Z (1 Nov GMT).
+ SMETS1: volume 2, failures 0, mean = median = 19.5, within 1 of 2.
+ All: volume 11, failures 3, RTTs + {8, 31}: mean 139.5/10 = 13.95, median (6+8)/2 = 7, within 7/11.
+Tariff (1.1.1 future-dated, Central): f1 1 h (on time), f2 25 h (late, TRT 86400 s): CPM2 1/2.
+6.23 (critical, on-demand, South) c1 5 s: in CoS, not in CPM1 (critical).
+CPM1 (non-critical on-demand): North 6/9, SMETS1 1/2, All 7/11.
+CPM3 alerts: a1 10 s (on time), a2 61 s (late), a3 undelivered (late), a4 suppressed (not counted),
+  a5 N13 1 s (on time): 2 of 4 = 50 %.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import alert, load_rows, rid, sr
+
+from opmetrics.measures.run import compute
+
+T0 = "2026-10-05T10:00"
+
+
+def at(seconds: float) -> str:
+    whole, frac = divmod(seconds, 1)
+    h, rem = divmod(int(whole), 3600)
+    m, s = divmod(rem, 60)
+    return f"2026-10-05T{10 + h:02d}:{m:02d}:{s:02d}.{int(round(frac * 1000)):03d}Z"
+
+
+REQUESTS = [
+    sr(1, responded_at=at(2)),
+    sr(2, responded_at=at(4)),
+    sr(3, responded_at=at(10)),
+    sr(4, responded_at=at(40)),
+    sr(5, responded_at=None, response_code=None, report_status=34),
+    sr(6, responded_at=at(35), response_code="E21"),
+    sr(7, responded_at=at(3)),
+    sr(8, responded_at=None, response_code=None, report_status=1),
+    sr(9, quarantine_released_at=at(3600), responded_at=at(3606)),
+    sr(10, responded_at=at(0.5), response_code="E4", report_status=8),
+    sr(11, smets=1, region="SMETS1", received_at="2026-09-30T23:30:00Z",
+       responded_at="2026-09-30T23:30:08Z"),
+    sr(12, smets=1, region="SMETS1", received_at="2026-10-31T23:30:00Z",
+       responded_at="2026-10-31T23:30:31Z"),
+    sr(13, smets=1, region="SMETS1", received_at="2026-09-30T22:59:00Z",
+       responded_at="2026-09-30T22:59:01Z"),
+    sr(14, smets=1, region="SMETS1", received_at="2026-11-01T00:00:00.500Z",
+       responded_at="2026-11-01T00:00:01Z"),
+    sr(20, srv="1.1.1", mode="future-dated", region="Central", report_status=28,
+       responded_at="2026-10-05T11:00:00Z"),
+    sr(21, srv="1.1.1", mode="future-dated", region="Central", report_status=28,
+       responded_at="2026-10-06T11:00:00Z"),
+    sr(30, srv="6.23", critical="true", region="South", responded_at=at(5)),
+]
+ALERTS = [
+    alert("a1", delivered_at="2026-10-05T12:00:10Z"),
+    alert("a2", delivered_at="2026-10-05T12:01:01Z"),
+    alert("a3", delivered_at=None),
+    alert("a4", delivered_at="2026-10-05T12:02:00Z", suppressed="true"),
+    alert("a5", alert_code="N13", kind="dcc", request_id=rid(7), delivered_at="2026-10-05T12:00:01Z"),
+]
+
+
+@pytest.fixture
+def computed(store, tmp_path, meth):
+    assert load_rows(store, tmp_path, "service_requests", REQUESTS).quarantined == 0
+    assert load_rows(store, tmp_path, "alerts", ALERTS).quarantined == 0
+    compute(store, meth, "2026-10")
+    return store
+
+
+def rsvp(store, scope, key, segment, rate="month", day=None):
+    cond = "day IS NULL" if day is None else f"day = DATE '{day}'"
+    cur = store.con.execute(
+        f"SELECT * FROM rsvp WHERE scope=? AND key=? AND segment=? AND rate=? AND {cond}",
+        [scope, key, segment, rate])
+    rows = cur.fetchall()
+    assert len(rows) == 1, rows
+    return dict(zip([d[0] for d in cur.description], rows[0], strict=True))
+
+
+def test_prepayment_north_by_hand(computed):
+    r = rsvp(computed, "process", "prepayment", "North")
+    assert r["volume"] == 9
+    assert r["failures"] == 3
+    assert r["no_response"] == 1
+    assert r["rtt_count"] == 8
+    assert r["rtt_mean_s"] == pytest.approx(12.5625)
+    assert r["rtt_median_s"] == pytest.approx(5.0)
+    assert r["rtt_min_s"] == pytest.approx(0.5)
+    assert r["rtt_max_s"] == pytest.approx(40.0)
+    assert (r["within_trt"], r["trt_denominator"]) == (6, 9)
+    assert r["within_trt_pct"] == pytest.approx(100 * 6 / 9)
+    assert r["failure_pct"] == pytest.approx(100 * 3 / 9)
+
+
+def test_uk_day_boundaries_and_smets1(computed):
+    r = rsvp(computed, "process", "prepayment", "SMETS1")
+    assert (r["volume"], r["failures"]) == (2, 0)
+    assert r["rtt_mean_s"] == pytest.approx(19.5) and r["rtt_median_s"] == pytest.approx(19.5)
+    assert (r["within_trt"], r["trt_denominator"]) == (1, 2)
+    # 23:30Z on 30 Sep is 00:30 BST on 1 Oct; 23:30Z on 31 Oct is 23:30 GMT on 31 Oct.
+    assert rsvp(computed, "process", "prepayment", "SMETS1", "day", "2026-10-01")["volume"] == 1
+    assert rsvp(computed, "process", "prepayment", "SMETS1", "day", "2026-10-31")["volume"] == 1
+
+
+def test_prepayment_all_segments(computed):
+    r = rsvp(computed, "process", "prepayment", "All")
+    assert (r["volume"], r["failures"], r["within_trt"]) == (11, 3, 7)
+    assert r["rtt_mean_s"] == pytest.approx(13.95)
+    assert r["rtt_median_s"] == pytest.approx(7.0)
+    assert rsvp(computed, "process", "prepayment", "SMETS2")["volume"] == 9
+
+
+def test_future_dated_excluded_from_speed_but_not_trt(computed):
+    r = rsvp(computed, "process", "tariff_updates", "Central")
+    assert r["volume"] == 2 and r["rtt_count"] == 0 and r["rtt_mean_s"] is None
+    assert (r["within_trt"], r["trt_denominator"]) == (1, 2)
+
+
+def test_cpms_by_hand(computed):
+    rows = {(c, s): (n, d, st) for c, s, n, d, st in computed.con.execute(
+        "SELECT cpm, segment, numerator, denominator, status FROM cpm WHERE key = 'all'").fetchall()}
+    assert rows[("CPM1", "North")][:2] == (6, 9)
+    assert rows[("CPM1", "SMETS1")][:2] == (1, 2)
+    assert rows[("CPM1", "All")][:2] == (7, 11)
+    assert ("CPM1", "South") not in rows  # the only South request is critical
+    assert rows[("CPM2", "All")][:2] == (1, 2)
+    assert rows[("CPM3", "All")][:2] == (2, 4)
+    assert rows[("CPM3", "All")][2] == "below minimum"
+
+
+def test_cpm6a_status_against_target_and_minimum(computed):
+    pct, status = computed.con.execute(
+        "SELECT pct, status FROM cpm WHERE cpm='CPM6A' AND key='change_of_supplier' "
+        "AND segment='South'").fetchone()
+    assert pct == pytest.approx(100.0) and status == "target met"
+
+
+def test_records_outside_period_and_excluded_status_not_counted(computed):
+    srv = rsvp(computed, "srv", "2.2", "All")
+    assert srv["volume"] == 11  # r8 (status 1), s0 (September) and s3 (November) left out
+    info = computed.con.execute("SELECT requests_in_period, requests_included FROM runs").fetchone()
+    assert info == (15, 14)  # 17 loaded, 2 outside October; r8 excluded by status

@@ -1,0 +1,176 @@
+"""Ingest: validation, quarantine with file/row/field/reason, idempotency, atomic file loads."""
+
+from __future__ import annotations
+
+import gzip
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import alert, load_rows, rid, sr, write_csv
+
+from opmetrics.ingest.load import IngestError, load_file
+
+
+def quarantine(store):
+    cur = store.con.execute(
+        "SELECT row_number, field, value, reason, path FROM quarantine ORDER BY row_number")
+    return cur.fetchall()
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "reason_part"),
+    [
+        ({"request_id": ""}, "request_id", "missing required value"),
+        ({"request_id": "not-a-duis-id"}, "request_id", "expected format"),
+        ({"received_at": "2026-10-32T00:00:00Z"}, "received_at", "ISO 8601"),
+        ({"smets": "3", "region": "North"}, "smets", "not one of"),
+        ({"smets": "two"}, "smets", "not an integer"),
+        ({"critical": "maybe"}, "critical", "not a boolean"),
+        ({"region": "Midlands"}, "region", "not one of"),
+        ({"mode": "whenever"}, "mode", "not one of"),
+        ({"dsp_attempts": "4"}, "dsp_attempts", "greater than 3"),
+        ({"report_status": "1.5"}, "report_status", "not an integer"),
+        ({"responded_at": "2026-10-05T09:00:00Z"}, "responded_at", "earlier than received_at"),
+        ({"response_code": ""}, "response_code", "both be present or both be null"),
+        ({"smets": "1"}, "region", "SMETS1 exactly when smets is 1"),
+        ({"quarantine_released_at": "2026-10-05T09:00:00Z"}, "quarantine_released_at", "earlier"),
+    ],
+)
+def test_each_bad_value_is_quarantined_with_row_field_and_reason(
+        store, tmp_path, override, field, reason_part):
+    rows = [sr(1), sr(2, **override), sr(3)]
+    res = load_rows(store, tmp_path, "service_requests", rows)
+    assert (res.rows_read, res.accepted, res.quarantined) == (3, 2, 1)
+    [(row, qfield, value, reason, path)] = quarantine(store)
+    assert row == 2 and qfield == field and reason_part in reason
+    assert path.endswith(".csv")
+    assert store.count("service_requests") == 2
+
+
+def test_wrong_field_count_rows_keep_numbering(store, tmp_path):
+    path = write_csv(tmp_path / "sr.csv", [sr(1), sr(2), sr(3)])
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].rsplit(",", 3)[0]  # row 2 loses three fields
+    path.write_text("\n".join(lines) + "\n")
+    res = load_file(store, path, "service_requests")
+    assert (res.accepted, res.quarantined) == (2, 1)
+    assert quarantine(store)[0][0] == 2 and "wrong number of fields" in quarantine(store)[0][3]
+    loaded = store.con.execute("SELECT _row FROM service_requests ORDER BY _row").fetchall()
+    assert loaded == [(1,), (3,)]
+
+
+def test_same_file_twice_changes_nothing(store, tmp_path):
+    path = write_csv(tmp_path / "sr.csv", [sr(1), sr(2, region="Nowhere")])
+    first = load_file(store, path, "service_requests")
+    second = load_file(store, path, "service_requests")
+    assert first.status == "loaded" and second.status == "already loaded"
+    assert store.count("service_requests") == 1
+    assert store.count("quarantine") == 1
+    assert store.count("loaded_files") == 1
+
+
+def test_duplicates_within_and_across_files_are_not_double_counted(store, tmp_path):
+    load_rows(store, tmp_path, "service_requests", [sr(1), sr(2), sr(2)], name="a")
+    res = load_rows(store, tmp_path, "service_requests", [sr(2), sr(3)], name="b")
+    assert store.count("service_requests") == 3
+    assert res.accepted == 1 and res.quarantined == 1
+    reasons = [r[3] for r in quarantine(store)]
+    assert any("same as row 2 of this file" in r for r in reasons)
+    assert any("already loaded from" in r and "a-service_requests.csv row 2" in r for r in reasons)
+
+
+@pytest.mark.parametrize(
+    ("mangle", "message"),
+    [
+        (lambda p: p.write_text("request_id,party\nx,y\n"), "header does not match"),
+        (lambda p: p.write_bytes(p.read_bytes().replace(b"SUP-A", b"SUP-\xff\xfe", 1)), "UTF-8"),
+        (lambda p: p.write_text(""), "empty file"),
+    ],
+)
+def test_unreadable_csv_fails_whole_file(store, tmp_path, mangle, message):
+    path = write_csv(tmp_path / "sr.csv", [sr(1), sr(2)])
+    mangle(path)
+    with pytest.raises(IngestError, match=message) as e:
+        load_file(store, path, "service_requests")
+    assert str(path) in str(e.value)
+    assert store.count("service_requests") == 0 and store.count("loaded_files") == 0
+    assert store.count("quarantine") == 0
+
+
+def test_unknown_column_fails(store, tmp_path):
+    rows = [{**sr(1), "colour": "blue"}]
+    with pytest.raises(IngestError, match=r"unknown column\(s\) \['colour'\]"):
+        load_file(store, write_csv(tmp_path / "sr.csv", rows), "service_requests")
+
+
+def _parquet(tmp_path, rows, name="sr.parquet"):
+    t = pa.Table.from_pylist(rows)
+    path = tmp_path / name
+    pq.write_table(t, path, row_group_size=2)
+    return path
+
+
+def test_parquet_loads_and_truncated_parquet_fails_cleanly(store, tmp_path):
+    path = _parquet(tmp_path, [sr(i) for i in range(1, 7)])
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(IngestError, match="cut.parquet"):
+        load_file(store, cut, "service_requests")
+    assert store.count("service_requests") == 0
+    assert load_file(store, path, "service_requests").accepted == 6
+
+
+def test_failure_midway_rolls_back_everything(store, tmp_path, monkeypatch):
+    """A crash after some batches were staged leaves no rows, no quarantine, no file record."""
+    import opmetrics.ingest.load as load_mod
+
+    path = _parquet(tmp_path, [sr(i) for i in range(1, 9)] + [sr(99, region="Atlantis")])
+    real = load_mod._parquet_batches
+
+    def exploding(p, t):
+        for i, b in enumerate(real(p, t)):
+            if i == 2:
+                raise OSError("disk went away")
+            yield b
+
+    monkeypatch.setattr(load_mod, "BATCH_ROWS", 3)
+    monkeypatch.setattr(load_mod, "_parquet_batches", exploding)
+    with pytest.raises(OSError):
+        load_file(store, path, "service_requests")
+    assert store.count("service_requests") == 0
+    assert store.count("quarantine") == 0 and store.count("loaded_files") == 0
+    monkeypatch.setattr(load_mod, "_parquet_batches", real)
+    res = load_file(store, path, "service_requests")
+    assert (res.accepted, res.quarantined) == (8, 1)
+
+
+def test_timestamps_offsets_precision_and_uk_report_day(store, tmp_path):
+    rows = [
+        sr(1, received_at="2026-10-01T23:30:00+00:00", responded_at="2026-10-02T00:30:01.2345+01:00"),
+        sr(2, received_at="2026-10-26 00:30:00", responded_at="2026-10-26 00:30:02"),
+    ]
+    load_rows(store, tmp_path, "service_requests", rows)
+    got = store.con.execute(
+        "SELECT request_id, CAST(received_at AS VARCHAR), CAST(responded_at AS VARCHAR), "
+        "report_date FROM service_requests ORDER BY request_id").fetchall()
+    # 23:30 UTC on 1 Oct is 00:30 BST on 2 Oct; 00:30 UTC on 26 Oct is GMT, the same day.
+    assert got[0][1:3] == ("2026-10-01 23:30:00", "2026-10-01 23:30:01.234")
+    assert str(got[0][3]) == "2026-10-02"
+    assert str(got[1][3]) == "2026-10-26"
+
+
+def test_gzip_csv_and_table_from_folder_name(store, tmp_path):
+    folder = tmp_path / "alerts"
+    plain = write_csv(tmp_path / "x.csv", [alert("a1"), alert("a2", request_id=rid(5))])
+    folder.mkdir()
+    gz = folder / "day1.csv.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    res = load_file(store, gz)
+    assert res.table == "alerts" and res.accepted == 2
+
+
+def test_file_with_no_table_is_refused(store, tmp_path):
+    path = write_csv(tmp_path / "mystery.csv", [sr(1)])
+    with pytest.raises(IngestError, match="cannot tell which table"):
+        load_file(store, path)
