@@ -24,11 +24,22 @@ def rid(n: int) -> str:
 def sr(n: int, **kw: Any) -> dict[str, Any]:
     """A valid service_requests row (2.2 top-up, North, answered I0) with overrides."""
     row = {
-        "request_id": rid(n), "party_id": "SUP-A", "user_role": "IS", "srv": "2.2",
-        "mode": "on-demand", "critical": "false", "device_id": DEVICE, "device_type": "ESME",
-        "smets": "2", "region": "North", "received_at": "2026-10-05T10:00:00.000Z",
-        "responded_at": "2026-10-05T10:00:02.000Z", "response_code": "I0", "report_status": "2",
-        "dsp_attempts": "1", "quarantine_released_at": "",
+        "request_id": rid(n),
+        "party_id": "SUP-A",
+        "user_role": "IS",
+        "srv": "2.2",
+        "mode": "on-demand",
+        "critical": "false",
+        "device_id": DEVICE,
+        "device_type": "ESME",
+        "smets": "2",
+        "region": "North",
+        "received_at": "2026-10-05T10:00:00.000Z",
+        "responded_at": "2026-10-05T10:00:02.000Z",
+        "response_code": "I0",
+        "report_status": "2",
+        "dsp_attempts": "1",
+        "quarantine_released_at": "",
     }
     row.update({k: ("" if v is None else str(v)) for k, v in kw.items()})
     return row
@@ -36,10 +47,18 @@ def sr(n: int, **kw: Any) -> dict[str, Any]:
 
 def alert(aid: str, **kw: Any) -> dict[str, Any]:
     row = {
-        "alert_id": aid, "alert_code": "8F35", "kind": "device", "device_id": DEVICE,
-        "device_type": "ESME", "smets": "2", "region": "North", "party_id": "SUP-A",
-        "request_id": "", "raised_at": "2026-10-05T12:00:00.000Z",
-        "delivered_at": "2026-10-05T12:00:01.000Z", "suppressed": "false",
+        "alert_id": aid,
+        "alert_code": "8F35",
+        "kind": "device",
+        "device_id": DEVICE,
+        "device_type": "ESME",
+        "smets": "2",
+        "region": "North",
+        "party_id": "SUP-A",
+        "request_id": "",
+        "raised_at": "2026-10-05T12:00:00.000Z",
+        "delivered_at": "2026-10-05T12:00:01.000Z",
+        "suppressed": "false",
     }
     row.update({k: ("" if v is None else str(v)) for k, v in kw.items()})
     return row

@@ -47,18 +47,32 @@ REQUESTS = [
     sr(8, responded_at=None, response_code=None, report_status=1),
     sr(9, quarantine_released_at=at(3600), responded_at=at(3606)),
     sr(10, responded_at=at(0.5), response_code="E4", report_status=8),
-    sr(11, smets=1, region="SMETS1", received_at="2026-09-30T23:30:00Z",
-       responded_at="2026-09-30T23:30:08Z"),
-    sr(12, smets=1, region="SMETS1", received_at="2026-10-31T23:30:00Z",
-       responded_at="2026-10-31T23:30:31Z"),
-    sr(13, smets=1, region="SMETS1", received_at="2026-09-30T22:59:00Z",
-       responded_at="2026-09-30T22:59:01Z"),
-    sr(14, smets=1, region="SMETS1", received_at="2026-11-01T00:00:00.500Z",
-       responded_at="2026-11-01T00:00:01Z"),
-    sr(20, srv="1.1.1", mode="future-dated", region="Central", report_status=28,
-       responded_at="2026-10-05T11:00:00Z"),
-    sr(21, srv="1.1.1", mode="future-dated", region="Central", report_status=28,
-       responded_at="2026-10-06T11:00:00Z"),
+    sr(11, smets=1, region="SMETS1", received_at="2026-09-30T23:30:00Z", responded_at="2026-09-30T23:30:08Z"),
+    sr(12, smets=1, region="SMETS1", received_at="2026-10-31T23:30:00Z", responded_at="2026-10-31T23:30:31Z"),
+    sr(13, smets=1, region="SMETS1", received_at="2026-09-30T22:59:00Z", responded_at="2026-09-30T22:59:01Z"),
+    sr(
+        14,
+        smets=1,
+        region="SMETS1",
+        received_at="2026-11-01T00:00:00.500Z",
+        responded_at="2026-11-01T00:00:01Z",
+    ),
+    sr(
+        20,
+        srv="1.1.1",
+        mode="future-dated",
+        region="Central",
+        report_status=28,
+        responded_at="2026-10-05T11:00:00Z",
+    ),
+    sr(
+        21,
+        srv="1.1.1",
+        mode="future-dated",
+        region="Central",
+        report_status=28,
+        responded_at="2026-10-06T11:00:00Z",
+    ),
     sr(30, srv="6.23", critical="true", region="South", responded_at=at(5)),
 ]
 ALERTS = [
@@ -82,7 +96,8 @@ def rsvp(store, scope, key, segment, rate="month", day=None):
     cond = "day IS NULL" if day is None else f"day = DATE '{day}'"
     cur = store.con.execute(
         f"SELECT * FROM rsvp WHERE scope=? AND key=? AND segment=? AND rate=? AND {cond}",
-        [scope, key, segment, rate])
+        [scope, key, segment, rate],
+    )
     rows = cur.fetchall()
     assert len(rows) == 1, rows
     return dict(zip([d[0] for d in cur.description], rows[0], strict=True))
@@ -128,8 +143,12 @@ def test_future_dated_excluded_from_speed_but_not_trt(computed):
 
 
 def test_cpms_by_hand(computed):
-    rows = {(c, s): (n, d, st) for c, s, n, d, st in computed.con.execute(
-        "SELECT cpm, segment, numerator, denominator, status FROM cpm WHERE key = 'all'").fetchall()}
+    rows = {
+        (c, s): (n, d, st)
+        for c, s, n, d, st in computed.con.execute(
+            "SELECT cpm, segment, numerator, denominator, status FROM cpm WHERE key = 'all'"
+        ).fetchall()
+    }
     assert rows[("CPM1", "North")][:2] == (6, 9)
     assert rows[("CPM1", "SMETS1")][:2] == (1, 2)
     assert rows[("CPM1", "All")][:2] == (7, 11)
@@ -141,8 +160,8 @@ def test_cpms_by_hand(computed):
 
 def test_cpm6a_status_against_target_and_minimum(computed):
     pct, status = computed.con.execute(
-        "SELECT pct, status FROM cpm WHERE cpm='CPM6A' AND key='change_of_supplier' "
-        "AND segment='South'").fetchone()
+        "SELECT pct, status FROM cpm WHERE cpm='CPM6A' AND key='change_of_supplier' AND segment='South'"
+    ).fetchone()
     assert pct == pytest.approx(100.0) and status == "target met"
 
 

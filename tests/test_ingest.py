@@ -14,7 +14,8 @@ from opmetrics.ingest.load import IngestError, load_file
 
 def quarantine(store):
     cur = store.con.execute(
-        "SELECT row_number, field, value, reason, path FROM quarantine ORDER BY row_number")
+        "SELECT row_number, field, value, reason, path FROM quarantine ORDER BY row_number"
+    )
     return cur.fetchall()
 
 
@@ -38,7 +39,8 @@ def quarantine(store):
     ],
 )
 def test_each_bad_value_is_quarantined_with_row_field_and_reason(
-        store, tmp_path, override, field, reason_part):
+    store, tmp_path, override, field, reason_part
+):
     rows = [sr(1), sr(2, **override), sr(3)]
     res = load_rows(store, tmp_path, "service_requests", rows)
     assert (res.rows_read, res.accepted, res.quarantined) == (3, 2, 1)
@@ -153,7 +155,8 @@ def test_timestamps_offsets_precision_and_uk_report_day(store, tmp_path):
     load_rows(store, tmp_path, "service_requests", rows)
     got = store.con.execute(
         "SELECT request_id, CAST(received_at AS VARCHAR), CAST(responded_at AS VARCHAR), "
-        "report_date FROM service_requests ORDER BY request_id").fetchall()
+        "report_date FROM service_requests ORDER BY request_id"
+    ).fetchall()
     # 23:30 UTC on 1 Oct is 00:30 BST on 2 Oct; 00:30 UTC on 26 Oct is GMT, the same day.
     assert got[0][1:3] == ("2026-10-01 23:30:00", "2026-10-01 23:30:01.234")
     assert str(got[0][3]) == "2026-10-02"

@@ -1,0 +1,81 @@
+"""The methodology file: the shipped version is valid; broken files fail with precise errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from opmetrics import methodology
+from opmetrics.methodology import MethodologyError
+
+
+def _write(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load(methodology.default_path().read_text())
+    mutate(data)
+    p = tmp_path / "m.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def test_shipped_methodology_matches_the_seeds():
+    m = methodology.load()
+    assert m.cpm("CPM1").target == 99.0 and m.cpm("CPM1").minimum == 96.0  # 003 CPM table
+    assert m.alerts.trt_seconds == 60  # 001 l.3442
+    assert m.process("prepayment").srvs == ["1.6", "2.1", "2.2"]  # 001 Table 4
+    assert not m.process("install_commission").smets1
+    assert 1 not in m.report_status.included and 34 in m.report_status.included
+    assert {"E20", "E21"} <= set(m.payload.failure_response_codes)
+    assert len(m.fingerprint) == 64
+
+
+def test_unknown_srv_in_process_is_named(tmp_path):
+    p = _write(tmp_path, lambda d: d["processes"][0]["srvs"].append("99.9"))
+    with pytest.raises(MethodologyError, match=r"install_commission.*\['99.9'\]") as e:
+        methodology.load(p)
+    assert str(p) in str(e.value)
+
+
+def test_minimum_above_target_is_refused(tmp_path):
+    def bad(d):
+        d["cpms"][0]["minimum"] = 99.5
+
+    with pytest.raises(MethodologyError, match="CPM1: minimum 99.5 is above target 99.0"):
+        methodology.load(_write(tmp_path, bad))
+
+
+def test_unknown_key_and_bad_mode_are_located(tmp_path):
+    def bad(d):
+        d["speed"]["typo_setting"] = True
+        d["srvs"][0]["trt"]["sometimes"] = 5
+
+    with pytest.raises(MethodologyError) as e:
+        methodology.load(_write(tmp_path, bad))
+    msg = str(e.value)
+    assert "speed.typo_setting" in msg and "srvs.0.trt.sometimes" in msg
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text("version: [unclosed")
+    with pytest.raises(MethodologyError, match="not valid UTF-8 YAML"):
+        methodology.load(p)
+    with pytest.raises(MethodologyError, match="cannot read"):
+        methodology.load(tmp_path / "nope.yaml")
+
+
+def test_changing_a_trt_changes_the_fingerprint_and_trt_table(tmp_path):
+    def faster(d):
+        d["version"] = "2026.1-test"
+        d["trt_defaults_seconds"]["on-demand"] = 20
+
+    m2 = methodology.load(_write(tmp_path, faster))
+    assert m2.fingerprint != methodology.load().fingerprint
+    assert m2.trt_defaults_seconds["on-demand"] == 20
+
+
+def test_smets1_trt_override_for_activate_firmware():
+    rows = {(r["srv"], r["smets"], r["mode"]): r["trt_s"] for r in methodology.load().trt_rows()}
+    assert rows[("11.3", 1, "on-demand")] == 5 * 86400  # SMETS1 five-day TRT (001 Table 4)
+    assert rows[("11.3", 2, "on-demand")] == 30

@@ -1,0 +1,112 @@
+"""Hypothesis properties of RSVP over random months, checked against an independent numpy model."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from conftest import sr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from opmetrics import methodology
+from opmetrics.engine.store import Store
+from opmetrics.ingest.load import load_file
+from opmetrics.measures.run import compute
+
+M = methodology.load()
+SEGMENTS = ["North", "Central", "South", "SMETS1"]
+
+request = st.fixed_dictionaries(
+    {
+        "segment": st.sampled_from(SEGMENTS),
+        "srv": st.sampled_from(["2.2", "1.6", "4.6.1", "8.1.1"]),
+        "day": st.integers(1, 31),
+        "second": st.integers(0, 86_000),
+        "rtt_ms": st.integers(0, 200_000),
+        "outcome": st.sampled_from(["I0", "I0", "I0", "E20", "E21", "E4", None]),
+        "status": st.sampled_from([2, 2, 2, 8, 34, 1]),
+    }
+)
+
+
+def _rows(reqs):
+    rows = []
+    for i, r in enumerate(reqs):
+        # Noon-based offsets keep every request inside its UK day in October (BST or GMT).
+        t = dt.datetime(2026, 10, r["day"], 1, tzinfo=dt.UTC) + dt.timedelta(seconds=r["second"] // 4)
+        responded = None if r["outcome"] is None else t + dt.timedelta(milliseconds=r["rtt_ms"])
+        rows.append(
+            sr(
+                i + 1,
+                srv=r["srv"],
+                smets=1 if r["segment"] == "SMETS1" else 2,
+                region=r["segment"],
+                received_at=t.isoformat(timespec="milliseconds"),
+                responded_at=None if responded is None else responded.isoformat(timespec="milliseconds"),
+                response_code=r["outcome"],
+                report_status=r["status"],
+            )
+        )
+    return rows
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(request, min_size=1, max_size=60))
+def test_rsvp_properties(reqs):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "service_requests.parquet"
+        pq.write_table(pa.Table.from_pylist(_rows(reqs)), path)
+        store = Store(Path(tmp) / "p.duckdb")
+        try:
+            assert load_file(store, path).quarantined == 0
+            included = [r for r in reqs if r["status"] in M.report_status.included]
+            compute(store, M, "2026-10")
+            cur = store.con.execute("SELECT * FROM rsvp")
+            cols = [d[0] for d in cur.description]
+            res = [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            store.close()
+
+    for r in res:
+        for k in ("within_trt_pct", "failure_pct", "success_pct"):
+            assert r[k] is None or 0.0 <= r[k] <= 100.0
+        if r["rtt_count"]:
+            assert r["rtt_min_s"] <= r["rtt_median_s"] <= r["rtt_max_s"]
+            assert r["rtt_min_s"] <= r["rtt_mean_s"] <= r["rtt_max_s"]
+        assert r["failures"] + (r["volume"] - r["failures"]) == r["volume"]
+
+    month = {(r["scope"], r["key"], r["segment"]): r for r in res if r["rate"] == "month"}
+    for (scope, key, seg), r in month.items():
+        if seg == "SMETS2":
+            parts = [month.get((scope, key, s), {"volume": 0})["volume"] for s in SEGMENTS[:3]]
+            assert sum(parts) == r["volume"]
+        if seg == "All":
+            s1 = month.get((scope, key, "SMETS1"), {"volume": 0})["volume"]
+            s2 = month.get((scope, key, "SMETS2"), {"volume": 0})["volume"]
+            assert s1 + s2 == r["volume"]
+        days = [
+            d["volume"]
+            for d in res
+            if d["rate"] == "day" and d["scope"] == scope and d["key"] == key and d["segment"] == seg
+        ]
+        assert sum(days) == r["volume"]
+
+    # Independent model: SRV-level, All segments, straight from the generated requests.
+    for code in {r["srv"] for r in included}:
+        mine = [r for r in included if r["srv"] == code]
+        got = month[("srv", code, "All")]
+        assert got["volume"] == len(mine)
+        fails = [r for r in mine if r["outcome"] in ("E20", "E21") or r["outcome"] is None]
+        assert got["failures"] == len(fails)
+        speed = [r["rtt_ms"] / 1000 for r in mine if r["outcome"] is not None]
+        if speed:
+            assert np.isclose(got["rtt_median_s"], np.median(speed))
+            assert np.isclose(got["rtt_mean_s"], np.mean(speed))
+        trt = 30_000
+        within = sum(1 for r in mine if r["outcome"] is not None and r["rtt_ms"] <= trt)
+        assert got["within_trt"] == within
