@@ -1,0 +1,28 @@
+# Two entry points, both safe on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: setup demo test lint docs clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/opmetrics demo
+
+test: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/pytest -q
+
+docs: setup
+	$(BIN)/opmetrics contract docs docs/data-contract.md
+	$(BIN)/opmetrics contract json-schema docs/schemas
+
+clean:
+	rm -rf $(VENV) opmetrics-demo .pytest_cache
