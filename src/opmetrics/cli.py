@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -55,7 +56,7 @@ def _progress() -> Progress:
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=1)
 
 
@@ -121,7 +122,7 @@ def _ingest(store: Store, paths: list[Path], table: str | None) -> tuple[int, in
             try:
                 r = load_file(store, f, table)
             except IngestError as e:
-                err.print(f"[bold red]error:[/] {e}")
+                err.print(f"[bold red]error:[/] {escape(str(e))}")
                 summary.add_row(str(f), table or "?", "[red]failed, nothing loaded[/]", "", "", "")
                 failed += 1
             else:

@@ -72,11 +72,14 @@ def field_errors(f: Field) -> list[str]:
 
 
 def validation_sql(table: Table, source: str) -> str:
-    """SELECT over `source` (all-VARCHAR columns plus _row) giving typed columns, _raw and _err."""
+    """SELECT over `source` (all-VARCHAR columns plus _row) giving typed columns, _raw and _err.
+
+    `_raw` (the row as JSON, for the quarantine) is only built for rows that have an error.
+    """
     norm = ", ".join(f"NULLIF(trim({q(f.name)}), '') AS {q(f.name)}" for f in table.fields)
     typed = ", ".join(f"{typed_expr(f)} AS {q(f.name)}" for f in table.fields)
     ferrs = [e for f in table.fields for e in field_errors(f)]
-    raw_json = "to_json({" + ", ".join(f"{lit(f.name)}: n.{q(f.name)}" for f in table.fields) + "})"
+    raw_struct = "{" + ", ".join(f"{lit(f.name)}: n.{q(f.name)}" for f in table.fields) + "}"
     checks = [
         f"CASE WHEN ({c.sql}) IS FALSE THEN {_err(c.field, q(c.field), c.reason)} END" for c in table.checks
     ]
@@ -84,9 +87,10 @@ def validation_sql(table: Table, source: str) -> str:
     return f"""
 WITH n AS (SELECT _row, {norm} FROM {source}),
 t AS (
-    SELECT _row, {typed}, {raw_json} AS _raw,
+    SELECT _row, {typed}, {raw_struct} AS _n,
            list_filter([{", ".join(ferrs)}], lambda e: e IS NOT NULL) AS _ferr
     FROM n
 )
-SELECT t.* EXCLUDE (_ferr), list_concat(_ferr, {check_list}) AS _err FROM t
+SELECT * EXCLUDE (_n), CASE WHEN len(_err) > 0 THEN to_json(_n) END AS _raw
+FROM (SELECT t.* EXCLUDE (_ferr), list_concat(_ferr, {check_list}) AS _err FROM t)
 """

@@ -212,7 +212,7 @@ class _DayGen:
         )
         rtt = med * np.exp(P.RTT_SIGMA * rng.standard_normal(n))
         tail = rng.random(n) < P.TAIL_P
-        rtt[tail] += 8 * (rng.pareto(1.4, int(tail.sum())) + 1)
+        rtt[tail] += np.minimum(8 * (rng.pareto(1.4, int(tail.sum())) + 1), P.TAIL_CAP_S)
         wake = (dtype_idx == 1) & (rng.random(n) < P.GSME_WAKE_P)
         rtt[wake] += rng.uniform(0, 1800, int(wake.sum()))
         attempts = 1 + (rng.random(n) < 0.04) + (rng.random(n) < 0.01)

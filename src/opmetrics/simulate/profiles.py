@@ -136,6 +136,7 @@ RTT_MEDIAN_S = {"ESME": 3.2, "GSME": 7.5, "GPF": 2.4, "CHF": 1.8, "PPMID": 4.0, 
 RTT_SIGMA = 0.55
 REGION_FACTOR = [1.0, 0.9, 1.15, 1.6]  # North, Central, South, SMETS1
 TAIL_P = 0.012  # share of requests in the heavy (Pareto) tail
+TAIL_CAP_S = 420  # DSP gives up and answers E21 well before this; keeps the tail finite
 GSME_WAKE_P = 0.01  # gas meter commands waiting for the half-hourly wake-up
 
 # Outcome probabilities for a request.
