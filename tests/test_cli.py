@@ -47,6 +47,8 @@ def test_datafile_matches_database_and_recomputes_from_counts(demo):
         "AND key='prepayment' AND rate='month' AND segment='North'"
     ).fetchone()
     assert int(north["volume"]) == vol and int(north["failures"]) == fails
+    run = con.execute("SELECT methodology_version, input_fingerprint, run_id FROM runs").fetchone()
+    assert (north["methodology_version"], north["input_fingerprint"], north["run_id"]) == run
     assert float(north["within_trt_pct"]) == pytest.approx(100 * within / denom, rel=1e-5)
     # Independent count straight from the stored requests (prepayment SRVs, North, included).
     direct = con.execute(

@@ -45,6 +45,8 @@ CSV_COLUMNS = [
     "trt_denominator",
     "within_trt_pct",
 ]
+# Appended to every datafile row so a CSV separated from its pack still says where it came from.
+PROVENANCE_COLUMNS = ["methodology_version", "methodology_fingerprint", "input_fingerprint", "run_id"]
 
 
 def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -111,6 +113,7 @@ def build_pack(
     cpm = _rows(store, "SELECT * FROM cpm WHERE period = ? AND run_id = ?", [period, run.run_id])
     incidents = major_incidents(store, period)
     seg_cols = m.segments.all
+    prov = [getattr(run, c) for c in PROVENANCE_COLUMNS]
 
     processes = []
     for p in m.processes:
@@ -150,7 +153,7 @@ def build_pack(
         )
         with (out / "datafiles" / f"{p.id}.csv").open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
-            w.writerow(CSV_COLUMNS)
+            w.writerow(CSV_COLUMNS + PROVENANCE_COLUMNS)
             rows = mine + [r for r in rsvp if r["scope"] == "srv" and r["key"] in p.srvs]
             for r in sorted(
                 rows,
@@ -168,7 +171,7 @@ def build_pack(
                     "process_id": p.id,
                     "srv": r["key"] if r["scope"] == "srv" else "",
                 }
-                w.writerow([_csv_value(rec[c]) for c in CSV_COLUMNS])
+                w.writerow([_csv_value(rec[c]) for c in CSV_COLUMNS] + prov)
 
     step("CPM table and provenance")
     with (out / "datafiles" / "cpm.csv").open("w", newline="", encoding="utf-8") as fh:
@@ -185,9 +188,9 @@ def build_pack(
             "minimum",
             "status",
         ]
-        w.writerow(cols)
+        w.writerow(cols + PROVENANCE_COLUMNS)
         for r in cpm:
-            w.writerow([_csv_value(r[c]) for c in cols])
+            w.writerow([_csv_value(r[c]) for c in cols] + prov)
     quality = _rows(
         store,
         """
