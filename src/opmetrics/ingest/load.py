@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import hashlib
 import io
 from collections import Counter
@@ -108,7 +109,7 @@ def _csv_error(path: Path, e: Exception) -> IngestError:
 
 
 def _csv_batches(path: Path, table: Table, bad: list[_BadCsvRow]) -> Iterator[pa.Table]:
-    opener = __import__("gzip").open if path.name.endswith(".gz") else open
+    opener = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
             first = fh.readline()
