@@ -167,9 +167,9 @@ def ingest(
 
 
 def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
+    from opmetrics.measures.run import STEPS as steps
     from opmetrics.measures.run import compute as run_compute
 
-    steps = ["RSVP per SRV and business process", "Code Performance Measures", "Storing results"]
     with _progress() as prog:
         task = prog.add_task(f"Computing {period}", total=len(steps))
         try:

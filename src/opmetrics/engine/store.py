@@ -84,13 +84,11 @@ class Store:
             h.update(b"\n")
         return h.hexdigest()
 
-    def write_result(self, name: str, rows: Any) -> None:
-        """Replace a result table with an Arrow table / DataFrame / Ibis expression."""
-        self.con.register("_result_src", rows)
-        try:
-            self.con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _result_src')
-        finally:
-            self.con.unregister("_result_src")
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Run a query and return its rows as dicts keyed by column name."""
+        cur = self.con.execute(sql, params or [])
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     def close(self) -> None:
         self.con.close()

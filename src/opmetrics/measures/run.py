@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
 
 from opmetrics import __version__
@@ -17,6 +18,8 @@ from opmetrics.measures.rsvp import compute_rsvp
 from opmetrics.methodology import Methodology
 
 RESULT_TABLES = ("rsvp", "cpm")
+# The steps `compute` reports through `on_step`, in order (the CLI sizes its progress bar by them).
+STEPS = ("RSVP per SRV and business process", "Code Performance Measures", "Storing results")
 
 
 @dataclass
@@ -74,9 +77,9 @@ def compute(
             "run `opmetrics ingest` first"
         )
     ib = store.ibis()
-    step("RSVP per SRV and business process")
+    step(STEPS[0])
     rsvp = compute_rsvp(ib, m, period)
-    step("Code Performance Measures")
+    step(STEPS[1])
     cpm = compute_cpm(ib, m, period, rsvp)
     info = RunInfo(
         run_id=uuid.uuid4().hex[:12],
@@ -91,7 +94,7 @@ def compute(
         requests_included=int(n_incl),
         alerts_in_period=int(n_alerts),
     )
-    step("Storing results")
+    step(STEPS[2])
     con.execute("BEGIN TRANSACTION")
     try:
         _store_period(
@@ -116,12 +119,7 @@ def compute(
 
 def latest_run(store: Store, period: str) -> RunInfo | None:
     try:
-        row = store.con.execute(
-            "SELECT * FROM runs WHERE period = ? ORDER BY computed_at DESC LIMIT 1", [period]
-        ).fetchone()
-    except Exception:  # no runs table yet
+        rows = store.rows("SELECT * FROM runs WHERE period = ? ORDER BY computed_at DESC LIMIT 1", [period])
+    except duckdb.CatalogException:  # nothing computed yet: no runs table
         return None
-    if row is None:
-        return None
-    cols = [d[0] for d in store.con.description]
-    return RunInfo(**dict(zip(cols, row, strict=True)))
+    return RunInfo(**rows[0]) if rows else None

@@ -49,12 +49,6 @@ CSV_COLUMNS = [
 PROVENANCE_COLUMNS = ["methodology_version", "methodology_fingerprint", "input_fingerprint", "run_id"]
 
 
-def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cur = store.con.execute(sql, params)
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-
-
 def _duration(minutes: float) -> str:
     h, mnt = divmod(int(round(minutes)), 60)
     return f"{h}h{mnt:02d}m" if h else f"{mnt}m"
@@ -63,8 +57,7 @@ def _duration(minutes: float) -> str:
 def major_incidents(store: Store, period: str) -> list[dict[str, Any]]:
     """Category 1 and 2 incidents raised in the period, with their outage duration if known."""
     first, last = month_bounds(period)
-    rows = _rows(
-        store,
+    rows = store.rows(
         """
         WITH o AS (SELECT incident_id, max(epoch(end_at) - epoch(start_at)) AS secs
                    FROM outages WHERE incident_id IS NOT NULL GROUP BY incident_id)
@@ -109,8 +102,8 @@ def build_pack(
         )
     out = Path(out_dir)
     (out / "datafiles").mkdir(parents=True, exist_ok=True)
-    rsvp = _rows(store, "SELECT * FROM rsvp WHERE period = ? AND run_id = ?", [period, run.run_id])
-    cpm = _rows(store, "SELECT * FROM cpm WHERE period = ? AND run_id = ?", [period, run.run_id])
+    rsvp = store.rows("SELECT * FROM rsvp WHERE period = ? AND run_id = ?", [period, run.run_id])
+    cpm = store.rows("SELECT * FROM cpm WHERE period = ? AND run_id = ?", [period, run.run_id])
     incidents = major_incidents(store, period)
     seg_cols = m.segments.all
     prov = [getattr(run, c) for c in PROVENANCE_COLUMNS]
@@ -191,16 +184,14 @@ def build_pack(
         w.writerow(cols + PROVENANCE_COLUMNS)
         for r in cpm:
             w.writerow([_csv_value(r[c]) for c in cols] + prov)
-    quality = _rows(
-        store,
+    quality = store.rows(
         """
         SELECT table_name, count(*) AS files, sum(rows_read) AS rows_read,
                sum(rows_accepted) AS accepted, sum(rows_quarantined) AS quarantined
         FROM loaded_files GROUP BY ALL ORDER BY table_name""",
         [],
     )
-    reasons = _rows(
-        store,
+    reasons = store.rows(
         """
         SELECT table_name, coalesce(field, '(row)') AS field,
                regexp_replace(reason, ?, '') AS reason,
