@@ -4,7 +4,7 @@ Prepayment (SRV 2.2, on-demand, TRT 30 s), North, received 2026-10-05 10:00Z (11
   r1 2 s I0 | r2 4 s I0 | r3 10 s I0 | r4 40 s I0 (late) | r5 no response (status 34: fail, late)
   r6 35 s E21 (fail, late) | r7 3 s I0 but a linked N13 alert (fail, on time)
   r8 status 1 "pending": excluded | r9 quarantined 1 h, answered 6 s after release: RTT 6 s
-  r10 0.5 s E4 (status 8): a response, not a payload failure, on time
+  r10 0.5 s E51 (status 8): a response, not a payload failure, on time
  North: volume 9, failures 3 (r5 r6 r7), RTTs {0.5,2,3,4,6,10,35,40}: mean 100.5/8 = 12.5625,
         median (4+6)/2 = 5, min 0.5, max 40; within TRT 6 of 9 (r1 r2 r3 r7 r9 r10).
 SMETS1: s1 received 2026-09-30T23:30Z = 1 Oct 00:30 BST (in October), 8 s;
@@ -13,7 +13,7 @@ SMETS1: s1 received 2026-09-30T23:30Z = 1 Oct 00:30 BST (in October), 8 s;
  SMETS1: volume 2, failures 0, mean = median = 19.5, within 1 of 2.
  All: volume 11, failures 3, RTTs + {8, 31}: mean 139.5/10 = 13.95, median (6+8)/2 = 7, within 7/11.
 Tariff (1.1.1 future-dated, Central): f1 1 h (on time), f2 25 h (late, TRT 86400 s): CPM2 1/2.
-6.23 (critical, on-demand, South) c1 5 s: in CoS, not in CPM1 (critical).
+6.23 (critical, on-demand, South, another device) c1 5 s: in CoS, not in CPM1 (critical).
 CPM1 (non-critical on-demand): North 6/9, SMETS1 1/2, All 7/11.
 CPM3 alerts: a1 10 s (on time), a2 61 s (late), a3 undelivered (late), a4 suppressed (not counted),
   a5 N13 1 s (on time): 2 of 4 = 50 %.
@@ -46,7 +46,7 @@ REQUESTS = [
     sr(7, responded_at=at(3)),
     sr(8, responded_at=None, response_code=None, report_status=1),
     sr(9, quarantine_released_at=at(3600), responded_at=at(3606)),
-    sr(10, responded_at=at(0.5), response_code="E4", report_status=8),
+    sr(10, responded_at=at(0.5), response_code="E51", report_status=8),
     sr(11, smets=1, region="SMETS1", received_at="2026-09-30T23:30:00Z", responded_at="2026-09-30T23:30:08Z"),
     sr(12, smets=1, region="SMETS1", received_at="2026-10-31T23:30:00Z", responded_at="2026-10-31T23:30:31Z"),
     sr(13, smets=1, region="SMETS1", received_at="2026-09-30T22:59:00Z", responded_at="2026-09-30T22:59:01Z"),
@@ -73,7 +73,7 @@ REQUESTS = [
         report_status=28,
         responded_at="2026-10-06T11:00:00Z",
     ),
-    sr(30, srv="6.23", critical="true", region="South", responded_at=at(5)),
+    sr(30, srv="6.23", critical="true", region="South", responded_at=at(5), device_id="00-DB-00-00-00-00-00-30"),
 ]
 ALERTS = [
     alert("a1", delivered_at="2026-10-05T12:00:10Z"),
@@ -152,7 +152,7 @@ def test_cpms_by_hand(computed):
     assert rows[("CPM1", "North")][:2] == (6, 9)
     assert rows[("CPM1", "SMETS1")][:2] == (1, 2)
     assert rows[("CPM1", "All")][:2] == (7, 11)
-    assert ("CPM1", "South") not in rows  # the only South request is critical
+    assert rows[("CPM1", "South")] == (0, 0, "No Events")  # the only South request is critical
     assert rows[("CPM2", "All")][:2] == (1, 2)
     assert rows[("CPM3", "All")][:2] == (2, 4)
     assert rows[("CPM3", "All")][2] == "below minimum"

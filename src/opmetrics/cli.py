@@ -184,14 +184,22 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
         f"{info.requests_included:,} of {info.requests_in_period:,} requests included, "
         f"input fingerprint {info.input_fingerprint[:12]}"
     )
-    t = Table("CPM", "segment", "actual", "target", "minimum", "status", box=None)
-    for r in store.con.execute(
-        "SELECT cpm, segment, pct, target, minimum, status FROM cpm "
-        "WHERE period = ? AND run_id = ? AND cpm <> 'CPM6A' AND segment = 'All'",
+    t = Table("CPM", "measures", "target met", "lowest", "target", "minimum", "status (worst)", "credit £", box=None)
+    rank = {"below minimum": 0, "below target": 1, "missing input": 2, "No Events": 3, "target met": 4}
+    for r in store.rows(
+        "SELECT cpm, count(*) AS n, count(*) FILTER (WHERE status = 'target met') AS met, min(pct) AS low, "
+        "any_value(target) AS target, any_value(minimum) AS minimum, list(status) AS statuses, "
+        "sum(service_credit_gbp) AS credit FROM cpm WHERE period = ? AND run_id = ? AND instance "
+        "GROUP BY cpm ORDER BY min(rowid)",
         [period, info.run_id],
-    ).fetchall():
-        colour = {"target met": "green", "below target": "yellow"}.get(r[5], "red")
-        t.add_row(r[0], r[1], f"{r[2]:.2f}%", f"{r[3]}%", f"{r[4]}%", f"[{colour}]{r[5]}[/]")
+    ):
+        worst = min(r["statuses"], key=lambda x: rank.get(x, 9))
+        colour = {"target met": "green", "below target": "yellow", "No Events": "cyan"}.get(worst, "red")
+        low = "-" if r["low"] is None else f"{r['low']:.2f}%"
+        t.add_row(
+            r["cpm"], str(r["n"]), str(r["met"]), low, f"{r['target']}%", f"{r['minimum']}%",
+            f"[{colour}]{worst}[/]", f"{r['credit']:,.0f}",
+        )
     console.print(t)
 
 
@@ -272,13 +280,15 @@ def explain(
     methodology: MethOpt = None,
 ) -> None:
     """Show how one service request was classified: the rules that included it and its outcome."""
-    from opmetrics.measures.records import classified_requests, process_map
+    from opmetrics.measures.attribution import attributed
+    from opmetrics.measures.records import Scope, classified_requests
+    from opmetrics.measures.run import default_as_of
+    from opmetrics.methodology import pmel
 
     m = _methodology(methodology)
     with Store(db) as store:
-        t = classified_requests(store.ibis(), m)
-        rows = t.filter(t.request_id == request_id).to_pyarrow().to_pylist()
-        if not rows:
+        found = store.rows("SELECT report_date FROM service_requests WHERE request_id = ?", [request_id])
+        if not found:
             q = store.con.execute(
                 "SELECT path, row_number, all_reasons FROM quarantine WHERE raw LIKE ?",
                 [f'%"request_id":"{request_id}"%'],
@@ -288,14 +298,14 @@ def explain(
                     console.print(f"Quarantined: {path} row {row}: {reasons}")
                 return
             raise _fail(f"no service request {request_id!r} in {db}")
-        pm = process_map(m).to_pyarrow().to_pylist()
-        r = rows[0]
-        procs = [
-            p["process_id"]
-            for p in pm
-            if p["map_srv"] == r["srv"] and (p["smets1_applicable"] or r["smets"] != 1)
-        ]
-        lf = store.con.execute("SELECT path FROM loaded_files WHERE file_id = ?", [r["_file_id"]]).fetchone()
+        period = found[0]["report_date"].strftime("%Y-%m")
+        scope = Scope(store.ibis(), m, period, default_as_of(store, period), pmel.active(store))
+        t = classified_requests(scope)
+        r = t.filter(t.request_id == request_id).to_pyarrow().to_pylist()[0]
+        att = attributed(scope, t.filter(t.included))
+        procs = sorted(x["process_id"] for x in att.filter(att.request_id == request_id).to_pyarrow().to_pylist())
+        lf = store.con.execute("SELECT path FROM loaded_files WHERE file_id = ?", [r["_file_id"]]).fetchall()
+        lf = lf[0] if lf else None
         r["source"] = f"{lf[0] if lf else '?'} row {r['_row']}"
         r["business_processes"] = procs
         r["methodology"] = m.version

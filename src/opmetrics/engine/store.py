@@ -71,7 +71,7 @@ class Store:
         return self._ibis
 
     def count(self, table: str) -> int:
-        return int(self.con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+        return int(self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0])
 
     def input_fingerprint(self) -> str:
         """sha256 over every loaded file's hash: changes whenever the input data changes."""

@@ -211,7 +211,8 @@ def load_file(
         "SELECT file_id, rows_read, rows_accepted, rows_quarantined FROM loaded_files "
         "WHERE table_name = ? AND sha256 = ?",
         [name, digest],
-    ).fetchone()
+    ).fetchall()
+    prior = prior[0] if prior else None
     if prior:
         return LoadResult(path, name, "already loaded", prior[1], 0, 0, prior[0])
 
@@ -233,7 +234,7 @@ def _load_in_transaction(
     on_rows: Callable[[int], None] | None,
 ) -> LoadResult:
     con = store.con
-    file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchone()[0])
+    file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchall()[0][0])
     bad_csv: list[_BadCsvRow] = []
     is_parquet = path.name.endswith(".parquet")
     batches = _parquet_batches(path, table) if is_parquet else _csv_batches(path, table, bad_csv)
@@ -299,7 +300,7 @@ def _load_in_transaction(
             "INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
             [[file_id, table.name, str(path), b.row, b.reason, b.reason, b.text] for b in bad_csv],
         )
-    accepted = int(con.execute("SELECT count(*) FROM _judged WHERE len(_err) = 0").fetchone()[0])
+    accepted = int(con.execute("SELECT count(*) FROM _judged WHERE len(_err) = 0").fetchall()[0][0])
     quarantined = rows_read - accepted
     reasons = Counter(
         dict(

@@ -1,80 +1,288 @@
-"""Code Performance Measures CPM1-3 (SEC Section H13.1) and CPM6A from RSVP (003 CPM table).
+"""Code Performance Measures CPM1-CPM9 (SEC Sections H13.1, L8.6, D11.1; 003 CPM table).
 
-Each row carries the numerator, denominator, percentage, target, minimum and RAG status, per
-segment and for All, so a reader can recompute every published percentage.
+Each row carries numerator, denominator, percentage, target, minimum and status, so a reader
+can recompute every published percentage. Rows marked `instance` are the measures the SEC
+defines (one per CPM6 interface x region x time of day, per CPM6A process x region, per CPM5
+category...); the others are breakdowns for information.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 import ibis
+import numpy as np
 import pyarrow as pa
 
-from opmetrics.measures.records import classified_alerts, classified_requests
-from opmetrics.methodology import Methodology
+from opmetrics.measures.records import Scope, classified_alerts, classified_requests
+from opmetrics.methodology import Cpm
 
+NO_EVENTS = "No Events"
 
-def _by_segment(t: ibis.Table, cpm_id: str, key: str) -> list[ibis.Table]:
-    agg = {"numerator": t.within_trt.cast("int64").sum(), "denominator": t.count()}
-    region = t.group_by(segment=t.segment).aggregate(**agg)
-    total = t.aggregate(**agg).mutate(segment=ibis.literal("All"))
-    return [
-        e.mutate(cpm=ibis.literal(cpm_id), key=ibis.literal(key)).select(
-            "cpm", "key", "segment", "numerator", "denominator"
-        )
-        for e in (region, total)
+SCHEMA = pa.schema(
+    [
+        ("cpm", pa.string()),
+        ("key", pa.string()),
+        ("segment", pa.string()),
+        ("instance", pa.bool_()),
+        ("numerator", pa.int64()),
+        ("denominator", pa.int64()),
+        ("pct", pa.float64()),
+        ("target", pa.float64()),
+        ("minimum", pa.float64()),
+        ("status", pa.string()),
+        ("months_below_target", pa.int64()),
+        ("service_credit_gbp", pa.float64()),
+        ("note", pa.string()),
+        ("period", pa.string()),
     ]
+)
 
 
-def compute_cpm(con: Any, m: Methodology, period: str, rsvp: pa.Table) -> pa.Table:
-    exprs: list[ibis.Table] = []
+def _rows(expr: ibis.Table) -> list[dict[str, Any]]:
+    return expr.to_pyarrow().to_pylist()
+
+
+def _by_segment(t: ibis.Table, within: ibis.Value, key: str, segments: Iterable[str] | None) -> list[dict]:
+    """numerator/denominator per segment and for All; every expected segment appears."""
+    t = t.mutate(_ok=within.cast("int64"))
+    per = {r["segment"]: r for r in _rows(t.group_by("segment").aggregate(numerator=t._ok.sum(), denominator=t.count()))}
+    total = _rows(t.aggregate(numerator=t._ok.sum(), denominator=t.count()))[0]
+    out = []
+    for seg in segments or []:
+        r = per.get(seg, {"numerator": 0, "denominator": 0})
+        out.append({"key": key, "segment": seg, "instance": False, "numerator": r["numerator"] or 0, "denominator": r["denominator"] or 0})
+    out.append({"key": key, "segment": "All", "instance": True, "numerator": total["numerator"] or 0, "denominator": total["denominator"] or 0})
+    return out
+
+
+def _closed_incidents(s: Scope) -> ibis.Table:
+    inc = s.con.table("incidents")
+    closed_day = s.uk_day(inc.closed_at)
+    return inc.filter(closed_day.notnull() & inc.dcc_responsible).mutate(
+        segment=ibis.cases((inc.smets == 1, "SMETS1"), (inc.smets == 2, "SMETS2"), else_="not device specific")
+    )
+
+
+def _incident_targets(s: Scope, t: ibis.Table, measure: str) -> ibis.Value:
+    cats = s.m.incidents.categories
+    if measure == "resolution":
+        limit = ibis.cases(*[(t.category == k, v.target_resolution_hours * 3_600_000) for k, v in cats.items()])
+        return t.resolved_at.delta(t.raised_at, unit="millisecond") <= limit
+    limit = ibis.cases(*[(t.category == k, v.initial_response_minutes * 60_000) for k, v in cats.items()])
+    return t.assigned_at.notnull() & (t.assigned_at.delta(t.raised_at, unit="millisecond") <= limit)
+
+
+def _incidents(s: Scope, c: Cpm) -> list[dict]:
+    inc = _closed_incidents(s)
+    measure = "resolution" if c.kind == "incident_resolution" else "response"
+    groups = [[k] for k in c.categories] if c.per_category else [c.categories]
+    out = []
+    for cats in groups:
+        t = inc.filter(inc.category.isin(cats))
+        key = "Cat " + "-".join(str(k) for k in cats) if len(cats) > 1 else f"Cat {cats[0]}"
+        out += _by_segment(t, _incident_targets(s, t, measure).fill_null(False), key, ["SMETS1", "SMETS2"])
+    return out
+
+
+def band_minutes(s: Scope) -> tuple[np.ndarray, np.ndarray]:
+    """Naive-UTC minute starts of the period and whether each is in the CPM6 core band."""
+    start = s.day_start(s.first)
+    end = s.day_start(s.last + dt.timedelta(days=1))
+    n = int((end - start).total_seconds() // 60)
+    utc = np.datetime64(start, "m") + np.arange(n).astype("timedelta64[m]")
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(s.m.report_timezone)
+    # Local wall-clock per minute: offsets change at most twice a month, so step by hour.
+    local = np.empty(n, dtype="datetime64[m]")
+    for i in range(0, n, 60):
+        t = dt.datetime.fromisoformat(str(utc[i])).replace(tzinfo=dt.UTC).astimezone(tz)
+        off = np.timedelta64(int(t.utcoffset().total_seconds() // 60), "m")
+        local[i : i + 60] = utc[i : i + 60] + off
+    minute_of_day = (local - local.astype("datetime64[D]")).astype(int)
+    weekday = (local.astype("datetime64[D]").astype(int) + 3) % 7  # 1970-01-01 was a Thursday
+    ch = s.m.availability.core_hours
+
+    def hm(x: str) -> int:
+        h, m = x.split(":")
+        return int(h) * 60 + int(m)
+
+    wk = (weekday < 5) & (minute_of_day >= hm(ch.weekdays[0])) & (minute_of_day < hm(ch.weekdays[1]))
+    sat = (weekday == 5) & (minute_of_day >= hm(ch.saturday[0])) & (minute_of_day < hm(ch.saturday[1]))
+    return utc, wk | sat
+
+
+def availability_rows(s: Scope) -> list[dict]:
+    """Per interface x region x time band: minutes available over minutes in the target period."""
+    utc, core = band_minutes(s)
+    outages = _rows(s.con.table("outages"))
+    end_default = np.datetime64(s.as_of, "m")
+    out = []
+    for itf in s.m.availability.interfaces:
+        regions = s.m.segments.smets2_regions + [s.m.segments.smets1] if itf.regional else ["All"]
+        for region in regions:
+            down = np.zeros(len(utc), dtype=bool)
+            planned = np.zeros(len(utc), dtype=bool)
+            for o in outages:
+                if o["service"] != itf.name:
+                    continue
+                if itf.regional and o["region"] is not None and o["region"] != region:
+                    continue
+                a = np.datetime64(o["start_at"], "m")
+                b = np.datetime64(o["end_at"], "m") if o["end_at"] is not None else end_default
+                hit = (utc >= a) & (utc < b)
+                if o["planned"]:
+                    planned |= hit
+                else:
+                    down |= hit
+            if not s.m.availability.planned_maintenance_excluded:
+                down |= planned
+                planned[:] = False
+            for band, mask in (("core", core), ("other", ~core)):
+                target = mask & ~planned
+                out.append(
+                    {
+                        "key": f"{itf.name} / {band}",
+                        "segment": region,
+                        "instance": True,
+                        "numerator": int((target & ~down).sum()),
+                        "denominator": int(target.sum()),
+                        "note": f"planned maintenance {int((mask & planned).sum())} min excluded",
+                    }
+                )
+    return out
+
+
+def _ch_firmware(s: Scope, c: Cpm) -> list[dict]:
+    f = s.con.table("ch_firmware")
+    f = f.filter(f.report_date.between(s.first, s.last)).mutate(segment=f.region)
+    if c.kind == "ch_firmware_delivery":
+        t = f.filter(f.delivery_outcome != "in_progress")
+        return _by_segment(t, t.delivery_outcome == "delivered", "all", s.m.segments.all)
+    t = f.filter(f.activation_outcome.isin(["activated", "failed"]))
+    return _by_segment(t, t.activation_outcome == "activated", "all", s.m.segments.all)
+
+
+def _smki(s: Scope, c: Cpm) -> list[dict]:
+    r = s.con.table("smki_requests")
+    r = r.filter(r.report_date.between(s.first, s.last) & (r.service == c.service)).mutate(segment=ibis.literal("All"))
+    trt = s.m.smki.certificate_trt_seconds if c.service == "certificate" else s.m.smki.repository_trt_seconds
+    ok = r.responded_at.notnull() & (r.responded_at.delta(r.received_at, unit="millisecond") <= trt * 1000)
+    return _by_segment(r, ok.fill_null(False), "all", None)
+
+
+def _assessments(s: Scope) -> list[dict]:
+    a = s.con.table("dcc_assessments")
+    a = a.filter(a.report_date.between(s.first, s.last)).mutate(segment=ibis.literal("All"))
+    ok = a.completed_at.notnull() & (a.completed_at <= a.due_at)
+    return _by_segment(a, ok.fill_null(False), "all", None)
+
+
+INPUTS = {
+    "service_requests": "service_requests",
+    "alerts": "alerts",
+    "processes": "service_requests",
+    "incident_resolution": "incidents",
+    "incident_response": "incidents",
+    "availability": "outages",
+    "ch_firmware_delivery": "ch_firmware",
+    "ch_firmware_activation": "ch_firmware",
+    "smki": "smki_requests",
+    "assessments": "dcc_assessments",
+}
+
+
+def _credit(c: Cpm, pct: float | None, share: float) -> float:
+    if pct is None or pct >= c.target:
+        return 0.0
+    if pct < c.minimum or c.target == c.minimum:
+        return share
+    return share * (c.target - pct) / (c.target - c.minimum)
+
+
+def compute_cpm(
+    s: Scope,
+    rsvp: pa.Table,
+    input_rows: dict[str, int],
+    history: dict[tuple[str, str, str], dict[str, str]] | None = None,
+) -> pa.Table:
+    """All CPMs for the period. `input_rows` = rows per input table (0 means missing input);
+    `history` = earlier periods' statuses per (cpm, key, segment), for months below target."""
+    m = s.m
+    rows: list[dict] = []
     for c in m.cpms:
-        if c.kind == "service_requests":
-            t = classified_requests(con, m, period).filter(ibis._.included)
+        got: list[dict] = []
+        table = INPUTS[c.kind]
+        if not input_rows.get(table):
+            got = [{"key": "all", "segment": "All", "instance": True, "numerator": 0, "denominator": 0,
+                    "note": f"missing input: no {table} data loaded"}]
+        elif c.kind == "service_requests":
+            t = classified_requests(s).filter(ibis._.included)
             if c.mode:
                 t = t.filter(t.mode == c.mode)
             if c.critical is not None:
                 t = t.filter(t.critical == c.critical)
-            exprs += _by_segment(t, c.id, "all")
+            got = _by_segment(t, t.within_trt, "all", m.segments.all)
         elif c.kind == "alerts":
-            exprs += _by_segment(classified_alerts(con, m, period).filter(ibis._.included), c.id, "all")
-    rows = ibis.union(*exprs).to_pyarrow().to_pylist()
-    for c in m.cpms:  # CPM6A: each business process x (SMETS2 region | SMETS1), from RSVP
-        if c.kind != "processes":
-            continue
-        for r in rsvp.to_pylist():
-            if r["scope"] == "process" and r["rate"] == "month" and r["segment"] in m.segments.all:
-                rows.append(
-                    {
-                        "cpm": c.id,
-                        "key": r["key"],
-                        "segment": r["segment"],
-                        "numerator": r["within_trt"],
-                        "denominator": r["trt_denominator"],
-                    }
-                )
+            t = classified_alerts(s).filter(ibis._.included)
+            got = _by_segment(t, t.within_trt, "all", m.segments.all)
+        elif c.kind == "processes":
+            for r in rsvp.to_pylist():
+                if r["scope"] == "process" and r["rate"] == "month" and r["segment"] in m.segments.all:
+                    got.append({"key": r["key"], "segment": r["segment"], "instance": True,
+                                "numerator": r["within_trt"], "denominator": r["trt_denominator"]})
+        elif c.kind in ("incident_resolution", "incident_response"):
+            got = _incidents(s, c)
+        elif c.kind == "availability":
+            got = availability_rows(s)
+        elif c.kind.startswith("ch_firmware"):
+            got = _ch_firmware(s, c)
+        elif c.kind == "smki":
+            got = _smki(s, c)
+        elif c.kind == "assessments":
+            got = _assessments(s)
+        for r in got:
+            r["cpm"] = c.id
+        rows += got
+    amount = m.service_credits.monthly_amount_at_risk_gbp
+    instances: dict[str, int] = {}
+    for r in rows:
+        instances[r["cpm"]] = instances.get(r["cpm"], 0) + int(r["instance"])
     for r in rows:
         c = m.cpm(r["cpm"])
         pct = 100.0 * r["numerator"] / r["denominator"] if r["denominator"] else None
-        r.update(pct=pct, target=c.target, minimum=c.minimum, status=c.status(pct), period=period)
+        status = c.status(pct)
+        note = r.get("note") or ""
+        if pct is None and not note.startswith("missing input"):
+            status = NO_EVENTS
+        elif pct is None:
+            status = "missing input"
+        past = (history or {}).get((r["cpm"], r["key"], r["segment"]), {})
+        run = 0
+        if status in ("below target", "below minimum"):
+            run = 1
+            y, mo = (int(x) for x in s.period.split("-"))
+            while True:
+                y, mo = (y - 1, 12) if mo == 1 else (y, mo - 1)
+                if past.get(f"{y:04d}-{mo:02d}") in ("below target", "below minimum"):
+                    run += 1
+                else:
+                    break
+        share = amount * m.service_credits.weights.get(c.id, 0.0) / max(instances[c.id], 1)
+        r.update(
+            pct=pct,
+            target=c.target,
+            minimum=c.minimum,
+            status=status,
+            months_below_target=run,
+            service_credit_gbp=round(_credit(c, pct, share), 2) if r["instance"] else 0.0,
+            note=note,
+            period=s.period,
+        )
     order = {c.id: i for i, c in enumerate(m.cpms)}
-    seg_order = {s: i for i, s in enumerate([*m.segments.all, "All"])}
+    seg_order = {x: i for i, x in enumerate([*m.segments.all, "SMETS2", "All"])}
     rows.sort(key=lambda r: (order[r["cpm"]], r["key"], seg_order.get(r["segment"], 99)))
-    return pa.Table.from_pylist(
-        rows,
-        schema=pa.schema(
-            [
-                ("cpm", pa.string()),
-                ("key", pa.string()),
-                ("segment", pa.string()),
-                ("numerator", pa.int64()),
-                ("denominator", pa.int64()),
-                ("pct", pa.float64()),
-                ("target", pa.float64()),
-                ("minimum", pa.float64()),
-                ("status", pa.string()),
-                ("period", pa.string()),
-            ]
-        ),
-    )
+    return pa.Table.from_pylist(rows, schema=SCHEMA)

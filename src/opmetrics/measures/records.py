@@ -7,12 +7,15 @@ be traced back to the records and the methodology rules that produced it (`opmet
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import ibis
 from ibis import _
 
 from opmetrics.methodology import Methodology
+from opmetrics.methodology.pmel import PmelException
 
 
 def month_bounds(period: str) -> tuple[dt.date, dt.date]:
@@ -26,14 +29,79 @@ def month_bounds(period: str) -> tuple[dt.date, dt.date]:
     return first, nxt - dt.timedelta(days=1)
 
 
-def classified_requests(con: Any, m: Methodology, period: str | None = None) -> ibis.Table:
+def uk_midnight_utc(day: dt.date, tz: str = "Europe/London") -> dt.datetime:
+    """The naive-UTC instant at which a UK calendar day starts (stored times are naive UTC)."""
+    local = dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz))
+    return local.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass
+class Scope:
+    """What one computation sees: the backend, the rules, the period and the report time."""
+
+    con: Any
+    m: Methodology
+    period: str
+    as_of: dt.datetime  # naive UTC: "now" for SLA-not-yet-elapsed categories
+    exceptions: list[PmelException] = field(default_factory=list)
+
+    @property
+    def first(self) -> dt.date:
+        return month_bounds(self.period)[0]
+
+    @property
+    def last(self) -> dt.date:
+        return month_bounds(self.period)[1]
+
+    def day_start(self, day: dt.date) -> dt.datetime:
+        return uk_midnight_utc(day, self.m.report_timezone)
+
+    def uk_day(self, ts: ibis.Value, pad_days: int = 0) -> ibis.Value:
+        """UK calendar day of a naive-UTC timestamp, for days in the period (+/- pad), else null.
+
+        A CASE over the period's UK midnights: portable to any Ibis backend, no time zone
+        support needed in the engine.
+        """
+        days = [self.first + dt.timedelta(days=i) for i in range(-pad_days, (self.last - self.first).days + 2 + pad_days)]
+        starts = [self.day_start(d) for d in days]
+        branches = [
+            ((ts >= starts[i]) & (ts < starts[i + 1]), ibis.literal(days[i], "date")) for i in range(len(days) - 1)
+        ]
+        return ibis.cases(*branches, else_=ibis.null("date"))
+
+
+def _pmel_match(t: ibis.Table, e: PmelException, time_col: str) -> ibis.Value:
+    cond = ibis.literal(True)
+    if e.window_start is not None:
+        cond &= t[time_col] >= e.window_start
+    if e.window_end is not None:
+        cond &= t[time_col] < e.window_end
+    for col in ("region", "party_id", "srv", "device_id"):
+        val = getattr(e, col)
+        if val is not None and col in t.columns:
+            cond &= t[col] == val
+    if e.request_ids and "request_id" in t.columns:
+        cond &= t.request_id.isin(e.request_ids)
+    return cond
+
+
+def _pmel_rule(t: ibis.Table, exceptions: list[PmelException], time_col: str) -> ibis.Value:
+    if not exceptions:
+        return ibis.null("string")
+    return ibis.cases(*[(_pmel_match(t, e, time_col), e.rule) for e in exceptions], else_=ibis.null("string"))
+
+
+def requests_in_period(s: Scope) -> ibis.Table:
+    sr = s.con.table("service_requests")
+    return sr.filter(sr.report_date.between(s.first, s.last))
+
+
+def classified_requests(s: Scope, table: ibis.Table | None = None) -> ibis.Table:
     """service_requests with inclusion rule, payload outcome, RTT and TRT per record."""
-    sr = con.table("service_requests")
-    if period:
-        first, last = month_bounds(period)
-        sr = sr.filter(sr.report_date.between(first, last))
+    m = s.m
+    sr = table if table is not None else requests_in_period(s)
     trt = ibis.memtable(m.trt_rows()).rename(trt_srv="srv", trt_smets="smets", trt_mode="mode")
-    alerts = con.table("alerts")
+    alerts = s.con.table("alerts")
     failing = alerts.filter(
         alerts.alert_code.isin(m.payload.failure_alert_codes) & alerts.request_id.notnull()
     )
@@ -50,16 +118,28 @@ def classified_requests(con: Any, m: Methodology, period: str | None = None) -> 
     comms_failure = t.response_code.isin(m.payload.failure_response_codes).fill_null(False)
     alert_failure = t.request_id.isin(failing.request_id)
     no_response_failure = ~has_response if m.payload.no_response_is_failure else ibis.literal(False)
-    included = t.report_status.isin(m.report_status.included)
-    t = t.mutate(
-        included=included,
-        rule=ibis.ifelse(
-            included,
-            ibis.literal("included: report status in reporting set"),
+    status_ok = t.report_status.isin(m.report_status.included)
+    outside_codes = list(m.counting.outside_dcc_control_codes)
+    outside = (
+        t.response_code.isin(outside_codes).fill_null(False)
+        if m.counting.exclude_outside_dcc_control and outside_codes
+        else ibis.literal(False)
+    )
+    pmel = _pmel_rule(t, s.exceptions, "received_at")
+    rule = ibis.cases(
+        (
+            ~status_ok,
             ibis.literal("excluded: report status ")
             + t.report_status.cast("string")
             + " not in reporting (001 l.595-750)",
         ),
+        (pmel.notnull(), pmel),
+        (outside, ibis.literal("excluded: response code ") + t.response_code + " is outside DCC control (003)"),
+        else_=ibis.literal("included: report status in reporting set"),
+    )
+    t = t.mutate(
+        included=status_ok & pmel.isnull() & ~outside,
+        rule=rule,
         segment=t.region,
         trt_s=t.trt_s.coalesce(default_trt),
         rtt_ms=t.responded_at.delta(start, unit="millisecond"),
@@ -78,24 +158,75 @@ def classified_requests(con: Any, m: Methodology, period: str | None = None) -> 
             else_="response: other code",
         ),
         speed_counted=t.mode.isin(m.speed.rtt_modes) & has_response,
+        # DSP automatic retries: one request (and success if any attempt succeeded), or each
+        # attempt counted, all but the last as failures (counting.dsp_retries_count_once).
+        count_weight=ibis.literal(1) if m.counting.dsp_retries_count_once else t.dsp_attempts,
     )
     late_if_missing = ibis.literal(not m.speed.no_response_counts_as_late)
-    return t.mutate(
+    t = t.mutate(
         within_trt=ibis.ifelse(_.has_response, _.rtt_ms <= _.trt_s * 1000, late_if_missing),
+        extra_failures=_.count_weight - 1,
     )
+    if not m.counting.party_retries_count_separately:
+        t = collapse_party_retries(s, t)
+    return t
 
 
-def classified_alerts(con: Any, m: Methodology, period: str | None = None) -> ibis.Table:
+def attempt_chains(s: Scope, t: ibis.Table) -> ibis.Table:
+    """Number each request within its chain of SEC Party resends (003; PP1 attempts table).
+
+    A chain is the same SRV from the same party to the same device; a new chain starts after
+    a success or when more than `retry_window_minutes` passed since the previous send.
+    """
+    w = ibis.window(group_by=[t.party_id, t.device_id, t.srv], order_by=[t.received_at, t.request_id])
+    window_ms = s.m.counting.retry_window_minutes * 60_000
+    prev_failed = t.failed.lag().over(w)
+    prev_at = t.received_at.lag().over(w)
+    t = t.mutate(
+        _new_chain=(
+            prev_failed.isnull()
+            | ~prev_failed
+            | (t.received_at.delta(prev_at, unit="millisecond") > window_ms)
+        ).cast("int64")
+    )
+    t = t.mutate(chain_no=t._new_chain.sum().over(w))
+    cw = ibis.window(group_by=[t.party_id, t.device_id, t.srv, t.chain_no], order_by=[t.received_at, t.request_id])
+    cg = ibis.window(group_by=[t.party_id, t.device_id, t.srv, t.chain_no])
+    return t.mutate(
+        attempt_no=ibis.row_number().over(cw) + 1,
+        chain_size=t.count().over(cg),
+        chain_succeeded=(~t.failed).cast("int64").max().over(cg) == 1,
+    ).drop("_new_chain")
+
+
+def collapse_party_retries(s: Scope, t: ibis.Table) -> ibis.Table:
+    """Count a chain of resends once, at its last send, successful if any send was."""
+    inc = attempt_chains(s, t.filter(t.included))
+    last = inc.attempt_no == inc.chain_size
+    inc = inc.mutate(
+        included=last,
+        rule=ibis.ifelse(last, inc.rule, "excluded: a resend in a chain counted once (counting rule)"),
+        failed=~inc.chain_succeeded,
+    ).drop("attempt_no", "chain_size", "chain_succeeded", "chain_no")
+    return inc.union(t.filter(~t.included))
+
+
+def classified_alerts(s: Scope, table: ibis.Table | None = None) -> ibis.Table:
     """alerts with CPM3 inclusion rule and delivery time per record."""
-    a = con.table("alerts")
-    if period:
-        first, last = month_bounds(period)
-        a = a.filter(a.report_date.between(first, last))
-    included = ibis.literal(True) if m.alerts.count_suppressed else ~a.suppressed
+    m = s.m
+    a = table if table is not None else s.con.table("alerts")
+    if table is None:
+        a = a.filter(a.report_date.between(s.first, s.last))
+    pmel = _pmel_rule(a, s.exceptions, "raised_at")
+    suppressed = ibis.literal(False) if m.alerts.count_suppressed else a.suppressed
     delivered = a.delivered_at.notnull()
     return a.mutate(
-        included=included,
-        rule=ibis.ifelse(included, "included", "excluded: suppressed by Alert Management Mechanism"),
+        included=~suppressed & pmel.isnull(),
+        rule=ibis.cases(
+            (suppressed, ibis.literal("excluded: suppressed by Alert Management Mechanism (001 l.1000)")),
+            (pmel.notnull(), pmel),
+            else_=ibis.literal("included"),
+        ),
         segment=a.region,
         delivery_ms=a.delivered_at.delta(a.raised_at, unit="millisecond"),
         within_trt=ibis.ifelse(
@@ -106,17 +237,9 @@ def classified_alerts(con: Any, m: Methodology, period: str | None = None) -> ib
     )
 
 
-def process_map(m: Methodology) -> ibis.Table:
-    """(process_id, srv, smets1_applicable) rows: an SRV appears once per process listing it."""
-    rows = []
-    for p in m.processes:
-        for code in p.srvs:
-            srv = m.srv(code)
-            rows.append(
-                {
-                    "process_id": p.id,
-                    "srv": code,
-                    "smets1_applicable": bool(p.smets1 and srv is not None and srv.smets1),
-                }
-            )
-    return ibis.memtable(rows).rename(map_srv="srv")
+def latest_devices(s: Scope) -> ibis.Table:
+    """Each device's latest extract taken no later than the report time."""
+    d = s.con.table("devices")
+    d = d.filter(d.extracted_at <= s.as_of)
+    w = ibis.window(group_by=d.device_id, order_by=ibis.desc(d.extracted_at))
+    return d.mutate(_n=ibis.row_number().over(w)).filter(_._n == 0).drop("_n")

@@ -12,8 +12,8 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
-from opmetrics.measures.records import classified_requests, process_map
-from opmetrics.methodology import Methodology
+from opmetrics.measures.attribution import attributed
+from opmetrics.measures.records import Scope, classified_requests
 
 SEGMENT_TOTALS = ("SMETS2", "All")
 
@@ -22,11 +22,11 @@ def _aggregate(t: ibis.Table, keys: list[Any], late_if_missing: bool) -> ibis.Ta
     rtt = t.rtt_ms.cast("float64")
     rtt_counted = ibis.ifelse(t.speed_counted, rtt, None)
     responded = t.has_response.cast("int64").sum()
-    volume = t.count()
+    volume = t.count_weight.sum()
     within = t.within_trt.cast("int64").sum()
     return t.group_by(keys).aggregate(
         volume=volume,
-        failures=t.failed.cast("int64").sum(),
+        failures=t.failed.cast("int64").sum() + t.extra_failures.sum(),
         no_response=(~t.has_response).cast("int64").sum(),
         responses=responded,
         rtt_count=t.speed_counted.cast("int64").sum(),
@@ -35,21 +35,20 @@ def _aggregate(t: ibis.Table, keys: list[Any], late_if_missing: bool) -> ibis.Ta
         rtt_min_s=rtt_counted.min() / 1000,
         rtt_max_s=rtt_counted.max() / 1000,
         within_trt=within,
-        trt_denominator=volume if late_if_missing else responded,
+        trt_denominator=t.count() if late_if_missing else responded,
     )
 
 
-def rsvp_expressions(con: Any, m: Methodology, period: str) -> list[ibis.Table]:
+def rsvp_expressions(s: Scope) -> list[ibis.Table]:
     """One expression per (scope, rate, segment level); their union is the RSVP table."""
-    req = classified_requests(con, m, period).filter(ibis._.included)
-    pm = process_map(m)
-    proc = req.inner_join(pm, req.srv == pm.map_srv).drop("map_srv")
-    proc = proc.filter(proc.smets1_applicable | (proc.smets != 1))
+    req = classified_requests(s).filter(ibis._.included)
+    att = attributed(s, req).rename(att_id="request_id")
+    proc = req.inner_join(att, req.request_id == att.att_id).drop("att_id")
     scopes = {
         "srv": req.mutate(scope=ibis.literal("srv"), key=req.srv),
         "process": proc.mutate(scope=ibis.literal("process"), key=proc.process_id),
     }
-    late = m.speed.no_response_counts_as_late
+    late = s.m.speed.no_response_counts_as_late
     exprs = []
     for base in scopes.values():
         for rate in ("month", "day"):
@@ -66,8 +65,8 @@ def rsvp_expressions(con: Any, m: Methodology, period: str) -> list[ibis.Table]:
     return exprs
 
 
-def compute_rsvp(con: Any, m: Methodology, period: str) -> pa.Table:
-    union = ibis.union(*rsvp_expressions(con, m, period))
+def compute_rsvp(s: Scope) -> pa.Table:
+    union = ibis.union(*rsvp_expressions(s))
     out = union.mutate(
         within_trt_pct=ibis.ifelse(
             union.trt_denominator > 0, 100.0 * union.within_trt / union.trt_denominator, None
@@ -76,4 +75,4 @@ def compute_rsvp(con: Any, m: Methodology, period: str) -> pa.Table:
         success_pct=100.0 * (union.volume - union.failures) / union.volume,
     ).order_by(["scope", "key", "rate", "day", "segment"])
     tbl = out.to_pyarrow()
-    return tbl.append_column("period", pa.array([period] * tbl.num_rows, pa.string()))
+    return tbl.append_column("period", pa.array([s.period] * tbl.num_rows, pa.string()))

@@ -13,13 +13,14 @@ import pyarrow as pa
 from opmetrics import __version__
 from opmetrics.engine.store import Store
 from opmetrics.measures.cpm import compute_cpm
-from opmetrics.measures.records import month_bounds
+from opmetrics.measures.outcome import Context, compute_outcomes
+from opmetrics.measures.records import Scope, month_bounds, uk_midnight_utc
 from opmetrics.measures.rsvp import compute_rsvp
-from opmetrics.methodology import Methodology
+from opmetrics.methodology import Methodology, pmel
 
-RESULT_TABLES = ("rsvp", "cpm")
+RESULT_TABLES = ("rsvp", "cpm", "outcomes")
 # The steps `compute` reports through `on_step`, in order (the CLI sizes its progress bar by them).
-STEPS = ("RSVP per SRV and business process", "Code Performance Measures", "Storing results")
+STEPS = ("RSVP per SRV and business process", "Outcome measures", "Code Performance Measures", "Storing results")
 
 
 @dataclass
@@ -35,6 +36,9 @@ class RunInfo:
     requests_in_period: int
     requests_included: int
     alerts_in_period: int
+    as_of: dt.datetime
+    pmel_version: str
+    pmel_applied: str
 
 
 def _store_period(store: Store, name: str, period: str, rows: pa.Table) -> None:
@@ -43,7 +47,7 @@ def _store_period(store: Store, name: str, period: str, rows: pa.Table) -> None:
     try:
         exists = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if exists:
             con.execute(f'DELETE FROM "{name}" WHERE period = ?', [period])
             con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM _rows')
@@ -53,13 +57,41 @@ def _store_period(store: Store, name: str, period: str, rows: pa.Table) -> None:
         con.unregister("_rows")
 
 
+def default_as_of(store: Store, period: str, tz: str = "Europe/London") -> dt.datetime:
+    """Report time: the end of the data (latest request received), or now if that is later
+    than now, but never before the end of the period. Decides which SLAs have elapsed."""
+    latest = store.con.execute("SELECT max(received_at) FROM service_requests").fetchall()[0][0]
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    period_end = uk_midnight_utc(month_bounds(period)[1] + dt.timedelta(days=1), tz)
+    at = min(latest, now) if latest else now
+    return max(at, period_end)
+
+
+def input_rows(store: Store) -> dict[str, int]:
+    return {t: store.count(t) for t in store.contract.tables}
+
+
+def history(store: Store, period: str) -> dict[tuple[str, str, str], dict[str, str]]:
+    """Stored CPM statuses of earlier periods, for consecutive months below target."""
+    try:
+        rows = store.rows("SELECT cpm, key, segment, period, status FROM cpm WHERE period < ?", [period])
+    except duckdb.CatalogException:
+        return {}
+    out: dict[tuple[str, str, str], dict[str, str]] = {}
+    for r in rows:
+        out.setdefault((r["cpm"], r["key"], r["segment"]), {})[r["period"]] = r["status"]
+    return out
+
+
 def compute(
     store: Store,
     m: Methodology,
     period: str,
     on_step: Callable[[str], None] | None = None,
+    as_of: dt.datetime | None = None,
 ) -> RunInfo:
-    """Compute RSVP and CPMs for `period` (YYYY-MM), replacing that period's stored results."""
+    """Compute RSVP, outcome measures and CPMs for `period` (YYYY-MM), replacing that period's
+    stored results. `as_of` is the report time (naive UTC); see `default_as_of`."""
     first, last = month_bounds(period)
     step = on_step or (lambda _s: None)
     con = store.con
@@ -67,20 +99,30 @@ def compute(
         "SELECT count(*), count(*) FILTER (WHERE report_status IN ?) FROM service_requests "
         "WHERE report_date BETWEEN ? AND ?",
         [m.report_status.included, first, last],
-    ).fetchone()
+    ).fetchall()[0]
     n_alerts = con.execute(
         "SELECT count(*) FROM alerts WHERE report_date BETWEEN ? AND ?", [first, last]
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if n_req == 0:
         raise ValueError(
             f"no service requests loaded for {period} (UK days {first} to {last}); "
             "run `opmetrics ingest` first"
         )
-    ib = store.ibis()
+    register_version = pmel.verify(store)
+    scope = Scope(
+        con=store.ibis(),
+        m=m,
+        period=period,
+        as_of=as_of or default_as_of(store, period, m.report_timezone),
+        exceptions=pmel.active(store),
+    )
+    counts = input_rows(store)
     step(STEPS[0])
-    rsvp = compute_rsvp(ib, m, period)
+    rsvp = compute_rsvp(scope)
     step(STEPS[1])
-    cpm = compute_cpm(ib, m, period, rsvp)
+    outcomes = compute_outcomes(scope, Context(rsvp, counts))
+    step(STEPS[2])
+    cpm = compute_cpm(scope, rsvp, counts, history(store, period))
     info = RunInfo(
         run_id=uuid.uuid4().hex[:12],
         period=period,
@@ -93,8 +135,11 @@ def compute(
         requests_in_period=int(n_req),
         requests_included=int(n_incl),
         alerts_in_period=int(n_alerts),
+        as_of=scope.as_of,
+        pmel_version=register_version,
+        pmel_applied=", ".join(e.exception_id for e in scope.exceptions),
     )
-    step(STEPS[2])
+    step(STEPS[3])
     con.execute("BEGIN TRANSACTION")
     try:
         _store_period(
@@ -108,6 +153,12 @@ def compute(
             "cpm",
             period,
             cpm.append_column("run_id", pa.array([info.run_id] * cpm.num_rows, pa.string())),
+        )
+        _store_period(
+            store,
+            "outcomes",
+            period,
+            outcomes.append_column("run_id", pa.array([info.run_id] * outcomes.num_rows, pa.string())),
         )
         _store_period(store, "runs", period, pa.Table.from_pylist([info.__dict__]))
         con.execute("COMMIT")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 Mode = Literal["on-demand", "future-dated", "dcc-scheduled"]
 
-DEFAULT_FILE = "opmetrics-2026.1.yaml"
+DEFAULT_FILE = "opmetrics-2026.2.yaml"
 
 
 class MethodologyError(ValueError):
@@ -70,11 +70,124 @@ class Srv(_Strict):
     trt_smets1: dict[Mode, int] = {}
 
 
+class Attribution(_Strict):
+    """Which requests of a process's SRVs belong to it (001 l.904-935)."""
+
+    rule: Literal["all", "commissioning_day", "same_day_as", "not_in", "pairs"] = "all"
+    anchor_srv: str | None = None
+    processes: list[str] = []
+    pair: list[str] = []
+
+    @model_validator(mode="after")
+    def _complete(self) -> Attribution:
+        if self.rule == "same_day_as" and not self.anchor_srv:
+            raise ValueError("rule same_day_as needs anchor_srv")
+        if self.rule == "not_in" and not self.processes:
+            raise ValueError("rule not_in needs processes")
+        if self.rule == "pairs" and len(self.pair) != 2:
+            raise ValueError("rule pairs needs exactly two SRVs in pair")
+        return self
+
+
 class Process(_Strict):
     id: str
     name: str
     smets1: bool
     srvs: list[str]
+    attribution: Attribution = Attribution()
+
+
+class AttributionSwitch(_Strict):
+    enabled: bool
+
+
+class Counting(_Strict):
+    dsp_retries_count_once: bool
+    party_retries_count_separately: bool
+    retry_window_minutes: int = Field(gt=0)
+    exclude_outside_dcc_control: bool
+    outside_dcc_control_codes: dict[str, str]
+
+
+class Outcomes(_Strict):
+    install_leave_investigation_days: int = Field(gt=0)
+    prediction_lag_days: int = Field(gt=0)
+    ic2_deviation_alert_pct: float = Field(gt=0)
+    cos_followup: Literal["same_day"]
+    non_communicating_days: int = Field(gt=0)
+    scheduled_read_hours: int = Field(gt=0)
+    topup_failure_reason_threshold_pct: float = Field(ge=0, le=100)
+    local_credit_alert: str
+    firmware_sla_days: int = Field(gt=0)
+    firmware_ack_code: str
+    firmware_success_alert: str
+    firmware_failure_alert: str
+    firmware_smets: list[Literal[1, 2]]
+    alert_trt_seconds: int = Field(gt=0)
+
+
+class IncidentTarget(_Strict):
+    initial_response_minutes: int = Field(gt=0)
+    target_resolution_hours: float = Field(gt=0)
+
+
+class Incidents(_Strict):
+    measured_on: Literal["closed"]
+    categories: dict[int, IncidentTarget]
+
+
+class Interface(_Strict):
+    name: str
+    regional: bool
+
+
+class CoreHours(_Strict):
+    weekdays: tuple[str, str]
+    saturday: tuple[str, str]
+
+
+class Availability(_Strict):
+    planned_maintenance_excluded: bool
+    interfaces: list[Interface]
+    core_hours: CoreHours
+
+
+class Smki(_Strict):
+    certificate_trt_seconds: int = Field(gt=0)
+    repository_trt_seconds: int = Field(gt=0)
+
+
+class ServiceCredits(_Strict):
+    monthly_amount_at_risk_gbp: float = Field(ge=0)
+    weights: dict[str, float]
+
+
+class MeasureDef(_Strict):
+    """An outcome measure (M) or indicator (I) of the catalogue (001 section 3.4)."""
+
+    id: str
+    process: str
+    kind: Literal["M", "I"]
+    definition: str
+    source: str
+    inputs: list[str]
+    srvs: list[str] = []
+    target: float | None = None
+    minimum: float | None = None
+
+
+CpmKind = Literal[
+    "service_requests",
+    "alerts",
+    "processes",
+    "incident_resolution",
+    "incident_response",
+    "availability",
+    "ch_firmware_delivery",
+    "ch_firmware_activation",
+    "smki",
+    "assessments",
+]
 
 
 class Cpm(_Strict):
@@ -82,9 +195,13 @@ class Cpm(_Strict):
     name: str
     target: float = Field(ge=0, le=100)
     minimum: float = Field(ge=0, le=100)
-    kind: Literal["service_requests", "alerts", "processes"]
+    kind: CpmKind
+    source: str = ""
     mode: Mode | None = None
     critical: bool | None = None
+    categories: list[int] = []
+    per_category: bool = False
+    service: Literal["certificate", "repository"] | None = None
 
     @model_validator(mode="after")
     def _minimum_below_target(self) -> Cpm:
@@ -114,7 +231,15 @@ class Methodology(_Strict):
     alerts: AlertRules
     srvs: list[Srv]
     processes: list[Process]
+    attribution: AttributionSwitch
+    counting: Counting
+    outcomes: Outcomes
+    incidents: Incidents
+    availability: Availability
+    smki: Smki
     cpms: list[Cpm]
+    service_credits: ServiceCredits
+    measures: list[MeasureDef]
     fingerprint: str = ""
 
     @model_validator(mode="after")
@@ -131,6 +256,29 @@ class Methodology(_Strict):
         ids = [p.id for p in self.processes]
         if len(set(ids)) != len(ids):
             problems.append("processes: duplicate ids")
+        for p in self.processes:
+            a = p.attribution
+            for ref in [a.anchor_srv, *a.pair]:
+                if ref is not None and ref not in p.srvs:
+                    problems.append(f"process {p.id!r}: attribution names SRV {ref!r} not in its srvs")
+            unknown = [q for q in a.processes if q not in ids]
+            if unknown:
+                problems.append(f"process {p.id!r}: attribution names unknown processes {unknown}")
+        cpm_ids = [c.id for c in self.cpms]
+        unknown_w = [k for k in self.service_credits.weights if k not in cpm_ids]
+        if unknown_w:
+            problems.append(f"service_credits.weights: unknown CPMs {unknown_w}")
+        for c in self.cpms:
+            missing_cat = [k for k in c.categories if k not in self.incidents.categories]
+            if missing_cat:
+                problems.append(f"cpm {c.id}: categories {missing_cat} have no incidents target")
+        mids = [x.id for x in self.measures]
+        if len(set(mids)) != len(mids):
+            problems.append("measures: duplicate ids")
+        for x in self.measures:
+            bad = [s for s in x.srvs if s not in known]
+            if bad:
+                problems.append(f"measure {x.id!r}: SRVs not in the srvs catalogue: {bad}")
         missing_modes = {"on-demand", "future-dated", "dcc-scheduled"} - set(self.trt_defaults_seconds)
         if missing_modes:
             problems.append(f"trt_defaults_seconds: missing modes {sorted(missing_modes)}")
@@ -149,6 +297,12 @@ class Methodology(_Strict):
 
     def cpm(self, cid: str) -> Cpm:
         return next(c for c in self.cpms if c.id == cid)
+
+    def measure(self, mid: str) -> MeasureDef:
+        for x in self.measures:
+            if x.id == mid:
+                return x
+        raise KeyError(f"unknown measure {mid!r}")
 
     def trt_rows(self) -> list[dict[str, object]]:
         """(srv, smets, mode) -> TRT seconds for every catalogue entry, for joining to requests."""

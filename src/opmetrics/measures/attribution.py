@@ -1,0 +1,60 @@
+"""Business-process attribution: which requests belong to which process (001 l.904-935).
+
+The DCC cannot see inside a request, so it infers the process from context: I&C SRVs are those
+sent to a device on its commissioning day, CoS SRVs those sent the same day as a 6.23, tariff
+updates the 1.1.1s left over, security SRVs those seen in pairs. The rules are data
+(`processes[].attribution` in the methodology); this module only evaluates them.
+"""
+
+from __future__ import annotations
+
+import ibis
+
+from opmetrics.measures.records import Scope, latest_devices
+from opmetrics.methodology import Process
+
+KEYS = ["device_id", "party_id", "report_date"]
+
+
+def _members(s: Scope, req: ibis.Table, p: Process, done: dict[str, ibis.Table]) -> ibis.Table:
+    """Requests (request_id only) attributed to process `p`."""
+    a = p.attribution
+    mine = req.filter(req.srv.isin(p.srvs))
+    if not s.m.attribution.enabled or a.rule == "all":
+        return mine.select("request_id")
+    if a.rule == "commissioning_day":
+        dev = latest_devices(s)
+        dev = dev.select(dev_id=dev.device_id, comm_day=s.uk_day(dev.commissioned_at))
+        j = mine.inner_join(dev, [mine.device_id == dev.dev_id, mine.report_date == dev.comm_day])
+        return j.select("request_id")
+    if a.rule == "same_day_as":
+        anchors = req.filter(req.srv == a.anchor_srv).select(*KEYS).distinct()
+        return mine.semi_join(anchors, KEYS).select("request_id")
+    if a.rule == "not_in":
+        taken = [done[q] if q in done else _members(s, req, s.m.process(q), done) for q in a.processes]
+        out = mine.select("request_id")
+        for t in taken:
+            out = out.anti_join(t, "request_id")
+        return out
+    # pairs: both SRVs of the pair to the same device, from the same party, on the same UK day
+    first, second = a.pair
+    k1 = req.filter(req.srv == first).select(*KEYS).distinct()
+    k2 = req.filter(req.srv == second).select(*KEYS).distinct()
+    both = k1.semi_join(k2, KEYS)
+    return mine.filter(mine.srv.isin(a.pair)).semi_join(both, KEYS).select("request_id")
+
+
+def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
+    """(request_id, process_id) for every request attributed to a process.
+
+    SMETS1 requests are kept only where the process and the SRV apply to SMETS1 (001 Table 4).
+    """
+    done: dict[str, ibis.Table] = {}
+    parts = []
+    for p in s.m.processes:
+        members = _members(s, req, p, done)
+        done[p.id] = members
+        smets1_srvs = [c for c in p.srvs if (srv := s.m.srv(c)) is not None and srv.smets1] if p.smets1 else []
+        keep = req.filter((req.smets != 1) | req.srv.isin(smets1_srvs or ["-"])).select("request_id")
+        parts.append(members.semi_join(keep, "request_id").mutate(process_id=ibis.literal(p.id)))
+    return ibis.union(*parts)

@@ -1,0 +1,69 @@
+"""Change of Supplier outcomes: CoS1 and the CoS trial volumes (TR1)."""
+
+from __future__ import annotations
+
+import ibis
+
+from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row, success_rows
+from opmetrics.measures.records import Scope, classified_requests
+
+
+def cos_requests(s: Scope) -> ibis.Table:
+    """Included 6.23s, each with `ok`: delivered, or a failure overturned because the gaining
+    party's later SRVs reached the device the same UK day (001 l.372, l.966)."""
+    req = classified_requests(s).filter(ibis._.included)
+    cos = req.filter(req.srv == "6.23")
+    later = req.filter((req.srv != "6.23") & (req.response_category == "response: success code"))
+    later = later.select(l_dev=later.device_id, l_party=later.party_id, l_day=later.report_date, l_at=later.received_at)
+    hit = cos.inner_join(
+        later,
+        [cos.device_id == later.l_dev, cos.party_id == later.l_party, cos.report_date == later.l_day, later.l_at > cos.received_at],
+    ).select("request_id").distinct()
+    hit = hit.rename(hit_id="request_id")
+    j = cos.left_join(hit, cos.request_id == hit.hit_id)
+    return j.mutate(overturned=j.failed & j.hit_id.notnull(), ok=~j.failed | j.hit_id.notnull()).drop("hit_id")
+
+
+def cos1(s: Scope, ctx: Context) -> list[Row]:
+    t = cos_requests(s)
+    out = success_rows(t, t.ok, {"region": ["region"]})
+    n = rows_of(t.aggregate(o=t.overturned.cast("int64").sum()))[0]["o"] or 0
+    out[0]["note"] = f"{n} failure responses overturned by the gaining party's later SRVs"
+    return out
+
+
+def cos1_segments(s: Scope, ctx: Context) -> list[Row]:
+    t = cos_requests(s)
+    return success_rows(t, t.ok, {"device_type x region": ["device_type", "region"]})[1:]
+
+
+def cos1_failure_codes(s: Scope, ctx: Context) -> list[Row]:
+    t = classified_requests(s)
+    t = t.filter((t.srv == "6.23") & ~t.rule.startswith("excluded: report status"))
+    bad = t.filter(t.failed | (t.response_category == "response: other code"))
+    code = bad.response_code.fill_null("no response")
+    rows = rows_of(bad.group_by(code=code).aggregate(n=bad.count(), incl=bad.included.cast("int64").sum()).order_by(ibis.desc("n")))
+    return [
+        count_row("response code", r["code"], r["n"], note="" if r["incl"] == r["n"] else "outside DCC control: excluded from CoS1")
+        for r in rows
+    ]
+
+
+def cos1_daily_by_party(s: Scope, ctx: Context) -> list[Row]:
+    t = cos_requests(s)
+    return success_rows(t, t.ok, {"day x party": ["report_date", "party_id"]})[1:]
+
+
+def tr1_cos_volumes(s: Scope, ctx: Context) -> list[Row]:
+    t = cos_requests(s)
+    r = rows_of(t.aggregate(dev=t.device_id.nunique(), ok=t.device_id.nunique(where=t.ok)))[0]
+    return [count_row("volume", "attempted CoS (devices sent a 6.23)", r["dev"]), count_row("volume", "successful CoS", r["ok"])]
+
+
+MEASURES = {
+    "CoS1": cos1,
+    "CoS1.segments": cos1_segments,
+    "CoS1.failure_codes": cos1_failure_codes,
+    "CoS1.daily_by_party": cos1_daily_by_party,
+    "TR1.cos_volumes": tr1_cos_volumes,
+}

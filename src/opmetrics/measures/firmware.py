@@ -1,0 +1,84 @@
+"""Firmware outcomes: device firmware (DF1-DF3) and Communications Hub firmware (CHF1, CHF2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+
+from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row, success_rows
+from opmetrics.measures.records import Scope, classified_requests
+
+DF2_ORDER = ["verified (8F72)", "verification failed (8F1C)", "no alert after SLA", "in progress (SLA not elapsed)"]
+
+
+def df1(s: Scope, ctx: Context) -> list[Row]:
+    t = classified_requests(s).filter(ibis._.included)
+    t = t.filter(t.srv.isin(s.m.measure("DF1").srvs))
+    out = success_rows(t, ~t.failed, {"region": ["region"], "device_type": ["device_type"]})
+    n = rows_of(t.aggregate(d=t.device_id.nunique()))[0]["d"]
+    out[0]["note"] = f"{n} devices; success is an acknowledgement of the command (001 l.982)"
+    return out
+
+
+def df2_outcomes(s: Scope) -> ibis.Table:
+    """Each acknowledged 11.1 with the first verification alert within the SLA, and its category."""
+    o = s.m.outcomes
+    t = classified_requests(s).filter(ibis._.included)
+    t = t.filter((t.srv == "11.1") & (t.response_code == o.firmware_ack_code) & t.smets.isin(o.firmware_smets))
+    a = s.con.table("alerts")
+    a = a.filter(a.alert_code.isin([o.firmware_success_alert, o.firmware_failure_alert]) & (a.raised_at <= s.as_of))
+    a = a.select(a_dev="device_id", a_code="alert_code", a_at="raised_at")
+    sla = dt.timedelta(days=o.firmware_sla_days)
+    j = t.left_join(a, [t.device_id == a.a_dev, a.a_at >= t.responded_at, a.a_at <= t.responded_at + sla])
+    first = j.group_by("request_id").aggregate(
+        ok=(j.a_code == o.firmware_success_alert).cast("int64").max(),
+        bad=(j.a_code == o.firmware_failure_alert).cast("int64").max(),
+        due=(j.responded_at + sla).max(),
+        region=j.region.max(),
+    )
+    cat = ibis.cases(
+        (first.ok == 1, DF2_ORDER[0]),
+        (first.bad == 1, DF2_ORDER[1]),
+        (first.due <= s.as_of, DF2_ORDER[2]),
+        else_=DF2_ORDER[3],
+    )
+    return first.mutate(category=cat)
+
+
+def df2(s: Scope, ctx: Context) -> list[Row]:
+    t = df2_outcomes(s)
+    rows = {r["category"]: r["n"] for r in rows_of(t.group_by("category").aggregate(n=t.count()))}
+    decided = sum(rows.get(c, 0) for c in DF2_ORDER[:3])
+    out = [share_row("category", c, rows.get(c, 0), decided) for c in DF2_ORDER[:3]]
+    out.append(count_row("category", DF2_ORDER[3], rows.get(DF2_ORDER[3], 0), note="not in the percentages: SLA not elapsed at report time"))
+    return out
+
+
+def df3(s: Scope, ctx: Context) -> list[Row]:
+    t = classified_requests(s).filter(ibis._.included)
+    t = t.filter(t.srv.isin(s.m.measure("DF3").srvs) & t.smets.isin(s.m.outcomes.firmware_smets))
+    return success_rows(t, ~t.failed, {"response category": ["response_category"], "region": ["region"]})
+
+
+def _chf(s: Scope) -> ibis.Table:
+    f = s.con.table("ch_firmware")
+    return f.filter(f.report_date.between(s.first, s.last))
+
+
+def chf1(s: Scope, ctx: Context) -> list[Row]:
+    f = _chf(s)
+    pending = rows_of(f.aggregate(n=(f.delivery_outcome == "in_progress").cast("int64").sum()))[0]["n"] or 0
+    t = f.filter(f.delivery_outcome != "in_progress")
+    out = success_rows(t, t.delivery_outcome == "delivered", {"region": ["region"]})
+    out[0]["note"] = f"{pending} still in progress, not counted"
+    return out
+
+
+def chf2(s: Scope, ctx: Context) -> list[Row]:
+    f = _chf(s)
+    t = f.filter(f.activation_outcome.isin(["activated", "failed"]))
+    return success_rows(t, t.activation_outcome == "activated", {"region": ["region"]})
+
+
+MEASURES = {"DF1": df1, "DF2": df2, "DF3": df3, "CHF1": chf1, "CHF2": chf2}

@@ -1,0 +1,131 @@
+"""Outcome measures and indicators (001 section 3.4): the shared row shape and the runner.
+
+Every outcome row is (measure, breakdown, key1, key2, numerator, denominator, value, unit,
+status, note). A measure whose input table is empty reports "missing input" with the reason;
+one whose input is present but has nothing relevant reports "No Events" (001 l.5342-5372).
+The measure functions live in one module per business-process family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ibis
+import pyarrow as pa
+
+from opmetrics.measures.records import Scope
+
+NO_EVENTS = "No Events"
+
+SCHEMA = pa.schema(
+    [
+        ("measure", pa.string()),
+        ("kind", pa.string()),
+        ("breakdown", pa.string()),
+        ("key1", pa.string()),
+        ("key2", pa.string()),
+        ("numerator", pa.int64()),
+        ("denominator", pa.int64()),
+        ("value", pa.float64()),
+        ("unit", pa.string()),
+        ("status", pa.string()),
+        ("note", pa.string()),
+        ("period", pa.string()),
+    ]
+)
+
+Row = dict[str, Any]
+MeasureFn = Callable[[Scope, "Context"], list[Row]]
+
+
+class Context:
+    """What measure functions share: the RSVP result and row counts of every input table."""
+
+    def __init__(self, rsvp: pa.Table, input_rows: dict[str, int]):
+        self.rsvp = rsvp
+        self.input_rows = input_rows
+
+
+def pct(n: int | None, d: int | None) -> float | None:
+    return 100.0 * n / d if d else None
+
+
+def share_row(breakdown: str, key1: Any, numerator: int, denominator: int, key2: Any = "", note: str = "") -> Row:
+    return {
+        "breakdown": breakdown,
+        "key1": "" if key1 is None else str(key1),
+        "key2": "" if key2 is None else str(key2),
+        "numerator": int(numerator or 0),
+        "denominator": int(denominator or 0),
+        "value": pct(numerator, denominator),
+        "unit": "%",
+        "note": note,
+    }
+
+
+def count_row(breakdown: str, key1: Any, count: int, key2: Any = "", note: str = "") -> Row:
+    return {
+        "breakdown": breakdown,
+        "key1": "" if key1 is None else str(key1),
+        "key2": "" if key2 is None else str(key2),
+        "numerator": int(count or 0),
+        "denominator": None,
+        "value": float(count or 0),
+        "unit": "count",
+        "note": note,
+    }
+
+
+def rows_of(expr: ibis.Table) -> list[Row]:
+    return expr.to_pyarrow().to_pylist()
+
+
+def success_rows(t: ibis.Table, ok: ibis.Value, by: dict[str, list[str]]) -> list[Row]:
+    """Success share overall ("all") and per breakdown: {breakdown name: [columns]}."""
+    t = t.mutate(_ok=ok.cast("int64"))
+    out = []
+    total = rows_of(t.aggregate(n=t._ok.sum(), d=t.count()))[0]
+    out.append(share_row("all", "All", total["n"], total["d"]))
+    for name, cols in by.items():
+        for r in rows_of(t.group_by(cols).aggregate(n=t._ok.sum(), d=t.count()).order_by(cols)):
+            keys = [r[c] for c in cols]
+            out.append(share_row(name, keys[0], r["n"], r["d"], keys[1] if len(keys) > 1 else ""))
+    return out
+
+
+def registry() -> dict[str, MeasureFn]:
+    from opmetrics.measures import alerting, billing, cos, firmware, install, prepayment, security
+
+    reg: dict[str, MeasureFn] = {}
+    for mod in (install, cos, billing, prepayment, firmware, alerting, security):
+        reg.update(mod.MEASURES)
+    return reg
+
+
+def compute_outcomes(s: Scope, ctx: Context, on_measure: Callable[[str], None] | None = None) -> pa.Table:
+    reg = registry()
+    rows: list[Row] = []
+    for md in s.m.measures:
+        if on_measure:
+            on_measure(md.id)
+        fn = reg.get(md.id)
+        missing = [i for i in md.inputs if not ctx.input_rows.get(i)]
+        if fn is None:
+            got = [count_row("all", "All", 0, note=f"not implemented in opmetrics {md.id}")]
+            got[0]["status"] = "not implemented"
+        elif missing:
+            reason = "; ".join(
+                f"{i} is not in the data contract" if i not in ctx.input_rows else f"no {i} data loaded"
+                for i in missing
+            )
+            got = [{**count_row("all", "All", 0), "value": None, "status": "missing input", "note": reason}]
+        else:
+            got = fn(s, ctx) or [{**count_row("all", "All", 0), "value": None, "status": NO_EVENTS}]
+        for r in got:
+            r.setdefault("status", "")
+            if not r["status"]:
+                r["status"] = NO_EVENTS if r["unit"] == "%" and not r["denominator"] else "ok"
+            r.update(measure=md.id, kind=md.kind, period=s.period)
+        rows += got
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
