@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from opmetrics import methodology
 from opmetrics.simulate import profiles as P
+from opmetrics.simulate import scenarios
 
 UK = ZoneInfo("Europe/London")
 CHUNK_ROWS = 2_000_000
@@ -112,6 +113,21 @@ class Estate:
             for s1 in (0, 1)
         }
 
+        self.install_day = np.zeros(n, np.int32)  # day of month installed; 0 = before the month
+        self.installed_ms = np.full(n, -1, np.int64)
+        self.commissioned_ms = np.full(n, -1, np.int64)
+        self.install_leave = np.zeros(n, bool)
+
+    def add_installs(self, types, regions, parties, days, at, comm, il) -> None:  # noqa: ANN001
+        """Append the month's new devices (outside the random-traffic pools)."""
+        self.type = np.concatenate([self.type, types])
+        self.region = np.concatenate([self.region, regions])
+        self.party = np.concatenate([self.party, parties])
+        self.install_day = np.concatenate([self.install_day, days])
+        self.installed_ms = np.concatenate([self.installed_ms, at])
+        self.commissioned_ms = np.concatenate([self.commissioned_ms, comm])
+        self.install_leave = np.concatenate([self.install_leave, il])
+
     def pick(self, rng: np.random.Generator, dtype: np.ndarray, smets1: np.ndarray) -> np.ndarray:
         idx = np.empty(len(dtype), dtype=np.int64)
         for (t, s1), pool in self.pool.items():
@@ -168,27 +184,46 @@ class _DayGen:
     def volumes(self, day_no: int, weekday: int) -> list[int]:
         rng = np.random.default_rng([self.seed, day_no, 0])
         base = self.scale.requests_per_day / self.total_share
-        return [int(rng.poisson(base * s.share * P.WEEKDAY[s.profile][weekday])) for s in P.SRV_MIX]
+        return [
+            0 if s.srv in P.INSTALL_ONLY_SRVS else int(rng.poisson(base * s.share * P.WEEKDAY[s.profile][weekday]))
+            for s in P.SRV_MIX
+        ]
 
     def requests(
         self, day_no: int, start: dt.datetime, counts: list[int], chunk: int
     ) -> tuple[pa.Table, pa.Table]:
         rng = np.random.default_rng([self.seed, day_no, 1, chunk])
         parts = [self._srv_rows(rng, spec, n, start) for spec, n in zip(P.SRV_MIX, counts, strict=True) if n]
+        if chunk == 0:
+            parts += scenarios.install_requests(self, rng, day_no, start)
+        parts += scenarios.follow_ups(self, rng, parts, start)
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return self._to_tables(rng, cols, day_no, chunk)
 
-    def _srv_rows(self, rng: np.random.Generator, spec: P.SrvSpec, n: int, start: dt.datetime) -> dict:
+    def _srv_rows(
+        self,
+        rng: np.random.Generator,
+        spec: P.SrvSpec,
+        n: int,
+        start: dt.datetime,
+        dev: np.ndarray | None = None,
+        at: np.ndarray | None = None,
+    ) -> dict:
+        """Rows of one SRV: random devices and times, or the given devices at the given times."""
         e, f = self.estate, self.faults
-        hours = np.array(P.HOURLY[spec.profile], dtype=float)
-        hour = rng.choice(24, size=n, p=hours / hours.sum()) + rng.random(n)
-        received = _ms(start) + (hour * 3_600_000).astype(np.int64)
-        types = list(spec.devices)
-        dtype_idx = np.array([P.DEVICE_TYPES.index(t) for t in types])[
-            rng.choice(len(types), size=n, p=np.array(list(spec.devices.values())))
-        ]
-        smets1 = rng.random(n) < spec.smets1
-        dev = e.pick(rng, dtype_idx, smets1)
+        if at is None:
+            hours = np.array(P.HOURLY[spec.profile], dtype=float)
+            hour = rng.choice(24, size=n, p=hours / hours.sum()) + rng.random(n)
+            received = _ms(start) + (hour * 3_600_000).astype(np.int64)
+        else:
+            received = at.astype(np.int64)
+        if dev is None:
+            types = list(spec.devices)
+            dtype_idx = np.array([P.DEVICE_TYPES.index(t) for t in types])[
+                rng.choice(len(types), size=n, p=np.array(list(spec.devices.values())))
+            ]
+            smets1 = rng.random(n) < spec.smets1
+            dev = e.pick(rng, dtype_idx, smets1)
         region = e.region[dev]
         dtype_idx = e.type[dev]
         if spec.sender == "dno":
@@ -313,26 +348,33 @@ class _DayGen:
             schema=SR_SCHEMA,
         )
 
-        # N12/N13 DCC alerts for each E20/E21 response, linked by request id.
+        # N12/N13 DCC alerts for each E20/E21 response, linked by request id; and the device's
+        # 8F72 / 8F1C answering an acknowledged firmware update (not linked by request id).
         code = c["code"]
         fail = np.flatnonzero((code == "E20") | (code == "E21"))
-        raised = c["responded"][fail] + rng.integers(0, 2_000, len(fail))
+        fw_idx, fw_code, fw_raised = scenarios.firmware_alerts(rng, c)
+        raised = np.concatenate([c["responded"][fail] + rng.integers(0, 2_000, len(fail)), fw_raised])
+        linked = np.concatenate([np.ones(len(fail), bool), np.zeros(len(fw_idx), bool)])
+        acode = np.concatenate([np.where(code[fail] == "E20", "N12", "N13"), fw_code])
+        kind = np.where(linked, "dcc", "device")
+        prefix = np.where(linked, "F", "W")
+        fail = np.concatenate([fail, fw_idx])
         delivered = raised + (1000 * rng.lognormal(0.4, 0.7, len(fail))).astype(np.int64)
         k = len(fail)
         alert_ids = pc.binary_join_element_wise(
-            pa.array(np.full(k, "F"), pa.string()), pc.cast(pa.array(counter[fail]), pa.string()), "-"
+            pa.array(prefix, pa.string()), pc.cast(pa.array(counter[fail]), pa.string()), "-"
         )
         fail_alerts = pa.table(
             [
                 alert_ids,
-                pa.array(np.where(code[fail] == "E20", "N12", "N13"), pa.string()),
-                pa.array(np.full(k, "dcc"), pa.string()),
+                pa.array(acode, pa.string()),
+                pa.array(kind, pa.string()),
                 dev_ids.take(pa.array(fail)),
                 dtype.take(pa.array(fail)),
                 pa.array(smets[fail]),
                 region.take(pa.array(fail)),
                 party_id.take(pa.array(fail)),
-                request_id.take(pa.array(fail)),
+                pc.if_else(pa.array(linked), request_id.take(pa.array(fail)), pa.scalar(None, pa.string())),
                 ts(raised),
                 ts(delivered),
                 pa.array(np.zeros(k, dtype=bool)),
@@ -446,6 +488,20 @@ def _events(
                 "incident_id": None,
             }
         )
+    if faults.enabled and ndays >= 8:
+        s8 = starts[7] + dt.timedelta(hours=10, minutes=20)
+        out.append(
+            {
+                "outage_id": f"OUT{tag}-U2",
+                "service": "Self-Service Interface",
+                "subsystem": "SSI web tier",
+                "region": None,
+                "start_at": s8,
+                "end_at": s8 + dt.timedelta(minutes=25),
+                "planned": False,
+                "incident_id": None,
+            }
+        )
     if faults.enabled and faults.wan_outage_day <= ndays:
         s = starts[faults.wan_outage_day - 1]
         o0 = s + dt.timedelta(hours=14, minutes=5)
@@ -541,11 +597,14 @@ def simulate_month(
         raise ValueError(f"unknown scale {scale!r}; choose one of {list(SCALES)}")
     sc, faults = SCALES[scale], faults or Faults()
     out = Path(out_dir)
-    for t in ("service_requests", "alerts", "incidents", "outages"):
+    tables = ("service_requests", "alerts", "incidents", "outages", "devices", "ch_status_updates", "ch_firmware",
+              "smki_requests", "dcc_assessments")
+    for t in tables:
         (out / t).mkdir(parents=True, exist_ok=True)
     estate = Estate(sc.devices, np.random.default_rng([seed, 0]))
-    gen = _DayGen(estate, sc, seed, faults)
     starts = _day_starts(year, mon)
+    scenarios.plan_installs(estate, starts, sc.requests_per_day * P.INSTALL_SITES_PER_REQUEST, np.random.default_rng([seed, 11]))
+    gen = _DayGen(estate, sc, seed, faults)
     totals = {"service_requests": 0, "alerts": 0}
     first_day: pa.Table | None = None
     for day_no, start in enumerate(starts[:-1], start=1):
@@ -577,6 +636,17 @@ def simulate_month(
     incidents, outages = _events(year, mon, starts, seed, faults)
     pq.write_table(incidents, out / "incidents" / f"incidents-{month}.parquet")
     pq.write_table(outages, out / "outages" / f"outages-{month}.parquet")
+    rng = np.random.default_rng([seed, 12])
+    extracted = starts[-1] - dt.timedelta(minutes=30)
+    side = {
+        "devices": scenarios.devices_table(estate, extracted, starts[0], rng),
+        "ch_status_updates": scenarios.ch_status_table(estate),
+        "ch_firmware": scenarios.ch_firmware_table(estate, starts, rng),
+        "smki_requests": scenarios.smki_table(starts, max(1, int(sc.requests_per_day * P.SMKI_PER_REQUEST)), rng),
+        "dcc_assessments": scenarios.assessments_table(month, starts, rng),
+    }
+    for name, tbl in side.items():
+        pq.write_table(tbl, out / name / f"{name}-{month}.parquet")
     if bad_rows and first_day is not None:
         _bad_rows_csv(out / "service_requests" / f"corrections-{month}.csv", first_day, bad_rows, seed)
     manifest = {
@@ -588,6 +658,7 @@ def simulate_month(
             **totals,
             "incidents": incidents.num_rows,
             "outages": outages.num_rows,
+            **{name: tbl.num_rows for name, tbl in side.items()},
             "bad_rows": bad_rows,
         },
         "faults": {"wan_outage_day": faults.wan_outage_day, "alert_storm_day": faults.alert_storm_day}

@@ -149,3 +149,16 @@ P_QUARANTINE = 0.0005  # held in ADT quarantine, released later by the User
 DEVICE_ALERTS = {"8F35": 0.30, "8F36": 0.15, "810E": 0.20, "8F72": 0.05, "8F1C": 0.01, "8F01": 0.29}
 DCC_ALERTS = {"AD1": 0.7, "N16": 0.3}
 ALERTS_PER_REQUEST = 1.6
+
+# Business-process scenarios (simulate/scenarios.py).
+INSTALL_ONLY_SRVS = {"8.11", "8.1.1", "8.7.2", "6.20.1", "6.21", "8.14.1", "8.14.2"}
+INSTALL_SITES_PER_REQUEST = 0.0015  # new sites per day per base request per day
+P_INSTALL_COMMISSIONED = 0.93  # CH reaches Commissioned (8.14.1)
+P_INSTALL_LEAVE = 0.05  # Install and Leave (8.14.2); the rest are neither
+P_COS_FOLLOW_UP = 0.7  # a 6.23 followed the same day by the gaining supplier's 1.1.1 and 6.8
+P_TOPUP_RESEND = 0.6  # a failed top-up resent by the supplier
+P_FW_VERIFIED = 0.93  # 11.1 answered by 8F72 within the SLA
+P_FW_FAILED = 0.03  # ... by 8F1C; the rest never answer
+P_SILENT_60D = 0.015  # meters not heard from for over 60 days
+P_CH_FIRMWARE = 0.03  # share of SMETS2 hubs in this month's CH firmware campaign
+SMKI_PER_REQUEST = 0.002  # SMKI requests per service request

@@ -1,0 +1,261 @@
+"""Correlated business-process traffic, so every outcome measure has something to find.
+
+The generator's base traffic picks devices at random per SRV. Real processes leave footprints
+across requests: installs send a burst of I&C SRVs to new devices on the commissioning day, a
+6.23 is followed by the gaining supplier's tariff and billing-calendar updates, failed top-ups
+are resent, a firmware update is answered days later by a verification alert. This module adds
+those footprints, plus the estate extract and the smaller inputs (CH status updates, CH
+firmware, SMKI requests, DCC Assessments).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+
+from opmetrics.simulate import profiles as P
+
+if TYPE_CHECKING:
+    from opmetrics.simulate.generator import Estate, _DayGen
+
+MS_MIN = 60_000
+MS_DAY = 86_400_000
+SPEC = {s.srv: s for s in P.SRV_MIX}
+CHF, ESME, GSME = (P.DEVICE_TYPES.index(t) for t in ("CHF", "ESME", "GSME"))
+
+
+def plan_installs(estate: Estate, starts: list[dt.datetime], per_day: float, rng: np.random.Generator) -> None:
+    """Append the month's new sites (CH + ESME, often a GSME) to the estate, with outcomes."""
+    types, regions, parties, days, at, comm, il = [], [], [], [], [], [], []
+    shares = np.array([p.share for p in P.SUPPLIERS])
+    for day_no, start in enumerate(starts[:-1], start=1):
+        wd = start.astimezone(ZoneInfo("Europe/London")).date().weekday()
+        n_sites = int(rng.poisson(per_day * P.WEEKDAY["work"][wd]))
+        for _ in range(n_sites):
+            region = int(rng.choice(3, p=P.SMETS2_REGION_MIX))
+            party = int(rng.choice(len(P.SUPPLIERS), p=shares / shares.sum()))
+            hour = float(rng.uniform(8.5, 17.5))
+            t0 = int(start.timestamp() * 1000 + hour * 3_600_000)
+            u = rng.random()
+            ch_ok, ch_il = u < P.P_INSTALL_COMMISSIONED, P.P_INSTALL_COMMISSIONED <= u < P.P_INSTALL_COMMISSIONED + P.P_INSTALL_LEAVE
+            site = [CHF, ESME] + ([GSME] if rng.random() < 0.6 else [])
+            for k, t in enumerate(site):
+                ok = ch_ok if t == CHF else (ch_ok and rng.random() < 0.97)
+                types.append(t)
+                regions.append(region)
+                parties.append(party)
+                days.append(day_no)
+                at.append(t0 + k * 5 * MS_MIN)
+                comm.append(t0 + (30 + 5 * k) * MS_MIN if ok else -1)
+                il.append(ch_il and t == CHF)
+    estate.add_installs(
+        np.array(types, np.int8),
+        np.array(regions, np.int8),
+        np.array(parties, np.int8),
+        np.array(days, np.int32),
+        np.array(at, np.int64),
+        np.array(comm, np.int64),
+        np.array(il, bool),
+    )
+
+
+# I&C SRVs per device type, in the order a site sends them (001 Table 4 I&C row).
+IC_SRVS = {CHF: ["8.11"], ESME: ["8.1.1", "6.20.1", "6.21", "1.1.1", "6.8"], GSME: ["8.1.1", "8.7.2", "1.1.1", "6.8"]}
+
+
+def install_requests(gen: _DayGen, rng: np.random.Generator, day_no: int, start: dt.datetime) -> list[dict]:
+    """The I&C SRVs (and the CH's 8.14.1 / 8.14.2) sent to the day's new devices."""
+    e = gen.estate
+    new = np.flatnonzero(e.install_day == day_no)
+    parts = []
+    for t, srvs in IC_SRVS.items():
+        devs = new[e.type[new] == t]
+        for j, srv in enumerate(srvs):
+            if len(devs):
+                at = e.installed_ms[devs] + (10 + 3 * j) * MS_MIN
+                parts.append(gen._srv_rows(rng, SPEC[srv], len(devs), start, dev=devs, at=at))
+    hubs = new[e.type[new] == CHF]
+    for srv, sel in (("8.14.1", e.commissioned_ms[hubs] >= 0), ("8.14.2", e.install_leave[hubs])):
+        devs = hubs[sel]
+        if len(devs):
+            parts.append(gen._srv_rows(rng, SPEC[srv], len(devs), start, dev=devs, at=e.installed_ms[devs] + 25 * MS_MIN))
+    return parts
+
+
+def follow_ups(gen: _DayGen, rng: np.random.Generator, parts: list[dict], start: dt.datetime) -> list[dict]:
+    """A 6.23's same-day tariff and billing-calendar updates; resends of failed top-ups."""
+    day_end = int(start.timestamp() * 1000) + MS_DAY - MS_MIN
+    out: list[dict] = []
+    for p in parts:
+        if p["srv"][0] == "6.23":
+            pick = (rng.random(len(p["dev"])) < P.P_COS_FOLLOW_UP) & (p["mode"] == "on-demand")
+            at = p["received"][pick] + rng.integers(10, 60, int(pick.sum())) * MS_MIN
+            keep = at < day_end
+            for srv in ("1.1.1", "6.8"):
+                if keep.any():
+                    out.append(gen._srv_rows(rng, SPEC[srv], int(keep.sum()), start, dev=p["dev"][pick][keep], at=at[keep]))
+    resend_from = [p for p in parts if p["srv"][0] == "2.2"]
+    for _ in range(2):  # a failed top-up is resent, and a failed resend sometimes again
+        nxt = []
+        for p in resend_from:
+            failed = (p["responded"] < 0) | np.isin(p["code"], ["E20", "E21"])
+            pick = failed & (rng.random(len(failed)) < P.P_TOPUP_RESEND)
+            at = p["received"][pick] + rng.integers(2, 20, int(pick.sum())) * MS_MIN
+            keep = at < day_end
+            if keep.any():
+                nxt.append(gen._srv_rows(rng, SPEC["2.2"], int(keep.sum()), start, dev=p["dev"][pick][keep], at=at[keep]))
+        out += nxt
+        resend_from = nxt
+    return out
+
+
+def firmware_alerts(rng: np.random.Generator, c: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row index, alert code, raised ms) of the 8F72 / 8F1C answering each acknowledged 11.1."""
+    idx = np.flatnonzero((c["srv"] == "11.1") & (c["code"] == "I99") & (c["region"] < 3))
+    u = rng.random(len(idx))
+    code = np.where(u < P.P_FW_VERIFIED, "8F72", np.where(u < P.P_FW_VERIFIED + P.P_FW_FAILED, "8F1C", ""))
+    raised = c["responded"][idx] + rng.integers(30 * MS_MIN, 4 * MS_DAY + 12 * 3_600_000, len(idx))
+    keep = code != ""
+    return idx[keep], code[keep], raised[keep]
+
+
+def devices_table(e: Estate, extracted: dt.datetime, month_start: dt.datetime, rng: np.random.Generator) -> pa.Table:
+    """The estate extract at month end: old devices commissioned long ago, plus the month's installs."""
+    from opmetrics.simulate.generator import Estate, eui64
+
+    n = len(e.type)
+    ext = int(extracted.timestamp() * 1000)
+    m0 = int(month_start.timestamp() * 1000)
+    old = e.install_day == 0
+    installed = np.where(old, m0 - rng.integers(30, 2_000, n) * MS_DAY, e.installed_ms)
+    commissioned = np.where(old, installed + 3_600_000, e.commissioned_ms)
+    silent = old & (rng.random(n) < P.P_SILENT_60D)
+    last = np.where(silent, ext - rng.integers(61, 400, n) * MS_DAY, ext - rng.integers(0, 2 * MS_DAY, n))
+    last = np.where(commissioned < 0, -1, last)
+    status = np.where(
+        commissioned >= 0, "commissioned", np.where(e.install_leave, "install_and_leave", "installed_not_commissioned")
+    )
+    ids = eui64(Estate.DEVICE_BASE + np.arange(n))
+    fw = np.array(["1.2.0", "1.3.1", "2.0.4"])[rng.integers(0, 3, n)]
+
+    def ts(ms: np.ndarray) -> pa.Array:
+        return pa.array(ms, pa.int64(), mask=ms < 0).cast(pa.timestamp("ms", "UTC"))
+
+    return pa.table(
+        {
+            "device_id": ids,
+            "extracted_at": ts(np.full(n, ext, np.int64)),
+            "device_type": pa.array(P.DEVICE_TYPES).take(pa.array(e.type)),
+            "smets": pa.array(np.where(e.region == 3, 1, 2).astype(np.int8)),
+            "region": pa.array(P.REGIONS).take(pa.array(e.region)),
+            "party_id": pa.array([p.party_id for p in P.SUPPLIERS]).take(pa.array(e.party)),
+            "ch_id": pa.nulls(n, pa.string()),
+            "installed_at": ts(installed),
+            "commissioned_at": ts(commissioned),
+            "status": pa.array(status, pa.string()),
+            "firmware_version": pa.array(fw, pa.string()),
+            "last_communicated_at": ts(last),
+        }
+    )
+
+
+def ch_status_table(e: Estate) -> pa.Table:
+    from opmetrics.simulate.generator import Estate as _E
+    from opmetrics.simulate.generator import eui64
+
+    hubs = np.flatnonzero((e.install_day > 0) & (e.type == CHF))
+    ok = e.commissioned_ms[hubs] >= 0
+    il = e.install_leave[hubs]
+    sel = hubs[ok | il]
+    srv = np.where(e.commissioned_ms[sel] >= 0, "8.14.1", "8.14.2")
+    at = e.installed_ms[sel] + 25 * MS_MIN
+    return pa.table(
+        {
+            "update_id": pa.array([f"CSU-{i}" for i in sel], pa.string()),
+            "srv": pa.array(srv, pa.string()),
+            "device_id": eui64(_E.DEVICE_BASE + sel),
+            "party_id": pa.array([p.party_id for p in P.SUPPLIERS]).take(pa.array(e.party[sel])),
+            "region": pa.array(P.REGIONS).take(pa.array(e.region[sel])),
+            "sent_at": pa.array(at).cast(pa.timestamp("ms", "UTC")),
+            "incident_id": pa.nulls(len(sel), pa.string()),
+        }
+    )
+
+
+def ch_firmware_table(e: Estate, starts: list[dt.datetime], rng: np.random.Generator) -> pa.Table:
+    """A CH firmware campaign: a share of SMETS2 hubs get an image; a few fail or are still going."""
+    from opmetrics.simulate.generator import Estate as _E
+    from opmetrics.simulate.generator import eui64
+
+    hubs = np.flatnonzero((e.type == CHF) & (e.region < 3) & (e.install_day == 0))
+    sel = hubs[rng.random(len(hubs)) < P.P_CH_FIRMWARE]
+    k = len(sel)
+    day = rng.integers(0, len(starts) - 1, k)
+    dist = np.array([int(starts[d].timestamp() * 1000) for d in day], np.int64) + rng.integers(0, MS_DAY, k)
+    u = rng.random(k)
+    delivery = np.where(u < 0.988, "delivered", np.where(u < 0.995, "failed", "in_progress"))
+    delivered = np.where(delivery == "delivered", dist + rng.integers(MS_MIN, 2 * MS_DAY, k), -1)
+    v = rng.random(k)
+    activation = np.where(
+        delivery != "delivered", "not_attempted", np.where(v < 0.985, "activated", np.where(v < 0.995, "failed", "in_progress"))
+    )
+    activated = np.where(activation == "activated", delivered + rng.integers(MS_MIN, MS_DAY, k), -1)
+
+    def ts(ms: np.ndarray) -> pa.Array:
+        return pa.array(ms, pa.int64(), mask=ms < 0).cast(pa.timestamp("ms", "UTC"))
+
+    return pa.table(
+        {
+            "update_id": pa.array([f"CHFW-{i}" for i in sel], pa.string()),
+            "device_id": eui64(_E.DEVICE_BASE + sel),
+            "region": pa.array(P.REGIONS).take(pa.array(e.region[sel])),
+            "image_version": pa.array(np.full(k, "CH-5.2.1"), pa.string()),
+            "distributed_at": ts(dist),
+            "delivery_outcome": pa.array(delivery, pa.string()),
+            "delivered_at": ts(delivered),
+            "activation_outcome": pa.array(activation, pa.string()),
+            "activated_at": ts(activated),
+        }
+    )
+
+
+def smki_table(starts: list[dt.datetime], per_day: int, rng: np.random.Generator) -> pa.Table:
+    rows = []
+    for d, start in enumerate(starts[:-1]):
+        for service, share, median in (("certificate", 0.3, 4.0), ("repository", 0.7, 0.6)):
+            n = int(rng.poisson(per_day * share))
+            t0 = start + dt.timedelta(seconds=0)
+            for i in range(n):
+                at = t0 + dt.timedelta(seconds=float(rng.uniform(0, 86_400)))
+                secs = median * float(rng.lognormal(0, 0.6)) * (8 if rng.random() < 0.006 else 1)
+                rows.append(
+                    {
+                        "request_id": f"SMKI-{d + 1:02d}-{service[0]}{i}",
+                        "service": service,
+                        "party_id": P.SUPPLIERS[int(rng.integers(0, len(P.SUPPLIERS)))].party_id,
+                        "received_at": at,
+                        "responded_at": at + dt.timedelta(seconds=secs),
+                    }
+                )
+    return pa.Table.from_pylist(rows)
+
+
+def assessments_table(month: str, starts: list[dt.datetime], rng: np.random.Generator) -> pa.Table:
+    rows = []
+    for i in range(6):
+        due = starts[int(rng.integers(0, len(starts) - 1))] + dt.timedelta(hours=17)
+        late = i == 4
+        rows.append(
+            {
+                "assessment_id": f"DA-{month}-{i + 1}",
+                "modification_id": f"MP{200 + i}",
+                "requested_at": due - dt.timedelta(days=30),
+                "due_at": due,
+                "completed_at": due + dt.timedelta(days=3) if late else due - dt.timedelta(days=int(rng.integers(1, 8))),
+            }
+        )
+    return pa.Table.from_pylist(rows)
