@@ -73,7 +73,14 @@ REQUESTS = [
         report_status=28,
         responded_at="2026-10-06T11:00:00Z",
     ),
-    sr(30, srv="6.23", critical="true", region="South", responded_at=at(5), device_id="00-DB-00-00-00-00-00-30"),
+    sr(
+        30,
+        srv="6.23",
+        critical="true",
+        region="South",
+        responded_at=at(5),
+        device_id="00-DB-00-00-00-00-00-30",
+    ),
 ]
 ALERTS = [
     alert("a1", delivered_at="2026-10-05T12:00:10Z"),

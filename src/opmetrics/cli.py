@@ -184,7 +184,9 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
         f"{info.requests_included:,} of {info.requests_in_period:,} requests included, "
         f"input fingerprint {info.input_fingerprint[:12]}"
     )
-    t = Table("CPM", "measures", "target met", "lowest", "target", "minimum", "status (worst)", "credit £", box=None)
+    t = Table(
+        "CPM", "measures", "target met", "lowest", "target", "minimum", "status (worst)", "credit £", box=None
+    )
     rank = {"below minimum": 0, "below target": 1, "missing input": 2, "No Events": 3, "target met": 4}
     for r in store.rows(
         "SELECT cpm, count(*) AS n, count(*) FILTER (WHERE status = 'target met') AS met, min(pct) AS low, "
@@ -197,8 +199,14 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
         colour = {"target met": "green", "below target": "yellow", "No Events": "cyan"}.get(worst, "red")
         low = "-" if r["low"] is None else f"{r['low']:.2f}%"
         t.add_row(
-            r["cpm"], str(r["n"]), str(r["met"]), low, f"{r['target']}%", f"{r['minimum']}%",
-            f"[{colour}]{worst}[/]", f"{r['credit']:,.0f}",
+            r["cpm"],
+            str(r["n"]),
+            str(r["met"]),
+            low,
+            f"{r['target']}%",
+            f"{r['minimum']}%",
+            f"[{colour}]{worst}[/]",
+            f"{r['credit']:,.0f}",
         )
     console.print(t)
 
@@ -303,7 +311,9 @@ def explain(
         t = classified_requests(scope)
         r = t.filter(t.request_id == request_id).to_pyarrow().to_pylist()[0]
         att = attributed(scope, t.filter(t.included))
-        procs = sorted(x["process_id"] for x in att.filter(att.request_id == request_id).to_pyarrow().to_pylist())
+        procs = sorted(
+            x["process_id"] for x in att.filter(att.request_id == request_id).to_pyarrow().to_pylist()
+        )
         lf = store.con.execute("SELECT path FROM loaded_files WHERE file_id = ?", [r["_file_id"]]).fetchall()
         lf = lf[0] if lf else None
         r["source"] = f"{lf[0] if lf else '?'} row {r['_row']}"

@@ -27,9 +27,14 @@ def a1_failures_by_code(s: Scope, ctx: Context) -> list[Row]:
     t = _alerts(s)
     f = t.filter(~t.ok)
     rows = rows_of(
-        f.group_by("alert_code").aggregate(n=f.count(), undelivered=f.delivered_at.isnull().cast("int64").sum()).order_by(ibis.desc("n"))
+        f.group_by("alert_code")
+        .aggregate(n=f.count(), undelivered=f.delivered_at.isnull().cast("int64").sum())
+        .order_by(ibis.desc("n"))
     )
-    return [count_row("alert code", r["alert_code"], r["n"], note=f"{r['undelivered']} never delivered") for r in rows]
+    return [
+        count_row("alert code", r["alert_code"], r["n"], note=f"{r['undelivered']} never delivered")
+        for r in rows
+    ]
 
 
 MEASURES = {"A1": a1, "A1.failures_by_code": a1_failures_by_code}

@@ -54,7 +54,9 @@ def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
     for p in s.m.processes:
         members = _members(s, req, p, done)
         done[p.id] = members
-        smets1_srvs = [c for c in p.srvs if (srv := s.m.srv(c)) is not None and srv.smets1] if p.smets1 else []
+        smets1_srvs = (
+            [c for c in p.srvs if (srv := s.m.srv(c)) is not None and srv.smets1] if p.smets1 else []
+        )
         keep = req.filter((req.smets != 1) | req.srv.isin(smets1_srvs or ["-"])).select("request_id")
         parts.append(members.semi_join(keep, "request_id").mutate(process_id=ibis.literal(p.id)))
     return ibis.union(*parts)

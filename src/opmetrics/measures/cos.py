@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ibis
 
-from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row, success_rows
+from opmetrics.measures.outcome import Context, Row, count_row, rows_of, success_rows
 from opmetrics.measures.records import Scope, classified_requests
 
 
@@ -14,14 +14,27 @@ def cos_requests(s: Scope) -> ibis.Table:
     req = classified_requests(s).filter(ibis._.included)
     cos = req.filter(req.srv == "6.23")
     later = req.filter((req.srv != "6.23") & (req.response_category == "response: success code"))
-    later = later.select(l_dev=later.device_id, l_party=later.party_id, l_day=later.report_date, l_at=later.received_at)
-    hit = cos.inner_join(
-        later,
-        [cos.device_id == later.l_dev, cos.party_id == later.l_party, cos.report_date == later.l_day, later.l_at > cos.received_at],
-    ).select("request_id").distinct()
+    later = later.select(
+        l_dev=later.device_id, l_party=later.party_id, l_day=later.report_date, l_at=later.received_at
+    )
+    hit = (
+        cos.inner_join(
+            later,
+            [
+                cos.device_id == later.l_dev,
+                cos.party_id == later.l_party,
+                cos.report_date == later.l_day,
+                later.l_at > cos.received_at,
+            ],
+        )
+        .select("request_id")
+        .distinct()
+    )
     hit = hit.rename(hit_id="request_id")
     j = cos.left_join(hit, cos.request_id == hit.hit_id)
-    return j.mutate(overturned=j.failed & j.hit_id.notnull(), ok=~j.failed | j.hit_id.notnull()).drop("hit_id")
+    return j.mutate(overturned=j.failed & j.hit_id.notnull(), ok=~j.failed | j.hit_id.notnull()).drop(
+        "hit_id"
+    )
 
 
 def cos1(s: Scope, ctx: Context) -> list[Row]:
@@ -42,9 +55,18 @@ def cos1_failure_codes(s: Scope, ctx: Context) -> list[Row]:
     t = t.filter((t.srv == "6.23") & ~t.rule.startswith("excluded: report status"))
     bad = t.filter(t.failed | (t.response_category == "response: other code"))
     code = bad.response_code.fill_null("no response")
-    rows = rows_of(bad.group_by(code=code).aggregate(n=bad.count(), incl=bad.included.cast("int64").sum()).order_by(ibis.desc("n")))
+    rows = rows_of(
+        bad.group_by(code=code)
+        .aggregate(n=bad.count(), incl=bad.included.cast("int64").sum())
+        .order_by(ibis.desc("n"))
+    )
     return [
-        count_row("response code", r["code"], r["n"], note="" if r["incl"] == r["n"] else "outside DCC control: excluded from CoS1")
+        count_row(
+            "response code",
+            r["code"],
+            r["n"],
+            note="" if r["incl"] == r["n"] else "outside DCC control: excluded from CoS1",
+        )
         for r in rows
     ]
 
@@ -57,7 +79,10 @@ def cos1_daily_by_party(s: Scope, ctx: Context) -> list[Row]:
 def tr1_cos_volumes(s: Scope, ctx: Context) -> list[Row]:
     t = cos_requests(s)
     r = rows_of(t.aggregate(dev=t.device_id.nunique(), ok=t.device_id.nunique(where=t.ok)))[0]
-    return [count_row("volume", "attempted CoS (devices sent a 6.23)", r["dev"]), count_row("volume", "successful CoS", r["ok"])]
+    return [
+        count_row("volume", "attempted CoS (devices sent a 6.23)", r["dev"]),
+        count_row("volume", "successful CoS", r["ok"]),
+    ]
 
 
 MEASURES = {

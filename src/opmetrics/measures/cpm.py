@@ -48,13 +48,32 @@ def _rows(expr: ibis.Table) -> list[dict[str, Any]]:
 def _by_segment(t: ibis.Table, within: ibis.Value, key: str, segments: Iterable[str] | None) -> list[dict]:
     """numerator/denominator per segment and for All; every expected segment appears."""
     t = t.mutate(_ok=within.cast("int64"))
-    per = {r["segment"]: r for r in _rows(t.group_by("segment").aggregate(numerator=t._ok.sum(), denominator=t.count()))}
+    per = {
+        r["segment"]: r
+        for r in _rows(t.group_by("segment").aggregate(numerator=t._ok.sum(), denominator=t.count()))
+    }
     total = _rows(t.aggregate(numerator=t._ok.sum(), denominator=t.count()))[0]
     out = []
     for seg in segments or []:
         r = per.get(seg, {"numerator": 0, "denominator": 0})
-        out.append({"key": key, "segment": seg, "instance": False, "numerator": r["numerator"] or 0, "denominator": r["denominator"] or 0})
-    out.append({"key": key, "segment": "All", "instance": True, "numerator": total["numerator"] or 0, "denominator": total["denominator"] or 0})
+        out.append(
+            {
+                "key": key,
+                "segment": seg,
+                "instance": False,
+                "numerator": r["numerator"] or 0,
+                "denominator": r["denominator"] or 0,
+            }
+        )
+    out.append(
+        {
+            "key": key,
+            "segment": "All",
+            "instance": True,
+            "numerator": total["numerator"] or 0,
+            "denominator": total["denominator"] or 0,
+        }
+    )
     return out
 
 
@@ -62,14 +81,18 @@ def _closed_incidents(s: Scope) -> ibis.Table:
     inc = s.con.table("incidents")
     closed_day = s.uk_day(inc.closed_at)
     return inc.filter(closed_day.notnull() & inc.dcc_responsible).mutate(
-        segment=ibis.cases((inc.smets == 1, "SMETS1"), (inc.smets == 2, "SMETS2"), else_="not device specific")
+        segment=ibis.cases(
+            (inc.smets == 1, "SMETS1"), (inc.smets == 2, "SMETS2"), else_="not device specific"
+        )
     )
 
 
 def _incident_targets(s: Scope, t: ibis.Table, measure: str) -> ibis.Value:
     cats = s.m.incidents.categories
     if measure == "resolution":
-        limit = ibis.cases(*[(t.category == k, v.target_resolution_hours * 3_600_000) for k, v in cats.items()])
+        limit = ibis.cases(
+            *[(t.category == k, v.target_resolution_hours * 3_600_000) for k, v in cats.items()]
+        )
         return t.resolved_at.delta(t.raised_at, unit="millisecond") <= limit
     limit = ibis.cases(*[(t.category == k, v.initial_response_minutes * 60_000) for k, v in cats.items()])
     return t.assigned_at.notnull() & (t.assigned_at.delta(t.raised_at, unit="millisecond") <= limit)
@@ -168,7 +191,9 @@ def _ch_firmware(s: Scope, c: Cpm) -> list[dict]:
 
 def _smki(s: Scope, c: Cpm) -> list[dict]:
     r = s.con.table("smki_requests")
-    r = r.filter(r.report_date.between(s.first, s.last) & (r.service == c.service)).mutate(segment=ibis.literal("All"))
+    r = r.filter(r.report_date.between(s.first, s.last) & (r.service == c.service)).mutate(
+        segment=ibis.literal("All")
+    )
     trt = s.m.smki.certificate_trt_seconds if c.service == "certificate" else s.m.smki.repository_trt_seconds
     ok = r.responded_at.notnull() & (r.responded_at.delta(r.received_at, unit="millisecond") <= trt * 1000)
     return _by_segment(r, ok.fill_null(False), "all", None)
@@ -217,8 +242,16 @@ def compute_cpm(
         got: list[dict] = []
         table = INPUTS[c.kind]
         if not input_rows.get(table):
-            got = [{"key": "all", "segment": "All", "instance": True, "numerator": 0, "denominator": 0,
-                    "note": f"missing input: no {table} data loaded"}]
+            got = [
+                {
+                    "key": "all",
+                    "segment": "All",
+                    "instance": True,
+                    "numerator": 0,
+                    "denominator": 0,
+                    "note": f"missing input: no {table} data loaded",
+                }
+            ]
         elif c.kind == "service_requests":
             t = classified_requests(s).filter(ibis._.included)
             if c.mode:
@@ -232,8 +265,15 @@ def compute_cpm(
         elif c.kind == "processes":
             for r in rsvp.to_pylist():
                 if r["scope"] == "process" and r["rate"] == "month" and r["segment"] in m.segments.all:
-                    got.append({"key": r["key"], "segment": r["segment"], "instance": True,
-                                "numerator": r["within_trt"], "denominator": r["trt_denominator"]})
+                    got.append(
+                        {
+                            "key": r["key"],
+                            "segment": r["segment"],
+                            "instance": True,
+                            "numerator": r["within_trt"],
+                            "denominator": r["trt_denominator"],
+                        }
+                    )
         elif c.kind in ("incident_resolution", "incident_response"):
             got = _incidents(s, c)
         elif c.kind == "availability":

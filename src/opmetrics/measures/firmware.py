@@ -9,7 +9,12 @@ import ibis
 from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row, success_rows
 from opmetrics.measures.records import Scope, classified_requests
 
-DF2_ORDER = ["verified (8F72)", "verification failed (8F1C)", "no alert after SLA", "in progress (SLA not elapsed)"]
+DF2_ORDER = [
+    "verified (8F72)",
+    "verification failed (8F1C)",
+    "no alert after SLA",
+    "in progress (SLA not elapsed)",
+]
 
 
 def df1(s: Scope, ctx: Context) -> list[Row]:
@@ -25,9 +30,13 @@ def df2_outcomes(s: Scope) -> ibis.Table:
     """Each acknowledged 11.1 with the first verification alert within the SLA, and its category."""
     o = s.m.outcomes
     t = classified_requests(s).filter(ibis._.included)
-    t = t.filter((t.srv == "11.1") & (t.response_code == o.firmware_ack_code) & t.smets.isin(o.firmware_smets))
+    t = t.filter(
+        (t.srv == "11.1") & (t.response_code == o.firmware_ack_code) & t.smets.isin(o.firmware_smets)
+    )
     a = s.con.table("alerts")
-    a = a.filter(a.alert_code.isin([o.firmware_success_alert, o.firmware_failure_alert]) & (a.raised_at <= s.as_of))
+    a = a.filter(
+        a.alert_code.isin([o.firmware_success_alert, o.firmware_failure_alert]) & (a.raised_at <= s.as_of)
+    )
     a = a.select(a_dev="device_id", a_code="alert_code", a_at="raised_at")
     sla = dt.timedelta(days=o.firmware_sla_days)
     j = t.left_join(a, [t.device_id == a.a_dev, a.a_at >= t.responded_at, a.a_at <= t.responded_at + sla])
@@ -51,7 +60,14 @@ def df2(s: Scope, ctx: Context) -> list[Row]:
     rows = {r["category"]: r["n"] for r in rows_of(t.group_by("category").aggregate(n=t.count()))}
     decided = sum(rows.get(c, 0) for c in DF2_ORDER[:3])
     out = [share_row("category", c, rows.get(c, 0), decided) for c in DF2_ORDER[:3]]
-    out.append(count_row("category", DF2_ORDER[3], rows.get(DF2_ORDER[3], 0), note="not in the percentages: SLA not elapsed at report time"))
+    out.append(
+        count_row(
+            "category",
+            DF2_ORDER[3],
+            rows.get(DF2_ORDER[3], 0),
+            note="not in the percentages: SLA not elapsed at report time",
+        )
+    )
     return out
 
 

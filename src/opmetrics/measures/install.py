@@ -36,9 +36,26 @@ def ic1_installs(s: Scope, ctx: Context) -> list[Row]:
     t = _in_period(_installs(s), s)
     t = t.filter(t.device_type.isin(IC_TYPES)).mutate(ok=t.commissioned_at.notnull().cast("int64"))
     out = []
-    for r in rows_of(t.group_by(["device_type", "region"]).aggregate(n=t.ok.sum(), d=t.count()).order_by(["device_type", "region"])):
-        out.append(share_row("device_type x region", r["device_type"], r["n"], r["d"], r["region"], note="commissioned / installed"))
-    for r in rows_of(t.group_by(["install_day", "device_type"]).aggregate(n=t.ok.sum(), d=t.count()).order_by(["install_day", "device_type"])):
+    for r in rows_of(
+        t.group_by(["device_type", "region"])
+        .aggregate(n=t.ok.sum(), d=t.count())
+        .order_by(["device_type", "region"])
+    ):
+        out.append(
+            share_row(
+                "device_type x region",
+                r["device_type"],
+                r["n"],
+                r["d"],
+                r["region"],
+                note="commissioned / installed",
+            )
+        )
+    for r in rows_of(
+        t.group_by(["install_day", "device_type"])
+        .aggregate(n=t.ok.sum(), d=t.count())
+        .order_by(["install_day", "device_type"])
+    ):
         out.append(share_row("day x device_type", r["install_day"], r["n"], r["d"], r["device_type"]))
     return out
 
@@ -64,7 +81,16 @@ def ic1_prediction(s: Scope, ctx: Context) -> list[Row]:
     out = []
     for r in _daily_vs_prediction(s, by_party=True):
         if r["actual"] or r["predicted"]:
-            out.append(share_row("day x party", r["day"], r["actual"], r["predicted"], r["party"], note="actual as % of predicted"))
+            out.append(
+                share_row(
+                    "day x party",
+                    r["day"],
+                    r["actual"],
+                    r["predicted"],
+                    r["party"],
+                    note="actual as % of predicted",
+                )
+            )
     return out
 
 
@@ -87,10 +113,19 @@ def ic1_install_leave(s: Scope, ctx: Context) -> list[Row]:
     )
     j = j.mutate(category=cat)
     total = rows_of(j.aggregate(n=j.count()))[0]["n"]
-    out = [share_row("category", r["category"], r["n"], total) for r in rows_of(j.group_by("category").aggregate(n=j.count()).order_by("category"))]
-    out += [share_row("region x category", r["region"], r["n"], r["d"], r["category"]) for r in rows_of(
-        j.group_by(["region", "category"]).aggregate(n=j.count()).mutate(d=ibis._.n.sum().over(group_by="region")).order_by(["region", "category"])
-    )]
+    out = [
+        share_row("category", r["category"], r["n"], total)
+        for r in rows_of(j.group_by("category").aggregate(n=j.count()).order_by("category"))
+    ]
+    out += [
+        share_row("region x category", r["region"], r["n"], r["d"], r["category"])
+        for r in rows_of(
+            j.group_by(["region", "category"])
+            .aggregate(n=j.count())
+            .mutate(d=ibis._.n.sum().over(group_by="region"))
+            .order_by(["region", "category"])
+        )
+    ]
     return out
 
 
@@ -106,14 +141,35 @@ def ic2(s: Scope, ctx: Context) -> list[Row]:
     for r in _daily_vs_prediction(s, by_party=False):
         day = r["day"]
         start, end = s.day_start(day), s.day_start(day + dt.timedelta(days=1))
-        open_ = [i["incident_id"] for i in incidents if i["raised_at"] < end and (i["resolved_at"] is None or i["resolved_at"] >= start)]
+        open_ = [
+            i["incident_id"]
+            for i in incidents
+            if i["raised_at"] < end and (i["resolved_at"] is None or i["resolved_at"] >= start)
+        ]
         dev = 100.0 * (r["actual"] - r["predicted"]) / r["predicted"] if r["predicted"] else None
         flag = dev is not None and abs(dev) > threshold
         note = "; ".join(
-            x for x in [f"Cat 1/2 open: {', '.join(open_)}" if open_ else "", f"deviation beyond {threshold:g} %" if flag else "", f"{volume.get(day, 0)} service requests"] if x
+            x
+            for x in [
+                f"Cat 1/2 open: {', '.join(open_)}" if open_ else "",
+                f"deviation beyond {threshold:g} %" if flag else "",
+                f"{volume.get(day, 0)} service requests",
+            ]
+            if x
         )
-        out.append({"breakdown": "day", "key1": str(day), "key2": "", "numerator": r["actual"], "denominator": r["predicted"],
-                    "value": dev, "unit": "% deviation", "note": note, "status": "ok" if dev is not None else "No Events"})
+        out.append(
+            {
+                "breakdown": "day",
+                "key1": str(day),
+                "key2": "",
+                "numerator": r["actual"],
+                "denominator": r["predicted"],
+                "value": dev,
+                "unit": "% deviation",
+                "note": note,
+                "status": "ok" if dev is not None else "No Events",
+            }
+        )
     return out
 
 
@@ -134,7 +190,15 @@ def tr2_installs_by_weekday(s: Scope, ctx: Context) -> list[Row]:
     while d <= s.last:
         n_days[d.weekday()] = n_days.get(d.weekday(), 0) + 1
         d += dt.timedelta(days=1)
-    out = [count_row("weekday", WEEKDAYS[wd], by_wd.get(wd, 0), note=f"{by_wd.get(wd, 0) / n_days[wd]:.1f} per {WEEKDAYS[wd]}") for wd in range(7)]
+    out = [
+        count_row(
+            "weekday",
+            WEEKDAYS[wd],
+            by_wd.get(wd, 0),
+            note=f"{by_wd.get(wd, 0) / n_days[wd]:.1f} per {WEEKDAYS[wd]}",
+        )
+        for wd in range(7)
+    ]
     out += [share_row("region", k, v, total) for k, v in sorted(by_region.items())]
     out += [count_row("device_type", k, v) for k, v in sorted(by_type.items())]
     return out

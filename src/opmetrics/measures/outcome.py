@@ -51,7 +51,9 @@ def pct(n: int | None, d: int | None) -> float | None:
     return 100.0 * n / d if d else None
 
 
-def share_row(breakdown: str, key1: Any, numerator: int, denominator: int, key2: Any = "", note: str = "") -> Row:
+def share_row(
+    breakdown: str, key1: Any, numerator: int, denominator: int, key2: Any = "", note: str = ""
+) -> Row:
     return {
         "breakdown": breakdown,
         "key1": "" if key1 is None else str(key1),

@@ -17,16 +17,39 @@ def _topups(s: Scope) -> ibis.Table:
 
 def pp1(s: Scope, ctx: Context) -> list[Row]:
     t = _topups(s)
-    return success_rows(t, ~t.failed, {"region": ["region"], "device_type": ["device_type"], "device_type x region": ["device_type", "region"]})
+    return success_rows(
+        t,
+        ~t.failed,
+        {
+            "region": ["region"],
+            "device_type": ["device_type"],
+            "device_type x region": ["device_type", "region"],
+        },
+    )
 
 
 def pp1_volumes(s: Scope, ctx: Context) -> list[Row]:
     t = _topups(s)
     r = rows_of(t.aggregate(n=t.count(), f=t.failed.cast("int64").sum(), dev=t.device_id.nunique()))[0]
-    out = [count_row("volume", "successful", r["n"] - (r["f"] or 0)), count_row("volume", "failed", r["f"] or 0),
-           count_row("volume", "unique devices", r["dev"])]
-    for x in rows_of(t.group_by("region").aggregate(n=t.count(), f=t.failed.cast("int64").sum(), dev=t.device_id.nunique()).order_by("region")):
-        out.append(count_row("region", x["region"], x["n"] - x["f"], "successful", note=f"{x['f']} failed, {x['dev']} devices"))
+    out = [
+        count_row("volume", "successful", r["n"] - (r["f"] or 0)),
+        count_row("volume", "failed", r["f"] or 0),
+        count_row("volume", "unique devices", r["dev"]),
+    ]
+    for x in rows_of(
+        t.group_by("region")
+        .aggregate(n=t.count(), f=t.failed.cast("int64").sum(), dev=t.device_id.nunique())
+        .order_by("region")
+    ):
+        out.append(
+            count_row(
+                "region",
+                x["region"],
+                x["n"] - x["f"],
+                "successful",
+                note=f"{x['f']} failed, {x['dev']} devices",
+            )
+        )
     return out
 
 
@@ -36,20 +59,45 @@ def pp1_non_communicating(s: Scope, ctx: Context) -> list[Row]:
     d = d.filter(d.device_type.isin(["ESME", "GSME"]) & (d.status == "commissioned"))
     d = d.mutate(silent=(d.last_communicated_at < limit).fill_null(False).cast("int64"))
     out = []
-    for r in rows_of(d.group_by(["device_type", "region"]).aggregate(n=d.silent.sum(), d=d.count()).order_by(["device_type", "region"])):
-        out.append(share_row("device_type x region", r["device_type"], r["n"], r["d"], r["region"], note="non-communicating / commissioned meters"))
+    for r in rows_of(
+        d.group_by(["device_type", "region"])
+        .aggregate(n=d.silent.sum(), d=d.count())
+        .order_by(["device_type", "region"])
+    ):
+        out.append(
+            share_row(
+                "device_type x region",
+                r["device_type"],
+                r["n"],
+                r["d"],
+                r["region"],
+                note="non-communicating / commissioned meters",
+            )
+        )
     return out
 
 
 def pp1_attempts(s: Scope, ctx: Context) -> list[Row]:
     t = attempt_chains(s, _topups(s))
-    firsts = t.filter(~t.failed).group_by(["party_id", "device_id", "srv", "chain_no"]).aggregate(won=t.attempt_no.min())
+    firsts = (
+        t.filter(~t.failed)
+        .group_by(["party_id", "device_id", "srv", "chain_no"])
+        .aggregate(won=t.attempt_no.min())
+    )
     chains = t.group_by(["party_id", "device_id", "srv", "chain_no"]).aggregate(size=t.count())
     j = chains.left_join(firsts, ["party_id", "device_id", "srv", "chain_no"])
-    bucket = ibis.cases((j.won == 1, "1st attempt"), (j.won == 2, "2nd attempt"), (j.won.notnull(), "later attempt"), else_="never")
+    bucket = ibis.cases(
+        (j.won == 1, "1st attempt"),
+        (j.won == 2, "2nd attempt"),
+        (j.won.notnull(), "later attempt"),
+        else_="never",
+    )
     rows = {r["b"]: r["n"] for r in rows_of(j.group_by(b=bucket).aggregate(n=j.count()))}
     total = sum(rows.values())
-    return [share_row("success on attempt", b, rows.get(b, 0), total) for b in ("1st attempt", "2nd attempt", "later attempt", "never")]
+    return [
+        share_row("success on attempt", b, rows.get(b, 0), total)
+        for b in ("1st attempt", "2nd attempt", "later attempt", "never")
+    ]
 
 
 def pp1_failure_reasons(s: Scope, ctx: Context) -> list[Row]:
@@ -67,7 +115,9 @@ def pp1_failure_reasons(s: Scope, ctx: Context) -> list[Row]:
 def pp1_local_credit(s: Scope, ctx: Context) -> list[Row]:
     a = s.con.table("alerts")
     a = a.filter(a.report_date.between(s.first, s.last) & (a.alert_code == s.m.outcomes.local_credit_alert))
-    rows = rows_of(a.group_by(["device_type", "region"]).aggregate(n=a.count()).order_by(["device_type", "region"]))
+    rows = rows_of(
+        a.group_by(["device_type", "region"]).aggregate(n=a.count()).order_by(["device_type", "region"])
+    )
     out = [count_row("all", "All", sum(r["n"] for r in rows))]
     return out + [count_row("device_type x region", r["device_type"], r["n"], r["region"]) for r in rows]
 

@@ -62,10 +62,14 @@ class Scope:
         A CASE over the period's UK midnights: portable to any Ibis backend, no time zone
         support needed in the engine.
         """
-        days = [self.first + dt.timedelta(days=i) for i in range(-pad_days, (self.last - self.first).days + 2 + pad_days)]
+        days = [
+            self.first + dt.timedelta(days=i)
+            for i in range(-pad_days, (self.last - self.first).days + 2 + pad_days)
+        ]
         starts = [self.day_start(d) for d in days]
         branches = [
-            ((ts >= starts[i]) & (ts < starts[i + 1]), ibis.literal(days[i], "date")) for i in range(len(days) - 1)
+            ((ts >= starts[i]) & (ts < starts[i + 1]), ibis.literal(days[i], "date"))
+            for i in range(len(days) - 1)
         ]
         return ibis.cases(*branches, else_=ibis.null("date"))
 
@@ -134,7 +138,10 @@ def classified_requests(s: Scope, table: ibis.Table | None = None) -> ibis.Table
             + " not in reporting (001 l.595-750)",
         ),
         (pmel.notnull(), pmel),
-        (outside, ibis.literal("excluded: response code ") + t.response_code + " is outside DCC control (003)"),
+        (
+            outside,
+            ibis.literal("excluded: response code ") + t.response_code + " is outside DCC control (003)",
+        ),
         else_=ibis.literal("included: report status in reporting set"),
     )
     t = t.mutate(
@@ -189,8 +196,13 @@ def attempt_chains(s: Scope, t: ibis.Table) -> ibis.Table:
             | (t.received_at.delta(prev_at, unit="millisecond") > window_ms)
         ).cast("int64")
     )
-    t = t.mutate(chain_no=t._new_chain.sum().over(w))
-    cw = ibis.window(group_by=[t.party_id, t.device_id, t.srv, t.chain_no], order_by=[t.received_at, t.request_id])
+    running = ibis.cumulative_window(
+        group_by=[t.party_id, t.device_id, t.srv], order_by=[t.received_at, t.request_id]
+    )
+    t = t.mutate(chain_no=t._new_chain.sum().over(running))
+    cw = ibis.window(
+        group_by=[t.party_id, t.device_id, t.srv, t.chain_no], order_by=[t.received_at, t.request_id]
+    )
     cg = ibis.window(group_by=[t.party_id, t.device_id, t.srv, t.chain_no])
     return t.mutate(
         attempt_no=ibis.row_number().over(cw) + 1,

@@ -20,7 +20,12 @@ from opmetrics.methodology import Methodology, pmel
 
 RESULT_TABLES = ("rsvp", "cpm", "outcomes")
 # The steps `compute` reports through `on_step`, in order (the CLI sizes its progress bar by them).
-STEPS = ("RSVP per SRV and business process", "Outcome measures", "Code Performance Measures", "Storing results")
+STEPS = (
+    "RSVP per SRV and business process",
+    "Outcome measures",
+    "Code Performance Measures",
+    "Storing results",
+)
 
 
 @dataclass

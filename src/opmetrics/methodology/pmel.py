@@ -146,9 +146,13 @@ def add(store: Store, **entry: Any) -> dict[str, Any]:
         raise PmelError(f"{eid}: window_end must be after window_start")
     selectors = ("window_start", "region", "party_id", "srv", "device_id", "request_ids")
     if not any(entry.get(k) for k in selectors):
-        raise PmelError(f"{eid}: an exception must be scoped (a time window, region, party, SRV, device or requests)")
+        raise PmelError(
+            f"{eid}: an exception must be scoped (a time window, region, party, SRV, device or requests)"
+        )
     if any(r["exception_id"] == eid for r in _entries(store)):
-        raise PmelError(f"{eid}: already on the register; the register is append-only (withdraw and add anew)")
+        raise PmelError(
+            f"{eid}: already on the register; the register is append-only (withdraw and add anew)"
+        )
     entry["request_ids"] = list(entry.get("request_ids") or []) or None
     return _append(store, {**entry, "exception_id": eid, "action": "add"})
 
@@ -193,7 +197,9 @@ def verify(store: Store) -> str:
     prev = ""
     for r in _entries(store):
         if _digest(prev, r) != r["chain_sha256"]:
-            raise PmelError(f"PMEL entry {r['entry_no']} ({r['exception_id']}) was altered after it was recorded")
+            raise PmelError(
+                f"PMEL entry {r['entry_no']} ({r['exception_id']}) was altered after it was recorded"
+            )
         prev = r["chain_sha256"]
     return prev or "empty"
 

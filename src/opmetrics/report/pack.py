@@ -82,6 +82,49 @@ def _csv_value(v: Any) -> Any:
     return "" if v is None else v
 
 
+OUTCOME_COLUMNS = [
+    "period",
+    "measure",
+    "kind",
+    "breakdown",
+    "key1",
+    "key2",
+    "numerator",
+    "denominator",
+    "value",
+    "unit",
+    "status",
+    "note",
+]
+SHOW_ROWS = 40  # outcome rows shown per measure in the HTML; the datafile has them all
+
+
+def _cpm_groups(m: Methodology, cpm: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One table row per (CPM, key) with its segments side by side (CPM6A is in the process pages)."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in cpm:
+        if r["cpm"] == "CPM6A":
+            continue
+        g = groups.setdefault(
+            (r["cpm"], r["key"]),
+            {"c": m.cpm(r["cpm"]), "key": r["key"], "by": {}, "credit": 0.0, "below": 0, "notes": set()},
+        )
+        g["by"][r["segment"]] = r
+        g["credit"] += r["service_credit_gbp"] or 0.0
+        g["below"] = max(g["below"], r["months_below_target"] or 0)
+        if r["note"]:
+            g["notes"].add(r["note"])
+    return list(groups.values())
+
+
+def _measure_sections(m: Methodology, outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for md in m.measures:
+        rows = [r for r in outcomes if r["measure"] == md.id]
+        out.append({"d": md, "rows": rows[:SHOW_ROWS], "more": max(0, len(rows) - SHOW_ROWS)})
+    return out
+
+
 def build_pack(
     store: Store,
     m: Methodology,
@@ -103,7 +146,10 @@ def build_pack(
     out = Path(out_dir)
     (out / "datafiles").mkdir(parents=True, exist_ok=True)
     rsvp = store.rows("SELECT * FROM rsvp WHERE period = ? AND run_id = ?", [period, run.run_id])
-    cpm = store.rows("SELECT * FROM cpm WHERE period = ? AND run_id = ?", [period, run.run_id])
+    cpm = store.rows("SELECT * FROM cpm WHERE period = ? AND run_id = ? ORDER BY rowid", [period, run.run_id])
+    outcomes = store.rows(
+        "SELECT * FROM outcomes WHERE period = ? AND run_id = ? ORDER BY rowid", [period, run.run_id]
+    )
     incidents = major_incidents(store, period)
     seg_cols = m.segments.all
     prov = [getattr(run, c) for c in PROVENANCE_COLUMNS]
@@ -180,9 +226,19 @@ def build_pack(
             "target",
             "minimum",
             "status",
+            "instance",
+            "months_below_target",
+            "service_credit_gbp",
+            "note",
         ]
         w.writerow(cols + PROVENANCE_COLUMNS)
         for r in cpm:
+            w.writerow([_csv_value(r[c]) for c in cols] + prov)
+    with (out / "datafiles" / "outcomes.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        cols = [c for c in OUTCOME_COLUMNS]
+        w.writerow(cols + PROVENANCE_COLUMNS)
+        for r in outcomes:
             w.writerow([_csv_value(r[c]) for c in cols] + prov)
     quality = store.rows(
         """
@@ -200,7 +256,7 @@ def build_pack(
         [DUPLICATE_DETAIL],
     )
     provenance = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in run.__dict__.items()}
-    figures = {"provenance": provenance, "cpm": cpm, "rsvp": rsvp}
+    figures = {"provenance": provenance, "cpm": cpm, "rsvp": rsvp, "outcomes": outcomes}
     (out / "figures.json").write_text(json.dumps(figures, default=str, indent=1))
 
     env = Environment(loader=PackageLoader("opmetrics.report"), autoescape=select_autoescape())
@@ -222,6 +278,8 @@ def build_pack(
         run=provenance,
         processes=processes,
         cpm=cpm,
+        cpm_groups=_cpm_groups(m, cpm),
+        measures=_measure_sections(m, outcomes),
         incidents=incidents,
         quality=quality,
         reasons=reasons,

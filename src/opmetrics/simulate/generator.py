@@ -185,7 +185,9 @@ class _DayGen:
         rng = np.random.default_rng([self.seed, day_no, 0])
         base = self.scale.requests_per_day / self.total_share
         return [
-            0 if s.srv in P.INSTALL_ONLY_SRVS else int(rng.poisson(base * s.share * P.WEEKDAY[s.profile][weekday]))
+            0
+            if s.srv in P.INSTALL_ONLY_SRVS
+            else int(rng.poisson(base * s.share * P.WEEKDAY[s.profile][weekday]))
             for s in P.SRV_MIX
         ]
 
@@ -597,13 +599,24 @@ def simulate_month(
         raise ValueError(f"unknown scale {scale!r}; choose one of {list(SCALES)}")
     sc, faults = SCALES[scale], faults or Faults()
     out = Path(out_dir)
-    tables = ("service_requests", "alerts", "incidents", "outages", "devices", "ch_status_updates", "ch_firmware",
-              "smki_requests", "dcc_assessments")
+    tables = (
+        "service_requests",
+        "alerts",
+        "incidents",
+        "outages",
+        "devices",
+        "ch_status_updates",
+        "ch_firmware",
+        "smki_requests",
+        "dcc_assessments",
+    )
     for t in tables:
         (out / t).mkdir(parents=True, exist_ok=True)
     estate = Estate(sc.devices, np.random.default_rng([seed, 0]))
     starts = _day_starts(year, mon)
-    scenarios.plan_installs(estate, starts, sc.requests_per_day * P.INSTALL_SITES_PER_REQUEST, np.random.default_rng([seed, 11]))
+    scenarios.plan_installs(
+        estate, starts, sc.requests_per_day * P.INSTALL_SITES_PER_REQUEST, np.random.default_rng([seed, 11])
+    )
     gen = _DayGen(estate, sc, seed, faults)
     totals = {"service_requests": 0, "alerts": 0}
     first_day: pa.Table | None = None
@@ -642,7 +655,9 @@ def simulate_month(
         "devices": scenarios.devices_table(estate, extracted, starts[0], rng),
         "ch_status_updates": scenarios.ch_status_table(estate),
         "ch_firmware": scenarios.ch_firmware_table(estate, starts, rng),
-        "smki_requests": scenarios.smki_table(starts, max(1, int(sc.requests_per_day * P.SMKI_PER_REQUEST)), rng),
+        "smki_requests": scenarios.smki_table(
+            starts, max(1, int(sc.requests_per_day * P.SMKI_PER_REQUEST)), rng
+        ),
         "dcc_assessments": scenarios.assessments_table(month, starts, rng),
     }
     for name, tbl in side.items():

@@ -28,7 +28,9 @@ SPEC = {s.srv: s for s in P.SRV_MIX}
 CHF, ESME, GSME = (P.DEVICE_TYPES.index(t) for t in ("CHF", "ESME", "GSME"))
 
 
-def plan_installs(estate: Estate, starts: list[dt.datetime], per_day: float, rng: np.random.Generator) -> None:
+def plan_installs(
+    estate: Estate, starts: list[dt.datetime], per_day: float, rng: np.random.Generator
+) -> None:
     """Append the month's new sites (CH + ESME, often a GSME) to the estate, with outcomes."""
     types, regions, parties, days, at, comm, il = [], [], [], [], [], [], []
     shares = np.array([p.share for p in P.SUPPLIERS])
@@ -41,7 +43,10 @@ def plan_installs(estate: Estate, starts: list[dt.datetime], per_day: float, rng
             hour = float(rng.uniform(8.5, 17.5))
             t0 = int(start.timestamp() * 1000 + hour * 3_600_000)
             u = rng.random()
-            ch_ok, ch_il = u < P.P_INSTALL_COMMISSIONED, P.P_INSTALL_COMMISSIONED <= u < P.P_INSTALL_COMMISSIONED + P.P_INSTALL_LEAVE
+            ch_ok, ch_il = (
+                u < P.P_INSTALL_COMMISSIONED,
+                P.P_INSTALL_COMMISSIONED <= u < P.P_INSTALL_COMMISSIONED + P.P_INSTALL_LEAVE,
+            )
             site = [CHF, ESME] + ([GSME] if rng.random() < 0.6 else [])
             for k, t in enumerate(site):
                 ok = ch_ok if t == CHF else (ch_ok and rng.random() < 0.97)
@@ -64,7 +69,11 @@ def plan_installs(estate: Estate, starts: list[dt.datetime], per_day: float, rng
 
 
 # I&C SRVs per device type, in the order a site sends them (001 Table 4 I&C row).
-IC_SRVS = {CHF: ["8.11"], ESME: ["8.1.1", "6.20.1", "6.21", "1.1.1", "6.8"], GSME: ["8.1.1", "8.7.2", "1.1.1", "6.8"]}
+IC_SRVS = {
+    CHF: ["8.11"],
+    ESME: ["8.1.1", "6.20.1", "6.21", "1.1.1", "6.8"],
+    GSME: ["8.1.1", "8.7.2", "1.1.1", "6.8"],
+}
 
 
 def install_requests(gen: _DayGen, rng: np.random.Generator, day_no: int, start: dt.datetime) -> list[dict]:
@@ -82,7 +91,11 @@ def install_requests(gen: _DayGen, rng: np.random.Generator, day_no: int, start:
     for srv, sel in (("8.14.1", e.commissioned_ms[hubs] >= 0), ("8.14.2", e.install_leave[hubs])):
         devs = hubs[sel]
         if len(devs):
-            parts.append(gen._srv_rows(rng, SPEC[srv], len(devs), start, dev=devs, at=e.installed_ms[devs] + 25 * MS_MIN))
+            parts.append(
+                gen._srv_rows(
+                    rng, SPEC[srv], len(devs), start, dev=devs, at=e.installed_ms[devs] + 25 * MS_MIN
+                )
+            )
     return parts
 
 
@@ -97,7 +110,11 @@ def follow_ups(gen: _DayGen, rng: np.random.Generator, parts: list[dict], start:
             keep = at < day_end
             for srv in ("1.1.1", "6.8"):
                 if keep.any():
-                    out.append(gen._srv_rows(rng, SPEC[srv], int(keep.sum()), start, dev=p["dev"][pick][keep], at=at[keep]))
+                    out.append(
+                        gen._srv_rows(
+                            rng, SPEC[srv], int(keep.sum()), start, dev=p["dev"][pick][keep], at=at[keep]
+                        )
+                    )
     resend_from = [p for p in parts if p["srv"][0] == "2.2"]
     for _ in range(2):  # a failed top-up is resent, and a failed resend sometimes again
         nxt = []
@@ -107,7 +124,11 @@ def follow_ups(gen: _DayGen, rng: np.random.Generator, parts: list[dict], start:
             at = p["received"][pick] + rng.integers(2, 20, int(pick.sum())) * MS_MIN
             keep = at < day_end
             if keep.any():
-                nxt.append(gen._srv_rows(rng, SPEC["2.2"], int(keep.sum()), start, dev=p["dev"][pick][keep], at=at[keep]))
+                nxt.append(
+                    gen._srv_rows(
+                        rng, SPEC["2.2"], int(keep.sum()), start, dev=p["dev"][pick][keep], at=at[keep]
+                    )
+                )
         out += nxt
         resend_from = nxt
     return out
@@ -123,7 +144,9 @@ def firmware_alerts(rng: np.random.Generator, c: dict) -> tuple[np.ndarray, np.n
     return idx[keep], code[keep], raised[keep]
 
 
-def devices_table(e: Estate, extracted: dt.datetime, month_start: dt.datetime, rng: np.random.Generator) -> pa.Table:
+def devices_table(
+    e: Estate, extracted: dt.datetime, month_start: dt.datetime, rng: np.random.Generator
+) -> pa.Table:
     """The estate extract at month end: old devices commissioned long ago, plus the month's installs."""
     from opmetrics.simulate.generator import Estate, eui64
 
@@ -137,7 +160,9 @@ def devices_table(e: Estate, extracted: dt.datetime, month_start: dt.datetime, r
     last = np.where(silent, ext - rng.integers(61, 400, n) * MS_DAY, ext - rng.integers(0, 2 * MS_DAY, n))
     last = np.where(commissioned < 0, -1, last)
     status = np.where(
-        commissioned >= 0, "commissioned", np.where(e.install_leave, "install_and_leave", "installed_not_commissioned")
+        commissioned >= 0,
+        "commissioned",
+        np.where(e.install_leave, "install_and_leave", "installed_not_commissioned"),
     )
     ids = eui64(Estate.DEVICE_BASE + np.arange(n))
     fw = np.array(["1.2.0", "1.3.1", "2.0.4"])[rng.integers(0, 3, n)]
@@ -201,7 +226,9 @@ def ch_firmware_table(e: Estate, starts: list[dt.datetime], rng: np.random.Gener
     delivered = np.where(delivery == "delivered", dist + rng.integers(MS_MIN, 2 * MS_DAY, k), -1)
     v = rng.random(k)
     activation = np.where(
-        delivery != "delivered", "not_attempted", np.where(v < 0.985, "activated", np.where(v < 0.995, "failed", "in_progress"))
+        delivery != "delivered",
+        "not_attempted",
+        np.where(v < 0.985, "activated", np.where(v < 0.995, "failed", "in_progress")),
     )
     activated = np.where(activation == "activated", delivered + rng.integers(MS_MIN, MS_DAY, k), -1)
 
@@ -255,7 +282,9 @@ def assessments_table(month: str, starts: list[dt.datetime], rng: np.random.Gene
                 "modification_id": f"MP{200 + i}",
                 "requested_at": due - dt.timedelta(days=30),
                 "due_at": due,
-                "completed_at": due + dt.timedelta(days=3) if late else due - dt.timedelta(days=int(rng.integers(1, 8))),
+                "completed_at": due + dt.timedelta(days=3)
+                if late
+                else due - dt.timedelta(days=int(rng.integers(1, 8))),
             }
         )
     return pa.Table.from_pylist(rows)

@@ -1,0 +1,472 @@
+"""Golden tests for attribution, counting rules, outcome measures, CPM4-9 and the PMEL.
+
+Every expectation is worked out by hand in the docstring of its test from the rows built here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from conftest import alert, load_rows, sr
+
+from opmetrics.measures.records import Scope, classified_requests
+from opmetrics.measures.run import compute
+from opmetrics.methodology import pmel
+
+D1 = "00-DB-00-00-00-00-00-01"
+D2 = "00-DB-00-00-00-00-00-02"
+D3 = "00-DB-00-00-00-00-00-03"
+AS_OF = dt.datetime(2026, 11, 1, 0, 0)
+
+
+def device(dev: str, **kw):
+    row = {
+        "device_id": dev,
+        "extracted_at": "2026-10-31T12:00:00Z",
+        "device_type": "ESME",
+        "smets": "2",
+        "region": "North",
+        "party_id": "SUP-A",
+        "ch_id": "",
+        "installed_at": "2026-10-05T09:00:00Z",
+        "commissioned_at": "2026-10-05T09:30:00Z",
+        "status": "commissioned",
+        "firmware_version": "1.0",
+        "last_communicated_at": "2026-10-30T00:00:00Z",
+    }
+    row.update({k: ("" if v is None else str(v)) for k, v in kw.items()})
+    return row
+
+
+def outcome(store, measure, breakdown="all", key1="All", key2=""):
+    rows = store.rows(
+        "SELECT * FROM outcomes WHERE measure = ? AND breakdown = ? AND key1 = ? AND key2 = ?",
+        [measure, breakdown, key1, key2],
+    )
+    assert len(rows) == 1, (measure, breakdown, key1, rows)
+    return rows[0]
+
+
+def cpm(store, cid, key="all", segment="All"):
+    rows = store.rows("SELECT * FROM cpm WHERE cpm = ? AND key = ? AND segment = ?", [cid, key, segment])
+    assert len(rows) == 1, (cid, key, segment, rows)
+    return rows[0]
+
+
+def t(day: int, hh: int, mm: int = 0, ss: float = 0) -> str:
+    return f"2026-10-{day:02d}T{hh:02d}:{mm:02d}:{ss:06.3f}Z"
+
+
+def test_attribution_ic_cos_tariff_and_pairs(store, tmp_path, meth):
+    """D1 commissioned 5 Oct 10:30 BST (09:30Z): its 8.1.1 and 1.1.1 of 5 Oct are I&C; its 1.1.1
+    of 6 Oct is not (the day after), and there is no 6.23 that day, so it is a tariff update.
+    D2 gets a 6.23 on 7 Oct from SUP-A, then a 1.1.1 and a 6.8 the same day from SUP-A (CoS) and
+    a 1.1.1 from SUP-B the same day (not the gaining party: tariff update).
+    D3 gets 6.15.2 + 6.17 the same day (a pair), and a lone 6.15.2 the next day (unpaired).
+    I&C = {8.1.1, 1.1.1 (5 Oct)}: 2. CoS = {6.23, 1.1.1, 6.8}: 3. Tariff = {1.1.1 6 Oct, SUP-B
+    1.1.1}: 2. Security = the pair: 2 of 3 credential requests; SEC1 paired 6.15.2 1 of 2.
+    """
+    assert load_rows(store, tmp_path, "devices", [device(D1)]).quarantined == 0
+    reqs = [
+        sr(1, srv="8.1.1", received_at=t(5, 9, 40), responded_at=t(5, 9, 40, 2)),
+        sr(2, srv="1.1.1", received_at=t(5, 9, 50), responded_at=t(5, 9, 50, 2)),
+        sr(3, srv="1.1.1", received_at=t(6, 9, 50), responded_at=t(6, 9, 50, 2)),
+        sr(4, srv="6.23", device_id=D2, received_at=t(7, 1), responded_at=t(7, 1, 0, 3)),
+        sr(5, srv="1.1.1", device_id=D2, received_at=t(7, 9), responded_at=t(7, 9, 0, 3)),
+        sr(6, srv="6.8", device_id=D2, received_at=t(7, 9, 5), responded_at=t(7, 9, 5, 3)),
+        sr(7, srv="1.1.1", device_id=D2, party_id="SUP-B", received_at=t(7, 9), responded_at=t(7, 9, 0, 3)),
+        sr(8, srv="6.15.2", device_id=D3, received_at=t(8, 9), responded_at=t(8, 9, 0, 3)),
+        sr(9, srv="6.17", device_id=D3, received_at=t(8, 10), responded_at=t(8, 10, 0, 3)),
+        sr(10, srv="6.15.2", device_id=D3, received_at=t(9, 9), responded_at=t(9, 9, 0, 3)),
+    ]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    vol = {
+        r["key"]: r["volume"]
+        for r in store.rows(
+            "SELECT key, volume FROM rsvp WHERE scope='process' AND rate='month' AND segment='All'"
+        )
+    }
+    assert vol["install_commission"] == 2
+    assert vol["change_of_supplier"] == 3
+    assert vol["tariff_updates"] == 2
+    assert vol["security_key_management"] == 2
+    paired = outcome(store, "SEC1.pairs", "srv", "6.15.2")
+    assert (paired["numerator"], paired["denominator"]) == (1, 2)
+
+
+def test_party_resends_count_each_and_attempt_table(store, tmp_path, meth):
+    """003: 6 sends of a top-up to D1, success on the 2nd = 1 success + 5 failures ... here the
+    sends are E21, I0 (chain 1 ends in success); then a new chain E21, E21, E21, I0 to D1 (the
+    4th attempt wins: "later"); D2: one I0 (1st); D3: E20 then nothing (never).
+    Volume 8, failures 5 (E21, E21, E21, E21, E20). Chains: 4: 1st 1, 2nd 1, later 1, never 1.
+    """
+    codes = [("E21", 0), ("I0", 5), ("E21", 60), ("E21", 65), ("E21", 70), ("I0", 75)]
+    reqs = [
+        sr(i + 1, received_at=t(10, 18, m), responded_at=t(10, 18, m, 2), response_code=c)
+        for i, (c, m) in enumerate(codes)
+    ]
+    reqs.append(sr(20, device_id=D2, received_at=t(10, 19), responded_at=t(10, 19, 0, 2)))
+    reqs.append(
+        sr(21, device_id=D3, received_at=t(10, 19), responded_at=t(10, 19, 0, 2), response_code="E20")
+    )
+    # minutes 60-75 overflow the hour: rewrite them as 19:00-19:15
+    for r in reqs:
+        for k in ("received_at", "responded_at"):
+            hh, mm = int(r[k][11:13]), int(r[k][14:16])
+            if mm >= 60:
+                r[k] = r[k][:11] + f"{hh + 1:02d}:{mm - 60:02d}" + r[k][16:]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    r = store.rows(
+        "SELECT volume, failures FROM rsvp WHERE scope='srv' AND key='2.2' AND rate='month' AND segment='All'"
+    )
+    assert (r[0]["volume"], r[0]["failures"]) == (8, 5)
+    got = {
+        x["key1"]: x["numerator"] for x in store.rows("SELECT * FROM outcomes WHERE measure='PP1.attempts'")
+    }
+    assert got == {"1st attempt": 1, "2nd attempt": 1, "later attempt": 1, "never": 1}
+
+
+def test_counting_rules_switched(store, tmp_path, meth):
+    """Same kind of data with both switches flipped. D1: E21 then I0 (one chain, success);
+    D2: I0 with dsp_attempts 3. Resends collapsed: 2 requests counted (D1's chain at its last
+    send, successful; D2), failures 0 ... but each DSP attempt counts: D2 adds 2 failed
+    attempts: volume 2 + 2 = 4, failures 2.
+    """
+    reqs = [
+        sr(1, received_at=t(10, 18), responded_at=t(10, 18, 0, 2), response_code="E21"),
+        sr(2, received_at=t(10, 18, 5), responded_at=t(10, 18, 5, 2)),
+        sr(3, device_id=D2, received_at=t(10, 19), responded_at=t(10, 19, 0, 9), dsp_attempts=3),
+    ]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    counting = meth.counting.model_copy(
+        update={"dsp_retries_count_once": False, "party_retries_count_separately": False}
+    )
+    m2 = meth.model_copy(update={"counting": counting})
+    compute(store, m2, "2026-10", as_of=AS_OF)
+    r = store.rows(
+        "SELECT volume, failures FROM rsvp WHERE scope='srv' AND key='2.2' AND rate='month' AND segment='All'"
+    )
+    assert (r[0]["volume"], r[0]["failures"]) == (4, 2)
+
+
+def test_cos1_overturned_failure_and_failure_codes(store, tmp_path, meth):
+    """6.23s: D1 I0 (ok); D2 E21 but SUP-A's 1.1.1 to D2 answered I0 later that day (overturned:
+    ok); D3 E20 and nothing after (fail); D1 again E4 (outside DCC control: excluded, but listed
+    in the failure codes). CoS1 = 2 of 3; failure codes: E21 1, E20 1, E4 1.
+    """
+    reqs = [
+        sr(1, srv="6.23", received_at=t(12, 1), responded_at=t(12, 1, 0, 3)),
+        sr(
+            2,
+            srv="6.23",
+            device_id=D2,
+            received_at=t(12, 1),
+            responded_at=t(12, 1, 0, 40),
+            response_code="E21",
+        ),
+        sr(3, srv="1.1.1", device_id=D2, received_at=t(12, 9), responded_at=t(12, 9, 0, 3)),
+        sr(
+            4,
+            srv="6.23",
+            device_id=D3,
+            received_at=t(12, 1),
+            responded_at=t(12, 1, 0, 40),
+            response_code="E20",
+        ),
+        sr(
+            5,
+            srv="6.23",
+            received_at=t(13, 1),
+            responded_at=t(13, 1, 0, 1),
+            response_code="E4",
+            report_status=8,
+        ),
+    ]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    r = outcome(store, "CoS1")
+    assert (r["numerator"], r["denominator"]) == (2, 3)
+    assert r["value"] == pytest.approx(200 / 3)
+    codes = {
+        x["key1"]: x["numerator"]
+        for x in store.rows("SELECT * FROM outcomes WHERE measure='CoS1.failure_codes'")
+    }
+    assert codes == {"E21": 1, "E20": 1, "E4": 1}
+
+
+def test_df2_sla_elapsed_and_in_progress(store, tmp_path, meth):
+    """11.1 acknowledged (I99) on SMETS2 devices, report time 1 Nov 00:00Z, SLA 5 days:
+    D1 on 2 Oct, 8F72 on 3 Oct: verified. D2 on 2 Oct, 8F1C on 4 Oct: failed. D3 on 2 Oct, no
+    alert, SLA ended 7 Oct: no alert after SLA. D1 on 30 Oct, no alert yet, SLA ends 4 Nov: in
+    progress. Decided 3: verified 1/3; in progress 1 (not in the percentages).
+    """
+    reqs = [
+        sr(
+            1,
+            srv="11.1",
+            critical="true",
+            received_at=t(2, 9),
+            responded_at=t(2, 9, 0, 2),
+            response_code="I99",
+        ),
+        sr(
+            2,
+            srv="11.1",
+            critical="true",
+            device_id=D2,
+            received_at=t(2, 9),
+            responded_at=t(2, 9, 0, 2),
+            response_code="I99",
+        ),
+        sr(
+            3,
+            srv="11.1",
+            critical="true",
+            device_id=D3,
+            received_at=t(2, 9),
+            responded_at=t(2, 9, 0, 2),
+            response_code="I99",
+        ),
+        sr(
+            4,
+            srv="11.1",
+            critical="true",
+            received_at=t(30, 9),
+            responded_at=t(30, 9, 0, 2),
+            response_code="I99",
+        ),
+    ]
+    alerts = [
+        alert("w1", alert_code="8F72", raised_at=t(3, 9), delivered_at=t(3, 9, 0, 1)),
+        alert("w2", alert_code="8F1C", device_id=D2, raised_at=t(4, 9), delivered_at=t(4, 9, 0, 1)),
+    ]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    assert load_rows(store, tmp_path, "alerts", alerts).quarantined == 0
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    got = {
+        x["key1"]: (x["numerator"], x["denominator"])
+        for x in store.rows("SELECT * FROM outcomes WHERE measure='DF2'")
+    }
+    assert got["verified (8F72)"] == (1, 3)
+    assert got["verification failed (8F1C)"] == (1, 3)
+    assert got["no alert after SLA"] == (1, 3)
+    assert got["in progress (SLA not elapsed)"] == (1, None)
+
+
+def test_a1_storm_suppressed_excluded_and_failures_by_code(store, tmp_path, meth):
+    """a1 5 s ok; a2 70 s late (8F35); a3 undelivered (AD1); a4 suppressed AD1 (excluded even though
+    late). A1 = 1 of 3; failures by code: 8F35 1, AD1 1 (never delivered)."""
+    alerts = [
+        alert("a1", delivered_at="2026-10-05T12:00:05Z"),
+        alert("a2", delivered_at="2026-10-05T12:01:10Z"),
+        alert("a3", alert_code="AD1", kind="dcc", delivered_at=None),
+        alert("a4", alert_code="AD1", kind="dcc", delivered_at="2026-10-05T13:00:00Z", suppressed="true"),
+    ]
+    assert load_rows(store, tmp_path, "service_requests", [sr(1)]).quarantined == 0
+    assert load_rows(store, tmp_path, "alerts", alerts).quarantined == 0
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    r = outcome(store, "A1")
+    assert (r["numerator"], r["denominator"]) == (1, 3)
+    codes = {
+        x["key1"]: x["numerator"]
+        for x in store.rows("SELECT * FROM outcomes WHERE measure='A1.failures_by_code'")
+    }
+    assert codes == {"8F35": 1, "AD1": 1}
+
+
+def test_b1_non_communicating_excluded_and_reported(store, tmp_path, meth):
+    """DSP-scheduled 4.6.1 reads: D1 (heard from 30 Oct) answered after 2 h: within 24 h; D2
+    (last heard 1 Aug: silent > 60 days on 10 Oct) no response: excluded and reported; D3 not in
+    the devices input: treated as communicating, answered after 25 h: late. B1 reads = 1 of 2;
+    non-communicating = 1 request."""
+    devs = [device(D1), device(D2, last_communicated_at="2026-08-01T00:00:00Z")]
+    assert load_rows(store, tmp_path, "devices", devs).quarantined == 0
+    reqs = [
+        sr(
+            1, srv="4.6.1", mode="dcc-scheduled", report_status=6, received_at=t(10, 1), responded_at=t(10, 3)
+        ),
+        sr(
+            2,
+            srv="4.6.1",
+            mode="dcc-scheduled",
+            device_id=D2,
+            report_status=34,
+            received_at=t(10, 1),
+            responded_at=None,
+            response_code=None,
+        ),
+        sr(
+            3,
+            srv="4.6.1",
+            mode="dcc-scheduled",
+            device_id=D3,
+            report_status=6,
+            received_at=t(10, 1),
+            responded_at=t(11, 2),
+        ),
+    ]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    r = outcome(store, "B1.scheduled_reads")
+    assert (r["numerator"], r["denominator"]) == (1, 2)
+    assert outcome(store, "B1.non_communicating")["numerator"] == 1
+
+
+def test_incident_cpms_availability_no_events_and_missing_input(store, tmp_path, meth):
+    """Incidents closed in October, DCC responsible (targets: Cat 2 8 h, Cat 3 24 h, initial
+    response Cat 3 60 min): i1 Cat 2 resolved in 7 h (met); i2 Cat 3 resolved in 30 h (missed),
+    assigned after 20 min (met); i3 Cat 3 resolved in 2 h (met), assigned after 90 min (missed);
+    i4 Cat 4 closed in November (not counted); i5 Cat 1 not DCC responsible (not counted).
+    CPM4 = 1/1; CPM5 Cat 3 = 1/2, Cat 4 = No Events; CPM5A = 1/2.
+    CPM6: SSI down 60 min on Thursday 8 Oct 10:00-11:00 BST (core band). Core minutes in October
+    2026 (22 weekdays x 720 + 5 Saturdays x 240 = 17,040); SSI core = 16,980 / 17,040.
+    CPM9 has no dcc_assessments loaded: missing input.
+    """
+    inc = [
+        {
+            "incident_id": "i1",
+            "category": "2",
+            "raised_at": t(3, 8),
+            "resolved_at": t(3, 15),
+            "closed_at": t(4, 8),
+        },
+        {
+            "incident_id": "i2",
+            "category": "3",
+            "raised_at": t(5, 8),
+            "resolved_at": t(6, 14),
+            "closed_at": t(7, 8),
+            "assigned_at": t(5, 8, 20),
+        },
+        {
+            "incident_id": "i3",
+            "category": "3",
+            "raised_at": t(9, 8),
+            "resolved_at": t(9, 10),
+            "closed_at": t(9, 12),
+            "assigned_at": t(9, 9, 30),
+        },
+        {
+            "incident_id": "i4",
+            "category": "4",
+            "raised_at": t(30, 8),
+            "resolved_at": t(30, 10),
+            "closed_at": "2026-11-02T10:00:00Z",
+        },
+        {
+            "incident_id": "i5",
+            "category": "1",
+            "raised_at": t(3, 8),
+            "resolved_at": t(3, 9),
+            "closed_at": t(3, 10),
+            "dcc_responsible": "false",
+        },
+    ]
+    base = {
+        "dcc_responsible": "true",
+        "smets": "",
+        "region": "",
+        "assigned_at": "",
+        "services": "",
+        "summary": "",
+    }
+    inc = [{**base, **{k: v for k, v in i.items()}} for i in inc]
+    for i in inc:
+        if not i["assigned_at"]:
+            i["assigned_at"] = i["raised_at"]
+    cols = [
+        "incident_id",
+        "category",
+        "dcc_responsible",
+        "smets",
+        "region",
+        "raised_at",
+        "assigned_at",
+        "resolved_at",
+        "closed_at",
+        "services",
+        "summary",
+    ]
+    assert load_rows(store, tmp_path, "incidents", [{c: i[c] for c in cols} for i in inc]).quarantined == 0
+    out = [
+        {
+            "outage_id": "o1",
+            "service": "Self-Service Interface",
+            "subsystem": "web",
+            "region": "",
+            "start_at": t(8, 9),
+            "end_at": t(8, 10),
+            "planned": "false",
+            "incident_id": "",
+        }
+    ]
+    assert load_rows(store, tmp_path, "outages", out).quarantined == 0
+    assert load_rows(store, tmp_path, "service_requests", [sr(1)]).quarantined == 0
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    assert (cpm(store, "CPM4", "Cat 1-2")["numerator"], cpm(store, "CPM4", "Cat 1-2")["denominator"]) == (
+        1,
+        1,
+    )
+    c3 = cpm(store, "CPM5", "Cat 3")
+    assert (c3["numerator"], c3["denominator"], c3["status"]) == (1, 2, "below minimum")
+    assert cpm(store, "CPM5", "Cat 4")["status"] == "No Events"
+    c5a = cpm(store, "CPM5A", "Cat 3-4-5")
+    assert (c5a["numerator"], c5a["denominator"]) == (1, 2)
+    ssi = cpm(store, "CPM6", "Self-Service Interface / core", "All")
+    assert (ssi["numerator"], ssi["denominator"]) == (16_980, 17_040)
+    other = cpm(store, "CPM6", "Self-Service Interface / other", "All")
+    assert other["numerator"] == other["denominator"]
+    c9 = cpm(store, "CPM9")
+    assert c9["status"] == "missing input" and "dcc_assessments" in c9["note"]
+    assert outcome(store, "CHF1")["status"] == "missing input"
+
+
+def test_pmel_excludes_records_and_is_append_only(store, tmp_path, meth):
+    """PMEL-1 excludes North requests 5 Oct 10:00-10:30Z: r1 (10:00) and r2 (10:10) go; r3 (11:00)
+    stays. Volume 1 with the exception, 3 after it is withdrawn. A changed entry is detected."""
+    reqs = [
+        sr(1, received_at=t(5, 10), responded_at=t(5, 10, 0, 2)),
+        sr(2, received_at=t(5, 10, 10), responded_at=t(5, 10, 10, 2)),
+        sr(3, received_at=t(5, 11), responded_at=t(5, 11, 0, 2)),
+    ]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    pmel.add(
+        store,
+        exception_id="PMEL-1",
+        reason="CSP North test window",
+        recorded_by="analyst",
+        applies_to="service_requests",
+        window_start=t(5, 10),
+        window_end=t(5, 10, 30),
+        region="North",
+    )
+    with pytest.raises(pmel.PmelError, match="append-only"):
+        pmel.add(
+            store, exception_id="PMEL-1", reason="x", recorded_by="y", applies_to="alerts", region="North"
+        )
+    with pytest.raises(pmel.PmelError, match="must be scoped"):
+        pmel.add(store, exception_id="PMEL-2", reason="x", recorded_by="y", applies_to="alerts")
+    info = compute(store, meth, "2026-10", as_of=AS_OF)
+    assert info.pmel_applied == "PMEL-1"
+    vol = store.rows(
+        "SELECT volume FROM rsvp WHERE scope='srv' AND key='2.2' AND rate='month' AND segment='All'"
+    )
+    assert vol[0]["volume"] == 1
+    s = Scope(store.ibis(), meth, "2026-10", AS_OF, pmel.active(store))
+    c = classified_requests(s)
+    rules = {r["request_id"][-1]: r["rule"] for r in c.select("request_id", "rule").to_pyarrow().to_pylist()}
+    assert rules["1"].startswith("excluded: PMEL-1") and rules["3"].startswith("included")
+    pmel.withdraw(store, "PMEL-1", "window closed", "analyst")
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    assert (
+        store.rows(
+            "SELECT volume FROM rsvp WHERE scope='srv' AND key='2.2' AND rate='month' AND segment='All'"
+        )[0]["volume"]
+        == 3
+    )
+    store.con.execute("UPDATE pmel SET reason = 'edited' WHERE entry_no = 1")
+    with pytest.raises(pmel.PmelError, match="altered"):
+        pmel.verify(store)
