@@ -23,6 +23,7 @@ test: setup
 docs: setup
 	$(BIN)/opmetrics contract docs docs/data-contract.md
 	$(BIN)/opmetrics contract json-schema docs/schemas
+	$(BIN)/opmetrics measures-doc docs/measures.md
 
 clean:
 	rm -rf $(VENV) opmetrics-demo .pytest_cache

@@ -104,3 +104,22 @@ def test_compute_without_data_is_a_clear_error(tmp_path):
 def test_every_command_has_help(cmd):
     res = runner.invoke(app, [*cmd, "--help"])
     assert res.exit_code == 0 and "Usage" in res.output and len(res.output) > 200
+
+
+def test_exceptions_cli_appends_and_lists(tmp_path):
+    f = tmp_path / "pmel.yaml"
+    f.write_text(
+        "exceptions:\n"
+        "  - {exception_id: PMEL-7, reason: CSP North planned test, recorded_by: ops, approved_by: panel,\n"
+        "     applies_to: service_requests, region: North, window_start: '2026-10-05T10:00:00Z',\n"
+        "     window_end: '2026-10-05T11:00:00Z'}\n"
+    )
+    db = str(tmp_path / "x.duckdb")
+    res = runner.invoke(app, ["exceptions", "add", str(f), "--db", db])
+    assert res.exit_code == 0 and "PMEL-7" in res.output, res.output
+    again = runner.invoke(app, ["exceptions", "add", str(f), "--db", db])
+    assert "none new" in again.output
+    listing = runner.invoke(app, ["exceptions", "list", "--db", db])
+    assert listing.exit_code == 0 and "PMEL-7" in listing.output and "add" in listing.output
+    bad = runner.invoke(app, ["exceptions", "withdraw", "PMEL-9", "--reason", "x", "--by", "y", "--db", db])
+    assert bad.exit_code == 1 and "not on the register" in bad.output

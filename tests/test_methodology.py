@@ -79,3 +79,32 @@ def test_smets1_trt_override_for_activate_firmware():
     rows = {(r["srv"], r["smets"], r["mode"]): r["trt_s"] for r in methodology.load().trt_rows()}
     assert rows[("11.3", 1, "on-demand")] == 5 * 86400  # SMETS1 five-day TRT (001 Table 4)
     assert rows[("11.3", 2, "on-demand")] == 30
+
+
+def test_measure_catalogue_doc_is_current(meth):
+    from pathlib import Path
+
+    from opmetrics.methodology import catalogue_markdown
+
+    doc = Path(__file__).parent.parent / "docs" / "measures.md"
+    assert doc.read_text(encoding="utf-8") == catalogue_markdown(meth), "run `make docs`"
+    for cid in ("CPM1", "CPM5", "CPM5A", "CPM6", "CPM6A", "CPM6B", "CPM6C", "CPM7", "CPM8", "CPM9"):
+        assert f"| {cid} |" in doc.read_text(encoding="utf-8")
+
+
+def test_attribution_rule_must_name_its_srvs(tmp_path):
+    import yaml
+
+    from opmetrics.methodology import MethodologyError, default_path, load
+
+    data = yaml.safe_load(default_path().read_text())
+    cos = next(p for p in data["processes"] if p["id"] == "change_of_supplier")
+    cos["attribution"]["anchor_srv"] = "9.9"
+    bad = tmp_path / "m.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    try:
+        load(bad)
+    except MethodologyError as e:
+        assert "change_of_supplier" in str(e) and "9.9" in str(e)
+    else:
+        raise AssertionError("an anchor SRV outside the process was accepted")

@@ -349,6 +349,82 @@ def contract_json_schema(
     console.print(f"Wrote {len(load_contract().tables)} schemas to {out}")
 
 
+@app.command("measures-doc")
+def measures_doc(
+    out: Annotated[Path, typer.Argument(help="Markdown file to write.")] = Path("docs/measures.md"),
+    methodology: MethOpt = None,
+) -> None:
+    """Write the measure catalogue (docs/measures.md) from the methodology."""
+    m = _methodology(methodology)
+    out.write_text(methodology_mod.catalogue_markdown(m), encoding="utf-8")
+    console.print(f"Wrote {out} ({len(m.cpms)} CPMs, {len(m.measures)} outcome measures)")
+
+
+exceptions_app = typer.Typer(help="The PMEL: an append-only register of measurement exceptions.")
+app.add_typer(exceptions_app, name="exceptions")
+
+
+@exceptions_app.command("add")
+def exceptions_add(
+    file: Annotated[Path, typer.Argument(help="YAML file with an `exceptions:` list.")],
+    db: DbOpt = Path(DEFAULT_DB),
+) -> None:
+    """Append the file's exceptions not yet on the register (entries are never edited)."""
+    from opmetrics.methodology import pmel
+
+    with Store(db) as store:
+        try:
+            added = pmel.import_file(store, file)
+        except pmel.PmelError as e:
+            raise _fail(str(e)) from None
+    console.print(
+        f"Added {len(added)} exception(s): {', '.join(a['exception_id'] for a in added) or 'none new'}"
+    )
+
+
+@exceptions_app.command("withdraw")
+def exceptions_withdraw(
+    exception_id: Annotated[str, typer.Argument(help="Exception to withdraw.")],
+    reason: Annotated[str, typer.Option(help="Why it is withdrawn.")],
+    by: Annotated[str, typer.Option(help="Who withdraws it.")],
+    db: DbOpt = Path(DEFAULT_DB),
+) -> None:
+    """Withdraw an exception by appending a withdrawal entry."""
+    from opmetrics.methodology import pmel
+
+    with Store(db) as store:
+        try:
+            pmel.withdraw(store, exception_id, reason, by)
+        except pmel.PmelError as e:
+            raise _fail(str(e)) from None
+    console.print(f"Withdrew {exception_id}")
+
+
+@exceptions_app.command("list")
+def exceptions_list(db: DbOpt = Path(DEFAULT_DB)) -> None:
+    """Show the register and verify its hash chain."""
+    from opmetrics.methodology import pmel
+
+    with Store(db) as store:
+        try:
+            head = pmel.verify(store)
+        except pmel.PmelError as e:
+            raise _fail(str(e)) from None
+        t = Table("#", "exception", "action", "recorded", "by", "applies to", "reason", box=None)
+        for r in pmel.listing(store):
+            t.add_row(
+                str(r["entry_no"]),
+                r["exception_id"],
+                r["action"],
+                str(r["recorded_at"]),
+                r["recorded_by"],
+                r["applies_to"] or "",
+                r["reason"],
+            )
+    console.print(t)
+    console.print(f"Register version (chain head): {head[:16]}")
+
+
 @app.command("check-methodology")
 def check_methodology(path: Annotated[Path, typer.Argument(help="Methodology YAML file.")]) -> None:
     """Validate a methodology file and summarise it."""

@@ -341,3 +341,51 @@ def load(path: str | Path | None = None) -> Methodology:
             where = ".".join(str(x) for x in err["loc"]) or "(top level)"
             lines.append(f"  {where}: {err['msg']}")
         raise MethodologyError(f"{p}: invalid methodology:\n" + "\n".join(lines)) from None
+
+
+def catalogue_markdown(m: Methodology) -> str:
+    """docs/measures.md: every CPM and outcome measure with its definition and seed reference."""
+    lines = [
+        "# Measure catalogue",
+        "",
+        f"Generated from methodology {m.version} by `opmetrics measures-doc`; do not edit by hand.",
+        "Seed references: 001 = `../shared/seeds/001_0a0f74c54dc85ae9.txt`, 003 = "
+        "`../shared/seeds/003_f3ee2c604e5a6b7e.txt`, with line numbers.",
+        "",
+        "## Code Performance Measures",
+        "",
+        "| ID | Measure | Kind | Target | Minimum | Source |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in m.cpms:
+        lines.append(f"| {c.id} | {c.name} | {c.kind} | {c.target:g} % | {c.minimum:g} % | {c.source} |")
+    lines += [
+        "",
+        "## Outcome measures (M) and indicators (I)",
+        "",
+        "| ID | Process | SRVs | M/I | Definition | Inputs | Target | Minimum | Source |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for x in m.measures:
+        tgt = "–" if x.target is None else f"{x.target:g} %"
+        mn = "–" if x.minimum is None else f"{x.minimum:g} %"
+        lines.append(
+            f"| {x.id} | {x.process} | {', '.join(x.srvs) or '–'} | {x.kind} | {x.definition} | "
+            f"{', '.join(x.inputs)} | {tgt} | {mn} | {x.source} |"
+        )
+    lines += [
+        "",
+        "## Business-process attribution",
+        "",
+        "| Process | SRVs | Rule |",
+        "|---|---|---|",
+    ]
+    for p in m.processes:
+        a = p.attribution
+        detail = {
+            "same_day_as": f" (anchor {a.anchor_srv})",
+            "not_in": f" ({', '.join(a.processes)})",
+            "pairs": f" ({' + '.join(a.pair)})",
+        }.get(a.rule, "")
+        lines.append(f"| {p.name} | {', '.join(p.srvs)} | {a.rule}{detail} |")
+    return "\n".join(lines) + "\n"
