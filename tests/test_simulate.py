@@ -59,7 +59,7 @@ def test_wan_outage_and_planned_maintenance_are_visible(tiny):
         f"SELECT planned, region, incident_id FROM read_parquet('{out}/outages/*.parquet')"
     ).fetchall()
     assert sum(1 for o in outages if o[0]) == 2
-    linked = [o for o in outages if not o[0]]
+    linked = [o for o in outages if not o[0] and o[2] is not None]  # the WAN outage, not the SSI one
     assert linked[0][1] == "North" and linked[0][2] is not None
     cat = con.execute(
         f"SELECT category FROM read_parquet('{out}/incidents/*.parquet') WHERE incident_id = '{linked[0][2]}'"
