@@ -17,6 +17,12 @@ ORIGINATOR = "90-B3-D5-1F-30-01-00-0A"
 DEVICE = "00-DB-00-00-00-00-00-01"
 
 
+def overridden(row: dict[str, Any], kw: dict[str, Any]) -> dict[str, Any]:
+    """A default CSV row with overrides applied as CSV text (None becomes an empty field)."""
+    row.update({k: ("" if v is None else str(v)) for k, v in kw.items()})
+    return row
+
+
 def rid(n: int) -> str:
     return f"{ORIGINATOR}:{DEVICE}:{n}"
 
@@ -41,8 +47,7 @@ def sr(n: int, **kw: Any) -> dict[str, Any]:
         "dsp_attempts": "1",
         "quarantine_released_at": "",
     }
-    row.update({k: ("" if v is None else str(v)) for k, v in kw.items()})
-    return row
+    return overridden(row, kw)
 
 
 def alert(aid: str, **kw: Any) -> dict[str, Any]:
@@ -60,8 +65,7 @@ def alert(aid: str, **kw: Any) -> dict[str, Any]:
         "delivered_at": "2026-10-05T12:00:01.000Z",
         "suppressed": "false",
     }
-    row.update({k: ("" if v is None else str(v)) for k, v in kw.items()})
-    return row
+    return overridden(row, kw)
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], table: str | None = None) -> Path:

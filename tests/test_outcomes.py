@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import alert, load_rows, sr
+from conftest import alert, load_rows, overridden, sr
 
 from opmetrics.measures.records import Scope, classified_requests
 from opmetrics.measures.run import compute
@@ -35,8 +35,7 @@ def device(dev: str, **kw):
         "firmware_version": "1.0",
         "last_communicated_at": "2026-10-30T00:00:00Z",
     }
-    row.update({k: ("" if v is None else str(v)) for k, v in kw.items()})
-    return row
+    return overridden(row, kw)
 
 
 def outcome(store, measure, breakdown="all", key1="All", key2=""):
@@ -203,42 +202,15 @@ def test_df2_sla_elapsed_and_in_progress(store, tmp_path, meth):
     alert, SLA ended 7 Oct: no alert after SLA. D1 on 30 Oct, no alert yet, SLA ends 4 Nov: in
     progress. Decided 3: verified 1/3; in progress 1 (not in the percentages).
     """
-    reqs = [
-        sr(
-            1,
-            srv="11.1",
-            critical="true",
-            received_at=t(2, 9),
-            responded_at=t(2, 9, 0, 2),
-            response_code="I99",
-        ),
-        sr(
-            2,
-            srv="11.1",
-            critical="true",
-            device_id=D2,
-            received_at=t(2, 9),
-            responded_at=t(2, 9, 0, 2),
-            response_code="I99",
-        ),
-        sr(
-            3,
-            srv="11.1",
-            critical="true",
-            device_id=D3,
-            received_at=t(2, 9),
-            responded_at=t(2, 9, 0, 2),
-            response_code="I99",
-        ),
-        sr(
-            4,
-            srv="11.1",
-            critical="true",
-            received_at=t(30, 9),
-            responded_at=t(30, 9, 0, 2),
-            response_code="I99",
-        ),
-    ]
+
+    def ack(n: int, day: int, **kw):
+        """An acknowledged (I99) 11.1 received at 09:00Z on `day`, answered 2 s later."""
+        at, resp = t(day, 9), t(day, 9, 0, 2)
+        return sr(
+            n, srv="11.1", critical="true", received_at=at, responded_at=resp, response_code="I99", **kw
+        )
+
+    reqs = [ack(1, 2), ack(2, 2, device_id=D2), ack(3, 2, device_id=D3), ack(4, 30)]
     alerts = [
         alert("w1", alert_code="8F72", raised_at=t(3, 9), delivered_at=t(3, 9, 0, 1)),
         alert("w2", alert_code="8F1C", device_id=D2, raised_at=t(4, 9), delivered_at=t(4, 9, 0, 1)),

@@ -52,7 +52,7 @@ def cos1_segments(s: Scope, ctx: Context) -> list[Row]:
 
 def cos1_failure_codes(s: Scope, ctx: Context) -> list[Row]:
     t = classified_requests(s)
-    t = t.filter((t.srv == "6.23") & ~t.rule.startswith("excluded: report status"))
+    t = t.filter((t.srv == "6.23") & t.report_status.isin(s.m.report_status.included))
     bad = t.filter(t.failed | (t.response_category == "response: other code"))
     code = bad.response_code.fill_null("no response")
     rows = rows_of(

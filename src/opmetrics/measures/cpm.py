@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import ibis
 import numpy as np
@@ -116,8 +117,6 @@ def band_minutes(s: Scope) -> tuple[np.ndarray, np.ndarray]:
     end = s.day_start(s.last + dt.timedelta(days=1))
     n = int((end - start).total_seconds() // 60)
     utc = np.datetime64(start, "m") + np.arange(n).astype("timedelta64[m]")
-    from zoneinfo import ZoneInfo
-
     tz = ZoneInfo(s.m.report_timezone)
     # Local wall-clock per minute: offsets change at most twice a month, so step by hour.
     local = np.empty(n, dtype="datetime64[m]")

@@ -6,7 +6,7 @@ import datetime as dt
 
 import ibis
 
-from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row
+from opmetrics.measures.outcome import Context, Row, count_row, grouped_shares, rows_of, share_row
 from opmetrics.measures.records import Scope, latest_devices
 
 IC_TYPES = ["CHF", "ESME", "GSME"]
@@ -34,30 +34,12 @@ def ic1_rsvp(s: Scope, ctx: Context) -> list[Row]:
 
 def ic1_installs(s: Scope, ctx: Context) -> list[Row]:
     t = _in_period(_installs(s), s)
-    t = t.filter(t.device_type.isin(IC_TYPES)).mutate(ok=t.commissioned_at.notnull().cast("int64"))
-    out = []
-    for r in rows_of(
-        t.group_by(["device_type", "region"])
-        .aggregate(n=t.ok.sum(), d=t.count())
-        .order_by(["device_type", "region"])
-    ):
-        out.append(
-            share_row(
-                "device_type x region",
-                r["device_type"],
-                r["n"],
-                r["d"],
-                r["region"],
-                note="commissioned / installed",
-            )
-        )
-    for r in rows_of(
-        t.group_by(["install_day", "device_type"])
-        .aggregate(n=t.ok.sum(), d=t.count())
-        .order_by(["install_day", "device_type"])
-    ):
-        out.append(share_row("day x device_type", r["install_day"], r["n"], r["d"], r["device_type"]))
-    return out
+    t = t.filter(t.device_type.isin(IC_TYPES))
+    ok = t.commissioned_at.notnull()
+    note = "commissioned / installed"
+    return grouped_shares(t, ok, "device_type x region", ["device_type", "region"], note) + grouped_shares(
+        t, ok, "day x device_type", ["install_day", "device_type"]
+    )
 
 
 def _daily_vs_prediction(s: Scope, by_party: bool) -> list[dict]:

@@ -83,16 +83,23 @@ def rows_of(expr: ibis.Table) -> list[Row]:
     return expr.to_pyarrow().to_pylist()
 
 
+def grouped_shares(t: ibis.Table, ok: ibis.Value, name: str, cols: list[str], note: str = "") -> list[Row]:
+    """Share of rows where `ok` holds, per group of one or two columns, ordered by them."""
+    t = t.mutate(_ok=ok.cast("int64"))
+    out = []
+    for r in rows_of(t.group_by(cols).aggregate(n=t._ok.sum(), d=t.count()).order_by(cols)):
+        keys = [r[c] for c in cols]
+        out.append(share_row(name, keys[0], r["n"], r["d"], keys[1] if len(keys) > 1 else "", note=note))
+    return out
+
+
 def success_rows(t: ibis.Table, ok: ibis.Value, by: dict[str, list[str]]) -> list[Row]:
     """Success share overall ("all") and per breakdown: {breakdown name: [columns]}."""
     t = t.mutate(_ok=ok.cast("int64"))
-    out = []
     total = rows_of(t.aggregate(n=t._ok.sum(), d=t.count()))[0]
-    out.append(share_row("all", "All", total["n"], total["d"]))
+    out = [share_row("all", "All", total["n"], total["d"])]
     for name, cols in by.items():
-        for r in rows_of(t.group_by(cols).aggregate(n=t._ok.sum(), d=t.count()).order_by(cols)):
-            keys = [r[c] for c in cols]
-            out.append(share_row(name, keys[0], r["n"], r["d"], keys[1] if len(keys) > 1 else ""))
+        out += grouped_shares(t, t._ok, name, cols)
     return out
 
 

@@ -6,7 +6,16 @@ import datetime as dt
 
 import ibis
 
-from opmetrics.measures.outcome import Context, Row, count_row, pct, rows_of, share_row, success_rows
+from opmetrics.measures.outcome import (
+    Context,
+    Row,
+    count_row,
+    grouped_shares,
+    pct,
+    rows_of,
+    share_row,
+    success_rows,
+)
 from opmetrics.measures.records import Scope, attempt_chains, classified_requests, latest_devices
 
 
@@ -57,24 +66,9 @@ def pp1_non_communicating(s: Scope, ctx: Context) -> list[Row]:
     d = latest_devices(s)
     limit = s.as_of - dt.timedelta(days=s.m.outcomes.non_communicating_days)
     d = d.filter(d.device_type.isin(["ESME", "GSME"]) & (d.status == "commissioned"))
-    d = d.mutate(silent=(d.last_communicated_at < limit).fill_null(False).cast("int64"))
-    out = []
-    for r in rows_of(
-        d.group_by(["device_type", "region"])
-        .aggregate(n=d.silent.sum(), d=d.count())
-        .order_by(["device_type", "region"])
-    ):
-        out.append(
-            share_row(
-                "device_type x region",
-                r["device_type"],
-                r["n"],
-                r["d"],
-                r["region"],
-                note="non-communicating / commissioned meters",
-            )
-        )
-    return out
+    silent = (d.last_communicated_at < limit).fill_null(False)
+    note = "non-communicating / commissioned meters"
+    return grouped_shares(d, silent, "device_type x region", ["device_type", "region"], note)
 
 
 def pp1_attempts(s: Scope, ctx: Context) -> list[Row]:

@@ -321,8 +321,7 @@ class _DayGen:
             self.party_euis.take(party), dev_ids, pc.cast(pa.array(counter), pa.string()), ":"
         )
 
-        def ts(ms: np.ndarray) -> pa.Array:
-            return pa.array(ms, pa.int64(), mask=ms < 0).cast(pa.timestamp("ms", "UTC"))
+        ts = scenarios.ts_ms
 
         smets = np.where(c["region"] == 3, 1, 2).astype(np.int8)
         region = self.region_names.take(pa.array(c["region"]))

@@ -28,6 +28,11 @@ SPEC = {s.srv: s for s in P.SRV_MIX}
 CHF, ESME, GSME = (P.DEVICE_TYPES.index(t) for t in ("CHF", "ESME", "GSME"))
 
 
+def ts_ms(ms: np.ndarray) -> pa.Array:
+    """Epoch milliseconds as UTC timestamps; negative values mean "none" (null)."""
+    return pa.array(ms, pa.int64(), mask=ms < 0).cast(pa.timestamp("ms", "UTC"))
+
+
 def plan_installs(
     estate: Estate, starts: list[dt.datetime], per_day: float, rng: np.random.Generator
 ) -> None:
@@ -167,23 +172,20 @@ def devices_table(
     ids = eui64(Estate.DEVICE_BASE + np.arange(n))
     fw = np.array(["1.2.0", "1.3.1", "2.0.4"])[rng.integers(0, 3, n)]
 
-    def ts(ms: np.ndarray) -> pa.Array:
-        return pa.array(ms, pa.int64(), mask=ms < 0).cast(pa.timestamp("ms", "UTC"))
-
     return pa.table(
         {
             "device_id": ids,
-            "extracted_at": ts(np.full(n, ext, np.int64)),
+            "extracted_at": ts_ms(np.full(n, ext, np.int64)),
             "device_type": pa.array(P.DEVICE_TYPES).take(pa.array(e.type)),
             "smets": pa.array(np.where(e.region == 3, 1, 2).astype(np.int8)),
             "region": pa.array(P.REGIONS).take(pa.array(e.region)),
             "party_id": pa.array([p.party_id for p in P.SUPPLIERS]).take(pa.array(e.party)),
             "ch_id": pa.nulls(n, pa.string()),
-            "installed_at": ts(installed),
-            "commissioned_at": ts(commissioned),
+            "installed_at": ts_ms(installed),
+            "commissioned_at": ts_ms(commissioned),
             "status": pa.array(status, pa.string()),
             "firmware_version": pa.array(fw, pa.string()),
-            "last_communicated_at": ts(last),
+            "last_communicated_at": ts_ms(last),
         }
     )
 
@@ -232,20 +234,17 @@ def ch_firmware_table(e: Estate, starts: list[dt.datetime], rng: np.random.Gener
     )
     activated = np.where(activation == "activated", delivered + rng.integers(MS_MIN, MS_DAY, k), -1)
 
-    def ts(ms: np.ndarray) -> pa.Array:
-        return pa.array(ms, pa.int64(), mask=ms < 0).cast(pa.timestamp("ms", "UTC"))
-
     return pa.table(
         {
             "update_id": pa.array([f"CHFW-{i}" for i in sel], pa.string()),
             "device_id": eui64(_E.DEVICE_BASE + sel),
             "region": pa.array(P.REGIONS).take(pa.array(e.region[sel])),
             "image_version": pa.array(np.full(k, "CH-5.2.1"), pa.string()),
-            "distributed_at": ts(dist),
+            "distributed_at": ts_ms(dist),
             "delivery_outcome": pa.array(delivery, pa.string()),
-            "delivered_at": ts(delivered),
+            "delivered_at": ts_ms(delivered),
             "activation_outcome": pa.array(activation, pa.string()),
-            "activated_at": ts(activated),
+            "activated_at": ts_ms(activated),
         }
     )
 
@@ -255,9 +254,8 @@ def smki_table(starts: list[dt.datetime], per_day: int, rng: np.random.Generator
     for d, start in enumerate(starts[:-1]):
         for service, share, median in (("certificate", 0.3, 4.0), ("repository", 0.7, 0.6)):
             n = int(rng.poisson(per_day * share))
-            t0 = start + dt.timedelta(seconds=0)
             for i in range(n):
-                at = t0 + dt.timedelta(seconds=float(rng.uniform(0, 86_400)))
+                at = start + dt.timedelta(seconds=float(rng.uniform(0, 86_400)))
                 secs = median * float(rng.lognormal(0, 0.6)) * (8 if rng.random() < 0.006 else 1)
                 rows.append(
                     {
