@@ -123,3 +123,39 @@ def test_exceptions_cli_appends_and_lists(tmp_path):
     assert listing.exit_code == 0 and "PMEL-7" in listing.output and "add" in listing.output
     bad = runner.invoke(app, ["exceptions", "withdraw", "PMEL-9", "--reason", "x", "--by", "y", "--db", db])
     assert bad.exit_code == 1 and "not on the register" in bad.output
+
+
+def test_materialised_intermediates_give_the_same_figures(demo, tmp_path):
+    """The per-run temporary tables are an optimisation only: computing with every measure
+    re-evaluating its inputs must store exactly the same rows."""
+    import shutil
+
+    from opmetrics.engine.store import Store
+    from opmetrics.measures.run import compute, latest_run
+    from opmetrics.methodology import load as load_methodology
+
+    out, _ = demo
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(out / "opmetrics.duckdb", db)
+    m = load_methodology()
+    tables = ("rsvp", "outcomes", "cpm")
+
+    def snapshot(store: Store) -> dict[str, list[tuple]]:
+        return {
+            t: sorted(map(repr, store.con.execute(f"SELECT * EXCLUDE (run_id) FROM {t}").fetchall()))
+            for t in tables
+        }
+
+    with Store(db) as store:
+        before = latest_run(store, "2026-10")
+        assert before is not None
+        compute(store, m, "2026-10", as_of=before.as_of, materialise=True)
+        fast = snapshot(store)
+        compute(store, m, "2026-10", as_of=before.as_of, materialise=False)
+        slow = snapshot(store)
+        leftover = store.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_om_%'"
+        ).fetchall()[0][0]
+    assert all(len(fast[t]) > 10 for t in tables)
+    assert fast == slow
+    assert leftover == 0

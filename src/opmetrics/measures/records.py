@@ -7,6 +7,8 @@ be traced back to the records and the methodology rules that produced it (`opmet
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,6 +46,29 @@ class Scope:
     period: str
     as_of: dt.datetime  # naive UTC: "now" for SLA-not-yet-elapsed categories
     exceptions: list[PmelException] = field(default_factory=list)
+    # When true, shared intermediate tables (classified requests, attribution, latest devices)
+    # are computed once per run into temporary tables instead of being re-evaluated by every
+    # measure that uses them. Results are identical either way (tested).
+    materialise: bool = False
+    _cache: dict[str, ibis.Table] = field(default_factory=dict, repr=False)
+    _temp_names: list[str] = field(default_factory=list, repr=False)
+
+    def cached(self, key: str, build: Callable[[], ibis.Table]) -> ibis.Table:
+        """`build()`, evaluated once per Scope into a temporary table when `materialise` is set."""
+        if not self.materialise:
+            return build()
+        if key not in self._cache:
+            name = f"_om_{key}_{uuid.uuid4().hex[:8]}"
+            self._cache[key] = self.con.create_table(name, build(), temp=True)
+            self._temp_names.append(name)
+        return self._cache[key]
+
+    def release(self) -> None:
+        """Drop the temporary tables made by `cached`."""
+        for name in self._temp_names:
+            self.con.drop_table(name, database="temp", force=True)
+        self._temp_names.clear()
+        self._cache.clear()
 
     @property
     def first(self) -> dt.date:
@@ -102,8 +127,13 @@ def requests_in_period(s: Scope) -> ibis.Table:
 
 def classified_requests(s: Scope, table: ibis.Table | None = None) -> ibis.Table:
     """service_requests with inclusion rule, payload outcome, RTT and TRT per record."""
+    if table is None:
+        return s.cached("classified_requests", lambda: _classify_requests(s, requests_in_period(s)))
+    return _classify_requests(s, table)
+
+
+def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
     m = s.m
-    sr = table if table is not None else requests_in_period(s)
     trt = ibis.memtable(m.trt_rows()).rename(trt_srv="srv", trt_smets="smets", trt_mode="mode")
     alerts = s.con.table("alerts")
     failing = alerts.filter(
@@ -225,10 +255,16 @@ def collapse_party_retries(s: Scope, t: ibis.Table) -> ibis.Table:
 
 def classified_alerts(s: Scope, table: ibis.Table | None = None) -> ibis.Table:
     """alerts with CPM3 inclusion rule and delivery time per record."""
-    m = s.m
-    a = table if table is not None else s.con.table("alerts")
     if table is None:
-        a = a.filter(a.report_date.between(s.first, s.last))
+        a = s.con.table("alerts")
+        return s.cached(
+            "classified_alerts", lambda: _classify_alerts(s, a.filter(a.report_date.between(s.first, s.last)))
+        )
+    return _classify_alerts(s, table)
+
+
+def _classify_alerts(s: Scope, a: ibis.Table) -> ibis.Table:
+    m = s.m
     pmel = _pmel_rule(a, s.exceptions, "raised_at")
     suppressed = ibis.literal(False) if m.alerts.count_suppressed else a.suppressed
     delivered = a.delivered_at.notnull()
@@ -251,6 +287,10 @@ def classified_alerts(s: Scope, table: ibis.Table | None = None) -> ibis.Table:
 
 def latest_devices(s: Scope) -> ibis.Table:
     """Each device's latest extract taken no later than the report time."""
+    return s.cached("latest_devices", lambda: _latest_devices(s))
+
+
+def _latest_devices(s: Scope) -> ibis.Table:
     d = s.con.table("devices")
     d = d.filter(d.extracted_at <= s.as_of)
     w = ibis.window(group_by=d.device_id, order_by=ibis.desc(d.extracted_at))

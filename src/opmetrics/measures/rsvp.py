@@ -42,7 +42,7 @@ def _aggregate(t: ibis.Table, keys: list[Any], late_if_missing: bool) -> ibis.Ta
 def rsvp_expressions(s: Scope) -> list[ibis.Table]:
     """One expression per (scope, rate, segment level); their union is the RSVP table."""
     req = classified_requests(s).filter(ibis._.included)
-    att = attributed(s, req).rename(att_id="request_id")
+    att = s.cached("attribution", lambda: attributed(s, req)).rename(att_id="request_id")
     proc = req.inner_join(att, req.request_id == att.att_id).drop("att_id")
     scopes = {
         "srv": req.mutate(scope=ibis.literal("srv"), key=req.srv),

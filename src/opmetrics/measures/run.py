@@ -94,9 +94,11 @@ def compute(
     period: str,
     on_step: Callable[[str], None] | None = None,
     as_of: dt.datetime | None = None,
+    materialise: bool = True,
 ) -> RunInfo:
     """Compute RSVP, outcome measures and CPMs for `period` (YYYY-MM), replacing that period's
-    stored results. `as_of` is the report time (naive UTC); see `default_as_of`."""
+    stored results. `as_of` is the report time (naive UTC); see `default_as_of`.
+    `materialise=False` re-evaluates shared intermediates in every measure (same results)."""
     first, last = month_bounds(period)
     step = on_step or (lambda _s: None)
     con = store.con
@@ -120,14 +122,18 @@ def compute(
         period=period,
         as_of=as_of or default_as_of(store, period, m.report_timezone),
         exceptions=pmel.active(store),
+        materialise=materialise,
     )
     counts = input_rows(store)
-    step(STEPS[0])
-    rsvp = compute_rsvp(scope)
-    step(STEPS[1])
-    outcomes = compute_outcomes(scope, Context(rsvp, counts))
-    step(STEPS[2])
-    cpm = compute_cpm(scope, rsvp, counts, history(store, period))
+    try:
+        step(STEPS[0])
+        rsvp = compute_rsvp(scope)
+        step(STEPS[1])
+        outcomes = compute_outcomes(scope, Context(rsvp, counts))
+        step(STEPS[2])
+        cpm = compute_cpm(scope, rsvp, counts, history(store, period))
+    finally:
+        scope.release()
     info = RunInfo(
         run_id=uuid.uuid4().hex[:12],
         period=period,
