@@ -344,6 +344,7 @@ def test_incident_cpms_availability_no_events_and_missing_input(store, tmp_path,
         "assigned_at": "",
         "services": "",
         "summary": "",
+        "incident_type": "",
     }
     inc = [{**base, **{k: v for k, v in i.items()}} for i in inc]
     for i in inc:
@@ -361,6 +362,7 @@ def test_incident_cpms_availability_no_events_and_missing_input(store, tmp_path,
         "closed_at",
         "services",
         "summary",
+        "incident_type",
     ]
     assert load_rows(store, tmp_path, "incidents", [{c: i[c] for c in cols} for i in inc]).quarantined == 0
     out = [

@@ -8,13 +8,10 @@ category...); the others are breakdowns for information.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import ibis
-import numpy as np
 import pyarrow as pa
 
 from opmetrics.measures.records import Scope, classified_alerts, classified_requests
@@ -89,13 +86,26 @@ def _closed_incidents(s: Scope) -> ibis.Table:
 
 
 def _incident_targets(s: Scope, t: ibis.Table, measure: str) -> ibis.Value:
+    """Met target, with SMETS1 incidents held to their own target times (001 l.5427)."""
     cats = s.m.incidents.categories
     if measure == "resolution":
         limit = ibis.cases(
-            *[(t.category == k, v.target_resolution_hours * 3_600_000) for k, v in cats.items()]
+            *[
+                ((t.category == k) & (t.smets == smets), v.resolution_hours(smets) * 3_600_000)
+                for k, v in cats.items()
+                for smets in (1, 2)
+            ],
+            *[(t.category == k, v.target_resolution_hours * 3_600_000) for k, v in cats.items()],
         )
         return t.resolved_at.delta(t.raised_at, unit="millisecond") <= limit
-    limit = ibis.cases(*[(t.category == k, v.initial_response_minutes * 60_000) for k, v in cats.items()])
+    limit = ibis.cases(
+        *[
+            ((t.category == k) & (t.smets == smets), v.response_minutes(smets) * 60_000)
+            for k, v in cats.items()
+            for smets in (1, 2)
+        ],
+        *[(t.category == k, v.initial_response_minutes * 60_000) for k, v in cats.items()],
+    )
     return t.assigned_at.notnull() & (t.assigned_at.delta(t.raised_at, unit="millisecond") <= limit)
 
 
@@ -111,70 +121,31 @@ def _incidents(s: Scope, c: Cpm) -> list[dict]:
     return out
 
 
-def band_minutes(s: Scope) -> tuple[np.ndarray, np.ndarray]:
-    """Naive-UTC minute starts of the period and whether each is in the CPM6 core band."""
-    start = s.day_start(s.first)
-    end = s.day_start(s.last + dt.timedelta(days=1))
-    n = int((end - start).total_seconds() // 60)
-    utc = np.datetime64(start, "m") + np.arange(n).astype("timedelta64[m]")
-    tz = ZoneInfo(s.m.report_timezone)
-    # Local wall-clock per minute: offsets change at most twice a month, so step by hour.
-    local = np.empty(n, dtype="datetime64[m]")
-    for i in range(0, n, 60):
-        t = dt.datetime.fromisoformat(str(utc[i])).replace(tzinfo=dt.UTC).astimezone(tz)
-        off = np.timedelta64(int(t.utcoffset().total_seconds() // 60), "m")
-        local[i : i + 60] = utc[i : i + 60] + off
-    minute_of_day = (local - local.astype("datetime64[D]")).astype(int)
-    weekday = (local.astype("datetime64[D]").astype(int) + 3) % 7  # 1970-01-01 was a Thursday
-    ch = s.m.availability.core_hours
-
-    def hm(x: str) -> int:
-        h, m = x.split(":")
-        return int(h) * 60 + int(m)
-
-    wk = (weekday < 5) & (minute_of_day >= hm(ch.weekdays[0])) & (minute_of_day < hm(ch.weekdays[1]))
-    sat = (weekday == 5) & (minute_of_day >= hm(ch.saturday[0])) & (minute_of_day < hm(ch.saturday[1]))
-    return utc, wk | sat
-
-
-def availability_rows(s: Scope) -> list[dict]:
-    """Per interface x region x time band: minutes available over minutes in the target period."""
-    utc, core = band_minutes(s)
-    outages = _rows(s.con.table("outages"))
-    end_default = np.datetime64(s.as_of, "m")
+def availability_rows(s: Scope, availability: pa.Table) -> list[dict]:
+    """CPM6 instances: each Service x region x time band (core / other) of the availability
+    table, as minutes available over uptime minutes (planned maintenance excluded)."""
     out = []
-    for itf in s.m.availability.interfaces:
-        regions = s.m.segments.smets2_regions + [s.m.segments.smets1] if itf.regional else ["All"]
-        for region in regions:
-            down = np.zeros(len(utc), dtype=bool)
-            planned = np.zeros(len(utc), dtype=bool)
-            for o in outages:
-                if o["service"] != itf.name:
-                    continue
-                if itf.regional and o["region"] is not None and o["region"] != region:
-                    continue
-                a = np.datetime64(o["start_at"], "m")
-                b = np.datetime64(o["end_at"], "m") if o["end_at"] is not None else end_default
-                hit = (utc >= a) & (utc < b)
-                if o["planned"]:
-                    planned |= hit
-                else:
-                    down |= hit
-            if not s.m.availability.planned_maintenance_excluded:
-                down |= planned
-                planned[:] = False
-            for band, mask in (("core", core), ("other", ~core)):
-                target = mask & ~planned
-                out.append(
-                    {
-                        "key": f"{itf.name} / {band}",
-                        "segment": region,
-                        "instance": True,
-                        "numerator": int((target & ~down).sum()),
-                        "denominator": int(target.sum()),
-                        "note": f"planned maintenance {int((mask & planned).sum())} min excluded",
-                    }
-                )
+    for r in availability.to_pylist():
+        if r["view"] != "service" or r["band"] == "all":
+            continue
+        svc = s.m.availability.service(r["subject"])
+        if svc is None or (svc.regional and r["region"] == "All"):
+            continue
+        out.append(
+            {
+                "key": f"{r['subject']} / {r['band']}",
+                "segment": r["region"],
+                "instance": True,
+                "numerator": r["uptime_min"] - r["unplanned_min"],
+                "denominator": r["uptime_min"],
+                "note": f"planned maintenance {r['planned_min']} min excluded"
+                + (
+                    f", {r['planned_over_allowance_min']} min over the allowance counted as downtime"
+                    if r["planned_over_allowance_min"]
+                    else ""
+                ),
+            }
+        )
     return out
 
 
@@ -232,6 +203,7 @@ def compute_cpm(
     rsvp: pa.Table,
     input_rows: dict[str, int],
     history: dict[tuple[str, str, str], dict[str, str]] | None = None,
+    availability: pa.Table | None = None,
 ) -> pa.Table:
     """All CPMs for the period. `input_rows` = rows per input table (0 means missing input);
     `history` = earlier periods' statuses per (cpm, key, segment), for months below target."""
@@ -276,7 +248,7 @@ def compute_cpm(
         elif c.kind in ("incident_resolution", "incident_response"):
             got = _incidents(s, c)
         elif c.kind == "availability":
-            got = availability_rows(s)
+            got = availability_rows(s, availability) if availability is not None else []
         elif c.kind.startswith("ch_firmware"):
             got = _ch_firmware(s, c)
         elif c.kind == "smki":

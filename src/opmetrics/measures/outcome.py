@@ -104,10 +104,19 @@ def success_rows(t: ibis.Table, ok: ibis.Value, by: dict[str, list[str]]) -> lis
 
 
 def registry() -> dict[str, MeasureFn]:
-    from opmetrics.measures import alerting, billing, cos, firmware, install, prepayment, security
+    from opmetrics.measures import (
+        alerting,
+        billing,
+        cos,
+        firmware,
+        install,
+        operations,
+        prepayment,
+        security,
+    )
 
     reg: dict[str, MeasureFn] = {}
-    for mod in (install, cos, billing, prepayment, firmware, alerting, security):
+    for mod in (install, cos, billing, prepayment, firmware, alerting, security, operations):
         reg.update(mod.MEASURES)
     return reg
 

@@ -12,17 +12,19 @@ import pyarrow as pa
 
 from opmetrics import __version__
 from opmetrics.engine.store import Store
+from opmetrics.measures.availability import compute_availability, previous_period
 from opmetrics.measures.cpm import compute_cpm
 from opmetrics.measures.outcome import Context, compute_outcomes
 from opmetrics.measures.records import Scope, month_bounds, uk_midnight_utc
 from opmetrics.measures.rsvp import compute_rsvp
 from opmetrics.methodology import Methodology, pmel
 
-RESULT_TABLES = ("rsvp", "cpm", "outcomes")
+RESULT_TABLES = ("rsvp", "cpm", "outcomes", "availability")
 # The steps `compute` reports through `on_step`, in order (the CLI sizes its progress bar by them).
 STEPS = (
     "RSVP per SRV and business process",
     "Outcome measures",
+    "Service availability and reliability",
     "Code Performance Measures",
     "Storing results",
 )
@@ -88,6 +90,18 @@ def history(store: Store, period: str) -> dict[tuple[str, str, str], dict[str, s
     return out
 
 
+def previous_availability(store: Store, period: str) -> dict[tuple[str, str, str, str], float]:
+    """Last period's stored availability per (view, subject, region, band), monthly rows only."""
+    try:
+        rows = store.rows(
+            "SELECT view, subject, region, band, pct FROM availability WHERE period = ? AND day IS NULL",
+            [previous_period(period)],
+        )
+    except duckdb.CatalogException:
+        return {}
+    return {(r["view"], r["subject"], r["region"], r["band"]): r["pct"] for r in rows}
+
+
 def compute(
     store: Store,
     m: Methodology,
@@ -131,7 +145,9 @@ def compute(
         step(STEPS[1])
         outcomes = compute_outcomes(scope, Context(rsvp, counts))
         step(STEPS[2])
-        cpm = compute_cpm(scope, rsvp, counts, history(store, period))
+        avail = compute_availability(scope, counts, previous_availability(store, period))
+        step(STEPS[3])
+        cpm = compute_cpm(scope, rsvp, counts, history(store, period), avail)
     finally:
         scope.release()
     info = RunInfo(
@@ -150,7 +166,7 @@ def compute(
         pmel_version=register_version,
         pmel_applied=", ".join(e.exception_id for e in scope.exceptions),
     )
-    step(STEPS[3])
+    step(STEPS[4])
     con.execute("BEGIN TRANSACTION")
     try:
         _store_period(
@@ -170,6 +186,12 @@ def compute(
             "outcomes",
             period,
             outcomes.append_column("run_id", pa.array([info.run_id] * outcomes.num_rows, pa.string())),
+        )
+        _store_period(
+            store,
+            "availability",
+            period,
+            avail.append_column("run_id", pa.array([info.run_id] * avail.num_rows, pa.string())),
         )
         _store_period(store, "runs", period, pa.Table.from_pylist([info.__dict__]))
         con.execute("COMMIT")

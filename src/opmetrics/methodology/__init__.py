@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 Mode = Literal["on-demand", "future-dated", "dcc-scheduled"]
 
-DEFAULT_FILE = "opmetrics-2026.2.yaml"
+DEFAULT_FILE = "opmetrics-2026.3.yaml"
 
 
 class MethodologyError(ValueError):
@@ -126,19 +126,47 @@ class Outcomes(_Strict):
     alert_trt_seconds: int = Field(gt=0)
 
 
+class IncidentTimes(_Strict):
+    initial_response_minutes: int | None = Field(default=None, gt=0)
+    target_resolution_hours: float | None = Field(default=None, gt=0)
+
+
 class IncidentTarget(_Strict):
     initial_response_minutes: int = Field(gt=0)
     target_resolution_hours: float = Field(gt=0)
+    smets1: IncidentTimes = IncidentTimes()
+
+    def response_minutes(self, smets: int | None) -> int:
+        return (self.smets1.initial_response_minutes if smets == 1 else None) or self.initial_response_minutes
+
+    def resolution_hours(self, smets: int | None) -> float:
+        return (self.smets1.target_resolution_hours if smets == 1 else None) or self.target_resolution_hours
+
+
+class MajorLimits(_Strict):
+    cat1_per_12_months: int = Field(ge=0)
+    cat2_per_month: int = Field(ge=0)
 
 
 class Incidents(_Strict):
     measured_on: Literal["closed"]
     categories: dict[int, IncidentTarget]
+    major_limits: MajorLimits
+    ageing_days: int = Field(gt=0)
 
 
-class Interface(_Strict):
+class Subsystem(_Strict):
+    id: str
+    region: str | None = None
+    description: str = ""
+
+
+class Service(_Strict):
+    """A DCC interface and the sub-systems it depends on (001 l.4470-4520)."""
+
     name: str
     regional: bool
+    subsystems: list[str]
 
 
 class CoreHours(_Strict):
@@ -148,8 +176,39 @@ class CoreHours(_Strict):
 
 class Availability(_Strict):
     planned_maintenance_excluded: bool
-    interfaces: list[Interface]
+    planned_maintenance_allowance_minutes: int = Field(ge=0)
+    subsystems: list[Subsystem]
+    services: list[Service]
+    target: float = Field(ge=0, le=100)
+    minimum: float = Field(ge=0, le=100)
     core_hours: CoreHours
+    bank_holidays: Literal["other", "weekday"]
+    holiday_subdivision: str
+    process_dependencies: dict[str, list[str]] = {}
+    degraded_below_pct: float = Field(ge=0, le=100)
+
+    def subsystem(self, sid: str) -> Subsystem | None:
+        return next((x for x in self.subsystems if x.id == sid), None)
+
+    def service(self, name: str) -> Service | None:
+        return next((x for x in self.services if x.name == name), None)
+
+    def status(self, pct: float | None) -> str:
+        if pct is None:
+            return "no data"
+        if pct >= self.target:
+            return "target met"
+        return "below target" if pct >= self.minimum else "below minimum"
+
+
+class Estate(_Strict):
+    non_communicating_days: int = Field(gt=0)
+    firmware_versions_behind_current: int = Field(ge=0)
+
+
+class Timeliness(_Strict):
+    due_working_days: int = Field(gt=0)
+    sec_due_working_days: int = Field(gt=0)
 
 
 class Smki(_Strict):
@@ -236,6 +295,8 @@ class Methodology(_Strict):
     outcomes: Outcomes
     incidents: Incidents
     availability: Availability
+    estate: Estate
+    timeliness: Timeliness
     smki: Smki
     cpms: list[Cpm]
     service_credits: ServiceCredits
@@ -272,6 +333,23 @@ class Methodology(_Strict):
             missing_cat = [k for k in c.categories if k not in self.incidents.categories]
             if missing_cat:
                 problems.append(f"cpm {c.id}: categories {missing_cat} have no incidents target")
+        av = self.availability
+        sub_ids = [x.id for x in av.subsystems]
+        for svc in av.services:
+            unknown_sub = [x for x in svc.subsystems if x not in sub_ids]
+            if unknown_sub:
+                problems.append(f"availability service {svc.name!r}: unknown sub-systems {unknown_sub}")
+        svc_names = [x.name for x in av.services]
+        for pid, deps in av.process_dependencies.items():
+            if pid not in ids:
+                problems.append(f"availability.process_dependencies: unknown process {pid!r}")
+            bad_dep = [d for d in deps if d not in svc_names and d not in sub_ids]
+            if bad_dep:
+                problems.append(
+                    f"availability.process_dependencies.{pid}: {bad_dep} are neither services nor sub-systems"
+                )
+        if av.minimum > av.target:
+            problems.append("availability: minimum is above target")
         mids = [x.id for x in self.measures]
         if len(set(mids)) != len(mids):
             problems.append("measures: duplicate ids")

@@ -146,6 +146,7 @@ class Faults:
 
     wan_outage_day: int = 12  # North WAN outage, 14:05-15:40 UK time
     alert_storm_day: int = 20  # Central power-outage alert storm, 18:00-19:00
+    dsp_outage_day: int = 26  # DSP Core failover (a shared sub-system), 07:50-08:37
     enabled: bool = True
 
 
@@ -266,6 +267,12 @@ class _DayGen:
             o0, o1 = _local_ms(start, 14 + 5 / 60), _local_ms(start, 15 + 40 / 60)
             in_outage = (region == 0) & (received >= o0) & (received < o1)
             p_fail = np.where(in_outage, 0.65, p_fail)
+            rtt[in_outage] *= 3
+        if f.enabled and start.astimezone(UK).day == f.dsp_outage_day:
+            # DSP Core failover 07:50-08:37 UK: every region fails, slowly.
+            o0, o1 = _local_ms(start, 7 + 50 / 60), _local_ms(start, 8 + 37 / 60)
+            in_outage = (received >= o0) & (received < o1)
+            p_fail = np.where(in_outage, 0.9, p_fail)
             rtt[in_outage] *= 3
         comms = u < p_fail
         other = (u >= p_fail) & (u < p_fail + P.P_OTHER_ERROR)
@@ -452,7 +459,8 @@ def _events(
     inc, out = [], []
     ndays = len(starts) - 1
     tag = f"{year % 100:02d}{month:02d}"
-    cats = rng.choice([1, 2, 3, 4, 5], size=36, p=[0.0, 0.05, 0.3, 0.4, 0.25])
+    cats = rng.choice([1, 2, 3, 4, 5], size=36, p=[0.02, 0.05, 0.3, 0.38, 0.25])
+    types = ["Service Request", "Device", "Communications Hub", "Security", "Portal"]
     targets_h = {1: 4, 2: 8, 3: 24, 4: 72, 5: 120}
     for i, cat in enumerate(cats, start=10):
         raised = starts[int(rng.integers(0, ndays))] + dt.timedelta(hours=float(rng.uniform(0, 24)))
@@ -473,6 +481,25 @@ def _events(
                 "closed_at": closed,
                 "services": "DCC User Interface",
                 "summary": "Routine incident",
+                "incident_type": types[int(rng.integers(0, len(types)))],
+            }
+        )
+    # Two old incidents still open at month end (the over-90-days ageing list).
+    for i, days_old in enumerate((120, 95), start=1):
+        inc.append(
+            {
+                "incident_id": f"INC{tag}-A{i}",
+                "category": 4,
+                "dcc_responsible": True,
+                "smets": 2,
+                "region": None,
+                "raised_at": starts[0] - dt.timedelta(days=days_old),
+                "assigned_at": starts[0] - dt.timedelta(days=days_old, minutes=-30),
+                "resolved_at": None,
+                "closed_at": None,
+                "services": "DCC User Interface",
+                "summary": "Long-running device firmware investigation",
+                "incident_type": "Device",
             }
         )
     sundays = [s for s in starts[:-1] if s.astimezone(UK).weekday() == 6][:2]
@@ -489,13 +516,59 @@ def _events(
                 "incident_id": None,
             }
         )
+    if ndays >= 22:
+        # Planned maintenance of a shared sub-system on a Sunday night: it takes every Service
+        # through the DCC Gateway, and with the 2 x 2 h above goes over the 6 h allowance.
+        sun = [s for s in starts[:-1] if s.astimezone(UK).weekday() == 6][2]
+        out.append(
+            {
+                "outage_id": f"OUT{tag}-P3",
+                "service": None,
+                "subsystem": "DCC Gateway Network",
+                "region": None,
+                "start_at": sun + dt.timedelta(hours=1),
+                "end_at": sun + dt.timedelta(hours=4),
+                "planned": True,
+                "incident_id": None,
+            }
+        )
+    if faults.enabled and faults.dsp_outage_day <= ndays:
+        s26 = starts[faults.dsp_outage_day - 1] + dt.timedelta(hours=7, minutes=50)
+        inc.append(
+            {
+                "incident_id": f"INC{tag}-0002",
+                "category": 2,
+                "dcc_responsible": True,
+                "smets": None,
+                "region": None,
+                "raised_at": s26 + dt.timedelta(minutes=4),
+                "assigned_at": s26 + dt.timedelta(minutes=9),
+                "resolved_at": s26 + dt.timedelta(minutes=47),
+                "closed_at": s26 + dt.timedelta(hours=30),
+                "services": "DCC User Interface;Registration Data Interface;Self-Service Interface",
+                "summary": "DSP Core database failover: Services unavailable",
+                "incident_type": "Service Request",
+            }
+        )
+        out.append(
+            {
+                "outage_id": f"OUT{tag}-U3",
+                "service": "DCC User Interface",
+                "subsystem": "DSP Core",
+                "region": None,
+                "start_at": s26,
+                "end_at": s26 + dt.timedelta(minutes=47),
+                "planned": False,
+                "incident_id": f"INC{tag}-0002",
+            }
+        )
     if faults.enabled and ndays >= 8:
         s8 = starts[7] + dt.timedelta(hours=10, minutes=20)
         out.append(
             {
                 "outage_id": f"OUT{tag}-U2",
                 "service": "Self-Service Interface",
-                "subsystem": "SSI web tier",
+                "subsystem": "SSI Portal",
                 "region": None,
                 "start_at": s8,
                 "end_at": s8 + dt.timedelta(minutes=25),
@@ -520,6 +593,7 @@ def _events(
                 "closed_at": o1 + dt.timedelta(hours=20),
                 "services": "DCC User Interface",
                 "summary": "CSP North WAN outage: Service Requests to SMETS2 devices timing out",
+                "incident_type": "Communications Hub",
             }
         )
         out.append(
@@ -608,13 +682,29 @@ def simulate_month(
         "ch_firmware",
         "smki_requests",
         "dcc_assessments",
+        "defects",
+        "throttling_events",
+        "capacity",
     )
     for t in tables:
         (out / t).mkdir(parents=True, exist_ok=True)
     estate = Estate(sc.devices, np.random.default_rng([seed, 0]))
     starts = _day_starts(year, mon)
-    scenarios.plan_installs(
-        estate, starts, sc.requests_per_day * P.INSTALL_SITES_PER_REQUEST, np.random.default_rng([seed, 11])
+    tag = f"{year % 100:02d}{mon:02d}"
+    windows = (
+        [
+            (faults.wan_outage_day, 0, 14 + 5 / 60, 15 + 40 / 60, f"INC{tag}-0001"),
+            (faults.dsp_outage_day, None, 7 + 50 / 60, 8 + 37 / 60, f"INC{tag}-0002"),
+        ]
+        if faults.enabled
+        else []
+    )
+    installs_lost = scenarios.plan_installs(
+        estate,
+        starts,
+        sc.requests_per_day * P.INSTALL_SITES_PER_REQUEST,
+        np.random.default_rng([seed, 11]),
+        windows,
     )
     gen = _DayGen(estate, sc, seed, faults)
     totals = {"service_requests": 0, "alerts": 0}
@@ -658,6 +748,11 @@ def simulate_month(
             starts, max(1, int(sc.requests_per_day * P.SMKI_PER_REQUEST)), rng
         ),
         "dcc_assessments": scenarios.assessments_table(month, starts, rng),
+        "defects": scenarios.defects_table(month, starts, rng),
+        "throttling_events": scenarios.throttling_table(
+            month, starts, faults.alert_storm_day if faults.enabled else None, rng
+        ),
+        "capacity": scenarios.capacity_table(starts, sc.requests_per_day),
     }
     for name, tbl in side.items():
         pq.write_table(tbl, out / name / f"{name}-{month}.parquet")
@@ -675,9 +770,15 @@ def simulate_month(
             **{name: tbl.num_rows for name, tbl in side.items()},
             "bad_rows": bad_rows,
         },
-        "faults": {"wan_outage_day": faults.wan_outage_day, "alert_storm_day": faults.alert_storm_day}
+        "faults": {
+            "wan_outage_day": faults.wan_outage_day,
+            "alert_storm_day": faults.alert_storm_day,
+            "dsp_outage_day": faults.dsp_outage_day,
+        }
         if faults.enabled
         else None,
+        # What the simulator knows and the measures must estimate (outage-impact backtest).
+        "truth": {"installs_lost": installs_lost},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest

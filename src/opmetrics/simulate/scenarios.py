@@ -34,9 +34,19 @@ def ts_ms(ms: np.ndarray) -> pa.Array:
 
 
 def plan_installs(
-    estate: Estate, starts: list[dt.datetime], per_day: float, rng: np.random.Generator
-) -> None:
-    """Append the month's new sites (CH + ESME, often a GSME) to the estate, with outcomes."""
+    estate: Estate,
+    starts: list[dt.datetime],
+    per_day: float,
+    rng: np.random.Generator,
+    outages: list[tuple[int, int | None, float, float, str]] = (),
+) -> dict[str, int]:
+    """Append the month's new sites (CH + ESME, often a GSME) to the estate, with outcomes.
+
+    `outages` = (day, region or None, start hour, end hour, incident id), UK time: a site
+    visited during one cannot commission. Returns the true impact per incident: Communications
+    Hubs that would have been commissioned but were not (the outage-impact backtest's truth).
+    """
+    lost: dict[str, int] = {o[4]: 0 for o in outages}
     types, regions, parties, days, at, comm, il = [], [], [], [], [], [], []
     shares = np.array([p.share for p in P.SUPPLIERS])
     for day_no, start in enumerate(starts[:-1], start=1):
@@ -52,6 +62,13 @@ def plan_installs(
                 u < P.P_INSTALL_COMMISSIONED,
                 P.P_INSTALL_COMMISSIONED <= u < P.P_INSTALL_COMMISSIONED + P.P_INSTALL_LEAVE,
             )
+            hit = next(
+                (o for o in outages if o[0] == day_no and o[1] in (None, region) and o[2] <= hour < o[3]),
+                None,
+            )
+            if hit is not None:
+                lost[hit[4]] += int(ch_ok)
+                ch_ok = ch_il = False
             site = [CHF, ESME] + ([GSME] if rng.random() < 0.6 else [])
             for k, t in enumerate(site):
                 ok = ch_ok if t == CHF else (ch_ok and rng.random() < 0.97)
@@ -71,6 +88,7 @@ def plan_installs(
         np.array(comm, np.int64),
         np.array(il, bool),
     )
+    return lost
 
 
 # I&C SRVs per device type, in the order a site sends them (001 Table 4 I&C row).
@@ -286,3 +304,94 @@ def assessments_table(month: str, starts: list[dt.datetime], rng: np.random.Gene
             }
         )
     return pa.Table.from_pylist(rows)
+
+
+def defects_table(month: str, starts: list[dt.datetime], rng: np.random.Generator) -> pa.Table:
+    """Known defects: a release into live mid-month carrying a few, plus an older stock."""
+    release_at = starts[min(14, len(starts) - 2)] + dt.timedelta(hours=22)
+    rows = []
+    for i in range(14):
+        old = i >= 5
+        identified = (
+            (starts[0] - dt.timedelta(days=int(rng.integers(10, 200))))
+            if old
+            else (release_at - dt.timedelta(days=int(rng.integers(1, 20))))
+        )
+        resolved = None
+        if old and rng.random() < 0.3:
+            resolved = starts[int(rng.integers(0, len(starts) - 1))] + dt.timedelta(hours=12)
+        rows.append(
+            {
+                "defect_id": f"DEF-{month}-{i + 1:02d}",
+                "severity": int(rng.choice([1, 2, 3, 4], p=[0.05, 0.25, 0.4, 0.3])),
+                "identified_at": identified,
+                "released_at": release_at if not old else identified + dt.timedelta(days=3),
+                "accepted": bool(rng.random() < 0.7),
+                "resolved_at": resolved,
+                "release_id": f"R{month}" if not old else "R-earlier",
+            }
+        )
+    return pa.Table.from_pylist(rows)
+
+
+def throttling_table(
+    month: str, starts: list[dt.datetime], storm_day: int | None, rng: np.random.Generator
+) -> pa.Table:
+    """Alert storm protection events (the injected Central storm, plus a few noisy devices)."""
+    rows = []
+    days = [storm_day] * 6 if storm_day else []
+    days += [int(d) for d in rng.integers(1, len(starts), 4)]
+    for i, day in enumerate(days):
+        at = starts[day - 1] + dt.timedelta(hours=17 if i < 6 else float(rng.uniform(0, 23)))
+        secs = float(rng.uniform(300, 3_600))
+        rows.append(
+            {
+                "event_id": f"THR-{month}-{i + 1:02d}",
+                "mechanism": "alert_storm",
+                "device_id": f"ESME-{int(rng.integers(1, 99_999)):08d}",
+                "alert_code": "AD1" if i < 6 else str(rng.choice(["8F35", "8183"])),
+                "party_id": None,
+                "started_at": at,
+                "ended_at": at + dt.timedelta(seconds=secs),
+                "forwarded": int(rng.integers(5, 40)),
+                "dropped": int(rng.integers(50, 2_000)),
+                "exempted": int(rng.integers(0, 5)),
+                "incident_id": f"DSMS-{month}-{i + 1:02d}",
+            }
+        )
+    return pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("event_id", pa.string()),
+                ("mechanism", pa.string()),
+                ("device_id", pa.string()),
+                ("alert_code", pa.string()),
+                ("party_id", pa.string()),
+                ("started_at", pa.timestamp("us", "UTC")),
+                ("ended_at", pa.timestamp("us", "UTC")),
+                ("forwarded", pa.int64()),
+                ("dropped", pa.int64()),
+                ("exempted", pa.int64()),
+                ("incident_id", pa.string()),
+            ]
+        ),
+    )
+
+
+def capacity_table(starts: list[dt.datetime], requests_per_day: int) -> pa.Table:
+    """Declared capacity: sized at about three times the average hourly load."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "resource": "service_requests",
+                "per_hour": max(1, requests_per_day // 8),
+                "effective_from": starts[0] - dt.timedelta(days=365),
+            },
+            {
+                "resource": "alerts",
+                "per_hour": max(1, int(requests_per_day * P.ALERTS_PER_REQUEST) // 8),
+                "effective_from": starts[0] - dt.timedelta(days=365),
+            },
+        ]
+    )

@@ -1,0 +1,186 @@
+"""Golden tests for service availability (001 l.4401-5133): minutes worked out by hand.
+
+October 2026 in UK time has 31 days and 44,700 minutes (BST ends on Sunday 25 October, a
+25-hour day). Core band = Mon-Fri 08:00-20:00 and Sat 08:00-12:00: 22 weekdays x 720 +
+5 Saturdays x 240 = 17,040 minutes; everything else = 27,660 minutes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opmetrics.measures.availability import compute_availability, display_pct, minute_grid
+from opmetrics.measures.records import Scope
+
+AS_OF = dt.datetime(2026, 11, 1)
+MONTH, CORE, OTHER = 44_700, 17_040, 27_660
+
+
+def z(s: str) -> dt.datetime:
+    """A naive-UTC instant from 'YYYY-MM-DD HH:MM' (stored times are naive UTC)."""
+    return dt.datetime.fromisoformat(s)
+
+
+def outage(oid: str, subsystem: str, start: str, end: str | None, planned: bool = False, **kw):
+    return {
+        "outage_id": oid,
+        "service": kw.get("service"),
+        "subsystem": subsystem,
+        "region": kw.get("region"),
+        "start_at": z(start),
+        "end_at": z(end) if end else None,
+        "planned": planned,
+        "incident_id": kw.get("incident_id"),
+    }
+
+
+def run(meth, outages: list[dict], period: str = "2026-10") -> list[dict]:
+    con = ibis.duckdb.connect()
+    schema = pa.schema(
+        [
+            ("outage_id", pa.string()),
+            ("service", pa.string()),
+            ("subsystem", pa.string()),
+            ("region", pa.string()),
+            ("start_at", pa.timestamp("us")),
+            ("end_at", pa.timestamp("us")),
+            ("planned", pa.bool_()),
+            ("incident_id", pa.string()),
+        ]
+    )
+    con.create_table("outages", pa.Table.from_pylist(outages, schema=schema))
+    s = Scope(con=con, m=meth, period=period, as_of=AS_OF)
+    return compute_availability(s, {"outages": len(outages)}).to_pylist()
+
+
+def pick(rows, subject, region="All", band="all", view="service", day=None):
+    got = [
+        r
+        for r in rows
+        if r["view"] == view
+        and r["subject"] == subject
+        and r["region"] == region
+        and r["band"] == band
+        and r["day"] == day
+    ]
+    assert len(got) == 1, (subject, region, band, view, day)
+    return got[0]
+
+
+def test_grid_has_bst_change_and_the_core_band(meth):
+    g = minute_grid(meth.availability, dt.date(2026, 10, 1), dt.date(2026, 10, 31), "Europe/London")
+    assert g.n == MONTH and int(g.core.sum()) == CORE
+    assert int((g.day_idx == 24).sum()) == 25 * 60  # Sunday 25 October: 25 hours
+
+
+def test_outage_across_two_bands_midnight_and_the_bst_change_day(meth):
+    """SSI down Fri 2 Oct 19:30 BST to Sat 3 Oct 08:30 BST (18:30Z-07:30Z): 780 min, of which
+    core = Fri 19:30-20:00 (30) + Sat 08:00-08:30 (30) = 60, other = 720; by UK day 270 on the
+    2nd and 510 on the 3rd. Then Sun 25 Oct 00:30 BST (23:30Z on the 24th) to 02:30 GMT (02:30Z):
+    180 min, all in the other band, all on the UK day of the 25th (a 1,500-minute day).
+    SSI: core (17,040-60)/17,040, other (27,660-900)/27,660, month (44,700-960)/44,700."""
+    rows = run(
+        meth,
+        [
+            outage("o1", "SSI Portal", "2026-10-02 18:30", "2026-10-03 07:30"),
+            outage("o2", "SSI Portal", "2026-10-24 23:30", "2026-10-25 02:30"),
+        ],
+    )
+    ssi = "Self-Service Interface"
+    core, other, month = pick(rows, ssi, band="core"), pick(rows, ssi, band="other"), pick(rows, ssi)
+    assert (core["minutes"], core["unplanned_min"]) == (CORE, 60)
+    assert (other["minutes"], other["unplanned_min"]) == (OTHER, 900)
+    assert month["pct"] == pytest.approx(100 * (MONTH - 960) / MONTH)
+    assert core["pct"] == pytest.approx(100 * (CORE - 60) / CORE)
+    d2 = pick(rows, ssi, view="daily", day=dt.date(2026, 10, 2))
+    d3 = pick(rows, ssi, view="daily", day=dt.date(2026, 10, 3))
+    d25 = pick(rows, ssi, view="daily", day=dt.date(2026, 10, 25))
+    assert (d2["unplanned_min"], d3["unplanned_min"]) == (270, 510)
+    assert (d25["minutes"], d25["unplanned_min"]) == (1_500, 180)
+    # Reliability: 2 events, MTTR = (780 + 180) / 2 min = 8 h; MTBF = (44,700 - 960) / 60 / 2 h.
+    assert month["events"] == 2 and month["mttr_hours"] == pytest.approx(8.0)
+    assert month["mtbf_hours"] == pytest.approx((MONTH - 960) / 60 / 2)
+    # Other Services do not depend on the SSI Portal.
+    assert pick(rows, "Registration Data Interface")["pct"] == 100.0
+
+
+def test_shared_subsystem_outage_hits_every_service_that_uses_it(meth):
+    """DSP Core (no region) down Wed 14 Oct 10:00-10:45 BST (09:00Z-09:45Z), 45 core minutes.
+    DSP Core serves the DCC User Interface (all four regions), the Registration Data Interface
+    and the Self-Service Interface: each loses 45 core minutes; the SMKI Services do not."""
+    rows = run(meth, [outage("o3", "DSP Core", "2026-10-14 09:00", "2026-10-14 09:45")])
+    for svc, regions in (
+        ("DCC User Interface", ["North", "Central", "South", "SMETS1"]),
+        ("Registration Data Interface", ["All"]),
+        ("Self-Service Interface", ["All"]),
+    ):
+        for region in regions:
+            r = pick(rows, svc, region, band="core")
+            assert r["unplanned_min"] == 45 and r["pct"] == pytest.approx(100 * (CORE - 45) / CORE)
+    dui = pick(rows, "DCC User Interface")
+    assert dui["unplanned_min"] == 4 * 45 and dui["minutes"] == 4 * MONTH  # region-minutes
+    assert pick(rows, "SMKI Repository Interface")["pct"] == 100.0
+    # Business-process view: every process through the DUI was unable to deliver for 45 min.
+    pp = pick(rows, "prepayment", "North", view="process")
+    assert pp["unplanned_min"] == 45 and pp["status"] == "Degraded"  # 99.899 % < 99.9 %
+
+
+def test_regional_subsystem_outage_hits_only_its_region(meth):
+    """CSP North WAN down 12 Oct 14:05-15:40 BST (13:05Z-14:40Z): 95 min, North only."""
+    rows = run(meth, [outage("o4", "CSP North WAN", "2026-10-12 13:05", "2026-10-12 14:40")])
+    assert pick(rows, "DCC User Interface", "North")["unplanned_min"] == 95
+    assert pick(rows, "DCC User Interface", "South")["unplanned_min"] == 0
+    assert pick(rows, "change_of_supplier", "North", view="process")["unplanned_min"] == 95
+    assert pick(rows, "change_of_supplier", "SMETS1", view="process")["unplanned_min"] == 0
+
+
+def test_planned_maintenance_over_the_six_hour_allowance_counts_as_downtime(meth):
+    """Planned: DCC Gateway Network Sun 4 Oct 01:00-05:00 BST (240 min) then SSI Portal Sun 11
+    Oct 01:00-04:00 BST (180 min). Allowance 360 min in time order: all of the first and 120 min
+    of the second are excluded; the last 60 min of the second count as unplanned downtime.
+    SSI (not behind the Gateway): planned 120, unplanned 60 -> (44,700-120-60)/(44,700-120).
+    Registration Data Interface (behind the Gateway): planned 240 excluded -> 100 %."""
+    rows = run(
+        meth,
+        [
+            outage("p1", "DCC Gateway Network", "2026-10-04 00:00", "2026-10-04 04:00", planned=True),
+            outage("p2", "SSI Portal", "2026-10-11 00:00", "2026-10-11 03:00", planned=True),
+        ],
+    )
+    ssi = pick(rows, "Self-Service Interface")
+    assert (ssi["planned_min"], ssi["planned_over_allowance_min"], ssi["unplanned_min"]) == (120, 60, 60)
+    assert ssi["pct"] == pytest.approx(100 * (MONTH - 120 - 60) / (MONTH - 120))
+    rdi = pick(rows, "Registration Data Interface")
+    assert (rdi["planned_min"], rdi["unplanned_min"], rdi["pct"]) == (240, 0, 100.0)
+    overall = pick(rows, "Overall Service Availability", view="overall")
+    assert (overall["planned_min"], overall["planned_over_allowance_min"]) == (360, 60)
+
+
+def test_outage_named_by_service_with_an_unknown_subsystem_still_counts(meth):
+    rows = run(
+        meth, [outage("o5", "a web tier", "2026-10-08 09:00", "2026-10-08 10:00", service="Self-Service Interface")]
+    )
+    assert pick(rows, "Self-Service Interface")["unplanned_min"] == 60
+    assert "a web tier" in pick(rows, "Overall Service Availability", view="overall")["note"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    start=st.integers(min_value=0, max_value=MONTH * 60 - 1),
+    seconds=st.integers(min_value=1, max_value=3 * 3600),
+)
+def test_an_outage_never_shows_100_percent(meth, start, seconds):
+    """However short, an unplanned outage of a Service's sub-system inside the period leaves
+    that Service below 100 %, both as a number and as displayed."""
+    begin = dt.datetime(2026, 9, 30, 23, 0) + dt.timedelta(seconds=start)
+    end = begin + dt.timedelta(seconds=seconds)
+    o = {**outage("h", "Registration Data Store", "2026-10-01 00:00", None), "start_at": begin, "end_at": end}
+    r = pick(run(meth, [o]), "Registration Data Interface")
+    assert r["unplanned_min"] >= 1 and r["pct"] < 100.0
+    assert display_pct(r["pct"]) != "100.00%"
