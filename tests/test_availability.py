@@ -124,7 +124,8 @@ def test_shared_subsystem_outage_hits_every_service_that_uses_it(meth):
             r = pick(rows, svc, region, band="core")
             assert r["unplanned_min"] == 45 and r["pct"] == pytest.approx(100 * (CORE - 45) / CORE)
     dui = pick(rows, "DCC User Interface")
-    assert dui["unplanned_min"] == 4 * 45 and dui["minutes"] == 4 * MONTH  # region-minutes
+    assert (dui["unplanned_min"], dui["minutes"]) == (45, MONTH)  # clock time
+    assert dui["pct"] == pytest.approx(100 * (MONTH - 45) / MONTH)
     assert pick(rows, "SMKI Repository Interface")["pct"] == 100.0
     # Business-process view: every process through the DUI was unable to deliver for 45 min.
     pp = pick(rows, "prepayment", "North", view="process")
@@ -135,6 +136,10 @@ def test_regional_subsystem_outage_hits_only_its_region(meth):
     """CSP North WAN down 12 Oct 14:05-15:40 BST (13:05Z-14:40Z): 95 min, North only."""
     rows = run(meth, [outage("o4", "CSP North WAN", "2026-10-12 13:05", "2026-10-12 14:40")])
     assert pick(rows, "DCC User Interface", "North")["unplanned_min"] == 95
+    # Headline: 95 clock minutes down; level = mean of the four regions (Table 13).
+    dui = pick(rows, "DCC User Interface")
+    assert dui["unplanned_min"] == 95
+    assert dui["pct"] == pytest.approx((100 * (MONTH - 95) / MONTH + 3 * 100.0) / 4)
     assert pick(rows, "DCC User Interface", "South")["unplanned_min"] == 0
     assert pick(rows, "change_of_supplier", "North", view="process")["unplanned_min"] == 95
     assert pick(rows, "change_of_supplier", "SMETS1", view="process")["unplanned_min"] == 0
@@ -164,7 +169,12 @@ def test_planned_maintenance_over_the_six_hour_allowance_counts_as_downtime(meth
 
 def test_outage_named_by_service_with_an_unknown_subsystem_still_counts(meth):
     rows = run(
-        meth, [outage("o5", "a web tier", "2026-10-08 09:00", "2026-10-08 10:00", service="Self-Service Interface")]
+        meth,
+        [
+            outage(
+                "o5", "a web tier", "2026-10-08 09:00", "2026-10-08 10:00", service="Self-Service Interface"
+            )
+        ],
     )
     assert pick(rows, "Self-Service Interface")["unplanned_min"] == 60
     assert "a web tier" in pick(rows, "Overall Service Availability", view="overall")["note"]
@@ -184,3 +194,36 @@ def test_an_outage_never_shows_100_percent(meth, start, seconds):
     r = pick(run(meth, [o]), "Registration Data Interface")
     assert r["unplanned_min"] >= 1 and r["pct"] < 100.0
     assert display_pct(r["pct"]) != "100.00%"
+
+
+def test_bank_holidays_follow_the_methodology(meth):
+    """August 2026: 21 weekdays, one of them (Mon 31st) the Late Summer bank holiday, and
+    5 Saturdays. "other": 20 x 720 + 5 x 240 = 15,600 core minutes; "weekday": 16,320."""
+    first, last = dt.date(2026, 8, 1), dt.date(2026, 8, 31)
+    g = minute_grid(meth.availability, first, last, "Europe/London")
+    assert int(g.core.sum()) == 15_600
+    as_weekday = meth.availability.model_copy(update={"bank_holidays": "weekday"})
+    assert int(minute_grid(as_weekday, first, last, "Europe/London").core.sum()) == 16_320
+
+
+def test_maintenance_beyond_the_allowance_is_a_downtime_event(meth):
+    """Three planned windows, 3 h each, on the DCC Gateway Network (4, 11 and 18 October,
+    01:00-04:00 BST = 00:00-03:00Z): 540 min, allowance 360, so the third window's last
+    180 min are downtime: one event, MTTR 3 h, for the Registration Data Interface."""
+    rows = run(
+        meth,
+        [
+            outage(
+                f"p{d}",
+                "DCC Gateway Network",
+                f"2026-10-{d:02d} 00:00",
+                f"2026-10-{d:02d} 03:00",
+                planned=True,
+            )
+            for d in (4, 11, 18)
+        ],
+    )
+    rdi = pick(rows, "Registration Data Interface")
+    assert (rdi["planned_min"], rdi["unplanned_min"], rdi["events"]) == (360, 180, 1)
+    assert rdi["mttr_hours"] == pytest.approx(3.0)
+    assert rdi["mtbf_hours"] == pytest.approx((MONTH - 360 - 180) / 60)

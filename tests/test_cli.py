@@ -29,7 +29,7 @@ def test_demo_writes_report_and_one_datafile_per_process(demo):
     assert "Methodology <b>2026.3</b>" in html and "input fingerprint" in html
     names = {p.stem for p in (out / "report" / "datafiles").glob("*.csv")}
     assert {"prepayment", "install_commission", "meter_reads", "billing", "cpm"} <= names
-    assert len(names) == 13  # 11 business processes + CPM table + outcome measures
+    assert len(names) == 14  # 11 business processes + CPM table + outcome measures + availability
     assert html.count("<svg") >= 10
     assert "24 quarantined" in output.replace(",", "")
 

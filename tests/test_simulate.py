@@ -55,12 +55,24 @@ def test_wan_outage_and_planned_maintenance_are_visible(tiny):
         GROUP BY 1""").fetchall()
     )
     assert rate[True] > 0.4 and rate[False] < 0.03
+    # DSP Core failover on the 26th, 07:50-08:37 UK time: every region fails.
+    dsp = dict(
+        con.execute(f"""
+        SELECT received_at::TIMESTAMPTZ BETWEEN TIMESTAMPTZ '2026-10-26 07:50:00'
+                                            AND TIMESTAMPTZ '2026-10-26 08:37:00' AS in_outage,
+               avg(CASE WHEN response_code IN ('E20','E21') THEN 1 ELSE 0 END)
+        FROM read_parquet('{out}/service_requests/*.parquet') WHERE region = 'South'
+        GROUP BY 1""").fetchall()
+    )
+    assert dsp[True] > 0.6 and dsp[False] < 0.05
     outages = con.execute(
-        f"SELECT planned, region, incident_id FROM read_parquet('{out}/outages/*.parquet')"
+        f"SELECT planned, region, incident_id, subsystem FROM read_parquet('{out}/outages/*.parquet')"
     ).fetchall()
-    assert sum(1 for o in outages if o[0]) == 2
-    linked = [o for o in outages if not o[0] and o[2] is not None]  # the WAN outage, not the SSI one
-    assert linked[0][1] == "North" and linked[0][2] is not None
+    # Two DSP Core Sunday windows and a shared DCC Gateway Network one: 7 h, over the 6 h allowance.
+    assert sorted(o[3] for o in outages if o[0]) == ["DCC Gateway Network", "DSP Core", "DSP Core"]
+    linked = [o for o in outages if not o[0] and o[2] is not None and o[1] == "North"]  # the WAN outage
+    assert linked[0][3] == "CSP North WAN"
+    assert any(o[3] == "DSP Core" and not o[0] and o[1] is None for o in outages)
     cat = con.execute(
         f"SELECT category FROM read_parquet('{out}/incidents/*.parquet') WHERE incident_id = '{linked[0][2]}'"
     ).fetchone()[0]

@@ -209,6 +209,30 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
             f"{r['credit']:,.0f}",
         )
     console.print(t)
+    from opmetrics.measures.availability import display_pct
+
+    ov = store.rows(
+        "SELECT pct, planned_min, planned_over_allowance_min FROM availability "
+        "WHERE period = ? AND run_id = ? AND view = 'overall'",
+        [period, info.run_id],
+    )
+    worst = store.rows(
+        "SELECT subject, pct, unplanned_min FROM availability WHERE period = ? AND run_id = ? "
+        "AND view = 'service' AND region = 'All' AND band = 'all' ORDER BY pct LIMIT 1",
+        [period, info.run_id],
+    )
+    if ov and worst:
+        o, w = ov[0], worst[0]
+        over = (
+            f", {o['planned_over_allowance_min']} min beyond the allowance"
+            if o["planned_over_allowance_min"]
+            else ""
+        )
+        console.print(
+            f"Overall Service Availability {display_pct(o['pct'])}; lowest {w['subject']} "
+            f"{display_pct(w['pct'])} ({w['unplanned_min'] / 60:.2f} h unplanned); planned maintenance "
+            f"{o['planned_min']} min excluded{over}."
+        )
 
 
 @app.command()

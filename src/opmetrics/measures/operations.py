@@ -358,6 +358,55 @@ def imp_installs(s: Scope, ctx: Context) -> list[Row]:
     return out
 
 
+def _shifted(w: dict[str, Any], k: int, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
+    """The window `k` weeks earlier, in the same UK wall-clock time, as naive UTC."""
+    out = []
+    for t in (w["start"], w["end"]):
+        local = t.replace(tzinfo=dt.UTC).astimezone(tz).replace(tzinfo=None) - dt.timedelta(weeks=k)
+        out.append(local.replace(tzinfo=tz).astimezone(dt.UTC).replace(tzinfo=None))
+    return out[0], out[1]
+
+
+def imp_volumes(s: Scope, ctx: Context, weeks: int = 4) -> list[Row]:
+    """Service Requests per business process (by SRV) in each Cat 1/2 window against the same
+    window of earlier weeks with data: the drop in traffic as a second proxy of User impact."""
+    tz = ZoneInfo(s.m.report_timezone)
+    sr = s.con.table("service_requests")
+    earliest = rows_of(sr.aggregate(t=sr.received_at.min()))[0]["t"]
+    out = []
+    for w in _windows(s, ctx):
+        spans = [(0, w["start"], w["end"])]
+        spans += [(k, *_shifted(w, k, tz)) for k in range(1, weeks + 1)]
+        spans = [x for x in spans if x[0] == 0 or (earliest is not None and x[1] >= earliest)]
+        counts: dict[tuple[int, str], int] = {}
+        for k, a, b in spans:
+            t = sr.filter((sr.received_at >= a) & (sr.received_at < b))
+            if w["region"]:
+                t = t.filter(t.region == w["region"])
+            for r in rows_of(t.group_by("srv").aggregate(n=t.count())):
+                for p in s.m.processes:
+                    if r["srv"] in p.srvs:
+                        counts[(k, p.id)] = counts.get((k, p.id), 0) + r["n"]
+        earlier = [k for k, _, _ in spans if k]
+        for p in s.m.processes:
+            actual = counts.get((0, p.id), 0)
+            if not earlier:
+                r = count_row(
+                    w["id"], p.id, actual, key2="actual requests", note="no earlier weeks with data"
+                )
+                out.append(r)
+                continue
+            pred = sum(counts.get((k, p.id), 0) for k in earlier) / len(earlier)
+            if actual == 0 and pred == 0:
+                continue
+            note = f"mean of {len(earlier)} earlier week(s), same weekday and window; SRVs of the process"
+            out.append(count_row(w["id"], p.id, actual, key2="actual requests"))
+            r = count_row(w["id"], p.id, round(pred), key2="predicted requests", note=note)
+            r["value"] = pred
+            out.append(r)
+    return out
+
+
 # --- Timeliness (001 l.6163-6200, Recommendation 26) ---------------------------------------
 
 
@@ -418,5 +467,6 @@ MEASURES = {
     "EH1.non_communicating": eh_non_communicating,
     "EH1.firmware": eh_firmware,
     "IMP1.installs": imp_installs,
+    "IMP1.volumes": imp_volumes,
     "TIME1": timeliness,
 }

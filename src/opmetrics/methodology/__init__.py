@@ -466,4 +466,34 @@ def catalogue_markdown(m: Methodology) -> str:
             "pairs": f" ({' + '.join(a.pair)})",
         }.get(a.rule, "")
         lines.append(f"| {p.name} | {', '.join(p.srvs)} | {a.rule}{detail} |")
+    av = m.availability
+    lines += [
+        "",
+        "## Service availability: the service model",
+        "",
+        f"Each Service's monthly target is {av.target:g} % and minimum {av.minimum:g} %; CPM6 applies "
+        f"its own per Service, region and time band. Planned maintenance allowance: "
+        f"{av.planned_maintenance_allowance_minutes} minutes a month (SEC H8.4).",
+        "",
+        "| Service | Regional split | Depends on sub-systems |",
+        "|---|---|---|",
+    ]
+    for svc in av.services:
+        lines.append(f"| {svc.name} | {'yes' if svc.regional else 'N/A'} | {', '.join(svc.subsystems)} |")
+    users: dict[str, list[str]] = {}
+    for svc in av.services:
+        for sub in svc.subsystems:
+            users.setdefault(sub, []).append(svc.name)
+    lines += ["", "| Sub-system | Region | Used by | Description |", "|---|---|---|---|"]
+    for sub in av.subsystems:
+        used = users.get(sub.id, [])
+        shared = " (shared)" if len(used) > 1 else ""
+        lines.append(
+            f"| {sub.id}{shared} | {sub.region or 'all'} | "
+            f"{', '.join(used) or 'process dependencies only'} | {sub.description} |"
+        )
+    lines += ["", "| Business process | Depends on |", "|---|---|"]
+    dui = av.services[0].name if av.services else ""
+    for p in m.processes:
+        lines.append(f"| {p.name} | {', '.join(av.process_dependencies.get(p.id, [dui]))} |")
     return "\n".join(lines) + "\n"

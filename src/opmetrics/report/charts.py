@@ -90,3 +90,51 @@ def daily_rsvp_svg(
     plt.close(fig)
     svg = buf.getvalue()
     return svg[svg.index("<svg") :]
+
+
+def availability_svg(
+    series: dict[str, list[tuple[int, float | None]]], target: float, minimum: float, title: str
+) -> str:
+    """Daily service level per Service (001 Table 13 "Monthly View"), with target and minimum.
+
+    Services at 100 % every day share one flat line, so only those with downtime get a colour.
+    """
+    fig, ax = plt.subplots(figsize=(9.0, 3.4))
+    palette = ["#1f4e79", "#c55a11", "#2e7d32", "#7030a0", "#bf9000", "#00838f", "#ad1457", "#5d4037"]
+    low = minimum
+    flat = []
+    k = 0
+    for name, pts in series.items():
+        vals = [v for _, v in pts if v is not None]
+        if vals and min(vals) >= 100.0:
+            flat.append(name)
+            continue
+        low = min(low, *vals) if vals else low
+        ax.plot(
+            [d for d, _ in pts],
+            [v for _, v in pts],
+            marker="o",
+            ms=3,
+            lw=1.4,
+            color=palette[k % len(palette)],
+            label=name,
+        )
+        k += 1
+    if flat and series:
+        days = [d for d, _ in next(iter(series.values()))]
+        ax.plot(
+            days, [100.0] * len(days), color="#9aa3ad", lw=1, label=f"{len(flat)} Services at 100 % every day"
+        )
+    ax.axhline(target, color="#2e7d32", ls="--", lw=1, label=f"target {target}%")
+    ax.axhline(minimum, color="#c00000", ls=":", lw=1.4, label=f"minimum {minimum}%")
+    ax.set_ylim(max(0.0, low - (100 - low) * 0.15 - 0.05), 100.0 + (100 - low) * 0.08 + 0.02)
+    ax.set_ylabel("service level (%)")
+    ax.set_xlabel("day of month")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6.5, frameon=False)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10, fontweight="bold")
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg") :]

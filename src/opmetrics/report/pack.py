@@ -13,14 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from opmetrics.engine.store import Store
 from opmetrics.ingest.load import DUPLICATE_DETAIL
+from opmetrics.measures.availability import display_pct
+from opmetrics.measures.operations import working_day_after
 from opmetrics.measures.records import month_bounds
 from opmetrics.measures.run import latest_run
 from opmetrics.methodology import Methodology
-from opmetrics.report.charts import daily_rsvp_svg
+from opmetrics.report.charts import availability_svg, daily_rsvp_svg
 
 CSV_COLUMNS = [
     "period",
@@ -125,6 +128,43 @@ def _measure_sections(m: Methodology, outcomes: list[dict[str, Any]]) -> list[di
     return out
 
 
+def _availability_view(store: Store, m: Methodology, period: str, run_id: str) -> dict[str, Any]:
+    """Table 13 per Service, the daily chart and the business-process view."""
+    try:
+        rows = store.rows("SELECT * FROM availability WHERE period = ? AND run_id = ?", [period, run_id])
+    except duckdb.CatalogException:
+        return {}
+    if not rows:
+        return {}
+    services = []
+    regions = [*m.segments.smets2_regions, m.segments.smets1]
+    series: dict[str, list[tuple[int, float | None]]] = {}
+    for svc in m.availability.services:
+        mine = [r for r in rows if r["subject"] == svc.name]
+        month = {(r["region"], r["band"]): r for r in mine if r["view"] == "service"}
+        series[svc.name] = sorted(
+            (r["day"].day, r["pct"]) for r in mine if r["view"] == "daily" and r["region"] == "All"
+        )
+        if svc.regional and not series[svc.name]:
+            # Regional Services have daily rows per region: show the worst region each day.
+            by_day: dict[int, float] = {}
+            for r in mine:
+                if r["view"] == "daily" and r["pct"] is not None:
+                    by_day[r["day"].day] = min(by_day.get(r["day"].day, 100.0), r["pct"])
+            series[svc.name] = sorted(by_day.items())
+        services.append({"svc": svc, "month": month, "head": month.get(("All", "all"))})
+    procs = []
+    for p in m.processes:
+        mine = {r["region"]: r for r in rows if r["view"] == "process" and r["subject"] == p.id}
+        if mine:
+            procs.append({"p": p, "by": mine, "head": mine.get("All")})
+    overall = next((r for r in rows if r["view"] == "overall"), None)
+    chart = availability_svg(
+        series, m.availability.target, m.availability.minimum, "Service availability by day (worst region)"
+    )
+    return {"services": services, "processes": procs, "overall": overall, "chart": chart, "regions": regions}
+
+
 def build_pack(
     store: Store,
     m: Methodology,
@@ -152,6 +192,7 @@ def build_pack(
     )
     incidents = major_incidents(store, period)
     seg_cols = m.segments.all
+    availability = _availability_view(store, m, period, run.run_id)
     prov = [getattr(run, c) for c in PROVENANCE_COLUMNS]
 
     processes = []
@@ -240,6 +281,16 @@ def build_pack(
         w.writerow(cols + PROVENANCE_COLUMNS)
         for r in outcomes:
             w.writerow([_csv_value(r[c]) for c in cols] + prov)
+    avail_rows = store.rows(
+        "SELECT * EXCLUDE (run_id) FROM availability WHERE period = ? AND run_id = ? ORDER BY rowid",
+        [period, run.run_id],
+    )
+    with (out / "datafiles" / "availability.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        cols = [c for c in (avail_rows[0] if avail_rows else {}) if c != "period"]
+        w.writerow(["period", *cols] + PROVENANCE_COLUMNS)
+        for r in avail_rows:
+            w.writerow([period, *[_csv_value(r[c]) for c in cols]] + prov)
     quality = store.rows(
         """
         SELECT table_name, count(*) AS files, sum(rows_read) AS rows_read,
@@ -256,11 +307,19 @@ def build_pack(
         [DUPLICATE_DETAIL],
     )
     provenance = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in run.__dict__.items()}
-    figures = {"provenance": provenance, "cpm": cpm, "rsvp": rsvp, "outcomes": outcomes}
+    figures = {
+        "provenance": provenance,
+        "cpm": cpm,
+        "rsvp": rsvp,
+        "outcomes": outcomes,
+        "availability": avail_rows,
+    }
     (out / "figures.json").write_text(json.dumps(figures, default=str, indent=1))
 
     env = Environment(loader=PackageLoader("opmetrics.report"), autoescape=select_autoescape())
     env.filters["pct"] = lambda v: "–" if v is None else f"{v:.2f}%"
+    env.filters["apct"] = display_pct
+    env.filters["hours"] = lambda v: "–" if v is None else f"{v / 60:.2f} h"
     env.filters["secs"] = lambda v: "–" if v is None else f"{v:.1f}"
     env.filters["num"] = lambda v: "–" if v is None else f"{int(v):,}"
     env.filters["rag"] = lambda s: {
@@ -269,7 +328,13 @@ def build_pack(
         "below minimum": "red",
     }.get(s, "grey")
     first, last = month_bounds(period)
+    sub = m.availability.holiday_subdivision
+    produced = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     html = env.get_template("pack.html.j2").render(
+        produced=produced.strftime("%Y-%m-%d %H:%M"),
+        produced_date=produced.date(),
+        due=working_day_after(last, m.timeliness.due_working_days, sub),
+        sec_due=working_day_after(last, m.timeliness.sec_due_working_days, sub),
         period=period,
         period_label=first.strftime("%B %Y"),
         first=first,
@@ -280,6 +345,7 @@ def build_pack(
         cpm=cpm,
         cpm_groups=_cpm_groups(m, cpm),
         measures=_measure_sections(m, outcomes),
+        availability=availability,
         incidents=incidents,
         quality=quality,
         reasons=reasons,
