@@ -8,6 +8,7 @@ import datetime as dt
 import ibis
 import numpy as np
 import pyarrow as pa
+import pytest
 from conftest import load_rows, sr
 from test_outcomes import cpm, outcome
 
@@ -305,3 +306,46 @@ def test_outage_impact_backtest_on_simulated_installs(meth):
     lost = est["predicted"] - est["actual"]
     assert est["weeks_used"] == 3
     assert abs(lost - truth) <= 3 * est["predicted"] ** 0.5 + 2, (lost, truth, est)
+
+
+def test_availability_shows_the_previous_month_and_feeds_cpm6(store, tmp_path, meth):
+    """September 2026 (30 days, all BST: 43,200 min): Registration Data Store down 120 min on
+    10 Sep. October: down 60 min on 14 Oct. October's row shows September's published level
+    (43,080 / 43,200) as the previous month, and CPM6 reads the same minutes (core band:
+    14 Oct 10:00-11:00 BST is a Wednesday, 60 of 17,040 core minutes)."""
+    outages = [
+        row(
+            "outages",
+            outage_id="o9",
+            subsystem="Registration Data Store",
+            start_at="2026-09-10T09:00:00Z",
+            end_at="2026-09-10T11:00:00Z",
+            planned=False,
+        ),
+        row(
+            "outages",
+            outage_id="o10",
+            subsystem="Registration Data Store",
+            start_at="2026-10-14T09:00:00Z",
+            end_at="2026-10-14T10:00:00Z",
+            planned=False,
+        ),
+    ]
+    assert load_rows(store, tmp_path, "outages", outages).quarantined == 0
+    reqs = [sr(1), sr(2, received_at="2026-09-05T10:00:00Z", responded_at="2026-09-05T10:00:01Z")]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    compute(store, meth, "2026-09", as_of=dt.datetime(2026, 10, 1))
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    q = (
+        "SELECT * FROM availability WHERE period = ? AND view = 'service' "
+        "AND subject = 'Registration Data Interface' AND region = 'All' AND band = 'all'"
+    )
+    sep, oct_ = store.rows(q, ["2026-09"])[0], store.rows(q, ["2026-10"])[0]
+    assert sep["pct"] == pytest.approx(100 * (43_200 - 120) / 43_200)
+    assert oct_["previous_pct"] == pytest.approx(sep["pct"])
+    assert oct_["pct"] == pytest.approx(100 * (44_700 - 60) / 44_700)
+    c6 = store.rows(
+        "SELECT * FROM cpm WHERE cpm = 'CPM6' AND key = ? AND period = '2026-10'",
+        ["Registration Data Interface / core"],
+    )
+    assert [(r["numerator"], r["denominator"]) for r in c6] == [(17_040 - 60, 17_040)]

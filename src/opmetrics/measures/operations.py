@@ -372,12 +372,17 @@ def imp_volumes(s: Scope, ctx: Context, weeks: int = 4) -> list[Row]:
     window of earlier weeks with data: the drop in traffic as a second proxy of User impact."""
     tz = ZoneInfo(s.m.report_timezone)
     sr = s.con.table("service_requests")
-    earliest = rows_of(sr.aggregate(t=sr.received_at.min()))[0]["t"]
     out = []
     for w in _windows(s, ctx):
         spans = [(0, w["start"], w["end"])]
         spans += [(k, *_shifted(w, k, tz)) for k in range(1, weeks + 1)]
-        spans = [x for x in spans if x[0] == 0 or (earliest is not None and x[1] >= earliest)]
+        # An earlier week counts only if the store has requests on that UK day (else: no data).
+        lo = min(a for _, a, _ in spans) - dt.timedelta(days=1)
+        have = {
+            r["report_date"]
+            for r in rows_of(sr.filter(sr.received_at >= lo).select("report_date").distinct())
+        }
+        spans = [x for x in spans if x[0] == 0 or x[1].replace(tzinfo=dt.UTC).astimezone(tz).date() in have]
         counts: dict[tuple[int, str], int] = {}
         for k, a, b in spans:
             t = sr.filter((sr.received_at >= a) & (sr.received_at < b))

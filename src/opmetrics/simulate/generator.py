@@ -532,6 +532,37 @@ def _events(
                 "incident_id": None,
             }
         )
+    if faults.enabled and ndays >= 15:
+        # A Category 1 on the SMETS1 service overnight (the "other" band), SMETS1 target times.
+        s15 = starts[14] + dt.timedelta(hours=3, minutes=10)
+        inc.append(
+            {
+                "incident_id": f"INC{tag}-0003",
+                "category": 1,
+                "dcc_responsible": True,
+                "smets": 1,
+                "region": "SMETS1",
+                "raised_at": s15 + dt.timedelta(minutes=3),
+                "assigned_at": s15 + dt.timedelta(minutes=8),
+                "resolved_at": s15 + dt.timedelta(minutes=55),
+                "closed_at": s15 + dt.timedelta(hours=26),
+                "services": "DCC User Interface",
+                "summary": "SMETS1 service provider adapter failure",
+                "incident_type": "Service Request",
+            }
+        )
+        out.append(
+            {
+                "outage_id": f"OUT{tag}-U4",
+                "service": "DCC User Interface",
+                "subsystem": "SMETS1 Service",
+                "region": "SMETS1",
+                "start_at": s15,
+                "end_at": s15 + dt.timedelta(minutes=55),
+                "planned": False,
+                "incident_id": f"INC{tag}-0003",
+            }
+        )
     if faults.enabled and faults.dsp_outage_day <= ndays:
         s26 = starts[faults.dsp_outage_day - 1] + dt.timedelta(hours=7, minutes=50)
         inc.append(
