@@ -270,7 +270,9 @@ def test_cos_segments_by_party_tr1_missing_input_and_chf2(store, tmp_path, meth)
     successful 1.1.1 from SUP-B to D2 later that day; D3 South ESME SUP-C 7 Oct E20.
     CoS1.segments: ESME North 1/1, GSME North 1/1, ESME South 0/1.
     CoS1.daily_by_party: 6 Oct SUP-B 2/2, 7 Oct SUP-C 0/1.
-    TR1 needs registration data, which is not in the data contract: missing input.
+    TR1 needs registration data: without it, missing input. With r1 (D1, enrolled), r2 (D2,
+    enrolled), r3 (not enrolled) effective in October and r4 effective 1 November: industry CoS
+    3, of which DCC enrolled 2; attempted CoS 3 devices (D1, D2, D3), successful 2 -> 2/3.
     CH firmware activations: North activated, North failed, South not attempted, South in
     progress -> CHF2 = 1 of 2 (only decided activations count), North 1/2."""
     b = dict(srv="6.23", party_id="SUP-B")
@@ -334,8 +336,42 @@ def test_cos_segments_by_party_tr1_missing_input_and_chf2(store, tmp_path, meth)
     assert share(outcome(store, "CoS1.daily_by_party", "day x party", "2026-10-06", "SUP-B")) == (2, 2)
     assert share(outcome(store, "CoS1.daily_by_party", "day x party", "2026-10-07", "SUP-C")) == (0, 1)
     tr1 = outcome(store, "TR1.cos_volumes")
-    assert (
-        tr1["status"] == "missing input" and "registration_changes is not in the data contract" in tr1["note"]
-    )
+    assert tr1["status"] == "missing input" and "no registration_changes data loaded" in tr1["note"]
     assert share(outcome(store, "CHF2")) == (1, 2)
     assert share(outcome(store, "CHF2", "region", "North")) == (1, 2)
+    regs = [
+        row(
+            "registration_changes",
+            change_id=f"r{i}",
+            mpxn="1234567890123",
+            fuel="electricity",
+            gaining_party_id="SUP-B",
+            effective_at=at,
+            dcc_enrolled=enrolled,
+            device_id=dev,
+        )
+        for i, (at, enrolled, dev) in enumerate(
+            [
+                (t(7, 0), True, D1),
+                (t(7, 0), True, D2),
+                (t(9, 0), False, None),
+                ("2026-11-01T00:30:00Z", True, D3),
+            ],
+            start=1,
+        )
+    ]
+    assert load_rows(store, tmp_path, "registration_changes", regs).quarantined == 0
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    vols = {
+        r["key1"]: r["numerator"]
+        for r in store.rows(
+            "SELECT * FROM outcomes WHERE measure = 'TR1.cos_volumes' AND breakdown = 'volume'", []
+        )
+    }
+    assert vols == {
+        "industry CoS (registration data)": 3,
+        "industry CoS, DCC enrolled": 2,
+        "attempted CoS (devices sent a 6.23)": 3,
+        "successful CoS": 2,
+    }
+    assert share(outcome(store, "TR1.cos_volumes", "rate", "successful / attempted CoS")) == (2, 3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ibis
 
-from opmetrics.measures.outcome import Context, Row, count_row, rows_of, success_rows
+from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row, success_rows
 from opmetrics.measures.records import Scope, classified_requests
 
 
@@ -77,11 +77,19 @@ def cos1_daily_by_party(s: Scope, ctx: Context) -> list[Row]:
 
 
 def tr1_cos_volumes(s: Scope, ctx: Context) -> list[Row]:
+    """001 Table 16, Trial Report 1: industry CoS (registrations effective in the period), of
+    which DCC-enrolled, attempted CoS (devices sent a 6.23), successful CoS, and success rate."""
+    reg = s.con.table("registration_changes")
+    reg = reg.filter(reg.report_date.between(s.first, s.last))
+    r_reg = rows_of(reg.aggregate(n=reg.count(), dcc=reg.dcc_enrolled.cast("int64").sum()))[0]
     t = cos_requests(s)
     r = rows_of(t.aggregate(dev=t.device_id.nunique(), ok=t.device_id.nunique(where=t.ok)))[0]
     return [
+        count_row("volume", "industry CoS (registration data)", r_reg["n"]),
+        count_row("volume", "industry CoS, DCC enrolled", r_reg["dcc"] or 0),
         count_row("volume", "attempted CoS (devices sent a 6.23)", r["dev"]),
         count_row("volume", "successful CoS", r["ok"]),
+        share_row("rate", "successful / attempted CoS", r["ok"], r["dev"]),
     ]
 
 

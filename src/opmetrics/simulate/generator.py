@@ -716,6 +716,7 @@ def simulate_month(
         "defects",
         "throttling_events",
         "capacity",
+        "registration_changes",
     )
     for t in tables:
         (out / t).mkdir(parents=True, exist_ok=True)
@@ -784,6 +785,7 @@ def simulate_month(
             month, starts, faults.alert_storm_day if faults.enabled else None, rng
         ),
         "capacity": scenarios.capacity_table(starts, sc.requests_per_day),
+        "registration_changes": scenarios.registration_changes_table(out / "service_requests", rng),
     }
     for name, tbl in side.items():
         pq.write_table(tbl, out / name / f"{name}-{month}.parquet")

@@ -11,6 +11,7 @@ firmware, SMKI requests, DCC Assessments).
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -394,4 +395,66 @@ def capacity_table(starts: list[dt.datetime], requests_per_day: int) -> pa.Table
                 "effective_from": starts[0] - dt.timedelta(days=365),
             },
         ]
+    )
+
+
+def registration_changes_table(sr_dir: Path, rng: np.random.Generator) -> pa.Table:
+    """Industry CoS registrations: one per device that received a 6.23 (DCC enrolled, effective
+    the next day), plus CoS of supply points not enrolled with the DCC (about a third more)."""
+    import pyarrow.dataset as ds
+
+    cos = ds.dataset(sr_dir, format="parquet").to_table(
+        columns=["device_id", "device_type", "party_id", "received_at"], filter=ds.field("srv") == "6.23"
+    )
+    first: dict[str, dict] = {}
+    for r in cos.to_pylist():
+        if r["device_id"] not in first or r["received_at"] < first[r["device_id"]]["received_at"]:
+            first[r["device_id"]] = r
+    parties = [p.party_id for p in P.SUPPLIERS]
+    rows = []
+    for i, r in enumerate(sorted(first.values(), key=lambda r: r["device_id"])):
+        gas = r["device_type"] in ("GSME", "GPF")
+        rows.append(
+            {
+                "change_id": f"REG-{i:08d}",
+                "mpxn": f"{int(rng.integers(10**6, 10**10))}"
+                if gas
+                else f"{int(rng.integers(10**12, 10**13))}",
+                "fuel": "gas" if gas else "electricity",
+                "gaining_party_id": r["party_id"],
+                "losing_party_id": parties[int(rng.integers(0, len(parties)))],
+                "effective_at": r["received_at"] + dt.timedelta(days=1),
+                "dcc_enrolled": True,
+                "device_id": r["device_id"],
+            }
+        )
+    if rows:
+        times = [r["effective_at"] for r in rows]
+        for j in range(len(rows) // 3):
+            rows.append(
+                {
+                    "change_id": f"REG-N{j:08d}",
+                    "mpxn": f"{int(rng.integers(10**12, 10**13))}",
+                    "fuel": "electricity",
+                    "gaining_party_id": parties[int(rng.integers(0, len(parties)))],
+                    "losing_party_id": parties[int(rng.integers(0, len(parties)))],
+                    "effective_at": times[int(rng.integers(0, len(times)))],
+                    "dcc_enrolled": False,
+                    "device_id": None,
+                }
+            )
+    return pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("change_id", pa.string()),
+                ("mpxn", pa.string()),
+                ("fuel", pa.string()),
+                ("gaining_party_id", pa.string()),
+                ("losing_party_id", pa.string()),
+                ("effective_at", pa.timestamp("ms", "UTC")),
+                ("dcc_enrolled", pa.bool_()),
+                ("device_id", pa.string()),
+            ]
+        ),
     )
