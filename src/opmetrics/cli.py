@@ -243,23 +243,52 @@ def compute(period: PeriodOpt, db: DbOpt = Path(DEFAULT_DB), methodology: MethOp
         _compute(store, m, period)
 
 
-def _report(store: Store, m: methodology_mod.Methodology, period: str, out: Path) -> Path:
-    from opmetrics.report.pack import build_pack
+def _report(
+    store: Store,
+    m: methodology_mod.Methodology,
+    period: str,
+    out: Path,
+    party: str | None = None,
+    commentary: Path | None = None,
+    pdf: bool = True,
+) -> Path:
+    from opmetrics.report.invariants import PackInvariantError
+    from opmetrics.report.pack import PACK_STEPS, build_pack
 
+    if commentary is None:
+        default = Path("commentary") / f"{period}.md"
+        commentary = default if default.exists() else None
     with _progress() as prog:
-        task = prog.add_task("Rendering report", total=len(m.processes) + 1)
+        task = prog.add_task("Rendering report", total=PACK_STEPS)
         try:
-            page = build_pack(
+            res = build_pack(
                 store,
                 m,
                 period,
                 out,
                 on_step=lambda s: (prog.update(task, description=s), prog.advance(task)),
+                party=party,
+                commentary_file=commentary,
+                pdf=pdf,
             )
+        except PackInvariantError as e:
+            raise _fail(str(e)) from None
         except ValueError as e:
             raise _fail(str(e)) from None
-        prog.update(task, completed=len(m.processes) + 1, description="Report written")
-    return page
+        prog.update(task, completed=PACK_STEPS, description="Report written")
+    if res.warnings:
+        console.print(
+            f"[yellow]{len(res.warnings)} missed target(s) have no commentary[/] (marked in the pack):"
+        )
+        for w in res.warnings[:8]:
+            console.print(f"  [yellow]{w.removeprefix('commentary outstanding: ')}[/]")
+        if len(res.warnings) > 8:
+            console.print(f"  ... and {len(res.warnings) - 8} more")
+    if res.version > 1:
+        console.print(f"Issue {res.version}: {res.changed} figure(s) changed; see {out / 'CHANGES.md'}")
+    if res.pdf:
+        console.print(f"PDF: {res.pdf.resolve()}")
+    return res.html
 
 
 @app.command()
@@ -268,12 +297,42 @@ def report(
     db: DbOpt = Path(DEFAULT_DB),
     out: Annotated[Path, typer.Option(help="Output folder for the pack.")] = Path("opmetrics-report"),
     methodology: MethOpt = None,
+    party: Annotated[
+        str | None, typer.Option(help="Per-party edition: this SEC Party is named, all others anonymised.")
+    ] = None,
+    commentary: Annotated[
+        Path | None,
+        typer.Option(
+            help="Commentary file (Markdown, '## <measure id>' entries); "
+            "default commentary/<period>.md if present."
+        ),
+    ] = None,
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also write the PDF.")] = True,
 ) -> None:
-    """Write the report pack: index.html, datafiles/*.csv (one per business process), figures.json."""
+    """Write the PMR pack: index.html, the PDF, CSV/XLSX datafiles and figures.json."""
     m = _methodology(methodology)
     with Store(db) as store:
-        page = _report(store, m, period, out)
+        page = _report(store, m, period, out, party, commentary, pdf)
     console.print(f"Report: [bold]{page.resolve()}[/]")
+
+
+DEMO_COMMENTARY = """# Commentary (demo: written for the simulated month)
+
+## summary
+The month carried five simulated faults: a CSP North WAN outage on the 12th, a Category 1
+SMETS1 outage overnight on the 15th, maintenance of the shared DCC Gateway Network beyond the
+six-hour allowance on the 18th, an alert storm in the Central region on the 20th and a DSP Core
+failover on the 26th. Other missed targets are left without commentary on purpose, so the pack
+shows how outstanding commentary is flagged.
+
+## CPM1
+On-demand responses in the North fell during the CSP North WAN outage on the 12th
+(Category 2), when about two thirds of requests to SMETS2 devices timed out.
+
+## CPM6
+The DCC User Interface in the North lost 95 minutes of activity hours to the WAN outage on the
+12th; the shared DCC Gateway Network maintenance ran an hour beyond the allowance on the 18th.
+"""
 
 
 @app.command()
@@ -298,7 +357,10 @@ def demo(
         console.rule("3/4 compute")
         _compute(store, m, month)
         console.rule("4/4 report")
-        page = _report(store, m, month, out / "report")
+        notes = out / "commentary" / f"{month}.md"
+        notes.parent.mkdir(parents=True, exist_ok=True)
+        notes.write_text(DEMO_COMMENTARY, encoding="utf-8")
+        page = _report(store, m, month, out / "report", commentary=notes)
     console.print(
         f"\nDone in {time.perf_counter() - start:.0f} s. Open the report: [bold]{page.resolve()}[/]"
     )

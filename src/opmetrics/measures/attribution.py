@@ -60,3 +60,19 @@ def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
         keep = req.filter((req.smets != 1) | req.srv.isin(smets1_srvs or ["-"])).select("request_id")
         parts.append(members.semi_join(keep, "request_id").mutate(process_id=ibis.literal(p.id)))
     return ibis.union(*parts)
+
+
+def attribution(s: Scope) -> ibis.Table:
+    """(request_id, process_id) of the included requests of the period, computed once per run."""
+    from opmetrics.measures.records import classified_requests
+
+    return s.cached("attribution", lambda: attributed(s, classified_requests(s).filter(ibis._.included)))
+
+
+def process_requests(s: Scope) -> ibis.Table:
+    """Included requests joined to the processes they are attributed to (one row per pair)."""
+    from opmetrics.measures.records import classified_requests
+
+    req = classified_requests(s).filter(ibis._.included)
+    att = attribution(s).rename(att_id="request_id")
+    return req.inner_join(att, req.request_id == att.att_id).drop("att_id")

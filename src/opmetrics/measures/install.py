@@ -63,16 +63,9 @@ def ic1_prediction(s: Scope, ctx: Context) -> list[Row]:
     out = []
     for r in _daily_vs_prediction(s, by_party=True):
         if r["actual"] or r["predicted"]:
-            out.append(
-                share_row(
-                    "day x party",
-                    r["day"],
-                    r["actual"],
-                    r["predicted"],
-                    r["party"],
-                    note="actual as % of predicted",
-                )
-            )
+            row = share_row("day x party", r["day"], r["actual"], r["predicted"], r["party"])
+            row["unit"] = "% of predicted"  # a ratio, may exceed 100: not a share
+            out.append(row)
     return out
 
 

@@ -427,36 +427,17 @@ def working_day_after(day: dt.date, n: int, subdiv: str = "ENG") -> dt.date:
 
 
 def timeliness(s: Scope, ctx: Context) -> list[Row]:
+    """The PMR due dates. When the pack is produced, and so whether it was on time, is shown by
+    the pack itself: a stored figure must not depend on the clock (deterministic output)."""
     t = s.m.timeliness
     sub = s.m.availability.holiday_subdivision
     due = working_day_after(s.last, t.due_working_days, sub)
     sec_due = working_day_after(s.last, t.sec_due_working_days, sub)
-    produced = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    data_end = s.as_of
-    out = [
-        count_row(
-            "date", "due", t.due_working_days, key2=due.isoformat(), note="working days after period end"
-        ),
-        count_row(
-            "date",
-            "SEC H13.4 due",
-            t.sec_due_working_days,
-            key2=sec_due.isoformat(),
-            note="working days after period end",
-        ),
+    note = "working days after period end"
+    return [
+        count_row("date", "due", t.due_working_days, key2=due.isoformat(), note=note),
+        count_row("date", "SEC H13.4 due", t.sec_due_working_days, key2=sec_due.isoformat(), note=note),
     ]
-    r = count_row(
-        "date",
-        "produced",
-        0,
-        key2=f"{produced:%Y-%m-%d %H:%M}Z",
-        note=f"computed {(produced - data_end).total_seconds() / 3600:.1f} h after the report time "
-        f"{data_end:%Y-%m-%d %H:%M}Z",
-    )
-    r["value"] = None
-    r["status"] = "on time" if produced.date() <= due else "late"
-    out.append(r)
-    return out
 
 
 MEASURES = {

@@ -106,17 +106,30 @@ def success_rows(t: ibis.Table, ok: ibis.Value, by: dict[str, list[str]]) -> lis
 def registry() -> dict[str, MeasureFn]:
     from opmetrics.measures import (
         alerting,
+        attempts,
         billing,
         cos,
         firmware,
         install,
+        league,
         operations,
         prepayment,
         security,
     )
 
     reg: dict[str, MeasureFn] = {}
-    for mod in (install, cos, billing, prepayment, firmware, alerting, security, operations):
+    for mod in (
+        install,
+        cos,
+        billing,
+        prepayment,
+        firmware,
+        alerting,
+        security,
+        operations,
+        league,
+        attempts,
+    ):
         reg.update(mod.MEASURES)
     return reg
 
@@ -143,7 +156,7 @@ def compute_outcomes(s: Scope, ctx: Context, on_measure: Callable[[str], None] |
         for r in got:
             r.setdefault("status", "")
             if not r["status"]:
-                r["status"] = NO_EVENTS if r["unit"] == "%" and not r["denominator"] else "ok"
+                r["status"] = NO_EVENTS if r["unit"].startswith("%") and not r["denominator"] else "ok"
             r.update(measure=md.id, kind=md.kind, period=s.period)
         rows += got
     return pa.Table.from_pylist(rows, schema=SCHEMA)

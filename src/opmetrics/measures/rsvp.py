@@ -12,7 +12,7 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
-from opmetrics.measures.attribution import attributed
+from opmetrics.measures.attribution import process_requests
 from opmetrics.measures.records import Scope, classified_requests
 
 SEGMENT_TOTALS = ("SMETS2", "All")
@@ -42,8 +42,7 @@ def _aggregate(t: ibis.Table, keys: list[Any], late_if_missing: bool) -> ibis.Ta
 def rsvp_expressions(s: Scope) -> list[ibis.Table]:
     """One expression per (scope, rate, segment level); their union is the RSVP table."""
     req = classified_requests(s).filter(ibis._.included)
-    att = s.cached("attribution", lambda: attributed(s, req)).rename(att_id="request_id")
-    proc = req.inner_join(att, req.request_id == att.att_id).drop("att_id")
+    proc = process_requests(s)
     scopes = {
         "srv": req.mutate(scope=ibis.literal("srv"), key=req.srv),
         "process": proc.mutate(scope=ibis.literal("process"), key=proc.process_id),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -150,12 +150,19 @@ def compute(
         cpm = compute_cpm(scope, rsvp, counts, history(store, period), avail)
     finally:
         scope.release()
+    input_fp = store.input_fingerprint()
+    applied = ", ".join(e.exception_id for e in scope.exceptions)
+    # The same inputs, rules and report time give the same run id, so re-computing changes no
+    # byte of the datafiles (issue 6: deterministic output).
+    identity = "|".join(
+        [m.fingerprint, input_fp, period, scope.as_of.isoformat(), register_version, applied, __version__]
+    )
     info = RunInfo(
-        run_id=uuid.uuid4().hex[:12],
+        run_id=hashlib.sha256(identity.encode()).hexdigest()[:12],
         period=period,
         methodology_version=m.version,
         methodology_fingerprint=m.fingerprint,
-        input_fingerprint=store.input_fingerprint(),
+        input_fingerprint=input_fp,
         contract_version=store.contract.version,
         opmetrics_version=__version__,
         computed_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
@@ -164,7 +171,7 @@ def compute(
         alerts_in_period=int(n_alerts),
         as_of=scope.as_of,
         pmel_version=register_version,
-        pmel_applied=", ".join(e.exception_id for e in scope.exceptions),
+        pmel_applied=applied,
     )
     step(STEPS[4])
     con.execute("BEGIN TRANSACTION")

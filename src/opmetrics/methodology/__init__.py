@@ -221,6 +221,11 @@ class ServiceCredits(_Strict):
     weights: dict[str, float]
 
 
+class League(_Strict):
+    min_volume: int = Field(ge=1)
+    best_in_class: Literal["max"]
+
+
 class MeasureDef(_Strict):
     """An outcome measure (M) or indicator (I) of the catalogue (001 section 3.4)."""
 
@@ -300,6 +305,7 @@ class Methodology(_Strict):
     smki: Smki
     cpms: list[Cpm]
     service_credits: ServiceCredits
+    league: League
     measures: list[MeasureDef]
     fingerprint: str = ""
 

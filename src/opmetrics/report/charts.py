@@ -19,6 +19,7 @@ plt.rcParams.update(
         "font.size": 9,
         "axes.spines.top": False,
         "font.family": "DejaVu Sans",
+        "svg.hashsalt": "opmetrics",  # stable element ids: the same figures give the same SVG
     }
 )
 
@@ -86,7 +87,7 @@ def daily_rsvp_svg(
         )
     fig.tight_layout()
     buf = io.StringIO()
-    fig.savefig(buf, format="svg")
+    fig.savefig(buf, format="svg", metadata={"Date": None})
     plt.close(fig)
     svg = buf.getvalue()
     return svg[svg.index("<svg") :]
@@ -134,7 +135,29 @@ def availability_svg(
     fig.suptitle(title, x=0.01, ha="left", fontsize=10, fontweight="bold")
     fig.tight_layout()
     buf = io.StringIO()
-    fig.savefig(buf, format="svg")
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg") :]
+
+
+def trend_svg(points: list[tuple[str, float | None, float | None]], target: float, title: str) -> str:
+    """Up to 13 months of success and within-TRT rates, with the target."""
+    fig, ax = plt.subplots(figsize=(8.2, 2.6))
+    x = list(range(len(points)))
+    ax.plot(x, [p[1] for p in points], marker="o", ms=3, color="#1f4e79", label="success %")
+    ax.plot(x, [p[2] for p in points], marker="s", ms=3, color="#c55a11", label="within TRT %")
+    ax.axhline(target, color="#2e7d32", ls="--", lw=1, label=f"target {target}%")
+    ax.set_xticks(x, [p[0] for p in points], fontsize=7)
+    vals = [v for p in points for v in p[1:] if v is not None]
+    low = min(vals + [target])
+    ax.set_ylim(max(0.0, low - (100 - low) * 0.2 - 0.1), 100.2)
+    ax.set_ylabel("%")
+    ax.legend(loc="lower left", fontsize=7, frameon=False, ncol=3)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10, fontweight="bold")
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
     plt.close(fig)
     svg = buf.getvalue()
     return svg[svg.index("<svg") :]

@@ -1,105 +1,272 @@
-"""Build the report pack for a period from stored results: HTML page, datafiles, provenance.
+"""Build the PMR pack for a period from stored results: HTML, PDF, CSV/XLSX datafiles, JSON.
 
-Reads only result tables and provenance from the store (never recomputes a figure), so the
-page, the CSVs and the JSON always show the same numbers.
+One template set renders both HTML and PDF. The pack reads only stored results (never
+recomputes a figure), checks its invariants before writing anything, anonymises SEC Parties,
+merges the period's commentary, and records each issue so a re-issue says what changed.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from opmetrics.engine.store import Store
-from opmetrics.ingest.load import DUPLICATE_DETAIL
 from opmetrics.measures.availability import display_pct
 from opmetrics.measures.operations import working_day_after
-from opmetrics.measures.records import month_bounds
-from opmetrics.measures.run import latest_run
-from opmetrics.methodology import Methodology
-from opmetrics.report.charts import availability_svg, daily_rsvp_svg
+from opmetrics.methodology import Methodology, pmel
+from opmetrics.report import datafiles as D
+from opmetrics.report.charts import availability_svg, daily_rsvp_svg, trend_svg
+from opmetrics.report.commentary import commentary_keys, load_commentary
+from opmetrics.report.figures import Figures, load_figures
+from opmetrics.report.invariants import check_all
+from opmetrics.report.issues import change_summary_markdown, record_issue
+from opmetrics.report.league import Anonymiser, league_key, league_tables, party_roles
 
-CSV_COLUMNS = [
-    "period",
-    "rate",
-    "day",
-    "level",
-    "process_id",
-    "srv",
-    "segment",
-    "volume",
-    "failures",
-    "success_pct",
-    "failure_pct",
-    "no_response",
-    "responses",
-    "rtt_count",
-    "rtt_mean_s",
-    "rtt_median_s",
-    "rtt_min_s",
-    "rtt_max_s",
-    "within_trt",
-    "trt_denominator",
-    "within_trt_pct",
-]
-# Appended to every datafile row so a CSV separated from its pack still says where it came from.
-PROVENANCE_COLUMNS = ["methodology_version", "methodology_fingerprint", "input_fingerprint", "run_id"]
+SHOW_ROWS = 40  # outcome rows shown per measure in the HTML and PDF; the datafile has them all
+PACK_STEPS = 6  # progress steps reported through `on_step`
+OPS = "service_operations"
+HIDDEN_PROCESSES = {OPS, "league", "supplementary"}  # shown in their own sections
 
 
-def _duration(minutes: float) -> str:
-    h, mnt = divmod(int(round(minutes)), 60)
-    return f"{h}h{mnt:02d}m" if h else f"{mnt}m"
+@dataclass
+class PackResult:
+    html: Path
+    pdf: Path | None
+    version: int
+    changed: int
+    warnings: list[str] = field(default_factory=list)
 
 
-def major_incidents(store: Store, period: str) -> list[dict[str, Any]]:
-    """Category 1 and 2 incidents raised in the period, with their outage duration if known."""
-    first, last = month_bounds(period)
-    rows = store.rows(
-        """
-        WITH o AS (SELECT incident_id, max(epoch(end_at) - epoch(start_at)) AS secs
-                   FROM outages WHERE incident_id IS NOT NULL GROUP BY incident_id)
-        SELECT i.incident_id, i.category, coalesce(i.region, 'all regions') AS region,
-               i.report_date, i.summary,
-               coalesce(o.secs, epoch(i.resolved_at) - epoch(i.raised_at)) / 60 AS minutes
-        FROM incidents i LEFT JOIN o USING (incident_id)
-        WHERE i.category <= 2 AND i.report_date BETWEEN ? AND ?
-        ORDER BY i.report_date""",
-        [first, last],
-    )
+def _rag(status: str | None) -> str:
+    return {"target met": "green", "below target": "amber", "below minimum": "red"}.get(status or "", "grey")
+
+
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("opmetrics.report"), autoescape=select_autoescape())
+    # Percentages are truncated, not rounded: 99.996 % shows as 99.99 %, never as 100.00 %.
+    env.filters["pct"] = lambda v: "–" if v is None else display_pct(v)
+    env.filters["apct"] = display_pct
+    env.filters["hours"] = lambda v: "–" if v is None else f"{v / 60:.2f} h"
+    env.filters["secs"] = lambda v: "–" if v is None else f"{v:.1f}"
+    env.filters["num"] = lambda v: "–" if v is None else f"{int(v):,}"
+    env.filters["delta"] = lambda v: "–" if v is None else f"{v:+.2f} pp"
+    env.filters["rag"] = _rag
+    return env
+
+
+# --- anonymisation --------------------------------------------------------------------------
+
+
+def anonymise_outcomes(rows: list[dict[str, Any]], anon: Anonymiser) -> list[dict[str, Any]]:
+    """Other parties' ids become their anonymous names; their counts are withheld (a volume can
+    reveal who a party is), keeping only their percentages."""
+    out = []
     for r in rows:
-        r["day"] = r["report_date"].day
-        dur = _duration(r["minutes"]) if r["minutes"] is not None else "open"
-        r["label"] = f"{r['incident_id']} Cat {r['category']} {r['region']} {dur}"
-    return rows
+        if r["measure"] == "LT1":
+            continue  # shown as league tables, ranked, without volumes
+        r = dict(r)
+        other = anon.is_other(r["key1"]) or anon.is_other(r["key2"])
+        for k in ("key1", "key2", "note"):
+            r[k] = anon.scrub(r[k])
+        if other:
+            r["numerator"] = r["denominator"] = None
+            if r["unit"] not in ("%", "% of predicted", "% deviation"):
+                r["value"] = None
+                r["note"] = (r["note"] + "; " if r["note"] else "") + "volume withheld (anonymised party)"
+        out.append(r)
+    return out
 
 
-def _csv_value(v: Any) -> Any:
-    if isinstance(v, float):
-        return f"{v:.6g}" if abs(v) >= 1e-4 or v == 0 else f"{v:.3e}"
-    return "" if v is None else v
+# --- view model -----------------------------------------------------------------------------
 
 
-OUTCOME_COLUMNS = [
-    "period",
-    "measure",
-    "kind",
-    "breakdown",
-    "key1",
-    "key2",
-    "numerator",
-    "denominator",
-    "value",
-    "unit",
-    "status",
-    "note",
-]
-SHOW_ROWS = 40  # outcome rows shown per measure in the HTML; the datafile has them all
+def _executive_summary(f: Figures, m: Methodology) -> dict[str, Any]:
+    cpm6a_target = m.cpm("CPM6A").target
+    missed = [r for r in f.cpm if r["instance"] and r["status"] in ("below target", "below minimum")]
+    srvs_missed = [
+        r
+        for r in f.rsvp
+        if r["scope"] == "srv"
+        and r["rate"] == "month"
+        and r["segment"] == "All"
+        and r["within_trt_pct"] is not None
+        and r["within_trt_pct"] < cpm6a_target
+    ]
+    overall = next((r for r in f.availability if r["view"] == "overall"), None)
+    prev_overall = f.previous.get("availability", {}).get(
+        ("overall", "Overall Service Availability", "All", "all")
+    )
+    mom = []
+    for r in f.cpm:
+        if r["segment"] != "All" or not r["instance"]:
+            continue
+        p = f.previous.get("cpm", {}).get((r["cpm"], r["key"], r["segment"]))
+        mom.append(
+            {
+                "cpm": r["cpm"],
+                "key": r["key"],
+                "pct": r["pct"],
+                "previous": p["pct"] if p else None,
+                "delta": (r["pct"] - p["pct"])
+                if p and p["pct"] is not None and r["pct"] is not None
+                else None,
+                "status": r["status"],
+            }
+        )
+    return {
+        "overall_pct": overall["pct"] if overall else None,
+        "overall_previous": prev_overall["pct"] if prev_overall else None,
+        "missed": missed,
+        "srvs_missed": srvs_missed,
+        "srv_target": cpm6a_target,
+        "mom": mom,
+        "has_previous": bool(f.previous.get("cpm")),
+        "heat": _heat_map(f, m),
+    }
+
+
+def _heat_map(f: Figures, m: Methodology) -> dict[str, Any]:
+    """Measures x regions, each cell RAG against target and minimum."""
+    cols = [*m.segments.all, "All"]
+    rows: list[dict[str, Any]] = []
+    by: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in f.cpm:
+        by.setdefault((r["cpm"], r["key"]), {})[r["segment"]] = r
+    for (cid, key), seg in by.items():
+        if not any(s in seg for s in m.segments.smets2_regions):
+            continue  # not split by region (e.g. incidents by SMETS generation)
+        if cid == "CPM6A":
+            label = f"CPM6A {m.process(key).name}"
+        elif cid == "CPM6":
+            label = f"CPM6 {key}"
+        else:
+            label = cid
+        rows.append({"label": label, "cells": [seg.get(c) for c in cols]})
+    return {"cols": cols, "rows": rows}
+
+
+def _process_sections(
+    f: Figures, m: Methodology, outcomes: list[dict[str, Any]], commentary: dict[str, str]
+) -> list[dict[str, Any]]:
+    out = []
+    cpm6a = m.cpm("CPM6A")
+    for p in m.processes:
+        mine = [r for r in f.rsvp if r["scope"] == "process" and r["key"] == p.id]
+        month = {r["segment"]: r for r in mine if r["rate"] == "month"}
+        daily = sorted(
+            (r for r in mine if r["rate"] == "day" and r["segment"] == "All"), key=lambda r: r["day"]
+        )
+        srv_rows = [
+            r
+            for r in f.rsvp
+            if r["scope"] == "srv" and r["rate"] == "month" and r["segment"] == "All" and r["key"] in p.srvs
+        ]
+        srv_rows.sort(key=lambda r: p.srvs.index(r["key"]))
+        c6a = {r["segment"]: r for r in f.cpm if r["cpm"] == "CPM6A" and r["key"] == p.id}
+        segments = [s for s in m.segments.all if p.smets1 or s != m.segments.smets1]
+        measures = [
+            {
+                "region": s,
+                "id": "CPM6A",
+                "name": "Service Responses within TRT",
+                "target": cpm6a.target,
+                "minimum": cpm6a.minimum,
+                "actual": c6a[s]["pct"],
+                "status": c6a[s]["status"],
+            }
+            for s in [*segments, "All"]
+            if s in c6a
+        ]
+        for md in m.measures:
+            if md.process != p.id or md.kind != "M":
+                continue
+            for r in outcomes:
+                if r["measure"] == md.id and r["breakdown"] in ("all", "region") and r["unit"] == "%":
+                    measures.append(
+                        {
+                            "region": r["key1"],
+                            "id": md.id,
+                            "name": md.definition.split(".")[0],
+                            "target": md.target,
+                            "minimum": md.minimum,
+                            "actual": r["value"],
+                            "status": r["status"],
+                        }
+                    )
+        attempts = {r["key1"]: r for r in outcomes if r["measure"] == "ATT1" and r["breakdown"] == p.id}
+        trend_pts = [
+            (r["period"], r["success_pct"], r["within_trt_pct"]) for r in f.history if r["key"] == p.id
+        ]
+        total = month.get("All")
+        missed = [
+            r for r in c6a.values() if r["instance"] and r["status"] in ("below target", "below minimum")
+        ]
+        note = commentary.get(p.id) or (commentary.get("CPM6A") if missed else None)
+        out.append(
+            {
+                "p": p,
+                "month": month,
+                "srvs": srv_rows,
+                "cpm6a": c6a,
+                "measures": measures,
+                "attempts": attempts,
+                "segments": segments,
+                "chart": daily_rsvp_svg(
+                    daily,
+                    total["rtt_mean_s"] if total else None,
+                    f"{p.name}: daily RSVP, all segments",
+                    f.incidents,
+                )
+                if daily
+                else None,
+                "trend": trend_svg(trend_pts, cpm6a.target, f"{p.name}: monthly trend")
+                if len(trend_pts) >= 2
+                else None,
+                "trend_months": len(trend_pts),
+                "commentary": note,
+                "outstanding": bool(missed) and not note,
+            }
+        )
+    return out
+
+
+def _availability_view(f: Figures, m: Methodology) -> dict[str, Any]:
+    rows = f.availability
+    if not rows:
+        return {}
+    services = []
+    series: dict[str, list[tuple[int, float | None]]] = {}
+    for svc in m.availability.services:
+        mine = [r for r in rows if r["subject"] == svc.name]
+        month = {(r["region"], r["band"]): r for r in mine if r["view"] == "service"}
+        by_day: dict[int, float] = {}
+        for r in mine:
+            if r["view"] == "daily" and r["pct"] is not None:
+                by_day[r["day"].day] = min(by_day.get(r["day"].day, 100.0), r["pct"])
+        series[svc.name] = sorted(by_day.items())
+        services.append({"svc": svc, "month": month, "head": month.get(("All", "all"))})
+    procs = []
+    for p in m.processes:
+        mine = {r["region"]: r for r in rows if r["view"] == "process" and r["subject"] == p.id}
+        if mine:
+            procs.append({"p": p, "by": mine, "head": mine.get("All")})
+    return {
+        "services": services,
+        "processes": procs,
+        "overall": next((r for r in rows if r["view"] == "overall"), None),
+        "chart": availability_svg(
+            series,
+            m.availability.target,
+            m.availability.minimum,
+            "Service availability by day (worst region)",
+        ),
+        "regions": [*m.segments.smets2_regions, m.segments.smets1],
+    }
 
 
 def _cpm_groups(m: Methodology, cpm: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,49 +287,33 @@ def _cpm_groups(m: Methodology, cpm: list[dict[str, Any]]) -> list[dict[str, Any
     return list(groups.values())
 
 
-def _measure_sections(m: Methodology, outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _credits(m: Methodology, cpm: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
-    for md in m.measures:
-        rows = [r for r in outcomes if r["measure"] == md.id]
-        out.append({"d": md, "rows": rows[:SHOW_ROWS], "more": max(0, len(rows) - SHOW_ROWS)})
+    for c in m.cpms:
+        mine = [r for r in cpm if r["cpm"] == c.id and r["instance"]]
+        out.append(
+            {
+                "c": c,
+                "weight": m.service_credits.weights.get(c.id, 0.0),
+                "instances": len(mine),
+                "below": sum(1 for r in mine if r["status"] in ("below target", "below minimum")),
+                "credit": sum(r["service_credit_gbp"] or 0.0 for r in mine),
+            }
+        )
     return out
 
 
-def _availability_view(store: Store, m: Methodology, period: str, run_id: str) -> dict[str, Any]:
-    """Table 13 per Service, the daily chart and the business-process view."""
-    try:
-        rows = store.rows("SELECT * FROM availability WHERE period = ? AND run_id = ?", [period, run_id])
-    except duckdb.CatalogException:
-        return {}
-    if not rows:
-        return {}
-    services = []
-    regions = [*m.segments.smets2_regions, m.segments.smets1]
-    series: dict[str, list[tuple[int, float | None]]] = {}
-    for svc in m.availability.services:
-        mine = [r for r in rows if r["subject"] == svc.name]
-        month = {(r["region"], r["band"]): r for r in mine if r["view"] == "service"}
-        series[svc.name] = sorted(
-            (r["day"].day, r["pct"]) for r in mine if r["view"] == "daily" and r["region"] == "All"
-        )
-        if svc.regional and not series[svc.name]:
-            # Regional Services have daily rows per region: show the worst region each day.
-            by_day: dict[int, float] = {}
-            for r in mine:
-                if r["view"] == "daily" and r["pct"] is not None:
-                    by_day[r["day"].day] = min(by_day.get(r["day"].day, 100.0), r["pct"])
-            series[svc.name] = sorted(by_day.items())
-        services.append({"svc": svc, "month": month, "head": month.get(("All", "all"))})
-    procs = []
-    for p in m.processes:
-        mine = {r["region"]: r for r in rows if r["view"] == "process" and r["subject"] == p.id}
-        if mine:
-            procs.append({"p": p, "by": mine, "head": mine.get("All")})
-    overall = next((r for r in rows if r["view"] == "overall"), None)
-    chart = availability_svg(
-        series, m.availability.target, m.availability.minimum, "Service availability by day (worst region)"
-    )
-    return {"services": services, "processes": procs, "overall": overall, "chart": chart, "regions": regions}
+# --- the build ------------------------------------------------------------------------------
+
+
+def _excluded_rules(store: Store, m: Methodology, f: Figures) -> dict[str, int]:
+    """Rules that excluded requests in this run's period, recounted from the records."""
+    from opmetrics.measures.records import Scope, classified_requests
+
+    scope = Scope(con=store.ibis(), m=m, period=f.period, as_of=f.as_of, exceptions=pmel.active(store))
+    t = classified_requests(scope)
+    t = t.filter(~t.included)
+    return {r["rule"]: r["n"] for r in t.group_by("rule").aggregate(n=t.count()).to_pyarrow().to_pylist()}
 
 
 def build_pack(
@@ -171,186 +322,166 @@ def build_pack(
     period: str,
     out_dir: str | Path,
     on_step: Callable[[str], None] | None = None,
-) -> Path:
-    """Write OUT/index.html, OUT/datafiles/*.csv and OUT/figures.json; return the HTML path."""
+    party: str | None = None,
+    commentary_file: Path | None = None,
+    pdf: bool = True,
+) -> PackResult:
+    """Write the pack into `out_dir`: index.html, pmr-<period>.pdf, datafiles/, figures.json."""
     step = on_step or (lambda _s: None)
-    run = latest_run(store, period)
-    if run is None:
-        raise ValueError(f"no computed results for {period}; run `opmetrics compute --period {period}`")
-    if run.methodology_fingerprint != m.fingerprint:
-        raise ValueError(
-            f"results for {period} were computed with methodology {run.methodology_version} "
-            f"({run.methodology_fingerprint[:12]}), not the one given ({m.version}, "
-            f"{m.fingerprint[:12]}); run `opmetrics compute` again"
-        )
+    step("Reading stored results")
+    f = load_figures(store, m, period)
+    anon = Anonymiser(league_key(store), period, party_roles(store), own=party)
+    edition = f"party:{party}" if party else "public"
+    outcomes = anonymise_outcomes(f.outcomes, anon)
+    commentary = load_commentary(commentary_file)
+
+    step("Checking invariants")
+    summary = _executive_summary(f, m)
+    register_ids = {e["exception_id"] for e in pmel.listing(store)}
+    check_all(f, m, summary, f.outages, _excluded_rules(store, m, f), register_ids)
+
+    warnings = []
+    for r in summary["missed"]:
+        keys = commentary_keys(r["cpm"], r["key"])
+        r["commentary"] = next((commentary[k] for k in keys if k in commentary), None)
+        if r["commentary"] is None:
+            warnings.append(f"commentary outstanding: {r['cpm']} {r['key']} {r['segment']} ({r['status']})")
+
+    step("Datafiles")
     out = Path(out_dir)
     (out / "datafiles").mkdir(parents=True, exist_ok=True)
-    rsvp = store.rows("SELECT * FROM rsvp WHERE period = ? AND run_id = ?", [period, run.run_id])
-    cpm = store.rows("SELECT * FROM cpm WHERE period = ? AND run_id = ? ORDER BY rowid", [period, run.run_id])
-    outcomes = store.rows(
-        "SELECT * FROM outcomes WHERE period = ? AND run_id = ? ORDER BY rowid", [period, run.run_id]
-    )
-    incidents = major_incidents(store, period)
-    seg_cols = m.segments.all
-    availability = _availability_view(store, m, period, run.run_id)
-    prov = [getattr(run, c) for c in PROVENANCE_COLUMNS]
-
-    processes = []
+    run = f.run
+    prov = [getattr(run, c) for c in D.PROVENANCE_COLUMNS]
     for p in m.processes:
-        step(f"Process {p.name}")
-        mine = [r for r in rsvp if r["scope"] == "process" and r["key"] == p.id]
-        month = {r["segment"]: r for r in mine if r["rate"] == "month"}
-        daily = sorted(
-            (r for r in mine if r["rate"] == "day" and r["segment"] == "All"), key=lambda r: r["day"]
-        )
-        srv_rows = [
+        rows = [
             r
-            for r in rsvp
-            if r["scope"] == "srv" and r["rate"] == "month" and r["segment"] == "All" and r["key"] in p.srvs
+            for r in f.rsvp
+            if (r["scope"] == "process" and r["key"] == p.id) or (r["scope"] == "srv" and r["key"] in p.srvs)
         ]
-        srv_rows.sort(key=lambda r: p.srvs.index(r["key"]))
-        cpm6a = {r["segment"]: r for r in cpm if r["cpm"] == "CPM6A" and r["key"] == p.id}
-        total = month.get("All")
-        chart = (
-            daily_rsvp_svg(
-                daily,
-                total["rtt_mean_s"] if total else None,
-                f"{p.name}: daily RSVP, all segments",
-                incidents,
+        rows.sort(
+            key=lambda r: (
+                r["scope"] != "process",
+                r["rate"] != "month",
+                r["key"],
+                r["day"] or dt.date.min,
+                r["segment"],
             )
-            if daily
-            else None
         )
-        processes.append(
-            {
-                "p": p,
-                "month": month,
-                "srvs": srv_rows,
-                "cpm6a": cpm6a,
-                "chart": chart,
-                "segments": [s for s in seg_cols if p.smets1 or s != m.segments.smets1],
-            }
-        )
-        with (out / "datafiles" / f"{p.id}.csv").open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(CSV_COLUMNS + PROVENANCE_COLUMNS)
-            rows = mine + [r for r in rsvp if r["scope"] == "srv" and r["key"] in p.srvs]
-            for r in sorted(
-                rows,
-                key=lambda r: (
-                    r["scope"] != "process",
-                    r["rate"] != "month",
-                    r["key"],
-                    r["day"] or dt.date.min,
-                    r["segment"],
-                ),
-            ):
-                rec = {
-                    **r,
-                    "level": r["scope"],
-                    "process_id": p.id,
-                    "srv": r["key"] if r["scope"] == "srv" else "",
-                }
-                w.writerow([_csv_value(rec[c]) for c in CSV_COLUMNS] + prov)
-
-    step("CPM table and provenance")
-    with (out / "datafiles" / "cpm.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        cols = [
-            "period",
-            "cpm",
-            "key",
-            "segment",
-            "numerator",
-            "denominator",
-            "pct",
-            "target",
-            "minimum",
-            "status",
-            "instance",
-            "months_below_target",
-            "service_credit_gbp",
-            "note",
+        recs = [
+            {**r, "level": r["scope"], "process_id": p.id, "srv": r["key"] if r["scope"] == "srv" else ""}
+            for r in rows
         ]
-        w.writerow(cols + PROVENANCE_COLUMNS)
-        for r in cpm:
-            w.writerow([_csv_value(r[c]) for c in cols] + prov)
-    with (out / "datafiles" / "outcomes.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        cols = [c for c in OUTCOME_COLUMNS]
-        w.writerow(cols + PROVENANCE_COLUMNS)
-        for r in outcomes:
-            w.writerow([_csv_value(r[c]) for c in cols] + prov)
-    avail_rows = store.rows(
-        "SELECT * EXCLUDE (run_id) FROM availability WHERE period = ? AND run_id = ? ORDER BY rowid",
-        [period, run.run_id],
-    )
-    with (out / "datafiles" / "availability.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        cols = [c for c in (avail_rows[0] if avail_rows else {}) if c != "period"]
-        w.writerow(["period", *cols] + PROVENANCE_COLUMNS)
-        for r in avail_rows:
-            w.writerow([period, *[_csv_value(r[c]) for c in cols]] + prov)
-    quality = store.rows(
-        """
-        SELECT table_name, count(*) AS files, sum(rows_read) AS rows_read,
-               sum(rows_accepted) AS accepted, sum(rows_quarantined) AS quarantined
-        FROM loaded_files GROUP BY ALL ORDER BY table_name""",
-        [],
-    )
-    reasons = store.rows(
-        """
-        SELECT table_name, coalesce(field, '(row)') AS field,
-               regexp_replace(reason, ?, '') AS reason,
-               count(*) AS n
-        FROM quarantine GROUP BY ALL ORDER BY n DESC, table_name LIMIT 20""",
-        [DUPLICATE_DETAIL],
-    )
-    provenance = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in run.__dict__.items()}
+        D.write_table(out / "datafiles" / p.id, D.RSVP_COLUMNS, recs, prov)
+    D.write_table(out / "datafiles" / "cpm", D.CPM_COLUMNS, f.cpm, prov)
+    D.write_table(out / "datafiles" / "outcomes", D.OUTCOME_COLUMNS, outcomes, prov)
+    D.write_table(out / "datafiles" / "availability", D.AVAILABILITY_COLUMNS, f.availability, prov)
+    names = {p.id: p.name for p in m.processes}
+    league = league_tables(f.outcomes, anon, m.league.min_volume, names)
+    league_rows = [
+        {
+            "period": period,
+            "process_id": t["process_id"],
+            "rank": e["rank"],
+            "party": e["party"],
+            "success_pct": e["pct"],
+            "industry_pct": t["industry_pct"],
+            "best_pct": t["best_pct"],
+        }
+        for t in league
+        for e in t["entries"]
+    ]
+    D.write_table(out / "datafiles" / "league", D.LEAGUE_COLUMNS, league_rows, prov)
+
+    step("Recording the issue")
+    provenance = {k: v for k, v in run.__dict__.items() if k != "computed_at"}
     figures = {
         "provenance": provenance,
-        "cpm": cpm,
-        "rsvp": rsvp,
+        "edition": edition,
+        "rsvp": f.rsvp,
+        "cpm": f.cpm,
         "outcomes": outcomes,
-        "availability": avail_rows,
+        "availability": f.availability,
+        "league": league_rows,
     }
-    (out / "figures.json").write_text(json.dumps(figures, default=str, indent=1))
+    text = D.canonical_json(figures)
+    issue = record_issue(store, period, edition, figures, text)
+    (out / "figures.json").write_text(text, encoding="utf-8")
+    if issue.reissued and issue.changes is not None and issue.previous_figures:
+        arch = out / "archive" / f"issue-{issue.previous_version}"
+        arch.mkdir(parents=True, exist_ok=True)
+        (arch / "figures.json").write_text(issue.previous_figures, encoding="utf-8")
+        (out / "CHANGES.md").write_text(change_summary_markdown(period, issue), encoding="utf-8")
+    elif not issue.reissued and (out / "CHANGES.md").exists() and issue.version == 1:
+        (out / "CHANGES.md").unlink()
 
-    env = Environment(loader=PackageLoader("opmetrics.report"), autoescape=select_autoescape())
-    env.filters["pct"] = lambda v: "–" if v is None else f"{v:.2f}%"
-    env.filters["apct"] = display_pct
-    env.filters["hours"] = lambda v: "–" if v is None else f"{v / 60:.2f} h"
-    env.filters["secs"] = lambda v: "–" if v is None else f"{v:.1f}"
-    env.filters["num"] = lambda v: "–" if v is None else f"{int(v):,}"
-    env.filters["rag"] = lambda s: {
-        "target met": "green",
-        "below target": "amber",
-        "below minimum": "red",
-    }.get(s, "grey")
-    first, last = month_bounds(period)
+    step("Rendering HTML")
     sub = m.availability.holiday_subdivision
-    produced = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    html = env.get_template("pack.html.j2").render(
-        produced=produced.strftime("%Y-%m-%d %H:%M"),
-        produced_date=produced.date(),
-        due=working_day_after(last, m.timeliness.due_working_days, sub),
-        sec_due=working_day_after(last, m.timeliness.sec_due_working_days, sub),
-        period=period,
-        period_label=first.strftime("%B %Y"),
-        first=first,
-        last=last,
-        m=m,
-        run=provenance,
-        processes=processes,
-        cpm=cpm,
-        cpm_groups=_cpm_groups(m, cpm),
-        measures=_measure_sections(m, outcomes),
-        availability=availability,
-        incidents=incidents,
-        quality=quality,
-        reasons=reasons,
-        seg_cols=seg_cols,
-    )
+    produced = issue.issued_at
+    due = working_day_after(f.last, m.timeliness.due_working_days, sub)
+    processes = _process_sections(f, m, outcomes, commentary)
+    ctx = {
+        "period": period,
+        "period_label": f.first.strftime("%B %Y"),
+        "first": f.first,
+        "last": f.last,
+        "m": m,
+        "run": {**provenance, "computed_at": run.computed_at},
+        "edition": edition,
+        "party": party,
+        "issue": issue,
+        "produced": produced.strftime("%Y-%m-%d %H:%M"),
+        "produced_date": produced.date(),
+        "due": due,
+        "sec_due": working_day_after(f.last, m.timeliness.sec_due_working_days, sub),
+        "summary": summary,
+        "processes": processes,
+        "cpm": f.cpm,
+        "cpm_groups": _cpm_groups(m, f.cpm),
+        "credits": _credits(m, f.cpm),
+        "measures": [
+            {"d": md, "rows": rows[:SHOW_ROWS], "more": max(0, len(rows) - SHOW_ROWS)}
+            for md in m.measures
+            for rows in [[r for r in outcomes if r["measure"] == md.id]]
+            if md.id != "LT1"
+        ],
+        "hidden_processes": HIDDEN_PROCESSES,
+        "availability": _availability_view(f, m),
+        "league": league,
+        "min_volume": m.league.min_volume,
+        "incidents": f.incidents,
+        "quality": f.quality,
+        "reasons": f.reasons,
+        "seg_cols": m.segments.all,
+        "commentary": commentary,
+        "warnings": warnings,
+    }
+    env = _env()
+    html = env.get_template("pack.html.j2").render(**ctx, print_mode=False)
     page = out / "index.html"
     page.write_text(html, encoding="utf-8")
-    return page
+    pdf_path = None
+    if pdf:
+        step("Rendering PDF")
+        from opmetrics.report.pdf import write_pdf
+
+        suffix = f"-{party}" if party else ""
+        pdf_path = out / f"pmr-{period}{suffix}.pdf"
+        write_pdf(env.get_template("pack.html.j2").render(**ctx, print_mode=True), pdf_path, out)
+    else:
+        step("PDF skipped")
+    _check_no_other_party(out, anon)
+    return PackResult(page, pdf_path, issue.version, len(issue.changes), warnings)
+
+
+def _check_no_other_party(out: Path, anon: Anonymiser) -> None:
+    """No pack names a party other than its own edition's, in any file or file name (ids of
+    fewer than 3 characters are too common as text to check this way)."""
+    others = [p for p in anon.names if p != anon.own and len(p) >= 3]
+    for path in out.rglob("*"):
+        if any(o in path.name for o in others):
+            raise ValueError(f"{path}: file name names another party")
+        if path.suffix in (".html", ".csv", ".json", ".md"):
+            text = path.read_text(encoding="utf-8")
+            hit = next((o for o in others if o in text), None)
+            if hit:
+                raise ValueError(f"{path}: names another party ({hit}); the edition was not published")

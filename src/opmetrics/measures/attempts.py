@@ -1,0 +1,39 @@
+"""First- and second-time success per business process (supplementary indicators, 001
+l.6560-6600; 003 "success on which attempt"): chains of SEC Party resends of the same SRV to
+the same device, bucketed by the attempt that succeeded."""
+
+from __future__ import annotations
+
+import ibis
+
+from opmetrics.measures.attribution import attribution
+from opmetrics.measures.outcome import Context, Row, rows_of, share_row
+from opmetrics.measures.records import Scope, attempt_chains, classified_requests
+
+BUCKETS = ("1st attempt", "2nd attempt", "later attempt", "never")
+
+
+def att1(s: Scope, ctx: Context) -> list[Row]:
+    t = attempt_chains(s, classified_requests(s).filter(ibis._.included))
+    chain = ["party_id", "device_id", "srv", "chain_no"]
+    won = t.filter(~t.failed).group_by(chain).aggregate(won=t.attempt_no.min())
+    heads = t.filter(t.attempt_no == 1).select(*chain, head_id=t.request_id)
+    j = heads.left_join(won, chain)
+    att = attribution(s)
+    j = j.inner_join(att, j.head_id == att.request_id)
+    bucket = ibis.cases(
+        (j.won == 1, BUCKETS[0]), (j.won == 2, BUCKETS[1]), (j.won.notnull(), BUCKETS[2]), else_=BUCKETS[3]
+    )
+    rows = rows_of(j.group_by(["process_id", bucket.name("b")]).aggregate(n=j.count()))
+    per: dict[str, dict[str, int]] = {}
+    for r in rows:
+        per.setdefault(r["process_id"], {})[r["b"]] = r["n"]
+    out = []
+    for p in s.m.processes:
+        got = per.get(p.id, {})
+        total = sum(got.values())
+        out += [share_row(p.id, b, got.get(b, 0), total, note="chains of resends") for b in BUCKETS]
+    return out
+
+
+MEASURES = {"ATT1": att1}

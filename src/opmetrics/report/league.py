@@ -1,0 +1,146 @@
+"""Anonymised league tables (001 l.6270-6290, Recommendation 27's "12 pager"; 003).
+
+Parties appear as "Supplier A", "Supplier B", ... The letters are assigned per period by a
+keyed hash (HMAC-SHA256 of period and party id), so they are stable within a period, change
+between periods, and cannot be guessed or ordered by size without the key. Other parties'
+volumes are never shown. A per-party edition names only that party.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opmetrics.engine.store import Store
+
+ROLE_LABEL = {
+    "IS": "Supplier",
+    "ES": "Supplier",
+    "GS": "Supplier",
+    "ED": "Network Operator",
+    "GT": "Network Operator",
+}
+KEY_ENV = "OPMETRICS_LEAGUE_KEY"
+
+
+def league_key(store: Store) -> bytes:
+    """The anonymisation key: $OPMETRICS_LEAGUE_KEY, else one generated once per database."""
+    if os.environ.get(KEY_ENV):
+        return os.environ[KEY_ENV].encode()
+    con = store.con
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS report_secrets (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
+    )
+    got = con.execute("SELECT value FROM report_secrets WHERE name = 'league'").fetchall()
+    if got:
+        return got[0][0].encode()
+    value = secrets.token_hex(32)
+    con.execute("INSERT INTO report_secrets VALUES ('league', ?)", [value])
+    return value.encode()
+
+
+def party_roles(store: Store) -> dict[str, str]:
+    """Each party's label from the DUIS User Role it mostly sends under."""
+    rows = store.rows(
+        "SELECT party_id, mode(user_role) AS role FROM service_requests GROUP BY party_id ORDER BY party_id",
+        [],
+    )
+    return {r["party_id"]: ROLE_LABEL.get(r["role"], "Party") for r in rows}
+
+
+def _letters(n: int) -> list[str]:
+    out = list(string.ascii_uppercase)
+    while len(out) < n:
+        out += [a + b for a in string.ascii_uppercase for b in string.ascii_uppercase]
+    return out[:n]
+
+
+@dataclass
+class Anonymiser:
+    """Maps party ids to anonymous names; `own` (a per-party edition) keeps its real name."""
+
+    key: bytes
+    period: str
+    roles: dict[str, str]
+    own: str | None = None
+    names: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.names = {}
+        by_role: dict[str, list[str]] = {}
+        for party, role in self.roles.items():
+            by_role.setdefault(role, []).append(party)
+        for role, parties in by_role.items():
+            ranked = sorted(
+                parties,
+                key=lambda p: hmac.new(self.key, f"{self.period}|{p}".encode(), hashlib.sha256).hexdigest(),
+            )
+            for party, letter in zip(ranked, _letters(len(ranked)), strict=True):
+                self.names[party] = f"{role} {letter}"
+        if self.own is not None and self.own not in self.names:
+            raise ValueError(
+                f"party {self.own!r} sent no Service Requests; known parties: {sorted(self.names)}"
+            )
+        # Longest ids first, so an id that contains another is replaced whole.
+        ids = sorted(self.names, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(p) for p in ids)) if ids else None
+
+    def name(self, party: str) -> str:
+        if party == self.own:
+            return party
+        return self.names.get(party, party)
+
+    def is_other(self, party: str) -> bool:
+        return party in self.names and party != self.own
+
+    def scrub(self, text: Any) -> Any:
+        """Replace every other party's id inside a text with its anonymous name."""
+        if not isinstance(text, str) or self._pattern is None:
+            return text
+        return self._pattern.sub(lambda mt: self.name(mt.group(0)), text)
+
+
+def league_tables(
+    rows: Iterable[dict[str, Any]], anon: Anonymiser, min_volume: int, process_names: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Per business process: ranked parties (success rate), industry average and best in class."""
+    by_proc: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["measure"] == "LT1" and r["key2"] == "success" and r["denominator"]:
+            by_proc.setdefault(r["breakdown"], []).append(r)
+    out = []
+    for pid in process_names:
+        mine = by_proc.get(pid)
+        if not mine:
+            continue
+        total_n = sum(r["denominator"] for r in mine)
+        total_ok = sum(r["numerator"] for r in mine)
+        ranked = sorted(
+            (r for r in mine if r["denominator"] >= min_volume),
+            key=lambda r: (-r["value"], anon.name(r["key1"])),
+        )
+        entries = [
+            {"rank": i, "party": anon.name(r["key1"]), "own": r["key1"] == anon.own, "pct": r["value"]}
+            for i, r in enumerate(ranked, start=1)
+        ]
+        unranked = [r for r in mine if r["denominator"] < min_volume]
+        own_unranked = next((r for r in unranked if r["key1"] == anon.own), None)
+        out.append(
+            {
+                "process_id": pid,
+                "process": process_names[pid],
+                "entries": entries,
+                "industry_pct": 100.0 * total_ok / total_n if total_n else None,
+                "best_pct": entries[0]["pct"] if entries else None,
+                "unranked": len(unranked),
+                "own_unranked_pct": own_unranked["value"] if own_unranked else None,
+            }
+        )
+    return out

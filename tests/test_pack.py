@@ -1,0 +1,239 @@
+"""The PMR pack (issue 6): PDF, invariants, anonymised and per-party editions, commentary,
+determinism and re-issue. Uses one tiny simulated month computed once for the module."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+from typer.testing import CliRunner
+
+from opmetrics.cli import app
+from opmetrics.engine.store import Store
+from opmetrics.ingest.load import load_file
+from opmetrics.measures.run import compute, latest_run
+from opmetrics.methodology import load as load_methodology
+from opmetrics.report.invariants import PackInvariantError, summary_agrees
+from opmetrics.report.league import Anonymiser
+from opmetrics.report.pack import build_pack
+
+runner = CliRunner()
+PERIOD = "2026-10"
+PARTIES = [f"SUP-{c}" for c in "ABCDEFGHIJ"] + ["DNO-N", "DNO-C", "DNO-S"]
+
+
+@pytest.fixture(scope="module")
+def computed(tmp_path_factory):
+    """A tiny simulated month, ingested and computed once; tests copy the database."""
+    base = tmp_path_factory.mktemp("packbase")
+    res = runner.invoke(app, ["simulate", "--scale", "tiny", "--out", str(base / "data")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["ingest", str(base / "data"), "--db", str(base / "om.duckdb")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["compute", "--period", PERIOD, "--db", str(base / "om.duckdb")])
+    assert res.exit_code == 0, res.output
+    return base
+
+
+@pytest.fixture
+def db(computed, tmp_path) -> Path:
+    path = tmp_path / "om.duckdb"
+    shutil.copy(computed / "om.duckdb", path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def meth():
+    return load_methodology()
+
+
+def all_text(folder: Path) -> dict[str, str]:
+    """Every file's text: HTML/CSV/JSON/MD as is, XLSX parts unzipped, PDF text and metadata."""
+    out = {}
+    for p in folder.rglob("*"):
+        if p.is_dir():
+            continue
+        if p.suffix == ".xlsx":
+            with zipfile.ZipFile(p) as z:
+                out[str(p)] = "".join(z.read(n).decode("utf-8", "replace") for n in z.namelist())
+        elif p.suffix == ".pdf":
+            r = PdfReader(p)
+            out[str(p)] = "".join(pg.extract_text() for pg in r.pages) + str(r.metadata)
+        else:
+            out[str(p)] = p.read_text(encoding="utf-8")
+    return out
+
+
+def test_public_pack_pdf_opens_with_summary_and_names_no_party(db, tmp_path, meth):
+    out = tmp_path / "pack"
+    with Store(db) as store:
+        res = build_pack(store, meth, PERIOD, out)
+    assert res.pdf is not None and res.version == 1
+    reader = PdfReader(res.pdf)
+    first = reader.pages[0].extract_text()
+    assert "Executive summary" in first and "Overall Service Availability" in first
+    assert "Page 1 of" in first and len(reader.pages) > 20
+    assert reader.mediabox_is_a4 if hasattr(reader, "mediabox_is_a4") else True
+    box = reader.pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (595, 842)  # A4 in points
+    contents = reader.pages[2].extract_text() + reader.pages[1].extract_text()
+    assert "Contents" in contents and "Glossary" in contents
+    names = {p.name for p in (out / "datafiles").iterdir()}
+    assert {"prepayment.csv", "prepayment.xlsx", "cpm.xlsx", "league.csv"} <= names
+    for path, text in all_text(out).items():
+        for party in PARTIES:
+            assert party not in text, (path, party)
+    html = (out / "index.html").read_text()
+    assert "League tables" in html and "Supplier A" in html and "Industry average" in html
+    assert "commentary outstanding" in html.lower()
+
+
+def test_party_edition_names_only_its_own_party(db, tmp_path, meth):
+    out = tmp_path / "sup-c"
+    with Store(db) as store:
+        res = build_pack(store, meth, PERIOD, out, party="SUP-C")
+    texts = all_text(out)
+    assert any("SUP-C" in t for t in texts.values())
+    for path, text in texts.items():
+        for party in PARTIES:
+            if party != "SUP-C":
+                assert party not in text, (path, party)
+                assert party not in path
+    assert "edition for SUP-C" in PdfReader(res.pdf).metadata.title
+    html = (out / "index.html").read_text()
+    assert 'class="own"' in html
+
+
+def test_anonymous_letters_are_keyed_stable_per_period_and_not_by_size(meth):
+    """Letters follow the HMAC of period|party under the key: recomputed here independently."""
+    roles = {p: "Supplier" for p in PARTIES[:10]}
+    a = Anonymiser(b"k1", PERIOD, roles)
+    expected = sorted(
+        roles, key=lambda p: hmac.new(b"k1", f"{PERIOD}|{p}".encode(), hashlib.sha256).hexdigest()
+    )
+    assert [a.name(p) for p in expected] == [f"Supplier {c}" for c in "ABCDEFGHIJ"]
+    assert Anonymiser(b"k1", PERIOD, roles).names == a.names  # stable
+    assert Anonymiser(b"k2", PERIOD, roles).names != a.names  # keyed
+    assert Anonymiser(b"k1", "2026-11", roles).names != a.names  # changes each period
+    assert a.scrub("SUP-A and SUP-J") == f"{a.name('SUP-A')} and {a.name('SUP-J')}"
+    with pytest.raises(ValueError, match="sent no Service Requests"):
+        Anonymiser(b"k1", PERIOD, roles, own="SUP-Z")
+
+
+def _tamper_then_build(db: Path, meth, tmp_path: Path, sql: str) -> str:
+    with Store(db) as store:
+        store.con.execute(sql)
+        out = tmp_path / "bad"
+        with pytest.raises(PackInvariantError) as e:
+            build_pack(store, meth, PERIOD, out, pdf=False)
+    assert not (out / "index.html").exists() and not (out / "figures.json").exists()
+    return str(e.value)
+
+
+def test_invariant_breakdowns_add_up(db, tmp_path, meth):
+    msg = _tamper_then_build(
+        db, meth, tmp_path,
+        "UPDATE rsvp SET volume = volume + 1 WHERE scope = 'process' AND key = 'prepayment' "
+        "AND rate = 'month' AND segment = 'North'",
+    )  # fmt: skip
+    assert "rsvp process prepayment month : volume by region" in msg
+
+
+def test_invariant_percentages_within_0_100(db, tmp_path, meth):
+    msg = _tamper_then_build(
+        db, meth, tmp_path, "UPDATE cpm SET pct = 227 WHERE cpm = 'CPM2' AND segment = 'All'"
+    )
+    assert "CPM2 all All: 227.00 %" in msg
+
+
+def test_invariant_outage_never_shows_100_percent(db, tmp_path, meth):
+    msg = _tamper_then_build(
+        db, meth, tmp_path,
+        "UPDATE availability SET pct = 100, unplanned_min = 0 WHERE subject = 'Self-Service Interface'",
+    )  # fmt: skip
+    assert "Self-Service Interface: outage" in msg and "shows 100 %" in msg
+
+
+def test_invariant_no_events_only_when_none(db, tmp_path, meth):
+    msg = _tamper_then_build(
+        db, meth, tmp_path, "UPDATE cpm SET status = 'No Events' WHERE cpm = 'CPM1' AND segment = 'North'"
+    )
+    assert "CPM1 all North: 'No Events' with" in msg
+
+
+def test_invariant_exclusions_cite_an_applied_exception(db, tmp_path, meth):
+    """An exception on the register excludes records; if the run does not record it as applied
+    (here: the run row edited), the exclusion cites no applied exception and the build fails."""
+    from opmetrics.methodology import pmel
+
+    with Store(db) as store:
+        pmel.add(
+            store, exception_id="PMEL-9", reason="test window", applies_to="service_requests",
+            recorded_by="tester", window_start="2026-10-05T00:00:00Z", window_end="2026-10-05T06:00:00Z",
+        )  # fmt: skip
+        compute(store, meth, PERIOD, as_of=latest_run(store, PERIOD).as_of)
+    msg = _tamper_then_build(db, meth, tmp_path, "UPDATE runs SET pmel_applied = ''")
+    assert "PMEL-9" in msg and "cites no applied exception" in msg
+
+
+def test_invariant_summary_agrees_with_detail():
+    class F:
+        cpm = [{"cpm": "CPM1", "key": "all", "segment": "All", "instance": True, "status": "below target"}]
+        availability = [{"view": "overall", "pct": 99.5}]
+
+    good = {"missed": F.cpm, "overall_pct": 99.5}
+    assert summary_agrees(good, F) == []
+    assert summary_agrees({"missed": [], "overall_pct": 99.5}, F)
+    assert summary_agrees({"missed": F.cpm, "overall_pct": 100.0}, F)
+
+
+def test_commentary_merged_and_missing_flagged(db, tmp_path, meth):
+    notes = tmp_path / "c.md"
+    notes.write_text("# October\n\n## CPM1\nNorth WAN outage on the **12th**.\n", encoding="utf-8")
+    with Store(db) as store:
+        res = build_pack(store, meth, PERIOD, tmp_path / "p", commentary_file=notes, pdf=False)
+    html = res.html.read_text()
+    assert "North WAN outage on the <strong>12th</strong>." in html
+    assert not any(w.startswith("commentary outstanding: CPM1 ") for w in res.warnings)
+    assert any("CPM6A" in w for w in res.warnings)  # other misses still flagged
+    bad = tmp_path / "bad.md"
+    bad.write_text("stray text\n## CPM1\nx\n", encoding="utf-8")
+    with Store(db) as store, pytest.raises(ValueError, match="line 1: text before the first"):
+        build_pack(store, meth, PERIOD, tmp_path / "q", commentary_file=bad, pdf=False)
+
+
+def test_deterministic_output_and_reissue_with_change_summary(db, tmp_path, meth, computed):
+    """Recomputing the same inputs gives byte-identical CSV and JSON and the same issue; a late
+    record makes issue 2, keeps issue 1's figures and lists what changed and why."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    with Store(db) as store:
+        as_of = latest_run(store, PERIOD).as_of
+        build_pack(store, meth, PERIOD, a, pdf=False)
+        compute(store, meth, PERIOD, as_of=as_of)
+        res = build_pack(store, meth, PERIOD, b, pdf=False)
+    assert res.version == 1
+    for rel in ["figures.json", "datafiles/prepayment.csv", "datafiles/cpm.csv", "datafiles/league.csv"]:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+    late = tmp_path / "late.csv"
+    late.write_text(
+        "request_id,party_id,user_role,srv,mode,critical,device_id,device_type,smets,region,received_at,"
+        "responded_at,response_code,report_status,dsp_attempts,quarantine_released_at\n"
+        "90-B3-D5-1F-30-01-00-0A:00-DB-00-00-00-99-99-01:1,SUP-A,IS,2.2,on-demand,false,"
+        "00-DB-00-00-00-99-99-01,ESME,2,North,2026-10-07T10:00:00Z,2026-10-07T10:00:40Z,E21,2,1,\n",
+        encoding="utf-8",
+    )
+    with Store(db) as store:
+        assert load_file(store, late, "service_requests").accepted == 1
+        compute(store, meth, PERIOD, as_of=as_of)
+        res = build_pack(store, meth, PERIOD, b, pdf=False)
+    assert res.version == 2 and res.changed > 0
+    changes = (b / "CHANGES.md").read_text()
+    assert "input data changed" in changes
+    assert "rsvp: process / prepayment / month /  / North: volume" in changes.replace("/ None /", "/  /")
+    assert (b / "archive" / "issue-1" / "figures.json").read_bytes() == (a / "figures.json").read_bytes()
