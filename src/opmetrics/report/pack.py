@@ -8,6 +8,7 @@ merges the period's commentary, and records each issue so a re-issue says what c
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ def _env() -> Environment:
     # Percentages are truncated, not rounded: 99.996 % shows as 99.99 %, never as 100.00 %.
     env.filters["pct"] = lambda v: "–" if v is None else display_pct(v)
     env.filters["apct"] = display_pct
+    env.filters["pct1"] = lambda v: "–" if v is None else f"{math.floor(v * 10) / 10:.1f}"
     env.filters["hours"] = lambda v: "–" if v is None else f"{v / 60:.2f} h"
     env.filters["secs"] = lambda v: "–" if v is None else f"{v:.1f}"
     env.filters["num"] = lambda v: "–" if v is None else f"{int(v):,}"
