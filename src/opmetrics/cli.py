@@ -316,6 +316,27 @@ def report(
     console.print(f"Report: [bold]{page.resolve()}[/]")
 
 
+def _demo_users(store: Store, out: Path) -> Path:
+    """Three demo users with fresh random passwords, written to demo-credentials.txt."""
+    import secrets
+
+    from opmetrics.serve.auth import add_user
+
+    lines = []
+    for name, role, party in (
+        ("dcc", "dcc", None),
+        ("panel", "panel", None),
+        ("supplier-a", "party", "SUP-A"),
+    ):
+        pw = secrets.token_urlsafe(12)
+        add_user(store, name, role, pw, party)
+        lines.append(f"  {name:<11} {pw}   ({role}{', ' + party if party else ''})")
+    path = out / "demo-credentials.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
 DEMO_COMMENTARY = """# Commentary (demo: written for the simulated month)
 
 ## summary
@@ -361,9 +382,11 @@ def demo(
         notes.parent.mkdir(parents=True, exist_ok=True)
         notes.write_text(DEMO_COMMENTARY, encoding="utf-8")
         page = _report(store, m, month, out / "report", commentary=notes)
+        creds = _demo_users(store, out)
     console.print(
         f"\nDone in {time.perf_counter() - start:.0f} s. Open the report: [bold]{page.resolve()}[/]"
     )
+    console.print(f"Dashboard: opmetrics serve --db {db}   (users in {creds})")
     console.print(f"Datafiles: {(out / 'report' / 'datafiles').resolve()}   Database: {db.resolve()}")
 
 
@@ -524,3 +547,84 @@ def check_methodology(path: Annotated[Path, typer.Argument(help="Methodology YAM
 
 if __name__ == "__main__":
     app()
+
+
+users_app = typer.Typer(help="Dashboard and API users: dcc, panel, or party (one SEC Party).")
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="User name.")],
+    role: Annotated[str, typer.Option(help="dcc | panel | party.")],
+    party: Annotated[str | None, typer.Option(help="SEC Party id, for a party user.")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Password (12+ characters); default: generate and print one.")
+    ] = None,
+    db: DbOpt = Path(DEFAULT_DB),
+) -> None:
+    """Create or replace a user; prints the password (if generated) and an API token, once."""
+    import secrets
+
+    from opmetrics.serve.auth import add_user
+
+    pw = password or secrets.token_urlsafe(12)
+    with Store(db) as store:
+        try:
+            token = add_user(store, username, role, pw, party)
+        except ValueError as e:
+            raise _fail(str(e)) from None
+    if password is None:
+        console.print(f"password: {pw}")
+    console.print(f"API token (shown once; stored hashed): {token}")
+
+
+@users_app.command("list")
+def users_list(db: DbOpt = Path(DEFAULT_DB)) -> None:
+    """The users and their roles (never their secrets)."""
+    from opmetrics.serve.auth import list_users
+
+    with Store(db) as store:
+        t = Table("user", "role", "party", "created", box=None)
+        for r in list_users(store):
+            t.add_row(r["username"], r["role"], r["party_id"] or "", str(r["created_at"]))
+    console.print(t)
+
+
+@app.command()
+def serve(
+    db: DbOpt = Path(DEFAULT_DB),
+    pack: Annotated[
+        Path | None,
+        typer.Option(help="Report pack folder for downloads (default: report/ next to the database)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    methodology: MethOpt = None,
+) -> None:
+    """Start the dashboard and JSON API over the database (read-only)."""
+    import uvicorn
+
+    from opmetrics.report.league import league_key
+    from opmetrics.serve.app import create_app, session_secret
+
+    if not db.exists():
+        raise _fail(f"{db}: no such database; run `opmetrics demo` first")
+    m = _methodology(methodology)
+    with Store(db) as rw:  # make the per-database secrets once, then serve read-only
+        secret = session_secret(rw)
+        league_key(rw)
+    store = Store(db, read_only=True)
+    pack_dir = pack or (db.parent / "report")
+    local = host in ("127.0.0.1", "localhost", "::1")
+    application = create_app(
+        store, m, pack_dir if pack_dir.exists() else None, secret, secure_cookies=not local
+    )
+    console.print(f"opmetrics dashboard: [bold]http://{host}:{port}/[/]  (API docs: /docs)")
+    creds = db.parent / "demo-credentials.txt"
+    if creds.exists():
+        console.print(f"Demo users ({creds}):")
+        console.print(creds.read_text(encoding="utf-8").strip())
+    if local:
+        console.print("[dim]Cookies are not marked Secure on localhost; serve over HTTPS elsewhere.[/]")
+    uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -49,12 +49,27 @@ CREATE TABLE IF NOT EXISTS quarantine (
 class Store:
     """A DuckDB database file with the contract's tables created on open."""
 
-    def __init__(self, path: str | Path = DEFAULT_DB, contract: Contract | None = None):
+    def __init__(
+        self, path: str | Path = DEFAULT_DB, contract: Contract | None = None, read_only: bool = False
+    ):
         self.path = Path(path)
         self.contract = contract or load_contract()
-        self.con = duckdb.connect(str(self.path))
-        self.con.execute("SET TimeZone = 'UTC'")
-        self._create_schema()
+        self.read_only = read_only
+        if read_only:
+            # An in-memory database with the file attached read-only: readers (the web app) can
+            # still make temporary tables, and never lock out a writer's next run.
+            if not self.path.exists():
+                raise FileNotFoundError(
+                    f"{self.path}: no such database; run `opmetrics demo` or `ingest` first"
+                )
+            self.con = duckdb.connect()
+            self.con.execute(f"ATTACH '{self.path.as_posix()}' AS om (READ_ONLY)")
+            self.con.execute("USE om")
+            self.con.execute("SET TimeZone = 'UTC'")
+        else:
+            self.con = duckdb.connect(str(self.path))
+            self.con.execute("SET TimeZone = 'UTC'")
+            self._create_schema()
         self._ibis: Any = None
 
     def _create_schema(self) -> None:

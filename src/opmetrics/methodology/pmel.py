@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import yaml
 
 from opmetrics.engine.store import Store
@@ -96,6 +97,11 @@ def _digest(prev: str, entry: dict[str, Any]) -> str:
 
 
 def _entries(store: Store) -> list[dict[str, Any]]:
+    if store.read_only:
+        try:
+            return store.rows("SELECT * FROM pmel ORDER BY entry_no")
+        except duckdb.CatalogException:
+            return []  # no register yet: nothing excluded
     _ensure(store)
     return store.rows("SELECT * FROM pmel ORDER BY entry_no")
 

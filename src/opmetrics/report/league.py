@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
+
 from opmetrics.engine.store import Store
 
 ROLE_LABEL = {
@@ -34,16 +36,26 @@ def league_key(store: Store) -> bytes:
     """The anonymisation key: $OPMETRICS_LEAGUE_KEY, else one generated once per database."""
     if os.environ.get(KEY_ENV):
         return os.environ[KEY_ENV].encode()
+    return stored_secret(store, "league").encode()
+
+
+def stored_secret(store: Store, name: str) -> str:
+    """A random secret generated once per database (`report_secrets`); readable read-only."""
     con = store.con
+    try:
+        got = con.execute("SELECT value FROM report_secrets WHERE name = ?", [name]).fetchall()
+    except duckdb.CatalogException:
+        got = []
+    if got:
+        return got[0][0]
+    if store.read_only:
+        raise ValueError(f"{store.path}: no '{name}' secret yet; open the database once read-write")
     con.execute(
         "CREATE TABLE IF NOT EXISTS report_secrets (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
     )
-    got = con.execute("SELECT value FROM report_secrets WHERE name = 'league'").fetchall()
-    if got:
-        return got[0][0].encode()
     value = secrets.token_hex(32)
-    con.execute("INSERT INTO report_secrets VALUES ('league', ?)", [value])
-    return value.encode()
+    con.execute("INSERT INTO report_secrets VALUES (?, ?)", [name, value])
+    return value
 
 
 def party_roles(store: Store) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Web dashboard and JSON API over the embedded database (issue 7)."""

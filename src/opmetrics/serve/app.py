@@ -1,0 +1,297 @@
+"""The web app: a JSON API (OpenAPI at /openapi.json, docs at /docs) and a dashboard.
+
+Every API call resolves the user (session cookie or `Authorization: Bearer <token>`) and is
+scoped server-side by `DataService`. All JavaScript and CSS are served by the app itself.
+"""
+
+import datetime as dt
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import plotly
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
+
+from opmetrics.engine.store import Store
+from opmetrics.methodology import Methodology
+from opmetrics.report.league import stored_secret
+from opmetrics.serve.auth import Authenticator, User
+from opmetrics.serve.data import DRILL_DIMENSIONS, DataService, Forbidden, NotFound
+
+HERE = Path(str(resources.files("opmetrics.serve")))
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+PeriodQ = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default the latest")]
+
+
+def create_app(
+    store: Store, m: Methodology, pack_dir: Path | None, session_secret: str, secure_cookies: bool = True
+) -> FastAPI:
+    app = FastAPI(
+        title="opmetrics",
+        version="1",
+        description="Smart-metering performance measures (PMR) as JSON, scoped to the caller.",
+        responses={
+            401: {"description": "Not logged in, or an invalid API token"},
+            403: {"description": "Outside the caller's scope (another party, a confidential report)"},
+            404: {"description": "No such period, file or business process"},
+            422: {"description": "Invalid parameters"},
+        },
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret,
+        session_cookie="opmetrics_session",
+        same_site="strict",
+        https_only=secure_cookies,
+        max_age=8 * 3600,
+    )
+    data = DataService(store, m)
+    auth = Authenticator(store)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        return response
+
+    def current_user(request: Request) -> User:
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            user = auth.by_token(header[7:].strip())
+            if user:
+                return user
+            raise HTTPException(401, "invalid API token")
+        name = request.session.get("user")
+        user = auth.by_name(name) if name else None
+        if user is None:
+            raise HTTPException(401, "log in first (or send Authorization: Bearer <token>)")
+        return user
+
+    UserDep = Annotated[User, Depends(current_user)]
+    process_ids = "^(" + "|".join(p.id for p in m.processes) + ")$"
+
+    def guard(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Forbidden as e:
+            raise HTTPException(403, str(e)) from None
+        except NotFound as e:
+            raise HTTPException(404, str(e)) from None
+        except (KeyError, ValueError) as e:
+            raise HTTPException(422, str(e).strip("'\"")) from None
+
+    # --- API ----------------------------------------------------------------------------------
+
+    @app.get("/api/me", tags=["session"])
+    async def me(user: UserDep) -> dict[str, Any]:
+        return {"username": user.username, "role": user.role, "party_id": user.party_id}
+
+    @app.get("/api/periods", tags=["measures"])
+    async def periods(user: UserDep) -> list[str]:
+        return data.periods()
+
+    @app.get("/api/run", tags=["measures"])
+    async def run(user: UserDep, period: PeriodQ = None) -> dict[str, Any]:
+        p = guard(data.period_or_latest, period)
+        return data.run(p)
+
+    @app.get("/api/cpm", tags=["measures"])
+    async def cpm(user: UserDep, period: PeriodQ = None, cpm: str | None = None, segment: str | None = None):
+        p = guard(data.period_or_latest, period)
+        return data.cpm(p, cpm, segment)
+
+    @app.get("/api/rsvp", tags=["measures"])
+    async def rsvp(
+        user: UserDep,
+        period: PeriodQ = None,
+        scope: Annotated[str, Query(pattern="^(process|srv)$")] = "process",
+        key: str | None = None,
+        rate: Annotated[str, Query(pattern="^(month|day)$")] = "month",
+        segment: str | None = None,
+        day: dt.date | None = None,
+    ):
+        p = guard(data.period_or_latest, period)
+        return data.rsvp(p, scope, key, rate, segment, day)
+
+    @app.get("/api/outcomes", tags=["measures"])
+    async def outcomes(
+        user: UserDep, period: PeriodQ = None, measure: str | None = None, process: str | None = None
+    ):
+        p = guard(data.period_or_latest, period)
+        return guard(data.outcomes, p, user, measure, process)
+
+    @app.get("/api/availability", tags=["availability"])
+    async def availability(
+        user: UserDep,
+        period: PeriodQ = None,
+        view: str | None = None,
+        subject: str | None = None,
+        region: str | None = None,
+        band: str | None = None,
+    ):
+        p = guard(data.period_or_latest, period)
+        return data.availability(p, view, subject, region, band)
+
+    @app.get("/api/league", tags=["league"])
+    async def league(user: UserDep, period: PeriodQ = None, process: str | None = None):
+        p = guard(data.period_or_latest, period)
+        return guard(data.league, p, user, process)
+
+    @app.get("/api/incidents", tags=["availability"])
+    async def incidents(user: UserDep, period: PeriodQ = None, open_only: bool = False):
+        p = guard(data.period_or_latest, period)
+        return data.incidents(p, open_only)
+
+    @app.get("/api/drill", tags=["measures"])
+    async def drill(
+        user: UserDep,
+        process: Annotated[str, Query(pattern=process_ids, description="Business process id")],
+        by: Annotated[str, Query(pattern="^(" + "|".join(DRILL_DIMENSIONS) + ")$")],
+        period: PeriodQ = None,
+        day: dt.date | None = None,
+        srv: str | None = None,
+        region: str | None = None,
+        smets: Annotated[int | None, Query(ge=1, le=2)] = None,
+        device_type: str | None = None,
+        party: str | None = None,
+    ):
+        p = guard(data.period_or_latest, period)
+        filters = {
+            "day": day,
+            "srv": srv,
+            "region": region,
+            "smets": smets,
+            "device_type": device_type,
+            "party": party,
+        }
+        return guard(data.drill, p, user, process, by, filters)
+
+    @app.get("/api/system", tags=["measures"])
+    async def system(user: UserDep):
+        return guard(data.system, user)
+
+    @app.get("/api/downloads", tags=["downloads"])
+    async def downloads(user: UserDep) -> list[dict[str, Any]]:
+        if pack_dir is None or not pack_dir.exists():
+            return []
+        return [
+            {"name": str(f.relative_to(pack_dir)), "bytes": f.stat().st_size}
+            for f in sorted(pack_dir.rglob("*"))
+            if f.is_file()
+            and f.suffix in (".pdf", ".csv", ".xlsx", ".json", ".html")
+            and "archive" not in f.parts
+        ]
+
+    @app.get("/downloads/{name:path}", tags=["downloads"], response_model=None)
+    async def download(name: str, user: UserDep) -> FileResponse:
+        if pack_dir is None:
+            raise HTTPException(404, "no report pack configured")
+        root = pack_dir.resolve()
+        path = (root / name).resolve()
+        if root not in path.parents or not path.is_file():
+            raise HTTPException(404, "no such file in the report pack")
+        return FileResponse(path)
+
+    # --- pages --------------------------------------------------------------------------------
+
+    def page(request: Request, name: str, **ctx: Any) -> HTMLResponse:
+        name_ = request.session.get("user")
+        user = auth.by_name(name_) if name_ else None
+        if user is None:
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return templates.TemplateResponse(
+            request, f"{name}.html", {"user": user, "m": m, "periods": data.periods(), **ctx}
+        )
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    async def login_form(request: Request, next: str = "/", error: str | None = None):
+        return templates.TemplateResponse(request, "login.html", {"next": next, "error": error, "user": None})
+
+    @app.post("/login", include_in_schema=False)
+    async def login(
+        request: Request,
+        username: Annotated[str, Form()],
+        password: Annotated[str, Form()],
+        next: Annotated[str, Form()] = "/",
+    ):
+        if auth.locked(username):
+            return templates.TemplateResponse(
+                request,
+                "login.html",
+                {"next": next, "error": "Too many failed attempts: try again in 5 minutes.", "user": None},
+                status_code=429,
+            )
+        user = auth.login(username, password)
+        if user is None:
+            return templates.TemplateResponse(
+                request,
+                "login.html",
+                {"next": next, "error": "Unknown user or wrong password.", "user": None},
+                status_code=401,
+            )
+        request.session.clear()  # a fresh session on login: no fixation
+        request.session["user"] = user.username
+        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        return RedirectResponse(target, status_code=303)
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout(request: Request):
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def home(request: Request):
+        return page(request, "system")
+
+    @app.get("/process/{process_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def process_page(request: Request, process_id: str):
+        try:
+            p = m.process(process_id)
+        except KeyError:
+            raise HTTPException(404, f"no business process {process_id!r}") from None
+        return page(request, "process", p=p)
+
+    @app.get("/availability", response_class=HTMLResponse, include_in_schema=False)
+    async def availability_page(request: Request):
+        return page(request, "availability")
+
+    @app.get("/league", response_class=HTMLResponse, include_in_schema=False)
+    async def league_page(request: Request):
+        return page(request, "league")
+
+    @app.get("/downloads", response_class=HTMLResponse, include_in_schema=False)
+    async def downloads_page(request: Request):
+        return page(request, "downloads")
+
+    @app.get("/static-vendor/plotly.min.js", include_in_schema=False)
+    async def plotly_js() -> FileResponse:
+        return FileResponse(PLOTLY_JS, media_type="text/javascript")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        if exc.status_code == 401 and not request.url.path.startswith("/api"):
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=SECURITY_HEADERS)
+
+    return app
+
+
+def session_secret(store: Store) -> str:
+    """$OPMETRICS_SESSION_SECRET, else a secret generated once per database."""
+    return os.environ.get("OPMETRICS_SESSION_SECRET") or stored_secret(store, "session")

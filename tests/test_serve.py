@@ -1,0 +1,294 @@
+"""The web app (issue 7): authorisation matrix over every endpoint and role, no other party's
+identity in any response to a party user, sessions and lock-out, downloads, the OpenAPI spec
+under schemathesis, and a real browser (Playwright + Debian's chromium) walking the drill-down."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import schemathesis
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from typer.testing import CliRunner
+
+from opmetrics.cli import app as cli
+from opmetrics.engine.store import Store
+from opmetrics.methodology import load as load_methodology
+from opmetrics.report.league import league_key
+from opmetrics.serve.app import create_app, session_secret
+from opmetrics.serve.auth import add_user
+
+runner = CliRunner()
+PERIOD = "2026-10"
+OTHERS = [f"SUP-{c}" for c in "BCDEFGHIJ"] + ["DNO-N", "DNO-C", "DNO-S"]
+PASSWORDS = {"dcc": "dcc-password-0001", "panel": "panel-password-01", "party": "party-password-01"}
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A tiny computed month with a report pack and one user per role."""
+    base = tmp_path_factory.mktemp("site")
+    db = base / "om.duckdb"
+    for args in (
+        ["simulate", "--scale", "tiny", "--out", str(base / "data")],
+        ["ingest", str(base / "data"), "--db", str(db)],
+        ["compute", "--period", PERIOD, "--db", str(db)],
+        ["report", "--period", PERIOD, "--db", str(db), "--out", str(base / "report"), "--no-pdf"],
+    ):
+        res = runner.invoke(cli, args)
+        assert res.exit_code == 0, res.output
+    tokens = {}
+    with Store(db) as store:
+        tokens["dcc"] = add_user(store, "dcc", "dcc", PASSWORDS["dcc"])
+        tokens["panel"] = add_user(store, "panel", "panel", PASSWORDS["panel"])
+        tokens["party"] = add_user(store, "supa", "party", PASSWORDS["party"], "SUP-A")
+        add_user(store, "locktest", "panel", PASSWORDS["panel"])
+        secret = session_secret(store)
+        league_key(store)
+    store = Store(db, read_only=True)
+    application = create_app(store, load_methodology(), base / "report", secret, secure_cookies=False)
+    yield application, tokens, base
+    store.close()
+
+
+def client(application, tokens, role: str | None) -> TestClient:
+    c = TestClient(application)
+    if role:
+        c.headers["Authorization"] = f"Bearer {tokens[role]}"
+    return c
+
+
+# One call per API endpoint with the parameters it needs; the matrix below covers every route.
+CALLS = {
+    "/api/me": {},
+    "/api/periods": {},
+    "/api/run": {},
+    "/api/cpm": {},
+    "/api/rsvp": {"rate": "day"},
+    "/api/outcomes": {},
+    "/api/availability": {},
+    "/api/league": {},
+    "/api/incidents": {},
+    "/api/drill": {"process": "prepayment", "by": "party"},
+    "/api/system": {},
+    "/api/downloads": {},
+    "/downloads/{name}": {},
+}
+
+
+def test_every_route_is_in_the_matrix(site):
+    application, _, _ = site
+    routes = {r.path.replace("{name:path}", "{name}") for r in application.routes if isinstance(r, APIRoute)}
+    api = {p for p in routes if p.startswith(("/api", "/downloads/"))}
+    assert api == set(CALLS)
+
+
+@pytest.mark.parametrize("role", [None, "dcc", "panel", "party"])
+def test_authorisation_matrix(site, role):
+    """Anonymous callers get 401 everywhere; every role can call every endpoint; a party user
+    never sees another party's identity in any response."""
+    application, tokens, _ = site
+    c = client(application, tokens, role)
+    for path, params in CALLS.items():
+        url = path.replace("{name}", "datafiles/prepayment.csv")
+        res = c.get(url, params=params, follow_redirects=False)
+        if role is None:
+            # The API answers 401; a file download sends a browser to the login page.
+            expected = (401,) if url.startswith("/api") else (303,)
+            assert res.status_code in expected, (url, res.status_code)
+            assert "login" in res.headers.get("location", "/login")
+            continue
+        assert res.status_code == 200, (role, url, res.text[:200])
+        if role == "party":
+            for other in OTHERS:
+                assert other not in res.text, (url, other)
+        if role in ("dcc", "panel") and path == "/api/drill":
+            assert "SUP-B" in res.text  # the DCC and the Panel see every party by name
+
+
+def test_party_limits_throttling_report_and_other_parties_devices(site):
+    application, tokens, _ = site
+    party, panel = client(application, tokens, "party"), client(application, tokens, "panel")
+    assert party.get("/api/outcomes", params={"measure": "THR1.events"}).status_code == 403
+    assert panel.get("/api/outcomes", params={"measure": "THR1.events"}).status_code == 200
+    assert "THR1" not in party.get("/api/outcomes").text
+    res = party.get("/api/drill", params={"process": "prepayment", "by": "device_type", "party": "SUP-B"})
+    assert res.status_code == 403
+    own = party.get("/api/drill", params={"process": "prepayment", "by": "region", "party": "SUP-A"})
+    assert own.status_code == 200 and own.json()
+    rows = party.get("/api/drill", params={"process": "prepayment", "by": "party"}).json()
+    named = [r for r in rows if r["key"] == "SUP-A"]
+    anonymous = [r for r in rows if r["key"] != "SUP-A"]
+    assert named and named[0]["volume"] > 0
+    assert anonymous and all(r["volume"] is None and not r["drillable"] for r in anonymous)
+    assert [r["key"] for r in rows] == sorted(r["key"] for r in rows)  # order reveals nothing
+
+
+def test_login_session_lockout_headers_and_path_traversal(site):
+    application, tokens, _ = site
+    c = TestClient(application)
+    assert c.get("/", follow_redirects=False).status_code == 303
+    bad = c.post("/login", data={"username": "panel", "password": "wrong-password-x"}, follow_redirects=False)
+    assert bad.status_code == 401
+    form = {"username": "panel", "password": PASSWORDS["panel"], "next": "//evil.example"}
+    ok = c.post("/login", data=form, follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/"
+    cookie = ok.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    page = c.get("/")
+    assert page.status_code == 200 and "System view" in page.text
+    for h in ("content-security-policy", "x-frame-options", "x-content-type-options"):
+        assert h in page.headers
+    c.post("/logout")
+    assert c.get("/api/me").status_code == 401
+    d = TestClient(application)
+    for _ in range(5):
+        d.post("/login", data={"username": "locktest", "password": "not-the-password"})
+    locked = d.post("/login", data={"username": "locktest", "password": PASSWORDS["panel"]})
+    assert locked.status_code == 429  # locked out even with the right password
+    e = client(application, tokens, "dcc")
+    for name in ("../om.duckdb", "..%2Fom.duckdb", "/etc/passwd", "datafiles/../../om.duckdb"):
+        assert e.get(f"/downloads/{name}").status_code == 404, name
+    assert e.get("/downloads/datafiles/cpm.csv").status_code == 200
+    assert TestClient(application).get("/api/me", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_openapi_contract_holds_for_generated_requests(site):
+    """schemathesis generates requests for every operation in the OpenAPI spec: none may produce
+    a server error, and every response must match the spec."""
+    from hypothesis import given
+
+    application, tokens, _ = site
+    schema = schemathesis.openapi.from_asgi("/openapi.json", application)
+    headers = {"Authorization": f"Bearer {tokens['panel']}"}
+    operations = [r.ok() for r in schema.get_all_operations()]
+    assert len(operations) == len(CALLS)
+    for op in operations:
+
+        @given(case=op.as_strategy())
+        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+        def check(case):
+            case.call_and_validate(headers=headers)
+
+        check()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    import uvicorn
+
+    application, _, _ = site
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(5)
+
+
+def _browser(p):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            "chromium is not installed: .ci/run installs Debian's chromium (apt-get install chromium)"
+        )
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+    )  # fmt: skip
+
+
+def _login(page, base: str, user: str, password: str) -> None:
+    page.goto(base + "/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#avail-today table")
+
+
+def test_browser_party_walks_the_drill_down_and_sees_no_other_party(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    env = os.environ.get("OPMETRICS_SCREENSHOTS")
+    shots = Path(env) if env else None
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        _login(page, server, "supa", PASSWORDS["party"])
+        assert "supa · party (SUP-A)" in page.inner_text("header")
+        page.wait_for_selector("#hourly-chart .main-svg")
+        if shots:
+            page.screenshot(path=str(shots / "dashboard-system.png"), full_page=True)
+        page.goto(server + "/process/prepayment")
+        page.wait_for_selector("#drill-table tr.click")
+        page.wait_for_selector("#daily-chart .main-svg")
+        if shots:
+            page.screenshot(path=str(shots / "dashboard-process.png"), full_page=True)
+        for dim, nxt in (
+            ("day", "srv"),
+            ("srv", "region"),
+            ("region", "device_type"),
+            ("device_type", "party"),
+        ):
+            page.click("#drill-table tr.click >> nth=0")
+            expect(page.locator("#crumbs")).to_contain_text(f"{dim} ")
+            expect(page.locator("#drill-table th").first).to_have_text(nxt)
+        text = page.inner_text("#drill-table")
+        assert "SUP-A" in text and re.search(r"Supplier [A-Z]", text)
+        body = page.content()
+        assert not [o for o in OTHERS if o in body]
+        rows = page.locator("#drill-table tr.click").count()
+        assert rows == 1  # only its own party is drillable
+        for path, sel in (
+            ("/availability", "#services table"),
+            ("/league", "#league table"),
+            ("/downloads", "#files table"),
+        ):
+            page.goto(server + path)
+            page.wait_for_selector(sel)
+            assert not [o for o in OTHERS if o in page.content()], path
+            if shots:
+                page.screenshot(path=str(shots / f"dashboard-{path.strip('/')}.png"), full_page=True)
+        assert not errors, errors
+        browser.close()
+
+
+def test_browser_dcc_sees_parties_by_name_and_offline_assets(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page()
+        outside: list[str] = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server) else None)
+        _login(page, server, "dcc", PASSWORDS["dcc"])
+        page.goto(server + "/process/prepayment")
+        page.wait_for_selector("#drill-table tr.click")
+        for nxt in ("srv", "region", "device_type", "party"):
+            page.click("#drill-table tr.click >> nth=0")
+            expect(page.locator("#drill-table th").first).to_have_text(nxt)
+        assert "SUP-" in page.inner_text("#drill-table")
+        assert outside == []  # no CDN: every script, style and font comes from the app
+        browser.close()
