@@ -275,7 +275,11 @@ def test_browser_party_walks_the_drill_down_and_sees_no_other_party(server):
         browser.close()
 
 
-def test_browser_dcc_sees_parties_by_name_and_offline_assets(server):
+@pytest.mark.parametrize("role", ["dcc", "panel"])
+def test_browser_from_a_missed_target_to_the_party_behind_it(server, role):
+    """The DCC and the Panel follow a missed CPM6A target from the system page into the process
+    drill-down (already in that region) and down to the SEC Parties, named; nothing is fetched
+    from outside the app."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -283,10 +287,14 @@ def test_browser_dcc_sees_parties_by_name_and_offline_assets(server):
         page = browser.new_page()
         outside: list[str] = []
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server) else None)
-        _login(page, server, "dcc", PASSWORDS["dcc"])
-        page.goto(server + "/process/prepayment")
+        _login(page, server, role, PASSWORDS[role])
+        link = page.locator("#missed a").first
+        link.wait_for()
+        region = link.inner_text().rsplit(" in ", 1)[1]
+        link.click()
         page.wait_for_selector("#drill-table tr.click")
-        for nxt in ("srv", "region", "device_type", "party"):
+        expect(page.locator("#crumbs")).to_contain_text(f"region {region}")
+        for nxt in ("srv", "device_type", "party"):
             page.click("#drill-table tr.click >> nth=0")
             expect(page.locator("#drill-table th").first).to_have_text(nxt)
         assert "SUP-" in page.inner_text("#drill-table")

@@ -64,7 +64,12 @@ async function systemPage() {
     { margin: { t: 10 }, yaxis: { title: "success %" }, legend: { orientation: "h" } }, plotOpts);
   table("#open-incidents", ["Incident", "Category", "Region", "Raised", "Summary"],
     s.open_incidents.map((i) => ({ cells: [i.incident_id, String(i.category), i.region || "all", i.raised_at, i.summary || ""] })));
-  const cpm = await api("/api/cpm", { segment: "All" });
+  const all = await api("/api/cpm");
+  const missed = all.filter((r) => r.instance && (r.status === "below target" || r.status === "below minimum"));
+  table("#missed", ["Measure", "Scope", "Segment", "Actual", "Target", "Drill down"],
+    missed.map((r) => ({ cells: [r.cpm, r.key, r.segment, badge(r.pct, r.status), r.target + "%",
+      r.cpm === "CPM6A" ? el("a", { href: `/process/${r.key}?region=${encodeURIComponent(r.segment)}` }, "open " + r.key + " in " + r.segment) : ""] })), { left: 3 });
+  const cpm = all.filter((r) => r.segment === "All");
   table("#cpm-table", ["CPM", "Scope", "Actual", "Target", "Minimum", "Status"],
     cpm.filter((r) => r.instance).map((r) => ({ cells: [r.cpm, r.key, badge(r.pct, r.status), r.target + "%", r.minimum + "%", r.status] })), { left: 2 });
 }
@@ -87,11 +92,14 @@ async function processPage() {
       { x: daily.map((r) => r.day), y: daily.map((r) => r.failures), name: "failures", yaxis: "y3", mode: "lines", line: { color: "#c55a11" } },
     ], { margin: { t: 10 }, yaxis: { title: "volume" }, yaxis2: { overlaying: "y", side: "right", title: "RTT (s)", showgrid: false, rangemode: "tozero" },
          yaxis3: { overlaying: "y", side: "right", visible: false, rangemode: "tozero" }, legend: { orientation: "h" }, hovermode: "x unified" }, plotOpts);
-    filters = {}; drill();
+    filters = initial(); drill();
   };
+  // A link from a missed target may start the drill-down in one region (?region=North).
+  const initial = () => { const q = new URLSearchParams(location.search); const f = {};
+    for (const k of ["region", "srv", "day", "device_type"]) if (q.get(k)) f[k] = q.get(k); return f; };
   let filters = {};
   const drill = async () => {
-    const by = DRILL[Object.keys(filters).length] || null;
+    const by = DRILL.find((d) => !(d in filters)) || null;
     const crumbs = [el("a", { href: "#", onclick: (e) => { e.preventDefault(); filters = {}; drill(); } }, "All requests")];
     Object.entries(filters).forEach(([k, v], i) => {
       crumbs.push(document.createTextNode(" › "));
