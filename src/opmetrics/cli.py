@@ -75,6 +75,10 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 2026,
     bad_rows: Annotated[int, typer.Option(help="Also write a CSV of N bad/duplicate rows.")] = 0,
     faults: Annotated[bool, typer.Option(help="Inject a WAN outage and an alert storm.")] = True,
+    duis: Annotated[
+        bool,
+        typer.Option("--duis/--no-duis", help="Also write the traffic as DUIS XML gateway logs (duis/)."),
+    ] = False,
 ) -> None:
     """Generate a synthetic month of DCC traffic as Parquet (one file per table per day)."""
     from opmetrics.simulate.generator import SCALES, Faults, simulate_month
@@ -96,6 +100,14 @@ def simulate(
         except ValueError as e:
             raise _fail(str(e)) from None
         prog.update(task, total=man["days"], completed=man["days"])
+    if duis:
+        from opmetrics.simulate.duis import write_duis_logs
+
+        n = write_duis_logs(out, out / "duis")
+        console.print(
+            f"DUIS logs: {n['requests']:,} requests, {n['responses']:,} responses, {n['alerts']:,} alerts "
+            f"in {out / 'duis'}"
+        )
     rows = man["rows"]
     console.print(
         f"Wrote {rows['service_requests']:,} service requests, {rows['alerts']:,} alerts, "
@@ -164,6 +176,91 @@ def ingest(
         _, _, failed = _ingest(store, paths, table)
     if failed:
         raise typer.Exit(code=1)
+
+
+@app.command("ingest-duis")
+def ingest_duis_cmd(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="DUIS logs: .jsonl(.gz) lines, .xml(.gz) messages, or folders of them."),
+    ],
+    db: DbOpt = Path(DEFAULT_DB),
+    methodology: MethOpt = None,
+) -> None:
+    """Load DUIS message logs: pair requests and responses by RequestID into service_requests and
+    alerts. Load `parties` and `devices` first: they map originators to parties and devices to
+    region, type and SMETS. Malformed messages are quarantined with file, line and reason."""
+    from opmetrics.ingest.duis import SUFFIXES, ingest_duis
+    from opmetrics.ingest.load import IngestError
+
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise _fail(f"{p}: no such file or folder")
+    if not files:
+        raise _fail("no DUIS logs found (.jsonl, .jsonl.gz, .xml, .xml.gz)")
+    m = _methodology(methodology)
+    start = time.perf_counter()
+    with Store(db) as store:
+        try:
+            res = ingest_duis(store, m, files, db.parent / ".duis-staging")
+        except (IngestError, ValueError) as e:
+            raise _fail(str(e)) from None
+    secs = time.perf_counter() - start
+    for r in res.loads:
+        console.print(
+            f"{r.table}: {r.status}, {r.rows_read:,} read, {r.accepted:,} accepted, "
+            f"{r.quarantined:,} quarantined"
+        )
+    console.print(
+        f"{len(files)} log file(s), {res.messages:,} messages in {secs:.1f} s "
+        f"({res.messages / max(secs, 1e-9):,.0f}/s): "
+        f"{res.bad:,} malformed (quarantined), {res.unpaired:,} unpaired (table duis_unpaired)."
+    )
+
+
+@app.command("party-rtt")
+def party_rtt_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="The party's own DUIS logs (files or folders).")],
+    party: Annotated[str, typer.Option(help="SEC Party whose log this is.")],
+    period: PeriodOpt,
+    db: DbOpt = Path(DEFAULT_DB),
+    out: Annotated[Path, typer.Option(help="Folder for party-rtt.html and party-rtt.csv.")] = Path(
+        "party-rtt"
+    ),
+    methodology: MethOpt = None,
+) -> None:
+    """Measure round-trip time as a party experiences it (send to receive) against the TRT, beside
+    the DCC-side RTT of the same requests when the DCC's data is loaded too."""
+    import csv as csv_mod
+
+    from opmetrics.ingest.duis import SUFFIXES, load_party_logs, party_rtt_report
+    from opmetrics.measures.records import month_bounds
+    from opmetrics.report.pack import _env
+
+    files: list[Path] = []
+    for p in paths:
+        files += sorted(f for f in p.rglob("*") if f.name.endswith(SUFFIXES)) if p.is_dir() else [p]
+    m = _methodology(methodology)
+    first, last = month_bounds(period)
+    with Store(db) as store:
+        n, bad, foreign = load_party_logs(store, m, files, party)
+        rows = party_rtt_report(store, m, party, first, last)
+    out.mkdir(parents=True, exist_ok=True)
+    html = _env().get_template("party_rtt.html.j2").render(rows=rows, party=party, period=period, m=m)
+    (out / "party-rtt.html").write_text(html, encoding="utf-8")
+    with (out / "party-rtt.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv_mod.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["srv"])
+        w.writeheader()
+        w.writerows(rows)
+    console.print(
+        f"{n:,} of {party}'s requests loaded ({bad:,} malformed messages, {foreign:,} requests of other "
+        f"parties ignored). Report: [bold]{(out / 'party-rtt.html').resolve()}[/]"
+    )
 
 
 def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:

@@ -717,6 +717,7 @@ def simulate_month(
         "throttling_events",
         "capacity",
         "registration_changes",
+        "parties",
     )
     for t in tables:
         (out / t).mkdir(parents=True, exist_ok=True)
@@ -786,6 +787,7 @@ def simulate_month(
         ),
         "capacity": scenarios.capacity_table(starts, sc.requests_per_day),
         "registration_changes": scenarios.registration_changes_table(out / "service_requests", rng),
+        "parties": scenarios.parties_table(starts[0]),
     }
     for name, tbl in side.items():
         pq.write_table(tbl, out / name / f"{name}-{month}.parquet")

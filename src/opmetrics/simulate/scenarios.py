@@ -458,3 +458,18 @@ def registration_changes_table(sr_dir: Path, rng: np.random.Generator) -> pa.Tab
             ]
         ),
     )
+
+
+def parties_table(month_start: dt.datetime) -> pa.Table:
+    """SEC Parties and the DUIS User IDs they send under (maps RequestIDs to parties)."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "user_id": p.eui,
+                "party_id": p.party_id,
+                "user_role": "IS" if p.kind == "supplier" else "ED",
+                "valid_from": month_start - dt.timedelta(days=365),
+            }
+            for p in P.PARTIES
+        ]
+    )

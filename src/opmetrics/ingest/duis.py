@@ -1,0 +1,520 @@
+"""DUIS message logs in (issue 9): DCC User Interface Specification XML, schema 5.x,
+namespace http://www.dccinterface.co.uk/ServiceUserGateway.
+
+Reads service requests, responses (I0, the I99 acknowledgement, E-codes), device alerts
+(DeviceAlertMessage / AlertCode) and DCC alerts (DCCAlertMessage / DCCAlertCode) from:
+
+- JSON lines (`.jsonl`, `.jsonl.gz`): `{"captured_at": ISO, "xml": "<sr:...>", "dsp": {...}}`,
+  one message per line. A DCC gateway log adds the DSP's own facts in `dsp`: report status,
+  retries, quarantine release, schedule start, alert raise time and suppression.
+- XML (`.xml`, `.xml.gz`): one message per file (captured at the file's modification time), or
+  concatenated messages, each after a line `captured_at: ISO`.
+
+Parsing is per message with defusedxml: no DTDs, so no entity expansion and no external
+entities (XXE and billion-laughs messages are rejected). A bad message is quarantined with its
+file, line and reason; the rest of the file still loads. Requests and responses are paired by
+RequestID; the final response is the last non-acknowledgement one (or the I99 when that is all
+there is). The result becomes the canonical `service_requests` and `alerts` rows, which then go
+through the normal validation, duplicate checks and quarantine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import Element
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
+
+from opmetrics.engine.store import Store
+from opmetrics.ingest.load import IngestError, LoadResult, load_file
+from opmetrics.methodology import Methodology
+
+NS = "http://www.dccinterface.co.uk/ServiceUserGateway"
+ACK = "I99"
+DEFAULT_REPORT_STATUS = 2  # a party-side log has no DSP report status: counted as delivered
+SUFFIXES = (".jsonl", ".jsonl.gz", ".xml", ".xml.gz")
+CAPTURE = re.compile(r"^captured_at:\s*(\S+)\s*$")
+
+
+@dataclass
+class Message:
+    source: str
+    line: int
+    captured_at: dt.datetime
+    kind: str  # request | response | device_alert | dcc_alert
+    request_id: str | None = None
+    response_id: str | None = None
+    srv: str | None = None
+    code: str | None = None
+    response_at: dt.datetime | None = None
+    future_dated: bool = False
+    scheduled: bool = False
+    dsp: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Bad:
+    source: str
+    line: int
+    reason: str
+    raw: str
+
+
+def _time(value: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.UTC).replace(tzinfo=None)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def _child(el: Element, name: str) -> Element | None:
+    return el.find(f"{{{NS}}}{name}")
+
+
+def _text(el: Element | None, name: str) -> str | None:
+    if el is None:
+        return None
+    c = _child(el, name)
+    return c.text.strip() if c is not None and c.text else None
+
+
+def parse_message(xml: str, source: str, line: int, captured_at: dt.datetime, dsp: dict | None) -> Message:
+    """One DUIS message; raises ValueError with the reason it cannot be used."""
+    try:
+        root = fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as e:
+        raise ValueError(
+            f"forbidden XML construct ({type(e).__name__}): DTDs and entities are refused"
+        ) from None
+    except ParseError as e:
+        raise ValueError(f"not well-formed XML ({e})") from None
+    if not root.tag.startswith(f"{{{NS}}}"):
+        raise ValueError(f"root element {root.tag!r} is not in the DUIS namespace {NS}")
+    local = root.tag.split("}", 1)[1]
+    header = _child(root, "Header")
+    body = _child(root, "Body")
+    if header is None:
+        raise ValueError(f"{local} has no Header")
+    msg = Message(source, line, captured_at, "request", dsp=dsp or {})
+    msg.request_id = _text(header, "RequestID")
+    if local == "Request":
+        msg.srv = _text(header, "ServiceReferenceVariant")
+        if not msg.request_id or not msg.srv:
+            raise ValueError("Request header needs RequestID and ServiceReferenceVariant")
+        msg.future_dated = body is not None and any(
+            e.tag == f"{{{NS}}}ExecutionDateTime" for e in body.iter()
+        )
+        return msg
+    if local != "Response":
+        raise ValueError(f"root element {local!r} is neither Request nor Response")
+    msg.response_id = _text(header, "ResponseID")
+    msg.code = _text(header, "ResponseCode")
+    when = _text(header, "ResponseDateTime")
+    if not msg.code or not when:
+        raise ValueError("Response header needs ResponseCode and ResponseDateTime")
+    try:
+        msg.response_at = _time(when)
+    except ValueError:
+        raise ValueError(f"ResponseDateTime {when!r} is not an ISO 8601 time") from None
+    if body is None:
+        raise ValueError("Response has no Body")
+    device_alert = _child(body, "DeviceAlertMessage")
+    dcc_alert = _child(body, "DCCAlertMessage")
+    if device_alert is not None:
+        msg.kind, msg.code = "device_alert", _text(device_alert, "AlertCode")
+    elif dcc_alert is not None:
+        msg.kind, msg.code = "dcc_alert", _text(dcc_alert, "DCCAlertCode")
+    else:
+        rm = _child(body, "ResponseMessage")
+        if rm is None:
+            raise ValueError("Response Body has no ResponseMessage, DeviceAlertMessage or DCCAlertMessage")
+        msg.kind = "response"
+        msg.srv = _text(rm, "ServiceReferenceVariant")
+        msg.scheduled = _child(rm, "DSPScheduledMessage") is not None
+        if not msg.request_id:
+            raise ValueError("a ResponseMessage needs the RequestID it answers")
+    if msg.kind != "response" and (not msg.code or not msg.response_id):
+        raise ValueError("an alert needs its code and a ResponseID")
+    return msg
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    raw = gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")  # noqa: SIM115 - returned
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="strict")
+
+
+def read_messages(path: Path) -> Iterator[Message | Bad]:
+    """Stream the messages of one log file, yielding a Message or a Bad per message."""
+    src = str(path)
+    try:
+        if path.name.endswith((".jsonl", ".jsonl.gz")):
+            with _open_text(path) as fh:
+                for n, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = json.loads(line)
+                        xml, when = rec["xml"], _time(rec["captured_at"])
+                    except (ValueError, KeyError, TypeError) as e:
+                        yield Bad(src, n, f"not a JSON log line with captured_at and xml ({e})", line[:500])
+                        continue
+                    try:
+                        yield parse_message(xml, src, n, when, rec.get("dsp"))
+                    except ValueError as e:
+                        yield Bad(src, n, str(e), xml[:500])
+            return
+        with _open_text(path) as fh:
+            text = fh.read()
+    except UnicodeDecodeError as e:
+        raise IngestError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except (OSError, EOFError) as e:
+        raise IngestError(f"{path}: cannot be read ({e})") from None
+    if not CAPTURE.match(text.lstrip().split("\n", 1)[0] if text.strip() else ""):
+        when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None, microsecond=0)
+        try:
+            yield parse_message(text, src, 1, when, None)
+        except ValueError as e:
+            yield Bad(src, 1, str(e), text[:500])
+        return
+    chunk: list[str] = []
+    start, when_txt = 0, ""
+    lines = text.split("\n")
+    for n, line in enumerate([*lines, "captured_at: END"], start=1):
+        m = CAPTURE.match(line)
+        if m:
+            if chunk and "".join(chunk).strip():
+                body = "\n".join(chunk)
+                try:
+                    yield parse_message(body, src, start, _time(when_txt), None)
+                except ValueError as e:
+                    yield Bad(src, start, str(e), body[:500])
+            chunk, start, when_txt = [], n + 1, m.group(1)
+        else:
+            chunk.append(line)
+
+
+# --- pairing into canonical rows ----------------------------------------------------------------
+
+
+@dataclass
+class Parsed:
+    requests: dict[str, Message] = field(default_factory=dict)
+    responses: dict[str, list[Message]] = field(default_factory=dict)
+    alerts: list[Message] = field(default_factory=list)
+    bad: list[Bad] = field(default_factory=list)
+    messages: int = 0
+
+
+def parse_files(paths: list[Path]) -> Parsed:
+    out = Parsed()
+    for path in paths:
+        for item in read_messages(path):
+            out.messages += 1
+            if isinstance(item, Bad):
+                out.bad.append(item)
+            elif item.kind == "request":
+                if item.request_id in out.requests:
+                    out.bad.append(
+                        Bad(item.source, item.line, f"second Request with RequestID {item.request_id}", "")
+                    )
+                else:
+                    out.requests[item.request_id] = item
+            elif item.kind == "response":
+                out.responses.setdefault(item.request_id, []).append(item)
+            else:
+                out.alerts.append(item)
+    return out
+
+
+def _lookup(store: Store) -> tuple[dict[str, tuple[str, str]], dict[str, dict[str, Any]]]:
+    """Party by user EUI-64 (from `parties`) and device attributes (latest `devices` extract)."""
+    parties = {
+        r["user_id"]: (r["party_id"], r["user_role"])
+        for r in store.rows("SELECT user_id, party_id, user_role FROM parties")
+    }
+    devices = {
+        r["device_id"]: r
+        for r in store.rows(
+            "SELECT device_id, device_type, smets, region FROM devices "
+            "QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY extracted_at DESC) = 1"
+        )
+    }
+    return parties, devices
+
+
+def _final(responses: list[Message]) -> Message:
+    real = [r for r in responses if r.code != ACK]
+    chosen = real or responses
+    return max(chosen, key=lambda r: (r.captured_at, r.line))
+
+
+def canonical_tables(
+    parsed: Parsed, store: Store, m: Methodology, side: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Bad]]:
+    """(service_requests rows, alerts rows, unpaired messages)."""
+    parties, devices = _lookup(store)
+    critical = {s.srv: s.critical for s in m.srvs}
+    unpaired: list[Bad] = []
+    requests: list[dict[str, Any]] = []
+
+    def who(eui: str) -> tuple[str, str]:
+        return parties.get(eui, (eui, "OU"))
+
+    for rid, req in parsed.requests.items():
+        parts = rid.split(":")
+        if len(parts) != 3:
+            unpaired.append(
+                Bad(req.source, req.line, f"RequestID {rid} is not originator:target:counter", "")
+            )
+            continue
+        resp = parsed.responses.pop(rid, None)
+        final = _final(resp) if resp else None
+        requests.append(_request_row(req, final, parts, who, devices, critical, side))
+    for rid, resps in parsed.responses.items():
+        for r in resps:
+            if r.scheduled:  # a DSP-scheduled message: the DSP created the request itself
+                parts = rid.split(":")
+                if len(parts) == 3:
+                    start = (
+                        _time(r.dsp["schedule_started_at"])
+                        if r.dsp.get("schedule_started_at")
+                        else r.response_at
+                    )
+                    pseudo = Message(r.source, r.line, start, "request", rid, srv=r.srv, dsp=r.dsp)
+                    requests.append(
+                        _request_row(pseudo, r, parts, who, devices, critical, side, "dcc-scheduled")
+                    )
+                    continue
+            unpaired.append(
+                Bad(r.source, r.line, f"response {r.code} with no Request for RequestID {rid}", "")
+            )
+    alerts = []
+    for a in parsed.alerts:
+        parts = (a.response_id or "").split(":")
+        if len(parts) != 3:
+            unpaired.append(
+                Bad(
+                    a.source, a.line, f"alert ResponseID {a.response_id} is not originator:target:counter", ""
+                )
+            )
+            continue
+        device, user = parts[0], parts[1]
+        party, _role = who(user)
+        d = devices.get(device, {})
+        delivered = a.dsp.get("delivered", True)
+        alerts.append(
+            {
+                "alert_id": a.dsp.get("alert_id") or a.response_id,
+                "alert_code": a.code,
+                "kind": "device" if a.kind == "device_alert" else "dcc",
+                "device_id": device,
+                "device_type": d.get("device_type"),
+                "smets": d.get("smets"),
+                "region": d.get("region"),
+                "party_id": party,
+                "request_id": a.request_id,
+                "raised_at": _time(a.dsp["raised_at"]) if a.dsp.get("raised_at") else a.response_at,
+                "delivered_at": a.captured_at if delivered else None,
+                "suppressed": bool(a.dsp.get("suppressed", False)),
+            }
+        )
+    return requests, alerts, unpaired
+
+
+def _request_row(req, final, parts, who, devices, critical, side, mode=None) -> dict[str, Any]:
+    originator, device, _counter = parts
+    party, role = who(originator)
+    d = devices.get(device, {})
+    dsp = req.dsp
+    released = dsp.get("quarantine_released_at")
+    return {
+        "request_id": req.request_id,
+        "party_id": party,
+        "user_role": role,
+        "srv": req.srv,
+        "mode": mode or dsp.get("mode") or ("future-dated" if req.future_dated else "on-demand"),
+        "critical": critical.get(req.srv, False),
+        "device_id": device,
+        "device_type": d.get("device_type"),
+        "smets": d.get("smets"),
+        "region": d.get("region"),
+        "received_at": req.captured_at,
+        "responded_at": final.captured_at if final else None,
+        "response_code": final.code if final else None,
+        "report_status": int(dsp.get("report_status", DEFAULT_REPORT_STATUS)),
+        "dsp_attempts": int(dsp.get("attempts", 1)),
+        "quarantine_released_at": _time(released) if released else None,
+    }
+
+
+SR_TYPES = {
+    "critical": pa.bool_(),
+    "smets": pa.int8(),
+    "report_status": pa.int32(),
+    "dsp_attempts": pa.int32(),
+}
+
+
+def _arrow(rows: list[dict[str, Any]], store: Store, table: str) -> pa.Table:
+    t = store.contract.table(table)
+    cols = {}
+    for f in t.fields:
+        vals = [r.get(f.name) for r in rows]
+        if f.type == "timestamp":
+            cols[f.name] = pa.array(vals, pa.timestamp("ms"))
+        elif f.type == "integer":
+            cols[f.name] = pa.array(vals, pa.int64())
+        elif f.type == "boolean":
+            cols[f.name] = pa.array(vals, pa.bool_())
+        else:
+            cols[f.name] = pa.array([None if v is None else str(v) for v in vals], pa.string())
+    return pa.table(cols)
+
+
+@dataclass
+class DuisResult:
+    messages: int
+    bad: int
+    unpaired: int
+    loads: list[LoadResult]
+    already: bool = False
+
+
+def ingest_duis(
+    store: Store, m: Methodology, paths: list[Path], staging: Path, side: str = "dcc"
+) -> DuisResult:
+    """Parse, pair and load a set of DUIS logs (pairing is within the set). Loading the same set
+    again changes nothing."""
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(hashlib.sha256(p.read_bytes()).hexdigest().encode())
+    set_id = h.hexdigest()[:16]
+    if side != "dcc":
+        raise ValueError("side must be 'dcc' here; party-side logs go through `party-rtt`")
+    parsed = parse_files(paths)
+    requests, alerts, unpaired = canonical_tables(parsed, store, m, side)
+    staging.mkdir(parents=True, exist_ok=True)
+    loads = []
+    for name, rows in (("service_requests", requests), ("alerts", alerts)):
+        if not rows:
+            continue
+        out = staging / f"duis-{set_id}.{name}.parquet"
+        pq.write_table(_arrow(rows, store, name), out)
+        loads.append(load_file(store, out, name))
+    _record_rejects(store, set_id, parsed.bad, unpaired)
+    return DuisResult(
+        parsed.messages,
+        len(parsed.bad),
+        len(unpaired),
+        loads,
+        all(r.status == "already loaded" for r in loads),
+    )
+
+
+def _record_rejects(store: Store, set_id: str, bad: list[Bad], unpaired: list[Bad]) -> None:
+    """Malformed messages go to the quarantine; unpaired ones to `duis_unpaired`. Both keep the
+    file, the line and the reason."""
+    con = store.con
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS duis_unpaired (set_id VARCHAR, path VARCHAR, line BIGINT, reason VARCHAR)"
+    )
+    done = con.execute("SELECT count(*) FROM duis_unpaired WHERE set_id = ?", [set_id]).fetchall()[0][0]
+    q_done = con.execute(
+        "SELECT count(*) FROM quarantine WHERE table_name = 'duis' AND raw LIKE ?", [f"set {set_id}%"]
+    ).fetchall()[0][0]
+    if not done and unpaired:
+        con.executemany(
+            "INSERT INTO duis_unpaired VALUES (?, ?, ?, ?)",
+            [[set_id, b.source, b.line, b.reason] for b in unpaired],
+        )
+    if not q_done and bad:
+        con.executemany(
+            "INSERT INTO quarantine VALUES (0, 'duis', ?, ?, 'message', NULL, ?, ?, ?)",
+            [[b.source, b.line, b.reason, b.reason, f"set {set_id}: {b.raw}"] for b in bad],
+        )
+
+
+# --- party-side measurement ---------------------------------------------------------------------
+
+_PARTY_DDL = """
+CREATE TABLE IF NOT EXISTS party_rtt (
+    request_id VARCHAR PRIMARY KEY, party_id VARCHAR, srv VARCHAR, mode VARCHAR, smets TINYINT,
+    sent_at TIMESTAMP, received_at TIMESTAMP, response_code VARCHAR, source VARCHAR, line BIGINT
+)"""
+
+
+def load_party_logs(store: Store, m: Methodology, paths: list[Path], party: str) -> tuple[int, int, int]:
+    """A SEC Party's own DUIS log: when it sent each request and received the final response.
+    Stored in `party_rtt` (re-loading replaces the same requests). Returns (requests, bad,
+    requests of another party)."""
+    parsed = parse_files(paths)
+    parties, devices = _lookup(store)
+    store.con.execute(_PARTY_DDL)
+    rows, foreign = [], 0
+    for rid, req in parsed.requests.items():
+        parts = rid.split(":")
+        if len(parts) != 3:
+            continue
+        owner = parties.get(parts[0], (parts[0], "OU"))[0]
+        if owner != party:
+            foreign += 1
+            continue
+        final = _final(parsed.responses[rid]) if rid in parsed.responses else None
+        d = devices.get(parts[1], {})
+        rows.append(
+            [rid, party, req.srv, "future-dated" if req.future_dated else "on-demand", d.get("smets"),
+             req.captured_at, final.captured_at if final else None, final.code if final else None,
+             req.source, req.line]
+        )  # fmt: skip
+    if rows:
+        store.con.executemany("INSERT OR REPLACE INTO party_rtt VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return len(rows), len(parsed.bad), foreign
+
+
+def party_rtt_report(
+    store: Store, m: Methodology, party: str, first: dt.date, last: dt.date
+) -> list[dict[str, Any]]:
+    """Per SRV: the round trip as the party experienced it (send to receive) against the TRT,
+    beside the DCC-side RTT of the same requests where the DCC's data is loaded too."""
+    trt = pa.Table.from_pylist(m.trt_rows())
+    store.con.register("_trt", trt)
+    try:
+        return store.rows(
+            """
+            WITH p AS (
+                SELECT p.*, t.trt_s,
+                       epoch_ms(p.received_at) - epoch_ms(p.sent_at) AS party_ms,
+                       epoch_ms(s.responded_at) - epoch_ms(s.received_at) AS dcc_ms
+                FROM party_rtt p
+                LEFT JOIN _trt t ON t.srv = p.srv AND t.smets = coalesce(p.smets, 2) AND t.mode = p.mode
+                LEFT JOIN service_requests s USING (request_id)
+                WHERE p.party_id = ?
+                  AND CAST(timezone('Europe/London', CAST(p.sent_at AS TIMESTAMPTZ)) AS DATE) BETWEEN ? AND ?
+            )
+            SELECT srv, mode, count(*) AS requests, count(received_at) AS answered,
+                   any_value(trt_s) AS trt_s,
+                   avg(party_ms) / 1000 AS party_mean_s, median(party_ms) / 1000 AS party_median_s,
+                   100.0 * count(*) FILTER (WHERE party_ms <= trt_s * 1000) / nullif(count(received_at), 0)
+                       AS party_within_trt_pct,
+                   count(dcc_ms) AS dcc_matched,
+                   avg(dcc_ms) / 1000 AS dcc_mean_s, median(dcc_ms) / 1000 AS dcc_median_s,
+                   100.0 * count(*) FILTER (WHERE dcc_ms <= trt_s * 1000) / nullif(count(dcc_ms), 0)
+                       AS dcc_within_trt_pct,
+                   avg(party_ms - dcc_ms) / 1000 AS party_minus_dcc_mean_s
+            FROM p GROUP BY srv, mode ORDER BY srv, mode""",
+            [party, first, last],
+        )
+    finally:
+        store.con.unregister("_trt")

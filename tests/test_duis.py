@@ -1,0 +1,227 @@
+"""DUIS message logs in (issue 9): the same simulated month measured from DUIS XML and from the
+canonical Parquet tables gives identical figures; hostile and malformed messages are refused one
+by one with file, line and reason; pairing rules; the party-side RTT report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from opmetrics.cli import app
+from opmetrics.engine.store import Store
+from opmetrics.ingest.duis import ingest_duis, parse_message
+from opmetrics.measures.run import compute
+from opmetrics.methodology import load as load_methodology
+from opmetrics.simulate.duis import request_xml, response_xml
+
+runner = CliRunner()
+NS = "http://www.dccinterface.co.uk/ServiceUserGateway"
+USER, DEV = "90-B3-D5-1F-30-01-00-0A", "00-DB-00-00-00-00-00-01"
+SIDE_TABLES = [
+    "parties",
+    "devices",
+    "incidents",
+    "outages",
+    "ch_status_updates",
+    "ch_firmware",
+    "smki_requests",
+    "dcc_assessments",
+    "defects",
+    "throttling_events",
+    "capacity",
+    "registration_changes",
+]
+
+
+def cli(*args: str) -> str:
+    res = runner.invoke(app, list(args))
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory):
+    base = tmp_path_factory.mktemp("duis")
+    cli("simulate", "--scale", "tiny", "--out", str(base / "data"), "--duis")
+    return base
+
+
+def test_duis_path_gives_the_same_figures_as_the_parquet_path(month, tmp_path):
+    a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    cli("ingest", str(month / "data"), "--db", str(a))
+    cli("ingest", *[str(month / "data" / t) for t in SIDE_TABLES], "--db", str(b))
+    out = cli("ingest-duis", str(month / "data" / "duis"), "--db", str(b))
+    assert "0 malformed" in out and "0 unpaired" in out
+    m = load_methodology()
+    snap = {}
+    for name, db in (("parquet", a), ("duis", b)):
+        with Store(db) as store:
+            compute(store, m, "2026-10", as_of=dt.datetime(2026, 11, 1))
+            snap[name] = {
+                t: sorted(map(repr, store.con.execute(f"SELECT * EXCLUDE (run_id) FROM {t}").fetchall()))
+                for t in ("rsvp", "cpm", "outcomes", "availability")
+            }
+    for t in snap["parquet"]:
+        assert len(snap["parquet"][t]) > 50, t
+        assert snap["parquet"][t] == snap["duis"][t], t
+    again = cli("ingest-duis", str(month / "data" / "duis"), "--db", str(b))
+    assert again.count("already loaded") == 2  # re-loading the same logs changes nothing
+
+
+def _line(xml: str, at: str = "2026-10-05T10:00:00.000Z", **dsp) -> str:
+    rec = {"captured_at": at, "xml": xml}
+    if dsp:
+        rec["dsp"] = dsp
+    return json.dumps(rec)
+
+
+XXE = (
+    '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    f'<sr:Request xmlns:sr="{NS}"><sr:Header><sr:RequestID>&x;</sr:RequestID></sr:Header></sr:Request>'
+)
+LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">'
+    '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;">]>'
+    f'<sr:Request xmlns:sr="{NS}"><sr:Header><sr:RequestID>&lol3;</sr:RequestID></sr:Header></sr:Request>'
+)
+
+
+def test_hostile_and_malformed_messages_are_refused_one_by_one(tmp_path):
+    """Line 1 request and line 2 its response load; lines 3-7 are refused, each with its reason;
+    line 8 answers a request that is not in the log (kept as unpaired); the load goes on."""
+    db = tmp_path / "x.duckdb"
+    rid = f"{USER}:{DEV}:1"
+    good_req = request_xml(rid, "2.2", None)
+    good_resp = response_xml(rid, "2.2", "I0", dt.datetime(2026, 10, 5, 10, 0, 2))
+    lines = [
+        _line(good_req, report_status=2, attempts=1),
+        _line(good_resp, "2026-10-05T10:00:02.000Z"),
+        _line(XXE),
+        _line(LAUGHS),
+        _line(good_req[: len(good_req) // 2]),  # truncated
+        _line(good_req.replace(NS, "http://example.com/not-duis")),
+        "{not json",
+        _line(response_xml(f"{USER}:{DEV}:99", "2.2", "I0", dt.datetime(2026, 10, 5, 11))),
+    ]
+    log = tmp_path / "log.jsonl.gz"
+    with gzip.open(log, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    cli("ingest", str(_parties_devices(tmp_path)), "--db", str(db))
+    with Store(db) as store:
+        res = ingest_duis(store, load_methodology(), [log], tmp_path / "stage")
+        assert (res.messages, res.bad, res.unpaired) == (8, 5, 1)
+        rows = store.rows("SELECT request_id, response_code, responded_at, region FROM service_requests", [])
+        assert rows == [
+            {
+                "request_id": rid,
+                "response_code": "I0",
+                "responded_at": dt.datetime(2026, 10, 5, 10, 0, 2),
+                "region": "North",
+            }
+        ]
+        q = {
+            r["row_number"]: r["reason"] for r in store.rows("SELECT row_number, reason FROM quarantine", [])
+        }
+    assert set(q) == {3, 4, 5, 6, 7}
+    assert "forbidden XML construct" in q[3] and "forbidden XML construct" in q[4]
+    assert "not well-formed" in q[5]
+    assert "not in the DUIS namespace" in q[6]
+    assert "not a JSON log line" in q[7]
+
+
+def _parties_devices(tmp_path: Path) -> Path:
+    d = tmp_path / "side"
+    (d / "parties").mkdir(parents=True)
+    (d / "devices").mkdir()
+    (d / "parties" / "p.csv").write_text(
+        f"user_id,party_id,user_role,valid_from\n{USER},SUP-A,IS,2026-01-01T00:00:00Z\n"
+    )
+    (d / "devices" / "d.csv").write_text(
+        "device_id,extracted_at,device_type,smets,region,party_id,ch_id,installed_at,commissioned_at,status,"
+        "firmware_version,last_communicated_at\n"
+        f"{DEV},2026-10-31T00:00:00Z,ESME,2,North,SUP-A,,2025-01-01T00:00:00Z,2025-01-01T01:00:00Z,commissioned,1.0,\n"
+    )
+    return d
+
+
+def test_xml_files_acknowledgements_and_future_dated_pairing(tmp_path):
+    """One message per file (captured at its modification time) and a concatenated log with
+    `captured_at:` lines. A future-dated request gets an I99 acknowledgement and later an I0:
+    the I0 is its response. An 11.1 that only ever gets its I99 keeps the I99."""
+    db = tmp_path / "x.duckdb"
+    cli("ingest", str(_parties_devices(tmp_path)), "--db", str(db))
+    r1, r2 = f"{USER}:{DEV}:1", f"{USER}:{DEV}:2"
+    t0 = dt.datetime(2026, 10, 6, 9, 0)
+    single = tmp_path / "logs" / "req.xml"
+    single.parent.mkdir()
+    single.write_text(request_xml(r1, "1.1.1", t0 + dt.timedelta(hours=2)), encoding="utf-8")
+    os.utime(single, (t0.replace(tzinfo=dt.UTC).timestamp(),) * 2)
+    concat = tmp_path / "logs" / "rest.xml.gz"
+    parts = [
+        ("2026-10-06T09:00:01.000Z", response_xml(r1, "1.1.1", "I99", t0 + dt.timedelta(seconds=1))),
+        ("2026-10-06T11:00:05.000Z", response_xml(r1, "1.1.1", "I0", t0 + dt.timedelta(hours=2, seconds=5))),
+        ("2026-10-06T09:30:00.000Z", request_xml(r2, "11.1", None)),
+        (
+            "2026-10-06T09:30:02.000Z",
+            response_xml(r2, "11.1", "I99", t0 + dt.timedelta(minutes=30, seconds=2)),
+        ),
+    ]
+    with gzip.open(concat, "wt", encoding="utf-8") as fh:
+        for at, xml in parts:
+            fh.write(f"captured_at: {at}\n{xml}\n")
+    out = cli("ingest-duis", str(tmp_path / "logs"), "--db", str(db))
+    assert "0 malformed" in out
+    with Store(db) as store:
+        got = {r["request_id"]: r for r in store.rows("SELECT * FROM service_requests", [])}
+    assert got[r1]["mode"] == "future-dated" and got[r1]["response_code"] == "I0"
+    assert got[r1]["received_at"] == t0 and got[r1]["responded_at"] == t0 + dt.timedelta(hours=2, seconds=5)
+    assert got[r2]["response_code"] == "I99" and got[r2]["report_status"] == 2  # party-side default
+
+
+def test_parse_message_reasons():
+    at = dt.datetime(2026, 10, 1)
+    with pytest.raises(ValueError, match="neither Request nor Response"):
+        parse_message(f'<sr:Other xmlns:sr="{NS}"><sr:Header/></sr:Other>', "f", 1, at, None)
+    with pytest.raises(ValueError, match="needs RequestID and ServiceReferenceVariant"):
+        parse_message(f'<sr:Request xmlns:sr="{NS}"><sr:Header/></sr:Request>', "f", 1, at, None)
+
+
+def test_party_side_rtt_report_renders_beside_the_dcc_side(month, tmp_path):
+    """SUP-A's own log: each message captured 40-400 ms further from the DCC each way, so the
+    party's mean RTT exceeds the DCC's by 0.08-0.8 s, for exactly the same requests."""
+    from opmetrics.simulate.duis import write_duis_logs
+
+    db = tmp_path / "p.duckdb"
+    cli("ingest", str(month / "data"), "--db", str(db))
+    counts = write_duis_logs(month / "data", tmp_path / "sup-a", party="SUP-A")
+    assert counts["requests"] > 1000
+    out = tmp_path / "report"
+    cli(
+        "party-rtt",
+        str(tmp_path / "sup-a"),
+        "--party",
+        "SUP-A",
+        "--period",
+        "2026-10",
+        "--db",
+        str(db),
+        "--out",
+        str(out),
+    )
+    html = (out / "party-rtt.html").read_text()
+    assert "Round-trip time as SUP-A experiences it" in html
+    import csv
+
+    rows = list(csv.DictReader((out / "party-rtt.csv").open()))
+    pp = next(r for r in rows if r["srv"] == "2.2" and r["mode"] == "on-demand")
+    assert int(pp["dcc_matched"]) == int(pp["answered"]) > 100
+    assert 0.08 <= float(pp["party_minus_dcc_mean_s"]) <= 0.8
+    assert float(pp["party_within_trt_pct"]) <= float(pp["dcc_within_trt_pct"])
+    shutil.rmtree(tmp_path / "sup-a")
