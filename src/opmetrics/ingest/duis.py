@@ -176,33 +176,44 @@ def read_messages(path: Path) -> Iterator[Message | Bad]:
                         yield Bad(src, n, str(e), xml[:500])
             return
         with _open_text(path) as fh:
-            text = fh.read()
+            first = fh.readline()
+            if not CAPTURE.match(first.strip()):
+                # One message per file, captured when the file was written.
+                text = first + fh.read()
+                when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(
+                    tzinfo=None, microsecond=0
+                )
+                try:
+                    yield parse_message(text, src, 1, when, None)
+                except ValueError as e:
+                    yield Bad(src, 1, str(e), text[:500])
+                return
+            # Concatenated messages, each after a `captured_at:` line: streamed line by line.
+            chunk: list[str] = []
+            when_txt, start = CAPTURE.match(first.strip()).group(1), 2
+            n = 1
+            for n, line in enumerate(fh, start=2):
+                m = CAPTURE.match(line.strip())
+                if not m:
+                    chunk.append(line)
+                    continue
+                yield from _concatenated(chunk, src, start, when_txt)
+                chunk, start, when_txt = [], n + 1, m.group(1)
+            yield from _concatenated(chunk, src, start, when_txt)
     except UnicodeDecodeError as e:
         raise IngestError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except (OSError, EOFError) as e:
         raise IngestError(f"{path}: cannot be read ({e})") from None
-    if not CAPTURE.match(text.lstrip().split("\n", 1)[0] if text.strip() else ""):
-        when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None, microsecond=0)
-        try:
-            yield parse_message(text, src, 1, when, None)
-        except ValueError as e:
-            yield Bad(src, 1, str(e), text[:500])
+
+
+def _concatenated(chunk: list[str], src: str, line: int, when_txt: str) -> Iterator[Message | Bad]:
+    body = "".join(chunk)
+    if not body.strip():
         return
-    chunk: list[str] = []
-    start, when_txt = 0, ""
-    lines = text.split("\n")
-    for n, line in enumerate([*lines, "captured_at: END"], start=1):
-        m = CAPTURE.match(line)
-        if m:
-            if chunk and "".join(chunk).strip():
-                body = "\n".join(chunk)
-                try:
-                    yield parse_message(body, src, start, _time(when_txt), None)
-                except ValueError as e:
-                    yield Bad(src, start, str(e), body[:500])
-            chunk, start, when_txt = [], n + 1, m.group(1)
-        else:
-            chunk.append(line)
+    try:
+        yield parse_message(body, src, line, _time(when_txt), None)
+    except ValueError as e:
+        yield Bad(src, line, str(e), body[:500])
 
 
 # --- pairing into canonical rows ----------------------------------------------------------------
