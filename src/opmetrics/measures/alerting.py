@@ -29,7 +29,7 @@ def a1_failures_by_code(s: Scope, ctx: Context) -> list[Row]:
     rows = rows_of(
         f.group_by("alert_code")
         .aggregate(n=f.count(), undelivered=f.delivered_at.isnull().cast("int64").sum())
-        .order_by(ibis.desc("n"))
+        .order_by([ibis.desc("n"), "alert_code"])
     )
     return [
         count_row("alert code", r["alert_code"], r["n"], note=f"{r['undelivered']} never delivered")

@@ -58,7 +58,7 @@ def cos1_failure_codes(s: Scope, ctx: Context) -> list[Row]:
     rows = rows_of(
         bad.group_by(code=code)
         .aggregate(n=bad.count(), incl=bad.included.cast("int64").sum())
-        .order_by(ibis.desc("n"))
+        .order_by([ibis.desc("n"), "code"])
     )
     return [
         count_row(

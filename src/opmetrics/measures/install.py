@@ -107,7 +107,9 @@ def ic1_install_leave(s: Scope, ctx: Context) -> list[Row]:
 def ic2(s: Scope, ctx: Context) -> list[Row]:
     inc = s.con.table("incidents")
     inc = inc.filter(inc.category.isin([1, 2]))
-    incidents = rows_of(inc.select("incident_id", "category", "raised_at", "resolved_at"))
+    incidents = rows_of(
+        inc.select("incident_id", "category", "raised_at", "resolved_at").order_by("incident_id")
+    )
     sr = s.con.table("service_requests")
     sr = sr.filter(sr.report_date.between(s.first, s.last))
     volume = {r["report_date"]: r["n"] for r in rows_of(sr.group_by("report_date").aggregate(n=sr.count()))}

@@ -26,7 +26,7 @@ def _period_bounds(s: Scope) -> tuple[dt.datetime, dt.datetime]:
 
 
 def _incidents(s: Scope) -> list[dict[str, Any]]:
-    return rows_of(s.con.table("incidents"))
+    return sorted(rows_of(s.con.table("incidents")), key=lambda r: r["incident_id"])
 
 
 def _in(ts: dt.datetime | None, a: dt.datetime, b: dt.datetime) -> bool:

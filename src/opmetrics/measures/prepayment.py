@@ -102,7 +102,9 @@ def pp1_failure_reasons(s: Scope, ctx: Context) -> list[Row]:
     required = "required" if rate > threshold else "for information"
     note = f"failure rate {rate:.2f} % vs threshold {threshold:g} %: reasons {required}"
     f = t.filter(t.failed)
-    rows = rows_of(f.group_by("failure_reason").aggregate(n=f.count()).order_by(ibis.desc("n")))
+    rows = rows_of(
+        f.group_by("failure_reason").aggregate(n=f.count()).order_by([ibis.desc("n"), "failure_reason"])
+    )
     return [share_row("failure reason", r["failure_reason"], r["n"], tot["f"], note=note) for r in rows]
 
 

@@ -89,5 +89,20 @@ def _json_default(v: Any) -> Any:
     raise TypeError(type(v))
 
 
+def stable(v: Any) -> Any:
+    """Floats to 10 significant digits: parallel aggregation may add in a different order and
+    change the last bits, which must not change a published figure or its fingerprint."""
+    if isinstance(v, float):
+        return float(f"{v:.10g}")
+    if isinstance(v, dict):
+        return {k: stable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [stable(x) for x in v]
+    return v
+
+
 def canonical_json(figures: dict[str, Any]) -> str:
-    return json.dumps(figures, default=_json_default, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+    return (
+        json.dumps(stable(figures), default=_json_default, sort_keys=True, indent=1, ensure_ascii=False)
+        + "\n"
+    )

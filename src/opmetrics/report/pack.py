@@ -405,6 +405,7 @@ def build_pack(
         "availability": f.availability,
         "league": league_rows,
     }
+    figures = D.stable(figures)
     text = D.canonical_json(figures)
     issue = record_issue(store, period, edition, figures, text)
     (out / "figures.json").write_text(text, encoding="utf-8")

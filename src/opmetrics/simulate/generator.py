@@ -147,6 +147,7 @@ class Faults:
     wan_outage_day: int = 12  # North WAN outage, 14:05-15:40 UK time
     alert_storm_day: int = 20  # Central power-outage alert storm, 18:00-19:00
     dsp_outage_day: int = 26  # DSP Core failover (a shared sub-system), 07:50-08:37
+    misconfig_day: int = 8  # SUP-C's orchestration sends malformed requests, 10:00-12:00 (E62)
     enabled: bool = True
 
 
@@ -276,6 +277,13 @@ class _DayGen:
             rtt[in_outage] *= 3
         comms = u < p_fail
         other = (u >= p_fail) & (u < p_fail + P.P_OTHER_ERROR)
+        misconfigured = np.zeros(n, dtype=bool)
+        if f.enabled and start.astimezone(UK).day == f.misconfig_day:
+            o0, o1 = _local_ms(start, 10), _local_ms(start, 12)
+            sup_c = [p.party_id for p in P.PARTIES].index("SUP-C")
+            misconfigured = (party == sup_c) & (received >= o0) & (received < o1) & on_demand
+            comms &= ~misconfigured
+            other |= misconfigured
         v = rng.random(n)
         no_resp = ~comms & ~other & (v < P.P_NO_RESPONSE)
         pending = ~comms & ~other & (v >= P.P_NO_RESPONSE) & (v < P.P_NO_RESPONSE + P.P_PENDING)
@@ -285,6 +293,7 @@ class _DayGen:
         code = np.full(n, spec.ok_code, dtype=object)
         code[comms] = np.where(e21[comms], "E21", "E20")
         code[other] = rng.choice(["E4", "E8", "E51", "E62"], size=int(other.sum()))
+        code[misconfigured] = "E62"  # the DCC rejects the malformed requests
         code[no_resp | pending] = None
         status = np.where(
             on_demand,
