@@ -80,6 +80,7 @@ CALLS = {
     "/api/incidents": {},
     "/api/drill": {"process": "prepayment", "by": "party"},
     "/api/system": {},
+    "/api/alerts": {},
     "/api/downloads": {},
     "/downloads/{name}": {},
 }

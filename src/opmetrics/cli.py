@@ -223,6 +223,63 @@ def ingest_duis_cmd(
     )
 
 
+@app.command()
+def watch(
+    db: DbOpt = Path(DEFAULT_DB),
+    drop: Annotated[Path, typer.Option(help="Folder that new input files are dropped into.")] = Path(
+        "incoming"
+    ),
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Also read service_requests CSV lines from stdin.")
+    ] = False,
+    rules: Annotated[
+        Path | None, typer.Option(help="Monitoring rules YAML (default: the built-in set).")
+    ] = None,
+    webhook: Annotated[str | None, typer.Option(help="POST each alert event as JSON to this URL.")] = None,
+    smtp: Annotated[str | None, typer.Option(help="host:port of an SMTP server for alert emails.")] = None,
+    mail_to: Annotated[list[str] | None, typer.Option(help="Email recipient (repeatable).")] = None,
+    replay_from: Annotated[
+        str | None, typer.Option(help="Replay stored data instead of watching: start, ISO UTC.")
+    ] = None,
+    replay_to: Annotated[str | None, typer.Option(help="Replay end, ISO UTC.")] = None,
+    step: Annotated[int, typer.Option(help="Replay step in minutes.")] = 1,
+    methodology: MethOpt = None,
+) -> None:
+    """Near-real-time monitoring: load micro-batches as they arrive, evaluate the rules every
+    minute, and send alerts (open, update, recovery) to the log, a webhook and email."""
+    import datetime as dt_
+
+    from opmetrics.monitor.engine import Monitor, load_rules, replay
+    from opmetrics.monitor.sinks import LogSink, SmtpSink, WebhookSink
+    from opmetrics.monitor.watch import watch as watch_loop
+
+    m = _methodology(methodology)
+    try:
+        rule_set = load_rules(rules)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    sinks: list = [LogSink(console.print)]
+    if webhook:
+        sinks.append(WebhookSink(webhook))
+    if smtp:
+        host, _, port = smtp.partition(":")
+        sinks.append(SmtpSink(host, int(port or 25), mail_to or ["ops@localhost"]))
+    with Store(db) as store:
+        mon = Monitor(store, m, rule_set, sinks)
+        if replay_from:
+            start = dt_.datetime.fromisoformat(replay_from.rstrip("Z"))
+            end = dt_.datetime.fromisoformat((replay_to or replay_from).rstrip("Z"))
+            events = replay(mon, start, end, step)
+            opened = sum(1 for e, _ in events if e == "open")
+            console.print(f"Replayed {start} to {end} every {step} min: {opened} alert(s) opened.")
+            return
+        console.print(f"Watching {drop} every {rule_set.evaluate_every_seconds} s (Ctrl-C to stop).")
+        try:
+            watch_loop(store, mon, drop, stdin, console.print)
+        except KeyboardInterrupt:
+            console.print("Stopped.")
+
+
 @app.command("party-rtt")
 def party_rtt_cmd(
     paths: Annotated[list[Path], typer.Argument(help="The party's own DUIS logs (files or folders).")],

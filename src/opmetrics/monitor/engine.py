@@ -311,9 +311,10 @@ class Monitor:
         where = " AND ".join(f"{k} = ${k}" for k in scope) or "TRUE"
         params = {"start": start, "now": now, **scope}
         per_process = "process" in scope
+        flag = "errored" if rule.measure == "error_pct" else "failed"  # what the alert is about
         base = self.store.rows(
             f"WITH r AS ({self._requests_sql(per_process)}) "
-            "SELECT count(failed) AS v, count(*) FILTER (WHERE failed) AS f "
+            f"SELECT count({flag}) AS v, count(*) FILTER (WHERE {flag}) AS f "
             f"FROM r WHERE {where}",
             {**params, "start": now - dt.timedelta(hours=24), "now": start},
         )[0]
@@ -323,8 +324,9 @@ class Monitor:
         for dim in dims if per_process else [d for d in dims if d != "process"]:
             rows = self.store.rows(
                 f"WITH r AS ({self._requests_sql(per_process)}) SELECT CAST({dim} AS VARCHAR) AS value, "
-                "count(failed) AS v, "
-                f"count(*) FILTER (WHERE failed) AS f FROM r WHERE {where} AND failed IS NOT NULL GROUP BY 1",
+                f"count({flag}) AS v, "
+                f"count(*) FILTER (WHERE {flag}) AS f FROM r WHERE {where} AND {flag} IS NOT NULL "
+                "GROUP BY 1",
                 params,
             )
             if len(rows) < 2:

@@ -182,6 +182,10 @@ def create_app(
         }
         return guard(data.drill, p, user, process, by, filters)
 
+    @app.get("/api/alerts", tags=["monitoring"])
+    async def alerts(user: UserDep, open_only: bool = True):
+        return data.alerts(user, open_only)
+
     @app.get("/api/system", tags=["measures"])
     async def system(user: UserDep):
         return guard(data.system, user)

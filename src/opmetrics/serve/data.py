@@ -201,6 +201,26 @@ class DataService:
         # Order by what is shown, so the order of anonymous names reveals nothing.
         return sorted(out, key=lambda r: r["key"])
 
+    def alerts(self, user: User, open_only: bool) -> list[dict[str, Any]]:
+        """Monitoring alerts (opmetrics watch); a party sees those about its own scope or none
+        named after another party."""
+        try:
+            rows = self.store.rows(
+                "SELECT * FROM monitor_alerts"
+                + (" WHERE status = 'open'" if open_only else "")
+                + " ORDER BY opened_at DESC LIMIT 200",
+                [],
+            )
+        except Exception:  # noqa: BLE001 - no monitoring has run yet
+            return []
+        if not user.sees_all:
+            rows = [r for r in rows if '"party_id"' not in r["scope"] or f'"{user.party_id}"' in r["scope"]]
+            anon = self.anonymiser(self.period_or_latest(None), user)
+            for r in rows:
+                for k in ("message", "root_cause", "scope"):
+                    r[k] = anon.scrub(r[k])
+        return rows
+
     def system(self, user: User) -> dict[str, Any]:
         """The latest day in the data: RSVP per process by hour, Service availability that day
         and in the month so far, and incidents still open."""

@@ -47,7 +47,17 @@ const period = () => ($("#period") ? $("#period").value : null);
 const plotOpts = { responsive: true, displaylogo: false };
 
 // --- System -----------------------------------------------------------------------------------
+async function liveAlerts() {
+  const rows = await api("/api/alerts");
+  if (!rows.length) { $("#live-alerts").replaceChildren(el("p", { class: "note" }, "No open alerts.")); return; }
+  table("#live-alerts", ["Opened (UTC)", "Severity", "Alert", "Top cause"], rows.map((a) => {
+    const rc = JSON.parse(a.root_cause || "[]")[0];
+    return { cells: [a.opened_at, a.severity, a.message, rc ? `${rc.dimension} = ${rc.value}` : ""] };
+  }), { left: 4 });
+}
+
 async function systemPage() {
+  liveAlerts(); setInterval(liveAlerts, 30000);
   const s = await api("/api/system");
   $("#sys-when").textContent = `Period ${s.period}; latest day in the data: ${s.day}.`;
   const today = {}; for (const r of s.availability_today) today[r.subject + "|" + r.region] = r;
