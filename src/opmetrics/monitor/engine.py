@@ -26,6 +26,7 @@ from opmetrics.engine.store import Store
 from opmetrics.methodology import Methodology
 
 DIMENSIONS = ("region", "smets", "device_type", "srv", "party_id", "response_code")
+MIN_SCORE = 0.15  # root-cause hint: excess explained minus traffic share
 
 
 class Rule(BaseModel):
@@ -350,7 +351,16 @@ class Monitor:
                     "score": round(explains - share, 3),
                 }
             )
-        return sorted(out, key=lambda x: -x["score"])
+        # A value must explain clearly more than its share of traffic to be a hint; when none
+        # does, the cause is system-wide (see the linked incidents and outages).
+        # The response code says what failed, not where: it is listed after the "where" hints,
+        # by the share of the excess it explains.
+        where_ = sorted(
+            (x for x in out if x["dimension"] != "response_code" and x["score"] >= MIN_SCORE),
+            key=lambda x: -x["score"],
+        )
+        what = [x for x in out if x["dimension"] == "response_code" and x["explains"] >= 0.5]
+        return where_ + what
 
     def related(self, scope: dict[str, Any], start: dt.datetime, end: dt.datetime) -> list[str]:
         """Incidents and outages overlapping the window (and the scope's region, if any)."""

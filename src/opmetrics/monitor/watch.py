@@ -76,6 +76,7 @@ def watch(
     report: Callable[[str], None],
     clock: Callable[[], dt.datetime] | None = None,
     max_cycles: int | None = None,
+    interval: float | None = None,
 ) -> None:
     drop.mkdir(parents=True, exist_ok=True)
     batcher = StdinBatcher(drop) if use_stdin else None
@@ -83,7 +84,7 @@ def watch(
         batcher.start()
     seen: set[str] = set()
     now_fn = clock or (lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
-    interval = monitor.rules.evaluate_every_seconds
+    interval = monitor.rules.evaluate_every_seconds if interval is None else interval
     cycles = 0
     while max_cycles is None or cycles < max_cycles:
         if batcher:

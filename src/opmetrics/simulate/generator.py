@@ -269,6 +269,11 @@ class _DayGen:
             in_outage = (region == 0) & (received >= o0) & (received < o1)
             p_fail = np.where(in_outage, 0.65, p_fail)
             rtt[in_outage] *= 3
+        if f.enabled and start.astimezone(UK).day == 15:
+            # SMETS1 service adapter failure 03:10-04:05 UK (the Category 1 incident).
+            o0, o1 = _local_ms(start, 3 + 10 / 60), _local_ms(start, 4 + 5 / 60)
+            in_outage = (region == 3) & (received >= o0) & (received < o1)
+            p_fail = np.where(in_outage, 0.9, p_fail)
         if f.enabled and start.astimezone(UK).day == f.dsp_outage_day:
             # DSP Core failover 07:50-08:37 UK: every region fails, slowly.
             o0, o1 = _local_ms(start, 7 + 50 / 60), _local_ms(start, 8 + 37 / 60)
