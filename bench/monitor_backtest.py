@@ -29,6 +29,7 @@ FAULTS = [
     ("misconfigured orchestration (SUP-C)", D(2026, 10, 8, 9, 0), D(2026, 10, 8, 11, 0)),
     ("North WAN outage", D(2026, 10, 12, 13, 5), D(2026, 10, 12, 14, 40)),
     ("SMETS1 service outage (Cat 1)", D(2026, 10, 15, 2, 10), D(2026, 10, 15, 3, 5)),
+    ("faulty firmware release (1.3.1)", D(2026, 10, 17, 8, 0), D(2026, 10, 17, 11, 0)),
     ("alert storm (Central)", D(2026, 10, 20, 17, 0), D(2026, 10, 20, 18, 0)),
     ("DSP Core failover", D(2026, 10, 26, 7, 50), D(2026, 10, 26, 8, 37)),
 ]

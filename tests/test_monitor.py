@@ -58,6 +58,8 @@ FAULTS = [
      "alert-storm", {"region": "Central"}, None),
     ("misconfigured orchestration", D(2026, 10, 8, 8, 30), D(2026, 10, 8, 9, 40), D(2026, 10, 8, 9, 0),
      "party-errors", {"party_id": "SUP-C"}, ("response_code", "E62")),
+    ("faulty firmware release", D(2026, 10, 17, 7, 30), D(2026, 10, 17, 9, 0), D(2026, 10, 17, 8, 0),
+     "failure-spike", {}, ("firmware_version", "1.3.1")),
     ("DSP Core failover", D(2026, 10, 26, 7, 20), D(2026, 10, 26, 8, 20), D(2026, 10, 26, 7, 50),
      "failure-spike", {}, "system-wide"),
 ]  # fmt: skip

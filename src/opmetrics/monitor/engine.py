@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from opmetrics.engine.store import Store
 from opmetrics.methodology import Methodology
 
-DIMENSIONS = ("region", "smets", "device_type", "srv", "party_id", "response_code")
-MIN_SCORE = 0.15  # root-cause hint: excess explained minus traffic share
+DIMENSIONS = ("region", "smets", "device_type", "firmware_version", "srv", "party_id", "response_code")
+MIN_SCORE = 0.2  # root-cause hint: excess explained minus traffic share
 
 
 class Rule(BaseModel):
@@ -127,6 +127,11 @@ class Monitor:
         con.register("_mon_srv_process", pa.Table.from_pylist(srv_proc))
         trt = [r for r in m.trt_rows() if r["mode"] == "on-demand"]
         con.register("_mon_trt", pa.Table.from_pylist(trt))
+        # Each device's firmware from its latest extract, for root-cause hints (a faulty release).
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _mon_fw AS SELECT device_id, "
+            "arg_max(firmware_version, extracted_at) AS firmware_version FROM devices GROUP BY device_id"
+        )
         if not store.read_only:
             con.execute(_DDL)
         self._fail_codes = list(m.payload.failure_response_codes)
@@ -138,7 +143,7 @@ class Monitor:
         `per_process`, one row per (request, business process listing its SRV)."""
         codes = ", ".join(f"'{c}'" for c in self._fail_codes)
         return f"""
-            SELECT s.region, s.smets, s.device_type, s.srv, s.party_id,
+            SELECT s.region, s.smets, s.device_type, fw.firmware_version, s.srv, s.party_id,
                    {"p.process" if per_process else "NULL AS process"},
                    s.received_at,
                    CASE WHEN s.responded_at IS NOT NULL AND s.responded_at <= $now
@@ -155,6 +160,7 @@ class Monitor:
             FROM service_requests s
             {"JOIN _mon_srv_process p USING (srv)" if per_process else ""}
             LEFT JOIN _mon_trt t ON t.srv = s.srv AND t.smets = s.smets
+            LEFT JOIN _mon_fw fw ON fw.device_id = s.device_id
             WHERE s.mode = 'on-demand' AND s.received_at >= $start AND s.received_at < $now"""
 
     def _grouped(self, rule: Rule, start: dt.datetime, now: dt.datetime) -> list[dict[str, Any]]:

@@ -148,6 +148,7 @@ class Faults:
     alert_storm_day: int = 20  # Central power-outage alert storm, 18:00-19:00
     dsp_outage_day: int = 26  # DSP Core failover (a shared sub-system), 07:50-08:37
     misconfig_day: int = 8  # SUP-C's orchestration sends malformed requests, 10:00-12:00 (E62)
+    firmware_fault_day: int = 17  # devices on firmware 1.3.1 stop answering, 09:00-12:00
     enabled: bool = True
 
 
@@ -269,6 +270,12 @@ class _DayGen:
             in_outage = (region == 0) & (received >= o0) & (received < o1)
             p_fail = np.where(in_outage, 0.65, p_fail)
             rtt[in_outage] *= 3
+        if f.enabled and start.astimezone(UK).day == f.firmware_fault_day:
+            # A faulty firmware release: devices on 1.3.1 stop answering reliably.
+            o0, o1 = _local_ms(start, 9), _local_ms(start, 12)
+            bad_fw = scenarios.firmware_index(dev) == P.FIRMWARE_VERSIONS.index("1.3.1")
+            in_fault = bad_fw & (received >= o0) & (received < o1)
+            p_fail = np.where(in_fault, 0.6, p_fail)
         if f.enabled and start.astimezone(UK).day == 15:
             # SMETS1 service adapter failure 03:10-04:05 UK (the Category 1 incident).
             o0, o1 = _local_ms(start, 3 + 10 / 60), _local_ms(start, 4 + 5 / 60)

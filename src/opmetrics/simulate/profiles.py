@@ -162,3 +162,5 @@ P_FW_FAILED = 0.03  # ... by 8F1C; the rest never answer
 P_SILENT_60D = 0.015  # meters not heard from for over 60 days
 P_CH_FIRMWARE = 0.03  # share of SMETS2 hubs in this month's CH firmware campaign
 SMKI_PER_REQUEST = 0.002  # SMKI requests per service request
+
+FIRMWARE_VERSIONS = ["1.2.0", "1.3.1", "2.0.4"]

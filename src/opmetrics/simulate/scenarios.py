@@ -29,6 +29,12 @@ SPEC = {s.srv: s for s in P.SRV_MIX}
 CHF, ESME, GSME = (P.DEVICE_TYPES.index(t) for t in ("CHF", "ESME", "GSME"))
 
 
+def firmware_index(dev: np.ndarray) -> np.ndarray:
+    """Each device's firmware version (index into P.FIRMWARE_VERSIONS), fixed by its number so
+    the traffic generator and the estate extract agree."""
+    return (dev * 7 + dev // 11) % len(P.FIRMWARE_VERSIONS)
+
+
 def ts_ms(ms: np.ndarray) -> pa.Array:
     """Epoch milliseconds as UTC timestamps; negative values mean "none" (null)."""
     return pa.array(ms, pa.int64(), mask=ms < 0).cast(pa.timestamp("ms", "UTC"))
@@ -189,7 +195,7 @@ def devices_table(
         np.where(e.install_leave, "install_and_leave", "installed_not_commissioned"),
     )
     ids = eui64(Estate.DEVICE_BASE + np.arange(n))
-    fw = np.array(["1.2.0", "1.3.1", "2.0.4"])[rng.integers(0, 3, n)]
+    fw = np.array(P.FIRMWARE_VERSIONS)[firmware_index(np.arange(n))]
 
     return pa.table(
         {
