@@ -126,6 +126,15 @@ class Outcomes(_Strict):
     alert_trt_seconds: int = Field(gt=0)
 
 
+def rag_status(pct: float | None, target: float, minimum: float) -> str:
+    """RAG status of an actual figure: met target, met minimum only, or below minimum."""
+    if pct is None:
+        return "no data"
+    if pct >= target:
+        return "target met"
+    return "below target" if pct >= minimum else "below minimum"
+
+
 class IncidentTimes(_Strict):
     initial_response_minutes: int | None = Field(default=None, gt=0)
     target_resolution_hours: float | None = Field(default=None, gt=0)
@@ -194,11 +203,7 @@ class Availability(_Strict):
         return next((x for x in self.services if x.name == name), None)
 
     def status(self, pct: float | None) -> str:
-        if pct is None:
-            return "no data"
-        if pct >= self.target:
-            return "target met"
-        return "below target" if pct >= self.minimum else "below minimum"
+        return rag_status(pct, self.target, self.minimum)
 
 
 class Estate(_Strict):
@@ -274,12 +279,7 @@ class Cpm(_Strict):
         return self
 
     def status(self, pct: float | None) -> str:
-        """RAG status of an actual figure: met target, met minimum only, or below minimum."""
-        if pct is None:
-            return "no data"
-        if pct >= self.target:
-            return "target met"
-        return "below target" if pct >= self.minimum else "below minimum"
+        return rag_status(pct, self.target, self.minimum)
 
 
 class Methodology(_Strict):

@@ -24,6 +24,16 @@ plt.rcParams.update(
 )
 
 
+def _svg(fig: plt.Figure) -> str:
+    """The figure as an inline <svg> element, without a date (the same figures, the same SVG)."""
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg") :]
+
+
 def daily_rsvp_svg(
     days: list[dict[str, Any]],
     monthly_mean_s: float | None,
@@ -85,12 +95,7 @@ def daily_rsvp_svg(
             xytext=(5, 3),
             textcoords="offset points",
         )
-    fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg") :]
+    return _svg(fig)
 
 
 def availability_svg(
@@ -133,12 +138,7 @@ def availability_svg(
     ax.set_xlabel("day of month")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6.5, frameon=False)
     fig.suptitle(title, x=0.01, ha="left", fontsize=10, fontweight="bold")
-    fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg") :]
+    return _svg(fig)
 
 
 def trend_svg(points: list[tuple[str, float | None, float | None]], target: float, title: str) -> str:
@@ -155,9 +155,4 @@ def trend_svg(points: list[tuple[str, float | None, float | None]], target: floa
     ax.set_ylabel("%")
     ax.legend(loc="lower left", fontsize=7, frameon=False, ncol=3)
     fig.suptitle(title, x=0.01, ha="left", fontsize=10, fontweight="bold")
-    fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg") :]
+    return _svg(fig)
