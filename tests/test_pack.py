@@ -237,3 +237,24 @@ def test_deterministic_output_and_reissue_with_change_summary(db, tmp_path, meth
     assert "input data changed" in changes
     assert "rsvp: process / prepayment / month /  / North: volume" in changes.replace("/ None /", "/  /")
     assert (b / "archive" / "issue-1" / "figures.json").read_bytes() == (a / "figures.json").read_bytes()
+
+
+def test_datafile_cells_never_run_as_formulas(tmp_path):
+    """A hostile value from the input (a note, a party id) is written as text in CSV, with a
+    leading apostrophe, and as a plain string in XLSX (never a formula); numbers are untouched."""
+    from opmetrics.report.datafiles import write_table
+
+    rows = [
+        {"key": '=HYPERLINK("http://evil","x")', "n": -3.5},
+        {"key": "+1+1", "n": 2},
+        {"key": "@SUM(A1)", "n": 0},
+        {"key": "-2", "n": 1},
+        {"key": "SUP-A", "n": 4},
+    ]
+    write_table(tmp_path / "t", ["key", "n"], rows, [])
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert lines[1] == '"\'=HYPERLINK(""http://evil"",""x"")",-3.5'
+    assert [ln.split(",")[0] for ln in lines[2:]] == ["'+1+1", "'@SUM(A1)", "'-2", "SUP-A"]
+    with zipfile.ZipFile(tmp_path / "t.xlsx") as z:
+        sheet = z.read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>" not in sheet  # no formula cells at all

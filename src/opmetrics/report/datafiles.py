@@ -39,7 +39,15 @@ AVAILABILITY_COLUMNS = [
 LEAGUE_COLUMNS = ["period", "process_id", "rank", "party", "success_pct", "industry_pct", "best_pct"]
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_value(v: Any) -> Any:
+    """A cell as text. Text that a spreadsheet would run as a formula (it starts with =, +, -,
+    @, tab or carriage return: a party id or a note from the input could) gets a leading
+    apostrophe, so opening a datafile never runs anything (CSV injection)."""
+    if isinstance(v, str) and v.startswith(FORMULA_START):
+        return "'" + v
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
