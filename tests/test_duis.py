@@ -20,24 +20,12 @@ from opmetrics.ingest.duis import ingest_duis, parse_message
 from opmetrics.measures.run import compute
 from opmetrics.methodology import load as load_methodology
 from opmetrics.simulate.duis import request_xml, response_xml
+from opmetrics.simulate.generator import TABLES
 
 runner = CliRunner()
 NS = "http://www.dccinterface.co.uk/ServiceUserGateway"
 USER, DEV = "90-B3-D5-1F-30-01-00-0A", "00-DB-00-00-00-00-00-01"
-SIDE_TABLES = [
-    "parties",
-    "devices",
-    "incidents",
-    "outages",
-    "ch_status_updates",
-    "ch_firmware",
-    "smki_requests",
-    "dcc_assessments",
-    "defects",
-    "throttling_events",
-    "capacity",
-    "registration_changes",
-]
+SIDE_TABLES = [t for t in TABLES if t not in ("service_requests", "alerts")]
 
 
 def cli(*args: str) -> str:

@@ -272,7 +272,7 @@ def _final(responses: list[Message]) -> Message:
 
 
 def canonical_tables(
-    parsed: Parsed, store: Store, m: Methodology, side: str
+    parsed: Parsed, store: Store, m: Methodology
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Bad]]:
     """(service_requests rows, alerts rows, unpaired messages)."""
     parties, devices = _lookup(store)
@@ -292,7 +292,7 @@ def canonical_tables(
             continue
         resp = parsed.responses.pop(rid, None)
         final = _final(resp) if resp else None
-        requests.append(_request_row(req, final, parts, who, devices, critical, side))
+        requests.append(_request_row(req, final, parts, who, devices, critical))
     for rid, resps in parsed.responses.items():
         for r in resps:
             if r.scheduled:  # a DSP-scheduled message: the DSP created the request itself
@@ -304,9 +304,7 @@ def canonical_tables(
                         else r.response_at
                     )
                     pseudo = Message(r.source, r.line, start, "request", rid, srv=r.srv, dsp=r.dsp)
-                    requests.append(
-                        _request_row(pseudo, r, parts, who, devices, critical, side, "dcc-scheduled")
-                    )
+                    requests.append(_request_row(pseudo, r, parts, who, devices, critical, "dcc-scheduled"))
                     continue
             unpaired.append(
                 Bad(r.source, r.line, f"response {r.code} with no Request for RequestID {rid}", "")
@@ -344,7 +342,7 @@ def canonical_tables(
     return requests, alerts, unpaired
 
 
-def _request_row(req, final, parts, who, devices, critical, side, mode=None) -> dict[str, Any]:
+def _request_row(req, final, parts, who, devices, critical, mode=None) -> dict[str, Any]:
     originator, device, _counter = parts
     party, role = who(originator)
     d = devices.get(device, {})
@@ -403,19 +401,15 @@ class DuisResult:
     already: bool = False
 
 
-def ingest_duis(
-    store: Store, m: Methodology, paths: list[Path], staging: Path, side: str = "dcc"
-) -> DuisResult:
+def ingest_duis(store: Store, m: Methodology, paths: list[Path], staging: Path) -> DuisResult:
     """Parse, pair and load a set of DUIS logs (pairing is within the set). Loading the same set
     again changes nothing."""
     h = hashlib.sha256()
     for p in sorted(paths):
         h.update(hashlib.sha256(p.read_bytes()).hexdigest().encode())
     set_id = h.hexdigest()[:16]
-    if side != "dcc":
-        raise ValueError("side must be 'dcc' here; party-side logs go through `party-rtt`")
     parsed = parse_files(paths)
-    requests, alerts, unpaired = canonical_tables(parsed, store, m, side)
+    requests, alerts, unpaired = canonical_tables(parsed, store, m)
     staging.mkdir(parents=True, exist_ok=True)
     loads = []
     for name, rows in (("service_requests", requests), ("alerts", alerts)):

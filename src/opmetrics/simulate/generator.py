@@ -702,6 +702,25 @@ def _bad_rows_csv(path: Path, good: pa.Table, n: int, seed: int) -> None:
             )
 
 
+# Every table the simulator writes, one folder each.
+TABLES = (
+    "service_requests",
+    "alerts",
+    "incidents",
+    "outages",
+    "devices",
+    "ch_status_updates",
+    "ch_firmware",
+    "smki_requests",
+    "dcc_assessments",
+    "defects",
+    "throttling_events",
+    "capacity",
+    "registration_changes",
+    "parties",
+)
+
+
 def simulate_month(
     month: str,
     out_dir: str | Path,
@@ -724,23 +743,7 @@ def simulate_month(
         raise ValueError(f"unknown scale {scale!r}; choose one of {list(SCALES)}")
     sc, faults = SCALES[scale], faults or Faults()
     out = Path(out_dir)
-    tables = (
-        "service_requests",
-        "alerts",
-        "incidents",
-        "outages",
-        "devices",
-        "ch_status_updates",
-        "ch_firmware",
-        "smki_requests",
-        "dcc_assessments",
-        "defects",
-        "throttling_events",
-        "capacity",
-        "registration_changes",
-        "parties",
-    )
-    for t in tables:
+    for t in TABLES:
         (out / t).mkdir(parents=True, exist_ok=True)
     estate = Estate(sc.devices, np.random.default_rng([seed, 0]))
     starts = _day_starts(year, mon)
