@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, settings
 from typer.testing import CliRunner
 
 from opmetrics.cli import app as cli
+from opmetrics.engine.audit import AuditLog, audit_path
 from opmetrics.engine.store import Store
 from opmetrics.methodology import load as load_methodology
 from opmetrics.report.league import league_key
@@ -55,7 +56,14 @@ def site(tmp_path_factory):
         secret = session_secret(store)
         league_key(store)
     store = Store(db, read_only=True)
-    application = create_app(store, load_methodology(), base / "report", secret, secure_cookies=False)
+    application = create_app(
+        store,
+        load_methodology(),
+        base / "report",
+        secret,
+        secure_cookies=False,
+        audit=AuditLog(audit_path(db)),
+    )
     yield application, tokens, base
     store.close()
 
@@ -134,14 +142,20 @@ def test_party_limits_throttling_report_and_other_parties_devices(site):
     assert [r["key"] for r in rows] == sorted(r["key"] for r in rows)  # order reveals nothing
 
 
+def form_login(c: TestClient, username: str, password: str, next: str = "/"):
+    """Log in as a browser does: fetch the form (and its CSRF token), then post it."""
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+    form = {"username": username, "password": password, "next": next, "csrf": token}
+    return c.post("/login", data=form, follow_redirects=False)
+
+
 def test_login_session_lockout_headers_and_path_traversal(site):
     application, tokens, _ = site
     c = TestClient(application)
     assert c.get("/", follow_redirects=False).status_code == 303
-    bad = c.post("/login", data={"username": "panel", "password": "wrong-password-x"}, follow_redirects=False)
+    bad = form_login(c, "panel", "wrong-password-x")
     assert bad.status_code == 401
-    form = {"username": "panel", "password": PASSWORDS["panel"], "next": "//evil.example"}
-    ok = c.post("/login", data=form, follow_redirects=False)
+    ok = form_login(c, "panel", PASSWORDS["panel"], next="//evil.example")
     assert ok.status_code == 303 and ok.headers["location"] == "/"
     cookie = ok.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
@@ -149,18 +163,85 @@ def test_login_session_lockout_headers_and_path_traversal(site):
     assert page.status_code == 200 and "System view" in page.text
     for h in ("content-security-policy", "x-frame-options", "x-content-type-options"):
         assert h in page.headers
-    c.post("/logout")
+    logout_token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    assert c.post("/logout", data={}).status_code == 403  # no CSRF token: still logged in
+    assert c.get("/api/me").status_code == 200
+    c.post("/logout", data={"csrf": logout_token})
     assert c.get("/api/me").status_code == 401
     d = TestClient(application)
     for _ in range(5):
-        d.post("/login", data={"username": "locktest", "password": "not-the-password"})
-    locked = d.post("/login", data={"username": "locktest", "password": PASSWORDS["panel"]})
+        form_login(d, "locktest", "not-the-password")
+    locked = form_login(d, "locktest", PASSWORDS["panel"])
     assert locked.status_code == 429  # locked out even with the right password
     e = client(application, tokens, "dcc")
     for name in ("../om.duckdb", "..%2Fom.duckdb", "/etc/passwd", "datafiles/../../om.duckdb"):
         assert e.get(f"/downloads/{name}").status_code == 404, name
     assert e.get("/downloads/datafiles/cpm.csv").status_code == 200
     assert TestClient(application).get("/api/me", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_csrf_origin_session_fixation_and_client_rate_limit(site):
+    application, _, _ = site
+    c = TestClient(application)
+    c.get("/login")
+    before = c.cookies.get("opmetrics_session")
+    no_token = c.post("/login", data={"username": "panel", "password": PASSWORDS["panel"]})
+    assert no_token.status_code == 403 and c.get("/api/me").status_code == 401
+    wrong = c.post("/login", data={"username": "panel", "password": PASSWORDS["panel"], "csrf": "x" * 43})
+    assert wrong.status_code == 403 and c.get("/api/me").status_code == 401
+    # A page on another site posting the real form (with a stolen token) is refused by origin.
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+    form = {"username": "panel", "password": PASSWORDS["panel"], "csrf": token}
+    cross = c.post("/login", data=form, headers={"Origin": "https://evil.example"})
+    assert cross.status_code == 403 and c.get("/api/me").status_code == 401
+    assert form_login(c, "panel", PASSWORDS["panel"]).status_code == 303
+    after = c.cookies.get("opmetrics_session")
+    assert after and after != before  # a fresh session on login
+    # The pre-login session cookie (as planted by an attacker) does not carry the login.
+    planted = TestClient(application)
+    planted.cookies.set("opmetrics_session", before)
+    assert planted.get("/api/me").status_code == 401
+    # One client spraying many user names is stopped after 20 failures, whatever the names.
+    spray = TestClient(application, client=("192.0.2.7", 50000))
+    codes = [form_login(spray, f"nobody-{i}", "wrong-password-1").status_code for i in range(21)]
+    assert codes[:20] == [401] * 20 and codes[20] == 429
+
+
+def test_audit_log_records_views_downloads_logins_and_no_secrets(site, caplog):
+    application, tokens, base = site
+    log = AuditLog(audit_path(base / "om.duckdb"))
+    n0 = sum(1 for _ in log.entries())
+    e = client(application, tokens, "dcc")
+    assert e.get("/api/cpm", params={"period": PERIOD}).status_code == 200
+    assert e.get("/downloads/datafiles/cpm.csv").status_code == 200
+    b = TestClient(application)
+    form_login(b, "supa", "a-wrong-password-1")
+    form_login(b, "supa", PASSWORDS["party"])
+    b.get("/league")
+    new = list(log.entries())[n0:]
+    seen = {(x["actor"], x["via"], x["action"], x["target"].split("?")[0]) for x in new}
+    assert ("dcc", "api", "view", "/api/cpm") in seen
+    assert ("dcc", "api", "download", "/downloads/datafiles/cpm.csv") in seen
+    assert ("supa", "web", "login failed", "/login") in seen
+    assert ("supa", "web", "login", "/login") in seen
+    assert ("supa", "web", "view", "/league") in seen
+    text = log.path.read_text() + caplog.text
+    for secret in [*PASSWORDS.values(), "a-wrong-password-1", *tokens.values()]:
+        assert secret not in text
+    assert log.verify() == []
+    # Append-only: changing or deleting an earlier entry breaks the chain, and `audit` says so.
+    lines = log.path.read_text().splitlines(keepends=True)
+    damaged = base / "damaged.audit.jsonl"
+    damaged.write_text("".join(lines[:1] + lines[2:]))
+    assert any("does not follow" in p for p in AuditLog(damaged).verify())
+    damaged.write_text("".join(lines).replace('"actor": "dcc"', '"actor": "someone-else"', 1))
+    assert any("do not match its hash" in p for p in AuditLog(damaged).verify())
+    wide = {"COLUMNS": "250"}
+    res = runner.invoke(cli, ["audit", "--db", str(base / "om.duckdb"), "--action", "download"], env=wide)
+    assert res.exit_code == 0 and "/downloads/datafiles/cpm.csv" in res.output, res.output
+    shutil.copy(damaged, audit_path(base / "tampered.duckdb"))
+    res = runner.invoke(cli, ["audit", "--db", str(base / "tampered.duckdb")], env=wide)
+    assert res.exit_code == 1 and "audit log damaged" in res.output
 
 
 def test_openapi_contract_holds_for_generated_requests(site):

@@ -55,6 +55,13 @@ def _progress() -> Progress:
     )
 
 
+def _audit(db: Path, action: str, target: str, **detail: object) -> None:
+    """Record a state-changing command in the database's audit log (never secrets)."""
+    from opmetrics.engine.audit import AuditLog, audit_path, cli_actor
+
+    AuditLog(audit_path(db)).record(cli_actor(), action, target, via="cli", **detail)
+
+
 def _fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=1)
@@ -158,6 +165,15 @@ def _ingest(store: Store, paths: list[Path], table: str | None) -> tuple[int, in
         f"{len(files)} file(s): [green]{accepted:,} rows accepted[/], "
         f"[yellow]{quarantined:,} quarantined[/], {failed} file(s) failed."
     )
+    _audit(
+        store.path,
+        "ingest",
+        ", ".join(map(str, paths)),
+        files=len(files),
+        accepted=accepted,
+        quarantined=quarantined,
+        failed=failed,
+    )
     return accepted, quarantined, failed
 
 
@@ -211,6 +227,9 @@ def ingest_duis_cmd(
         except (IngestError, ValueError) as e:
             raise _fail(str(e)) from None
     secs = time.perf_counter() - start
+    _audit(
+        db, "ingest-duis", ", ".join(map(str, paths)), files=len(files), messages=res.messages, bad=res.bad
+    )
     for r in res.loads:
         console.print(
             f"{r.table}: {r.status}, {r.rows_read:,} read, {r.accepted:,} accepted, "
@@ -323,7 +342,9 @@ def party_rtt_cmd(
 def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
     from opmetrics.measures.run import STEPS as steps
     from opmetrics.measures.run import compute as run_compute
+    from opmetrics.measures.run import latest_run
 
+    before = latest_run(store, period)
     with _progress() as prog:
         task = prog.add_task(f"Computing {period}", total=len(steps))
         try:
@@ -333,6 +354,22 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
         except ValueError as e:
             raise _fail(str(e)) from None
         prog.update(task, completed=len(steps), description=f"Computed {period}")
+    if before and before.methodology_fingerprint != info.methodology_fingerprint:
+        _audit(
+            store.path,
+            "methodology.change",
+            period,
+            previous=f"{before.methodology_version} ({before.methodology_fingerprint[:12]})",
+            now=f"{info.methodology_version} ({info.methodology_fingerprint[:12]})",
+        )
+    _audit(
+        store.path,
+        "compute",
+        period,
+        run_id=info.run_id,
+        methodology=f"{info.methodology_version} ({info.methodology_fingerprint[:12]})",
+        input_fingerprint=info.input_fingerprint[:12],
+    )
     console.print(
         f"Run [bold]{info.run_id}[/]: methodology {info.methodology_version}, "
         f"{info.requests_included:,} of {info.requests_in_period:,} requests included, "
@@ -430,6 +467,8 @@ def _report(
         except ValueError as e:
             raise _fail(str(e)) from None
         prog.update(task, completed=PACK_STEPS, description="Report written")
+    _audit_commentary(store.path, period, commentary)
+    _audit(store.path, "report", str(out), period=period, edition=party or "public", issue=res.version)
     if res.warnings:
         console.print(
             f"[yellow]{len(res.warnings)} missed target(s) have no commentary[/] (marked in the pack):"
@@ -443,6 +482,21 @@ def _report(
     if res.pdf:
         console.print(f"PDF: {res.pdf.resolve()}")
     return res.html
+
+
+def _audit_commentary(db: Path, period: str, commentary: Path | None) -> None:
+    """Log the commentary used for a period whenever its text differs from the last logged."""
+    import hashlib
+
+    from opmetrics.engine.audit import AuditLog, audit_path
+
+    sha = hashlib.sha256(commentary.read_bytes()).hexdigest() if commentary else None
+    last = None
+    for e in AuditLog(audit_path(db)).entries():
+        if e["action"] == "commentary.change" and e["target"] == period:
+            last = e["detail"].get("sha256")
+    if sha != last:
+        _audit(db, "commentary.change", period, file=str(commentary) if commentary else None, sha256=sha)
 
 
 @app.command()
@@ -484,6 +538,7 @@ def _demo_users(store: Store, out: Path) -> Path:
     ):
         pw = secrets.token_urlsafe(12)
         add_user(store, name, role, pw, party)
+        _audit(store.path, "users.add", name, role=role, party=party)
         lines.append(f"  {name:<11} {pw}   ({role}{', ' + party if party else ''})")
     path = out / "demo-credentials.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -640,6 +695,8 @@ def exceptions_add(
             added = pmel.import_file(store, file)
         except pmel.PmelError as e:
             raise _fail(str(e)) from None
+    for a in added:
+        _audit(db, "exceptions.add", a["exception_id"], file=str(file))
     console.print(
         f"Added {len(added)} exception(s): {', '.join(a['exception_id'] for a in added) or 'none new'}"
     )
@@ -660,6 +717,7 @@ def exceptions_withdraw(
             pmel.withdraw(store, exception_id, reason, by)
         except pmel.PmelError as e:
             raise _fail(str(e)) from None
+    _audit(db, "exceptions.withdraw", exception_id, reason=reason, by=by)
     console.print(f"Withdrew {exception_id}")
 
 
@@ -699,10 +757,6 @@ def check_methodology(path: Annotated[Path, typer.Argument(help="Methodology YAM
     )
 
 
-if __name__ == "__main__":
-    app()
-
-
 users_app = typer.Typer(help="Dashboard and API users: dcc, panel, or party (one SEC Party).")
 app.add_typer(users_app, name="users")
 
@@ -728,6 +782,7 @@ def users_add(
             token = add_user(store, username, role, pw, party)
         except ValueError as e:
             raise _fail(str(e)) from None
+    _audit(db, "users.add", username, role=role, party=party)
     if password is None:
         console.print(f"password: {pw}")
     console.print(f"API token (shown once; stored hashed): {token}")
@@ -743,6 +798,45 @@ def users_list(db: DbOpt = Path(DEFAULT_DB)) -> None:
         for r in list_users(store):
             t.add_row(r["username"], r["role"], r["party_id"] or "", str(r["created_at"]))
     console.print(t)
+
+
+@app.command()
+def audit(
+    db: DbOpt = Path(DEFAULT_DB),
+    action: Annotated[str | None, typer.Option(help="Only this action (e.g. download, compute).")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this actor.")] = None,
+    limit: Annotated[int, typer.Option(help="Show the last N entries.")] = 50,
+) -> None:
+    """Show the audit log (who viewed, downloaded or changed what) and verify its hash chain."""
+    from opmetrics.engine.audit import AuditLog, audit_path
+
+    log = AuditLog(audit_path(db))
+    rows = [
+        e
+        for e in log.entries()
+        if (action is None or e["action"] == action) and (actor is None or e["actor"] == actor)
+    ]
+    t = Table("#", "at (UTC)", "actor", "via", "action", "target", "detail", box=None)
+    for e in rows[-limit:]:
+        detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v is not None)
+        t.add_row(
+            str(e["seq"]),
+            e["at"][:19],
+            escape(e["actor"]),
+            e["via"],
+            e["action"],
+            escape(e["target"]),
+            escape(detail),
+        )
+    console.print(t)
+    problems = log.verify()
+    if problems:
+        for p in problems:
+            err.print(f"[bold red]audit log damaged:[/] {p}")
+        raise typer.Exit(code=1)
+    console.print(
+        f"{len(rows)} of {sum(1 for _ in log.entries())} entries shown; hash chain intact ({log.path})."
+    )
 
 
 @app.command()
@@ -771,8 +865,15 @@ def serve(
     store = Store(db, read_only=True)
     pack_dir = pack or (db.parent / "report")
     local = host in ("127.0.0.1", "localhost", "::1")
+    from opmetrics.engine.audit import AuditLog, audit_path
+
     application = create_app(
-        store, m, pack_dir if pack_dir.exists() else None, secret, secure_cookies=not local
+        store,
+        m,
+        pack_dir if pack_dir.exists() else None,
+        secret,
+        secure_cookies=not local,
+        audit=AuditLog(audit_path(db)),
     )
     console.print(f"opmetrics dashboard: [bold]http://{host}:{port}/[/]  (API docs: /docs)")
     creds = db.parent / "demo-credentials.txt"
@@ -782,3 +883,7 @@ def serve(
     if local:
         console.print("[dim]Cookies are not marked Secure on localhost; serve over HTTPS elsewhere.[/]")
     uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    app()

@@ -5,7 +5,9 @@ scoped server-side by `DataService`. All JavaScript and CSS are served by the ap
 """
 
 import datetime as dt
+import hmac
 import os
+import secrets
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,8 +17,10 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
+from opmetrics.engine.audit import AuditLog
 from opmetrics.engine.store import Store
 from opmetrics.methodology import Methodology
 from opmetrics.report.league import stored_secret
@@ -30,14 +34,33 @@ SECURITY_HEADERS = {
     "script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin: other sites learn nothing, and our own form posts carry an Origin to check.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+# Requests worth an audit entry: data and files, not assets or the API's own description.
+AUDITED_PREFIXES = ("/api/", "/downloads/")
+AUDITED_PAGES = ("/", "/availability", "/league", "/downloads")
+
+
+def _audited(path: str) -> str | None:
+    if path.startswith("/downloads/"):
+        return "download"
+    if path.startswith(AUDITED_PREFIXES) or path in AUDITED_PAGES or path.startswith("/process/"):
+        return "view"
+    return None
+
+
 PeriodQ = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default the latest")]
 
 
 def create_app(
-    store: Store, m: Methodology, pack_dir: Path | None, session_secret: str, secure_cookies: bool = True
+    store: Store,
+    m: Methodology,
+    pack_dir: Path | None,
+    session_secret: str,
+    secure_cookies: bool = True,
+    audit: AuditLog | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="opmetrics",
@@ -63,24 +86,58 @@ def create_app(
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
+    async def record(actor: str, via: str, action: str, target: str, **detail: Any) -> None:
+        if audit is not None:
+            await run_in_threadpool(audit.record, actor, action, target, via, **detail)
+
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
+        request.state.user = None  # set by current_user / page; read below for the audit log
+        if request.method == "POST" and not _same_origin(request):
+            response: Any = JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+        else:
+            response = await call_next(request)
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
+        action = _audited(request.url.path)
+        user = getattr(request.state, "user", None)
+        if action and user is not None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            await record(user.username, request.state.via, action, target, status=response.status_code)
         return response
+
+    def _same_origin(request: Request) -> bool:
+        """A browser names the page a POST comes from; refuse any other site (CSRF, with the
+        token below as the second line)."""
+        origin = request.headers.get("origin") or request.headers.get("referer")
+        if not origin or origin == "null":  # no claim made: the CSRF token decides
+            return True
+        from urllib.parse import urlsplit
+
+        return urlsplit(origin).netloc == request.headers.get("host", "")
+
+    def csrf_token(request: Request) -> str:
+        if "csrf" not in request.session:
+            request.session["csrf"] = secrets.token_urlsafe(32)
+        return request.session["csrf"]
+
+    def csrf_ok(request: Request, sent: str | None) -> bool:
+        known = request.session.get("csrf")
+        return bool(known and sent and hmac.compare_digest(known, sent))
 
     def current_user(request: Request) -> User:
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
             user = auth.by_token(header[7:].strip())
             if user:
+                request.state.user, request.state.via = user, "api"
                 return user
             raise HTTPException(401, "invalid API token")
         name = request.session.get("user")
         user = auth.by_name(name) if name else None
         if user is None:
             raise HTTPException(401, "log in first (or send Authorization: Bearer <token>)")
+        request.state.user, request.state.via = user, "web"
         return user
 
     UserDep = Annotated[User, Depends(current_user)]
@@ -219,44 +276,55 @@ def create_app(
         user = auth.by_name(name_) if name_ else None
         if user is None:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        request.state.user, request.state.via = user, "web"
         return templates.TemplateResponse(
-            request, f"{name}.html", {"user": user, "m": m, "periods": data.periods(), **ctx}
+            request,
+            f"{name}.html",
+            {"user": user, "m": m, "periods": data.periods(), "csrf": csrf_token(request), **ctx},
         )
+
+    def login_page(request: Request, next: str, error: str | None, status: int = 200) -> HTMLResponse:
+        ctx = {"next": next, "error": error, "user": None, "csrf": csrf_token(request)}
+        return templates.TemplateResponse(request, "login.html", ctx, status_code=status)
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     async def login_form(request: Request, next: str = "/", error: str | None = None):
-        return templates.TemplateResponse(request, "login.html", {"next": next, "error": error, "user": None})
+        return login_page(request, next, error)
 
     @app.post("/login", include_in_schema=False)
     async def login(
         request: Request,
-        username: Annotated[str, Form()],
-        password: Annotated[str, Form()],
-        next: Annotated[str, Form()] = "/",
+        username: Annotated[str, Form(max_length=200)],
+        password: Annotated[str, Form(max_length=1000)],
+        next: Annotated[str, Form(max_length=2000)] = "/",
+        csrf: Annotated[str | None, Form(max_length=200)] = None,
     ):
-        if auth.locked(username):
-            return templates.TemplateResponse(
-                request,
-                "login.html",
-                {"next": next, "error": "Too many failed attempts: try again in 5 minutes.", "user": None},
-                status_code=429,
-            )
-        user = auth.login(username, password)
+        client = request.client.host if request.client else "?"
+        if not csrf_ok(request, csrf):
+            await record(username, "web", "login refused", "/login", reason="missing or wrong CSRF token")
+            return login_page(request, next, "Your session expired: please log in again.", 403)
+        if auth.locked(username) or auth.client_limited(client):
+            await record(username, "web", "login refused", "/login", reason="locked out", client=client)
+            return login_page(request, next, "Too many failed attempts: try again in 5 minutes.", 429)
+        user = auth.login(username, password, client)
         if user is None:
-            return templates.TemplateResponse(
-                request,
-                "login.html",
-                {"next": next, "error": "Unknown user or wrong password.", "user": None},
-                status_code=401,
-            )
+            await record(username, "web", "login failed", "/login", client=client)
+            return login_page(request, next, "Unknown user or wrong password.", 401)
         request.session.clear()  # a fresh session on login: no fixation
         request.session["user"] = user.username
+        request.session["csrf"] = secrets.token_urlsafe(32)
+        await record(user.username, "web", "login", "/login", client=client)
         target = next if next.startswith("/") and not next.startswith("//") else "/"
         return RedirectResponse(target, status_code=303)
 
     @app.post("/logout", include_in_schema=False)
-    async def logout(request: Request):
+    async def logout(request: Request, csrf: Annotated[str | None, Form(max_length=200)] = None):
+        if not csrf_ok(request, csrf):
+            raise HTTPException(403, "missing or wrong CSRF token")
+        name = request.session.get("user")
         request.session.clear()
+        if name:
+            await record(name, "web", "logout", "/logout")
         return RedirectResponse("/login", status_code=303)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

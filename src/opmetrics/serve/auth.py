@@ -87,6 +87,8 @@ class Authenticator:
 
     MAX_FAILURES = 5
     LOCK_SECONDS = 300
+    # Per client address, whatever user names it tries: stops spraying many accounts.
+    MAX_CLIENT_FAILURES = 20
 
     def __init__(self, store: Store):
         try:
@@ -96,6 +98,7 @@ class Authenticator:
         self._users = {r["username"]: r for r in rows}
         self._by_token = {r["token_sha256"]: r for r in rows if r["token_sha256"]}
         self._failures: dict[str, list[float]] = {}
+        self._client_failures: dict[str, list[float]] = {}
 
     def _user(self, r: dict) -> User:
         return User(r["username"], r["role"], r["party_id"])
@@ -106,7 +109,13 @@ class Authenticator:
         self._failures[username] = recent
         return len(recent) >= self.MAX_FAILURES
 
-    def login(self, username: str, password: str) -> User | None:
+    def client_limited(self, client: str) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self._client_failures.get(client, []) if now - t < self.LOCK_SECONDS]
+        self._client_failures[client] = recent
+        return len(recent) >= self.MAX_CLIENT_FAILURES
+
+    def login(self, username: str, password: str, client: str = "?") -> User | None:
         if self.locked(username):
             return None
         r = self._users.get(username)
@@ -117,6 +126,7 @@ class Authenticator:
         except (VerificationError, InvalidHashError):
             pass
         self._failures.setdefault(username, []).append(time.monotonic())
+        self._client_failures.setdefault(client, []).append(time.monotonic())
         return None
 
     def by_token(self, token: str) -> User | None:
