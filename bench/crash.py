@@ -180,7 +180,8 @@ def snapshot(db: Path, pack: Path) -> dict[str, str]:
             if t == "loaded_files":
                 keep = [k for k in keep if k != 'x."file_id"']
             rows = f'SELECT {", ".join(keep)} FROM "{t}" x {join}'
-            n, digest = con.execute(f"SELECT count(*), coalesce(sum(hash(r)), 0) FROM ({rows}) r").fetchall()[0]
+            sql = f"SELECT count(*), coalesce(sum(hash(r)), 0) FROM ({rows}) r"
+            n, digest = con.execute(sql).fetchall()[0]
             out[f"table {t}"] = f"{n} rows, {digest}"
     finally:
         con.close()
