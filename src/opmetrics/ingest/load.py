@@ -61,12 +61,15 @@ def table_for(path: Path, tables: list[str]) -> str | None:
 def find_files(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
-        elif p.exists():
-            out.append(p)
-        else:
-            raise IngestError(f"{p}: no such file or directory")
+        try:
+            if p.is_dir():
+                out += sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
+            elif p.exists():
+                out.append(p)
+            else:
+                raise IngestError(f"{p}: no such file or directory")
+        except OSError as e:  # e.g. a name too long for the file system, or no permission
+            raise IngestError(f"{p}: cannot be read ({e.strerror})") from None
     return out
 
 

@@ -411,7 +411,8 @@ def load(path: str | Path | None = None) -> Methodology:
     except OSError as e:
         raise MethodologyError(f"{p}: cannot read methodology file ({e.strerror})") from None
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        # The C loader when PyYAML has it: the same safe subset of YAML, ten times faster.
+        data = yaml.load(raw.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise MethodologyError(f"{p}: not valid UTF-8 YAML: {e}") from None
     if not isinstance(data, dict):
