@@ -125,6 +125,10 @@ def consistency(db: Path) -> tuple[list[str], int]:
         ).fetchall()
         for fid, table, accepted, quarantined in files:
             got = con.execute(f'SELECT count(*) FROM "{table}" WHERE _file_id = ?', [fid]).fetchall()[0][0]
+            # Records a later corrections file replaced still count as loaded from this file.
+            got += con.execute("SELECT count(*) FROM superseded WHERE old_file_id = ?", [fid]).fetchall()[0][
+                0
+            ]
             q = con.execute("SELECT count(*) FROM quarantine WHERE file_id = ?", [fid]).fetchall()[0][0]
             if got != accepted or q != quarantined:
                 problems.append(f"file {fid} ({table}): {got}/{accepted} rows, {q}/{quarantined} quarantined")
@@ -171,7 +175,11 @@ def snapshot(db: Path, pack: Path) -> dict[str, str]:
             if t in RANDOM_PER_DATABASE:
                 continue
             cols = [r[0] for r in con.execute(f'DESCRIBE "{t}"').fetchall()]
-            keep = [f'x."{c}"' for c in cols if c not in WALL_CLOCK and c not in ("file_id", "_file_id")]
+            keep = [
+                f'x."{c}"'
+                for c in cols
+                if c not in WALL_CLOCK and c not in ("file_id", "_file_id", "old_file_id", "new_file_id")
+            ]
             join = ""
             if "_file_id" in cols or (t == "quarantine"):
                 fid = "_file_id" if "_file_id" in cols else "file_id"

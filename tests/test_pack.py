@@ -238,6 +238,56 @@ def test_deterministic_output_and_reissue_with_change_summary(db, tmp_path, meth
     assert "rsvp: process / prepayment / month /  / North: volume" in changes.replace("/ None /", "/  /")
     assert (b / "archive" / "issue-1" / "figures.json").read_bytes() == (a / "figures.json").read_bytes()
 
+    # A correction: an answered top-up turns out to have failed. As new data it is refused (a
+    # duplicate); as a corrections file it replaces the record, which is kept in `superseded`.
+    with Store(db) as store:
+        victim = store.rows(
+            "SELECT * EXCLUDE (report_date, _file_id, _row) FROM service_requests "
+            "WHERE srv = '2.2' AND response_code = 'I0' AND region = 'North' ORDER BY request_id LIMIT 1"
+        )[0]
+    fixed = tmp_path / "fix.csv"
+    cells = {**victim, "response_code": "E21", "quarantine_released_at": ""}
+    cells = {
+        k: (v.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if hasattr(v, "strftime") else str(v).lower()
+            if isinstance(v, bool) else v)
+        for k, v in cells.items()
+    }  # fmt: skip
+    fixed.write_text(",".join(cells) + "\n" + ",".join(str(v) for v in cells.values()) + "\n")
+    with Store(db) as store:
+        refused = load_file(store, fixed, "service_requests")
+        assert (
+            refused.accepted == 0
+            and "load a corrections file"
+            in store.rows("SELECT reason FROM quarantine WHERE file_id = ?", [refused.file_id])[0]["reason"]
+        )
+    fixed2 = tmp_path / "fix2.csv"  # the same rows, a different file (the refused one is recorded)
+    fixed2.write_text(fixed.read_text() + "\n")
+    res = runner.invoke(
+        app, ["ingest", str(fixed2), "--db", str(db), "--corrections", "--table", "service_requests"]
+    )
+    assert res.exit_code == 0 and "1 rows accepted" in res.output.replace(",", ""), res.output
+    res = runner.invoke(
+        app, ["ingest", str(fixed2), "--db", str(db), "--corrections", "--table", "service_requests"]
+    )
+    assert "already loaded" in res.output  # idempotent
+    res = runner.invoke(app, ["compute", "--period", PERIOD, "--db", str(db)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "pack was published from run" in res.output, res.output
+    with Store(db) as store:
+        now = store.rows(
+            "SELECT response_code FROM service_requests WHERE request_id = ?", [victim["request_id"]]
+        )
+        assert now == [{"response_code": "E21"}]  # one record, corrected, not two
+        old = store.rows(
+            "SELECT old_record, old_row FROM superseded WHERE record_key = ?", [victim["request_id"]]
+        )
+        assert len(old) == 1 and '"response_code":"I0"' in old[0]["old_record"]
+        compute(store, meth, PERIOD, as_of=as_of)
+        res = build_pack(store, meth, PERIOD, b, pdf=False)
+    assert res.version == 3
+    changes = (b / "CHANGES.md").read_text()
+    assert "input data changed" in changes and "prepayment" in changes
+    assert (b / "archive" / "issue-2" / "figures.json").exists()
+
 
 def test_datafile_cells_never_run_as_formulas(tmp_path):
     """A hostile value from the input (a note, a party id) is written as text in CSV, with a

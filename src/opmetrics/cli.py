@@ -122,7 +122,9 @@ def simulate(
     )
 
 
-def _ingest(store: Store, paths: list[Path], table: str | None) -> tuple[int, int, int]:
+def _ingest(
+    store: Store, paths: list[Path], table: str | None, corrections: bool = False
+) -> tuple[int, int, int]:
     from opmetrics.ingest.load import IngestError, find_files, load_file
 
     try:
@@ -139,7 +141,7 @@ def _ingest(store: Store, paths: list[Path], table: str | None) -> tuple[int, in
         for f in files:
             prog.update(task, description=f"Loading {f.name}")
             try:
-                r = load_file(store, f, table)
+                r = load_file(store, f, table, corrections=corrections)
             except IngestError as e:
                 err.print(f"[bold red]error:[/] {escape(str(e))}")
                 summary.add_row(str(f), table or "?", "[red]failed, nothing loaded[/]", "", "", "")
@@ -167,7 +169,7 @@ def _ingest(store: Store, paths: list[Path], table: str | None) -> tuple[int, in
     )
     _audit(
         store.path,
-        "ingest",
+        "ingest corrections" if corrections else "ingest",
         ", ".join(map(str, paths)),
         files=len(files),
         accepted=accepted,
@@ -184,12 +186,20 @@ def ingest(
     table: Annotated[
         str | None, typer.Option(help="Table for all files (else from file/folder name).")
     ] = None,
+    corrections: Annotated[
+        bool,
+        typer.Option(
+            "--corrections",
+            help="The files correct records already loaded (same key): each old record is kept "
+            "in the superseded table; a row with no record to correct is quarantined.",
+        ),
+    ] = False,
 ) -> None:
     """Validate and load input files; bad rows go to quarantine, re-loading a file does nothing."""
     with Store(db) as store:
         if table and table not in store.contract.tables:
             raise _fail(f"unknown table {table!r}; the contract has {', '.join(store.contract.tables)}")
-        _, _, failed = _ingest(store, paths, table)
+        _, _, failed = _ingest(store, paths, table, corrections)
     if failed:
         raise typer.Exit(code=1)
 
@@ -339,6 +349,21 @@ def party_rtt_cmd(
     )
 
 
+def _published_run(store: Store, period: str) -> str | None:
+    """The run behind the latest issued public pack of a period, if any."""
+    import duckdb
+
+    try:
+        rows = store.rows(
+            "SELECT run_id FROM pack_issues WHERE period = ? AND edition = 'public' "
+            "ORDER BY version DESC LIMIT 1",
+            [period],
+        )
+    except duckdb.CatalogException:  # no pack issued yet: no pack_issues table
+        return None
+    return rows[0]["run_id"] if rows else None
+
+
 def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
     from opmetrics.measures.run import STEPS as steps
     from opmetrics.measures.run import compute as run_compute
@@ -361,6 +386,13 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
             period,
             previous=f"{before.methodology_version} ({before.methodology_fingerprint[:12]})",
             now=f"{info.methodology_version} ({info.methodology_fingerprint[:12]})",
+        )
+    published = _published_run(store, period)
+    if published and published != info.run_id:
+        err.print(
+            f"[yellow]The {period} pack was published from run {published}; these results differ "
+            "(late, corrected or re-ruled data). Run `opmetrics report` to issue a new version with a "
+            "change summary; the published issue is kept.[/]"
         )
     _audit(
         store.path,

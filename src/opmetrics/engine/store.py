@@ -32,6 +32,15 @@ CREATE TABLE IF NOT EXISTS loaded_files (
     loaded_at TIMESTAMP NOT NULL,
     UNIQUE (table_name, sha256)
 );
+CREATE TABLE IF NOT EXISTS superseded (
+    table_name VARCHAR NOT NULL,
+    record_key VARCHAR NOT NULL,
+    old_file_id BIGINT NOT NULL,
+    old_row BIGINT,
+    old_record JSON NOT NULL,
+    new_file_id BIGINT NOT NULL,
+    new_row BIGINT
+);
 CREATE TABLE IF NOT EXISTS quarantine (
     file_id BIGINT NOT NULL,
     table_name VARCHAR NOT NULL,

@@ -4,6 +4,10 @@ A file is identified by its sha256, so loading it again is a no-op. Rows are val
 batches into a staging table; duplicates (within the file, or against rows already loaded)
 are found in one pass at the end; then accepted rows and quarantine records are written and
 the transaction commits. Any failure rolls back the whole file.
+
+A *corrections* file is the one way to change a record already loaded: each of its rows must
+match a loaded record by key; the old record moves to `superseded` (with the file and row that
+replaced it) and the new one takes its place. Nothing is changed in place without that trace.
 """
 
 from __future__ import annotations
@@ -171,6 +175,26 @@ def _csv_batches(path: Path, table: Table, bad: list[_BadCsvRow]) -> Iterator[pa
         yield pa.Table.from_batches([batch]).append_column("_row", pa.array(rows))
 
 
+def _supersede(store: Store, table: Table, file_id: int, key_eq: str, key_cols: str) -> None:
+    """Move the records a corrections file replaces into `superseded`, keeping where each came
+    from and which file and row replaced it."""
+    con = store.con
+    key_text = " || '|' || ".join(f"CAST(x.{q(k)} AS VARCHAR)" for k in table.key)
+    record = ", ".join(f"{q(f.name)} := x.{q(f.name)}" for f in table.fields)
+    con.execute(f"""
+        INSERT INTO superseded
+        SELECT {lit(table.name)}, {key_text}, x._file_id, x._row,
+               to_json(struct_pack({record})),
+               {file_id}, ok._row
+        FROM {q(table.name)} x JOIN (SELECT {key_cols}, _row FROM _judged WHERE len(_err) = 0) ok
+          ON {key_eq}
+    """)
+    con.execute(
+        f"DELETE FROM {q(table.name)} x WHERE EXISTS "
+        f"(SELECT 1 FROM _judged ok WHERE len(ok._err) = 0 AND {key_eq})"
+    )
+
+
 def _parquet_batches(path: Path, table: Table) -> Iterator[pa.Table]:
     try:
         pf = pq.ParquetFile(path)
@@ -196,6 +220,7 @@ def load_file(
     path: Path,
     table_name: str | None = None,
     on_rows: Callable[[int], None] | None = None,
+    corrections: bool = False,
 ) -> LoadResult:
     """Validate and load one file atomically; see the module docstring for the guarantees."""
     contract = store.contract
@@ -221,7 +246,7 @@ def load_file(
 
     con.execute("BEGIN TRANSACTION")
     try:
-        result = _load_in_transaction(store, path, table, digest, on_rows)
+        result = _load_in_transaction(store, path, table, digest, on_rows, corrections)
         con.execute("COMMIT")
         return result
     except BaseException:
@@ -235,6 +260,7 @@ def _load_in_transaction(
     table: Table,
     digest: str,
     on_rows: Callable[[int], None] | None,
+    corrections: bool = False,
 ) -> LoadResult:
     con = store.con
     file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchall()[0][0])
@@ -264,6 +290,10 @@ def _load_in_transaction(
     key_desc = ", ".join(table.key)
     k0 = table.key[0]
     dup = f"{{'field': {lit(k0)}, 'value': CAST(ok.{q(k0)} AS VARCHAR), 'reason': 'duplicate {key_desc}: "
+    nothing = (
+        f"{{'field': {lit(k0)}, 'value': CAST(ok.{q(k0)} AS VARCHAR), "
+        f"'reason': 'correction for a record never loaded (no {key_desc} to replace); load it as new data'}}"
+    )
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _judged AS
         WITH ok AS (
@@ -274,8 +304,11 @@ def _load_in_transaction(
         SELECT ok.* EXCLUDE (_err, _nth, _first),
             CASE
               WHEN _nth > 1 THEN [{dup}same as row ' || _first || ' of this file'}}]
-              WHEN x._file_id IS NOT NULL
-                THEN [{dup}already loaded from ' || lf.path || ' row ' || x._row}}]
+              WHEN x._file_id IS NOT NULL AND NOT {corrections}
+                THEN [{dup}already loaded from ' || lf.path || ' row ' || x._row || '; '
+                      'to change it, load a corrections file'}}]
+              WHEN x._file_id IS NULL AND {corrections}
+                THEN [{nothing}]
               ELSE []
             END AS _err
         FROM ok
@@ -285,6 +318,8 @@ def _load_in_transaction(
         UNION ALL
         SELECT s.* FROM _stage s WHERE len(_err) > 0
     """)
+    if corrections:
+        _supersede(store, table, file_id, key_eq, key_cols)
     tz = lit(store.contract.report_timezone)
     time_col = q(table.time_field)
     con.execute(
