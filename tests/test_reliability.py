@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import duckdb
-from conftest import load_rows, sr
+from conftest import load_rows, rid, sr, write_csv
+
+from opmetrics.ingest.load import load_file
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -61,3 +63,29 @@ def test_the_harness_sees_lost_doubled_and_half_loaded_rows(store, tmp_path):
     assert crash.consistency(db)[0] == ["file 1 (service_requests): 1/3 rows, 1/1 quarantined"]
     (pack / "figures.json").write_text('{"changed": 1}')
     assert crash.snapshot(db, pack)["pack figures.json"] != clean["pack figures.json"]
+
+
+def test_duplicates_are_reported_not_counted_and_corrections_are_traced(store, tmp_path):
+    from typer.testing import CliRunner
+
+    from opmetrics.cli import app
+
+    load_rows(store, tmp_path, "service_requests", [sr(1), sr(2), sr(2)], name="a")
+    resend = load_rows(store, tmp_path, "service_requests", [sr(1), sr(3)], name="b")
+    assert (resend.accepted, resend.quarantined) == (1, 1)
+    fix = write_csv(tmp_path / "fix.csv", [sr(3, response_code="E62"), sr(9)])
+    fixed = load_file(store, fix, "service_requests", corrections=True)
+    assert (fixed.accepted, fixed.quarantined) == (1, 1)  # request 9 was never loaded
+    assert store.count("service_requests") == 3  # 1, 2, 3: none doubled
+    assert store.rows("SELECT response_code FROM service_requests WHERE request_id = ?", [rid(3)]) == [
+        {"response_code": "E62"}
+    ]
+    store.close()
+    res = CliRunner().invoke(
+        app, ["quarantine", "--db", str(tmp_path / "test.duckdb")], env={"COLUMNS": "200"}
+    )
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert any("request_id: duplicate request_id" in ln and " 2 " in ln for ln in lines), res.output
+    assert any("correction for a record never loaded" in ln and " 1 " in ln for ln in lines), res.output
+    assert "service_requests: 1 record(s) replaced by corrections" in res.output

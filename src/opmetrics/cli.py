@@ -833,6 +833,44 @@ def users_list(db: DbOpt = Path(DEFAULT_DB)) -> None:
 
 
 @app.command()
+def quarantine(
+    db: DbOpt = Path(DEFAULT_DB),
+    file: Annotated[str | None, typer.Option(help="Only rows from files whose path contains this.")] = None,
+    rows: Annotated[int, typer.Option(help="Also show the first N quarantined rows.")] = 0,
+) -> None:
+    """What was kept out of the figures and why: quarantined rows by table, reason and file,
+    duplicates included, and records replaced by corrections."""
+    like = f"%{file}%" if file else "%"
+    with Store(db) as store:
+        t = Table("table", "reason", "rows", "files", box=None)
+        for r in store.rows(
+            "SELECT table_name, coalesce(field || ': ', '') || "
+            "regexp_replace(reason, ': (same as|already loaded).*$', '') AS why, count(*) AS n, "
+            "count(DISTINCT path) AS files FROM quarantine WHERE path LIKE ? GROUP BY ALL ORDER BY n DESC",
+            [like],
+        ):
+            t.add_row(r["table_name"], escape(r["why"]), f"{r['n']:,}", str(r["files"]))
+        console.print(t)
+        sup = store.rows("SELECT table_name, count(*) AS n FROM superseded GROUP BY ALL ORDER BY 1")
+        for r in sup:
+            console.print(
+                f"{r['table_name']}: {r['n']:,} record(s) replaced by corrections (table superseded)"
+            )
+        if rows:
+            d = Table("file", "row", "field", "value", "reasons", box=None)
+            for r in store.rows(
+                "SELECT path, row_number, field, value, all_reasons FROM quarantine WHERE path LIKE ? "
+                "ORDER BY path, row_number LIMIT ?",
+                [like, rows],
+            ):
+                d.add_row(
+                    escape(r["path"]), str(r["row_number"]), r["field"] or "", escape(str(r["value"] or "")),
+                    escape(r["all_reasons"]),
+                )  # fmt: skip
+            console.print(d)
+
+
+@app.command()
 def audit(
     db: DbOpt = Path(DEFAULT_DB),
     action: Annotated[str | None, typer.Option(help="Only this action (e.g. download, compute).")] = None,
