@@ -28,9 +28,9 @@ crash = _crash_module()
 
 
 def test_killed_runs_resume_to_the_same_database_and_pack(tmp_path):
-    # Three kill points spread over ingest, compute and report of two simulated days (the
+    # Three kill points spread over ingest, compute and report of one simulated day (the
     # 50-point run is `bench/crash.py`; its result is in docs/reliability.md).
-    res = crash.harness(points=3, days=2, work=tmp_path, seed=11)
+    res = crash.harness(points=3, days=1, work=tmp_path, seed=11)
     assert res["tables"] >= 20 and res["pack_files"] >= 20
     assert res["killed"] >= 2, res
     bad = [t for t in res["trials"] if t["problems_after_kill"] or t["differences"]]
