@@ -177,3 +177,35 @@ def test_file_with_no_table_is_refused(store, tmp_path):
     path = write_csv(tmp_path / "mystery.csv", [sr(1)])
     with pytest.raises(IngestError, match="cannot tell which table"):
         load_file(store, path)
+
+
+def test_columns_added_in_a_later_contract_may_be_absent_from_older_files(store, tmp_path):
+    """Contract 1.2 added manufacturer, model and ch_variant to devices: a 1.1 file (CSV or
+    Parquet) without them loads with those fields empty; a 1.2 file keeps them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old = {
+        "device_id": "00-DB-00-00-00-00-00-01", "extracted_at": "2026-10-31T12:00:00Z",
+        "device_type": "GSME", "smets": "2", "region": "North", "party_id": "SUP-A", "ch_id": "",
+        "installed_at": "2026-10-05T09:00:00Z", "commissioned_at": "2026-10-05T09:30:00Z",
+        "status": "commissioned",
+        "firmware_version": "1.0", "last_communicated_at": "2026-10-30T00:00:00Z",
+    }  # fmt: skip
+    r1 = load_file(store, write_csv(tmp_path / "devices-old.csv", [old]), "devices")
+    new = {**old, "device_id": "00-DB-00-00-00-00-00-02", "manufacturer": "Flonidan",
+           "model": "G4SRTV", "ch_variant": "CH-B"}  # fmt: skip
+    r2 = load_file(store, write_csv(tmp_path / "devices-new.csv", [new]), "devices")
+    third = {**old, "device_id": "00-DB-00-00-00-00-00-03"}
+    pq.write_table(pa.table({k: [v] for k, v in third.items()}), tmp_path / "devices-old.parquet")
+    r3 = load_file(store, tmp_path / "devices-old.parquet", "devices")
+    assert (r1.accepted, r2.accepted, r3.accepted) == (1, 1, 1)
+    got = store.rows("SELECT device_id, manufacturer, model, ch_variant FROM devices ORDER BY device_id")
+    assert [tuple(r.values())[1:] for r in got] == [
+        (None, None, None),
+        ("Flonidan", "G4SRTV", "CH-B"),
+        (None, None, None),
+    ]
+    missing_required = {k: v for k, v in old.items() if k != "region"}
+    with pytest.raises(IngestError, match=r"missing column\(s\) \['region'\]"):
+        load_file(store, write_csv(tmp_path / "devices-bad.csv", [missing_required]), "devices")

@@ -34,6 +34,15 @@ class Field(BaseModel):
     pattern: str | None = None
     min: int | None = None
     max: int | None = None
+    # The contract version that added the field: files written to an earlier version may leave
+    # the column out, and it reads as empty (only for fields that are not required).
+    since: str | None = None
+
+    @model_validator(mode="after")
+    def _since_only_optional(self) -> Field:
+        if self.since and self.required:
+            raise ValueError(f"field {self.name!r}: a field added later (since) cannot be required")
+        return self
 
     @property
     def sql_type(self) -> str:
@@ -72,6 +81,11 @@ class Table(BaseModel):
     @property
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
+
+    @property
+    def may_be_absent(self) -> set[str]:
+        """Columns an older file may leave out (see Field.since)."""
+        return {f.name for f in self.fields if f.since}
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
@@ -163,7 +177,11 @@ def markdown(contract: Contract | None = None) -> str:
         "Inputs are CSV (UTF-8, header row, comma separated, empty field = null) or Parquet, one "
         "table per file. A file's table is given with `--table` or taken from the file name or "
         "its folder (e.g. `service_requests/2026-10-01.parquet`). Every column below must be "
-        "present; unknown columns make the whole file fail.",
+        "present, except those marked *since* a contract version, which files written to an "
+        "earlier version may leave out (they read as empty); unknown columns make the whole "
+        "file fail. **Corrections** to records already loaded come as a corrections file "
+        "(`opmetrics ingest --corrections`): each row replaces the record with its key, and the "
+        "old record is kept in the `superseded` table.",
         "",
         f"**Timestamps.** {c.timestamps}",
         "",
@@ -197,7 +215,7 @@ def markdown(contract: Contract | None = None) -> str:
                 allowed.append(f"{f.min} to {f.max}")
             out.append(
                 f"| `{f.name}` | {f.type} | {'yes' if f.required else 'no'} | "
-                f"{'; '.join(allowed)} | {f.description} |"
+                f"{'; '.join(allowed)} | {f.description}{f' (since {f.since})' if f.since else ''} |"
             )
         if t.checks:
             out += ["", "Row checks:", ""]

@@ -87,7 +87,7 @@ def sha256_of(path: Path) -> str:
 
 def _check_columns(path: Path, table: Table, columns: list[str]) -> None:
     expected = table.field_names
-    missing = [c for c in expected if c not in columns]
+    missing = [c for c in expected if c not in columns and c not in table.may_be_absent]
     unknown = [c for c in columns if c not in expected]
     dupes = sorted({c for c in columns if columns.count(c) > 1})
     problems = []
@@ -172,7 +172,7 @@ def _csv_batches(path: Path, table: Table, bad: list[_BadCsvRow]) -> Iterator[pa
         rows = cand[:n]
         if n:
             next_row = int(rows[-1]) + 1
-        yield pa.Table.from_batches([batch]).append_column("_row", pa.array(rows))
+        yield _with_absent(pa.Table.from_batches([batch]), table).append_column("_row", pa.array(rows))
 
 
 def _supersede(store: Store, table: Table, file_id: int, key_eq: str, key_cols: str) -> None:
@@ -195,6 +195,14 @@ def _supersede(store: Store, table: Table, file_id: int, key_eq: str, key_cols: 
     )
 
 
+def _with_absent(batch: pa.Table, table: Table) -> pa.Table:
+    """Add the optional columns an older file leaves out, as empty, in contract order."""
+    missing = [c for c in table.field_names if c not in batch.column_names]
+    for c in missing:
+        batch = batch.append_column(c, pa.nulls(batch.num_rows, pa.string()))
+    return batch.select(table.field_names) if missing else batch
+
+
 def _parquet_batches(path: Path, table: Table) -> Iterator[pa.Table]:
     try:
         pf = pq.ParquetFile(path)
@@ -203,9 +211,10 @@ def _parquet_batches(path: Path, table: Table) -> Iterator[pa.Table]:
     _check_columns(path, table, pf.schema_arrow.names)
     start = 1
     try:
-        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=table.field_names):
+        present = [c for c in table.field_names if c in pf.schema_arrow.names]
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=present):
             cols = [batch.column(i).cast(pa.string()) for i in range(batch.num_columns)]
-            t = pa.Table.from_arrays(cols, names=batch.schema.names)
+            t = _with_absent(pa.Table.from_arrays(cols, names=batch.schema.names), table)
             rows = pa.array(np.arange(start, start + t.num_rows, dtype=np.int64))
             start += t.num_rows
             yield t.append_column("_row", rows)
