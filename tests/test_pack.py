@@ -308,3 +308,22 @@ def test_datafile_cells_never_run_as_formulas(tmp_path):
     with zipfile.ZipFile(tmp_path / "t.xlsx") as z:
         sheet = z.read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in sheet  # no formula cells at all
+
+
+def test_diagnostics_name_each_planted_effect_first_for_its_party(computed):
+    """The simulator plants a poor device set (SUP-D owns most), an outdated firmware (SUP-F)
+    and SUP-E's orchestration; the diagnostics put each first for that party."""
+    with Store(computed / "om.duckdb") as store:
+        top = {
+            (r["process_id"], r["party_id"]): r
+            for r in store.rows("SELECT * FROM diagnostics WHERE rank = 1 AND period = ?", [PERIOD])
+        }
+    for process in ("all", "prepayment"):
+        assert (top[(process, "SUP-D")]["factor"], top[(process, "SUP-D")]["value"]) == (
+            "meter and hub", "CH-C · Secure Europa G4",
+        )  # fmt: skip
+        assert (top[(process, "SUP-F")]["factor"], top[(process, "SUP-F")]["value"]) == ("firmware", "1.1.0")
+        assert top[(process, "SUP-E")]["factor"] == "orchestration"
+    d = top[("all", "SUP-D")]
+    assert d["factor_party_pct"] < d["party_pct"] - 10  # the set is far worse than the party overall
+    assert "other parties' requests on it succeed" in d["evidence"]

@@ -14,6 +14,7 @@ from opmetrics import __version__
 from opmetrics.engine.store import Store
 from opmetrics.measures.availability import compute_availability, previous_period
 from opmetrics.measures.cpm import compute_cpm
+from opmetrics.measures.diagnostics import compute_diagnostics
 from opmetrics.measures.outcome import Context, compute_outcomes
 from opmetrics.measures.records import Scope, month_bounds, uk_midnight_utc
 from opmetrics.measures.rsvp import compute_rsvp
@@ -148,6 +149,7 @@ def compute(
         avail = compute_availability(scope, counts, previous_availability(store, period))
         step(STEPS[3])
         cpm = compute_cpm(scope, rsvp, counts, history(store, period), avail)
+        diagnostics = compute_diagnostics(scope)
     finally:
         scope.release()
     input_fp = store.input_fingerprint()
@@ -199,6 +201,14 @@ def compute(
             "availability",
             period,
             avail.append_column("run_id", pa.array([info.run_id] * avail.num_rows, pa.string())),
+        )
+        _store_period(
+            store,
+            "diagnostics",
+            period,
+            diagnostics.append_column(
+                "period", pa.array([period] * diagnostics.num_rows, pa.string())
+            ).append_column("run_id", pa.array([info.run_id] * diagnostics.num_rows, pa.string())),
         )
         _store_period(store, "runs", period, pa.Table.from_pylist([info.__dict__]))
         con.execute("COMMIT")

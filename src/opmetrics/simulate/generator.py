@@ -149,6 +149,7 @@ class Faults:
     dsp_outage_day: int = 26  # DSP Core failover (a shared sub-system), 07:50-08:37
     misconfig_day: int = 8  # SUP-C's orchestration sends malformed requests, 10:00-12:00 (E62)
     firmware_fault_day: int = 17  # devices on firmware 1.3.1 stop answering, 09:00-12:00
+    device_effects: bool = True  # a poor device set, an outdated firmware, SUP-E's orchestration
     enabled: bool = True
 
 
@@ -270,10 +271,14 @@ class _DayGen:
             in_outage = (region == 0) & (received >= o0) & (received < o1)
             p_fail = np.where(in_outage, 0.65, p_fail)
             rtt[in_outage] *= 3
+        sets = scenarios.device_sets(dev, e.party[dev].astype(np.int64), dtype_idx.astype(np.int64))
+        if f.enabled and f.device_effects:
+            # Planted device-set effects (issue 12): a poor set and an outdated firmware.
+            p_fail = p_fail + P.POOR_SET_EXTRA_FAIL * sets["poor"] + P.OUTDATED_EXTRA_FAIL * sets["outdated"]
         if f.enabled and start.astimezone(UK).day == f.firmware_fault_day:
             # A faulty firmware release: devices on 1.3.1 stop answering reliably.
             o0, o1 = _local_ms(start, 9), _local_ms(start, 12)
-            bad_fw = scenarios.firmware_index(dev) == P.FIRMWARE_VERSIONS.index("1.3.1")
+            bad_fw = sets["firmware"] == "1.3.1"
             in_fault = bad_fw & (received >= o0) & (received < o1)
             p_fail = np.where(in_fault, 0.6, p_fail)
         if f.enabled and start.astimezone(UK).day == 15:
@@ -297,6 +302,15 @@ class _DayGen:
             comms &= ~misconfigured
             other |= misconfigured
         v = rng.random(n)
+        if f.enabled and f.device_effects and spec.sender != "dno":
+            # SUP-E's orchestration: a share of its on-demand requests are malformed (E51). Drawn
+            # from the top of `v`, whose low end decides no-response and pending.
+            e_sup = [p.party_id for p in P.PARTIES].index(P.ORCHESTRATION_PARTY)
+            rejected = (party == e_sup) & on_demand & ~comms & ~other & (v > 1 - P.ORCHESTRATION_REJECT)
+            other |= rejected
+            misconfigured_e51 = rejected
+        else:
+            misconfigured_e51 = np.zeros(n, dtype=bool)
         no_resp = ~comms & ~other & (v < P.P_NO_RESPONSE)
         pending = ~comms & ~other & (v >= P.P_NO_RESPONSE) & (v < P.P_NO_RESPONSE + P.P_PENDING)
         e21 = comms & (rng.random(n) < 0.55)
@@ -306,6 +320,7 @@ class _DayGen:
         code[comms] = np.where(e21[comms], "E21", "E20")
         code[other] = rng.choice(["E4", "E8", "E51", "E62"], size=int(other.sum()))
         code[misconfigured] = "E62"  # the DCC rejects the malformed requests
+        code[misconfigured_e51] = "E51"
         code[no_resp | pending] = None
         status = np.where(
             on_demand,

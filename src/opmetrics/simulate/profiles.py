@@ -164,3 +164,21 @@ P_CH_FIRMWARE = 0.03  # share of SMETS2 hubs in this month's CH firmware campaig
 SMKI_PER_REQUEST = 0.002  # SMKI requests per service request
 
 FIRMWARE_VERSIONS = ["1.2.0", "1.3.1", "2.0.4"]
+
+# Device sets (issue 12): manufacturer and model per device type, and Communications Hub variants.
+MODELS = {
+    "ESME": [("Aclara", "SGM1412"), ("Landis+Gyr", "E470"), ("Secure", "Liberty 100")],
+    "GSME": [("Flonidan", "G4SRTV"), ("Landis+Gyr", "G470")],
+    "GPF": [("Toshiba", "GPF-2"), ("EDMI", "GPF-S")],
+    "CHF": [("Toshiba", "CH-2"), ("EDMI", "CH-S"), ("WNC", "CH-M")],
+    "PPMID": [("Chameleon", "P1")],
+    "IHD": [("Chameleon", "IHD6"), ("Hildebrand", "Glow")],
+}
+CH_VARIANTS = ["CH-A", "CH-B", "CH-C"]
+# Planted for the diagnostics to find (see scenarios.device_sets).
+POOR_SET = ("CH-C", "Secure", "Europa G4")  # a gas meter model on one CH variant
+POOR_SET_EXTRA_FAIL = 0.20
+OUTDATED_FIRMWARE = "1.1.0"
+OUTDATED_EXTRA_FAIL = 0.10
+ORCHESTRATION_PARTY = "SUP-E"
+ORCHESTRATION_REJECT = 0.08  # share of its on-demand requests rejected (E51)

@@ -35,6 +35,32 @@ def firmware_index(dev: np.ndarray) -> np.ndarray:
     return (dev * 7 + dev // 11) % len(P.FIRMWARE_VERSIONS)
 
 
+def device_sets(dev: np.ndarray, owner: np.ndarray, dtype: np.ndarray) -> dict[str, np.ndarray]:
+    """Manufacturer, model, CH variant and firmware of each device, fixed by its number and its
+    supplier so the estate extract and the traffic agree. Two device effects are planted here:
+    SUP-D owns most of a poor set (gas meter Europa G4 on CH-C; others own a few), and SUP-F kept
+    half its devices on an outdated firmware (1.1.0; others a few)."""
+    types = np.array(P.DEVICE_TYPES)[dtype]
+    manufacturer = np.empty(len(dev), dtype=object)
+    model = np.empty(len(dev), dtype=object)
+    for t, options in P.MODELS.items():
+        m = types == t
+        k = ((dev[m] * 5 + dev[m] // 7) % len(options)).astype(np.int64)
+        manufacturer[m] = np.array([o[0] for o in options], dtype=object)[k]
+        model[m] = np.array([o[1] for o in options], dtype=object)[k]
+    ch = np.array(P.CH_VARIANTS, dtype=object)[(dev + dev // 3) % len(P.CH_VARIANTS)]
+    sup = [p.party_id for p in P.SUPPLIERS]
+    poor = (types == "GSME") & (((owner == sup.index("SUP-D")) & (dev % 3 == 0)) | (dev % 23 == 0))
+    ch = np.where(poor, P.POOR_SET[0], ch)
+    manufacturer = np.where(poor, P.POOR_SET[1], manufacturer)
+    model = np.where(poor, P.POOR_SET[2], model)
+    fw = np.array(P.FIRMWARE_VERSIONS, dtype=object)[firmware_index(dev)]
+    outdated = ((owner == sup.index("SUP-F")) & (dev % 2 == 0)) | (dev % 31 == 0)
+    fw = np.where(outdated, P.OUTDATED_FIRMWARE, fw)
+    return {"manufacturer": manufacturer, "model": model, "ch_variant": ch, "firmware": fw, "poor": poor,
+            "outdated": outdated}  # fmt: skip
+
+
 def ts_ms(ms: np.ndarray) -> pa.Array:
     """Epoch milliseconds as UTC timestamps; negative values mean "none" (null)."""
     return pa.array(ms, pa.int64(), mask=ms < 0).cast(pa.timestamp("ms", "UTC"))
@@ -195,7 +221,7 @@ def devices_table(
         np.where(e.install_leave, "install_and_leave", "installed_not_commissioned"),
     )
     ids = eui64(Estate.DEVICE_BASE + np.arange(n))
-    fw = np.array(P.FIRMWARE_VERSIONS)[firmware_index(np.arange(n))]
+    sets = device_sets(np.arange(n), e.party.astype(np.int64), e.type.astype(np.int64))
 
     return pa.table(
         {
@@ -209,8 +235,11 @@ def devices_table(
             "installed_at": ts_ms(installed),
             "commissioned_at": ts_ms(commissioned),
             "status": pa.array(status, pa.string()),
-            "firmware_version": pa.array(fw, pa.string()),
+            "firmware_version": pa.array(sets["firmware"], pa.string()),
             "last_communicated_at": ts_ms(last),
+            "manufacturer": pa.array(sets["manufacturer"], pa.string()),
+            "model": pa.array(sets["model"], pa.string()),
+            "ch_variant": pa.array(sets["ch_variant"], pa.string()),
         }
     )
 

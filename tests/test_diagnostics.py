@@ -1,0 +1,64 @@
+"""Diagnostics (issue 12): what explains a party's gap to the industry, worked by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from opmetrics.measures.diagnostics import diagnose
+
+
+def rows(party, process, sets):
+    """Count rows: sets = [(ch, model, firmware, region, n, ok)]."""
+    return [
+        {"process_id": process, "party_id": party, "region": region, "ch_variant": ch,
+         "manufacturer": "M", "model": model, "firmware_version": fw, "n": n, "ok": ok}
+        for ch, model, fw, region, n, ok in sets
+    ]  # fmt: skip
+
+
+def test_a_poor_set_is_scored_by_the_failures_it_adds_to_the_party():
+    # Party P: set S (100 requests, 60 ok) and set T (100, 98). Others: S (100, 62), T (1000, 980).
+    data = rows(
+        "P", "prepayment", [("CH-C", "S", "1", "North", 100, 60), ("CH-A", "T", "2", "North", 100, 98)]
+    )
+    data += rows(
+        "Q", "prepayment", [("CH-C", "S", "1", "North", 100, 62), ("CH-A", "T", "2", "North", 1000, 980)]
+    )
+    out = [r for r in diagnose(data) if r["process_id"] == "prepayment" and r["party_id"] == "P"]
+    top = out[0]
+    # P fails 42 of 200 (79.0 %); others 58 of 1,100 (94.727 %): excess = 200 x (0.21 - 0.052727).
+    assert top["party_pct"] == pytest.approx(79.0)
+    assert top["others_pct"] == pytest.approx(100 * 1042 / 1100)
+    excess = 200 * (0.21 - 58 / 1100)
+    # S: 100 x (0.40 - 0.02) = 38 failures; the same for its meter-and-hub and its firmware.
+    assert {r["factor"] for r in out if r["failures_explained"] == pytest.approx(38)} == {
+        "device set", "meter and hub", "firmware"
+    }  # fmt: skip
+    assert top["failures_explained"] == pytest.approx(38)
+    assert top["gap_share_pct"] == pytest.approx(100 * 38 / excess)
+    assert "succeed 60.0 % (100) against 98.0 % on the rest of your traffic" in top["evidence"]
+    assert "other parties' requests on it succeed 62.0 % (100)" in top["evidence"]
+    # Orchestration: 100 x (0.40 - 0.38) + 100 x (0.02 - 0.02) = 2 failures, ranked below.
+    orch = [r for r in out if r["factor"] == "orchestration"]
+    assert orch and orch[0]["failures_explained"] == pytest.approx(2) and orch[0]["rank"] > top["rank"]
+    # Nothing is said about Q by name, and Q has no positive explanation of its own.
+    assert all("Q" not in r["evidence"] for r in out)
+
+
+def test_a_party_worse_on_every_set_is_an_orchestration_gap():
+    data = rows("P", "tariff", [("CH-A", "S", "1", "North", 200, 180), ("CH-B", "T", "1", "South", 200, 180)])
+    data += rows(
+        "Q", "tariff", [("CH-A", "S", "1", "North", 500, 490), ("CH-B", "T", "1", "South", 500, 490)]
+    )
+    out = [r for r in diagnose(data) if r["process_id"] == "tariff" and r["party_id"] == "P"]
+    # 200 x (0.10 - 0.02) twice = 32 failures: the whole excess (400 x (0.10 - 0.02) = 32).
+    assert out[0]["factor"] == "orchestration"
+    assert out[0]["failures_explained"] == pytest.approx(32)
+    assert out[0]["gap_share_pct"] == pytest.approx(100)
+    assert [r["factor"] for r in out] == ["orchestration"]  # sets and regions equal: nothing else
+
+
+def test_too_few_requests_are_not_diagnosed():
+    data = rows("P", "reads", [("CH-A", "S", "1", "North", 20, 10)])
+    data += rows("Q", "reads", [("CH-A", "S", "1", "North", 500, 490)])
+    assert [r for r in diagnose(data) if r["party_id"] == "P"] == []
