@@ -210,3 +210,17 @@ def test_watch_loads_dropped_files_and_stdin_then_evaluates(store, tmp_path):
     assert any("service_requests-a.csv: loaded" in x for x in lines)
     assert isinstance(StdinBatcher(drop, stream=io.StringIO("")), threading.Thread)
     assert Path(drop).exists()
+
+
+def test_a_hint_needs_a_value_that_fails_more_beyond_chance():
+    """9 of 18 failed on one firmware against 8 of 54 on the others: pooled p = 17/72, standard
+    error sqrt(p (1 - p) (1/18 + 1/54)) = 0.1156, z = (0.5 - 0.1481) / 0.1156 = 3.04: chance at
+    the 4-SE bar. 30 of 40 against 10 of 200: z = 10.3, a cause."""
+    from opmetrics.monitor.engine import _fails_more
+
+    noisy = [{"value": "2.0.4", "v": 18, "f": 9}, {"value": "1.3.1", "v": 21, "f": 1},
+             {"value": "1.2.0", "v": 26, "f": 5}, {"value": "1.1.0", "v": 7, "f": 2}]  # fmt: skip
+    assert not _fails_more(noisy, "2.0.4")
+    assert _fails_more(noisy, "2.0.4", z_min=3.0)
+    clear = [{"value": "1.3.1", "v": 40, "f": 30}, {"value": "2.0.4", "v": 200, "f": 10}]
+    assert _fails_more(clear, "1.3.1") and not _fails_more(clear, "2.0.4")

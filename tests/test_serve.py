@@ -88,6 +88,7 @@ CALLS = {
     "/api/incidents": {},
     "/api/drill": {"process": "prepayment", "by": "party"},
     "/api/system": {},
+    "/api/diagnostics": {"process": "prepayment"},
     "/api/alerts": {},
     "/api/downloads": {},
     "/downloads/{name}": {},
@@ -326,6 +327,8 @@ def test_browser_party_walks_the_drill_down_and_sees_no_other_party(server):
         page.goto(server + "/process/prepayment")
         page.wait_for_selector("#drill-table tr.click")
         page.wait_for_selector("#daily-chart .main-svg")
+        expect(page.locator("#diagnostics")).to_contain_text("SUP-A:")  # its own gap, named
+        expect(page.locator("#diagnostics table")).to_contain_text("Failures explained")
         if shots:
             page.screenshot(path=str(shots / "dashboard-process.png"), full_page=True)
         for dim, nxt in (
@@ -382,3 +385,17 @@ def test_browser_from_a_missed_target_to_the_party_behind_it(server, role):
         assert "SUP-" in page.inner_text("#drill-table")
         assert outside == []  # no CDN: every script, style and font comes from the app
         browser.close()
+
+
+def test_diagnostics_are_the_partys_own_and_all_for_the_dcc(site):
+    application, tokens, _ = site
+    party = client(application, tokens, "party")
+    own = party.get("/api/diagnostics", params={"process": "all"}).json()
+    assert own and {r["party_id"] for r in own} == {"SUP-A"}
+    assert party.get("/api/diagnostics", params={"party": "SUP-D"}).status_code == 403
+    dcc = client(application, tokens, "dcc").get("/api/diagnostics", params={"process": "all"}).json()
+    top = {r["party_id"]: r for r in dcc if r["rank"] == 1}
+    assert top["SUP-E"]["factor"] == "orchestration" and top["SUP-F"]["value"] == "1.1.0"
+    assert (
+        client(application, tokens, "dcc").get("/api/diagnostics", params={"process": "x"}).status_code == 422
+    )

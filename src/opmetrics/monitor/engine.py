@@ -102,6 +102,20 @@ CREATE TABLE IF NOT EXISTS monitor_alerts (
 )"""
 
 
+def _fails_more(rows: list[dict[str, Any]], value: str, z_min: float = 4.0) -> bool:
+    """Whether `value` fails more often than the other values together, beyond chance: a
+    two-proportion z-test at 4 standard errors, strict because each evaluation tries several
+    dimensions and values. A system-wide fault then gives no "where" hint."""
+    f1, n1 = next((r["f"], r["v"]) for r in rows if r["value"] == value)
+    f2 = sum(r["f"] for r in rows) - f1
+    n2 = sum(r["v"] for r in rows) - n1
+    if not n1 or not n2:
+        return False
+    p = (f1 + f2) / (n1 + n2)
+    se = (p * (1 - p) * (1 / n1 + 1 / n2)) ** 0.5
+    return se > 0 and (f1 / n1 - f2 / n2) / se >= z_min
+
+
 def wilson(successes: float, n: float, confidence: float) -> tuple[float, float]:
     """Wilson score interval of a proportion, in percent."""
     if n <= 0:
@@ -346,6 +360,8 @@ class Monitor:
             top = max(excess, key=lambda k: excess[k])
             share = next(r["v"] for r in rows if r["value"] == top) / volume
             explains = excess[top] / total
+            if dim != "response_code" and not _fails_more(rows, top):
+                continue  # the top value fails no more than the rest: chance, not a cause
             # Rank by how much more of the excess the value explains than its size alone would:
             # SMETS2 carries most traffic, so it "explains" much without saying anything.
             out.append(

@@ -205,6 +205,20 @@ def create_app(
         p = guard(data.period_or_latest, period)
         return data.availability(p, view, subject, region, band)
 
+    @app.get("/api/diagnostics", tags=["league"])
+    async def diagnostics(
+        user: UserDep,
+        period: PeriodQ = None,
+        process: Annotated[
+            str | None, Query(pattern=process_ids.replace("^(", "^(all|"), description="Process id, or all")
+        ] = None,
+        party: Annotated[str | None, Query(max_length=40)] = None,
+    ):
+        """What explains each party's gap to other parties (device set, firmware, region,
+        orchestration), ranked; a party user sees its own only."""
+        p = guard(data.period_or_latest, period)
+        return guard(data.diagnostics, p, user, process, party)
+
     @app.get("/api/league", tags=["league"])
     async def league(user: UserDep, period: PeriodQ = None, process: str | None = None):
         p = guard(data.period_or_latest, period)

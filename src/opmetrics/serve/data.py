@@ -116,6 +116,21 @@ class DataService:
             rows = anonymise_outcomes(rows, self.anonymiser(period, user))
         return rows
 
+    def diagnostics(
+        self, period: str, user: User, process: str | None, party: str | None
+    ) -> list[dict[str, Any]]:
+        """What explains a party's gap to the industry; a party sees only its own."""
+        if user.role == "party":
+            if party not in (None, user.party_id):
+                raise Forbidden("a party sees its own diagnostics only")
+            party = user.party_id
+        return self._rows(
+            "diagnostics",
+            period,
+            {"process_id": process, "party_id": party},
+            order="process_id, party_id, rank",
+        )
+
     def availability(
         self, period: str, view: str | None, subject: str | None, region: str | None, band: str | None
     ):

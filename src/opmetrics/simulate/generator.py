@@ -451,7 +451,9 @@ class _DayGen:
             storm = rng.random(n) < 0.08
             dev[storm] = e.pool[(0, 0)][rng.integers(0, len(e.pool[(0, 0)]), int(storm.sum()))]
             storm &= e.region[dev] == 1
-            raised[storm] = _local_ms(start, 18) + rng.integers(0, 3_600_000, int(storm.sum()))
+            # A power cut: most meters report at once, the rest trail off over the hour.
+            burst = np.minimum(rng.exponential(900_000, int(storm.sum())), 3_599_999).astype(np.int64)
+            raised[storm] = _local_ms(start, 18) + burst
             code[storm] = "AD1"
             is_dcc |= storm
             suppressed[storm] = rng.random(int(storm.sum())) < 0.6

@@ -102,7 +102,25 @@ async function processPage() {
       { x: daily.map((r) => r.day), y: daily.map((r) => r.failures), name: "failures", yaxis: "y3", mode: "lines", line: { color: "#c55a11" } },
     ], { margin: { t: 10 }, yaxis: { title: "volume" }, yaxis2: { overlaying: "y", side: "right", title: "RTT (s)", showgrid: false, rangemode: "tozero" },
          yaxis3: { overlaying: "y", side: "right", visible: false, rangemode: "tozero" }, legend: { orientation: "h" }, hovermode: "x unified" }, plotOpts);
-    filters = initial(); drill();
+    filters = initial(); drill(); diagnostics();
+  };
+  const diagnostics = async () => {
+    const pick = $("#diag-party");
+    let rows = await api("/api/diagnostics", { period: period(), process: proc, party: pick && pick.value ? pick.value : null });
+    if (pick && !pick.value) {
+      const parties = [...new Set(rows.map((r) => r.party_id))];
+      pick.replaceChildren(...parties.map((x) => el("option", { value: x }, x)));
+      pick.onchange = diagnostics;
+      rows = rows.filter((r) => r.party_id === parties[0]);
+    }
+    if (!rows.length) { $("#diagnostics").replaceChildren(el("p", { class: "note" }, "Too few requests to compare this month.")); return; }
+    const head = rows[0];
+    const gap = el("p", {}, `${head.party_id}: ${pct(head.party_pct)} success against ${pct(head.others_pct)} for other parties (${head.gap_pts >= 0 ? "+" : ""}${head.gap_pts.toFixed(1)} points, ${num(head.volume)} requests).`);
+    const share = (v) => (v === null ? "–" : v > 100 ? "all of it" : Math.round(v) + " %");
+    const t = el("div");
+    table(t, ["#", "Explanation", "Failures explained", "Share of the gap", "Evidence"], rows.filter((r) => r.rank > 0).map((r) => ({
+      cells: [String(r.rank), `${r.factor}: ${r.value}`, num(Math.round(r.failures_explained)), share(r.gap_share_pct), r.evidence] })), { left: 2 });
+    $("#diagnostics").replaceChildren(gap, t);
   };
   // A link from a missed target may start the drill-down in one region (?region=North).
   const initial = () => { const q = new URLSearchParams(location.search); const f = {};
