@@ -221,6 +221,10 @@ def _mutate_rows(rng: random.Random, table: str, base: list[dict[str, str]]):
         j = rng.randrange(len(rows))
         rows.append(dict(rows[j]))
         touched.update({j + 1, len(rows)})
+    # A copied value can repeat another row's key: every row sharing a key is a duplicate case.
+    keys = [tuple(r[k].strip() for k in CONTRACT.table(table).key) for r in rows]
+    shared = {k for k in keys if keys.count(k) > 1}
+    touched.update(i + 1 for i, k in enumerate(keys) if k in shared)
     good = {n for n in range(1, len(rows) + 1) if n not in touched}
     return rows, bad, good
 
