@@ -91,6 +91,7 @@ def test_public_pack_pdf_opens_with_summary_and_names_no_party(db, tmp_path, met
     html = (out / "index.html").read_text()
     assert "League tables" in html and "Supplier A" in html and "Industry average" in html
     assert "commentary outstanding" in html.lower()
+    assert 'id="diagnostics"' not in html  # a party's own diagnostics are in its edition only
 
 
 def test_party_edition_names_only_its_own_party(db, tmp_path, meth):
@@ -107,6 +108,9 @@ def test_party_edition_names_only_its_own_party(db, tmp_path, meth):
     assert "edition for SUP-C" in PdfReader(res.pdf).metadata.title
     html = (out / "index.html").read_text()
     assert 'class="own"' in html
+    section = html.split('<section id="diagnostics"')[1].split("</section>")[0]
+    assert "What explains your gap" in section and "All business processes" in section
+    assert "SUP-C: " in section and "Failures explained" in section
 
 
 def test_anonymous_letters_are_keyed_stable_per_period_and_not_by_size(meth):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from opmetrics.engine.store import Store
@@ -450,6 +451,7 @@ def build_pack(
         "hidden_processes": HIDDEN_PROCESSES,
         "availability": _availability_view(f, m),
         "league": league,
+        "diagnostics": _diagnostics(store, m, period, run.run_id, party),
         "min_volume": m.league.min_volume,
         "incidents": f.incidents,
         "quality": f.quality,
@@ -474,6 +476,27 @@ def build_pack(
         step("PDF skipped")
     _check_no_other_party(out, anon)
     return PackResult(page, pdf_path, issue.version, len(issue.changes), warnings)
+
+
+def _diagnostics(store: Store, m: Methodology, period: str, run_id: str, party: str | None) -> list[dict]:
+    """A party edition's 'what explains your gap': per process (all first), its explanations."""
+    if not party:
+        return []
+    try:
+        rows = store.rows(
+            "SELECT * FROM diagnostics WHERE period = ? AND run_id = ? AND party_id = ? ORDER BY rank",
+            [period, run_id, party],
+        )
+    except duckdb.CatalogException:
+        return []
+    names = {"all": "All business processes", **{p.id: p.name for p in m.processes}}
+    out = []
+    for pid in ["all", *(p.id for p in m.processes)]:
+        mine = [r for r in rows if r["process_id"] == pid]
+        if mine:
+            top = [r for r in mine if r["rank"] > 0][:3]
+            out.append({"process": names[pid], "head": mine[0], "rows": top})
+    return out
 
 
 def _check_no_other_party(out: Path, anon: Anonymiser) -> None:
