@@ -26,7 +26,7 @@ def test_demo_writes_report_and_one_datafile_per_process(demo):
     page = out / "report" / "index.html"
     assert page.exists() and "Open the report" in output
     html = page.read_text()
-    assert "Methodology <b>2026.3</b>" in html and "input fingerprint" in html
+    assert "Methodology <b>2026.4</b>" in html and "input fingerprint" in html
     names = {p.stem for p in (out / "report" / "datafiles").glob("*.csv")}
     assert {"prepayment", "install_commission", "meter_reads", "billing", "cpm"} <= names
     assert len(names) == 15  # 11 business processes, CPM table, outcomes, availability, league
@@ -73,7 +73,7 @@ def test_explain_shows_rules_for_a_request(demo):
     res = runner.invoke(app, ["explain", rid, "--db", str(out / "opmetrics.duckdb")])
     assert res.exit_code == 0, res.output
     assert '"failed": true' in res.output and "response code E21" in res.output
-    assert "row" in res.output and '"methodology": "2026.3"' in res.output
+    assert "row" in res.output and '"methodology": "2026.4"' in res.output
 
 
 def test_ingest_reports_a_broken_file_and_exits_nonzero(tmp_path):

@@ -33,7 +33,15 @@ def test_required_names_from_the_issue_are_in_the_contract():
         "report_status",
         "dsp_attempts",
         "quarantine_released_at",
+        # legs of the journey (issue 12), optional and absent from 1.1 files
+        "csp_sent_at",
+        "chf_reached_at",
+        "device_answered_at",
+        "csp_returned_at",
     } == set(c.table("service_requests").field_names)
+    assert c.table("service_requests").may_be_absent == {
+        "csp_sent_at", "chf_reached_at", "device_answered_at", "csp_returned_at"
+    }  # fmt: skip
     assert {"alert_id", "alert_code", "kind", "request_id", "raised_at", "delivered_at", "suppressed"} <= set(
         c.table("alerts").field_names
     )

@@ -15,6 +15,7 @@ from opmetrics.engine.store import Store
 from opmetrics.measures.availability import compute_availability, previous_period
 from opmetrics.measures.cpm import compute_cpm
 from opmetrics.measures.diagnostics import compute_diagnostics
+from opmetrics.measures.legs import compute_legs
 from opmetrics.measures.outcome import Context, compute_outcomes
 from opmetrics.measures.records import Scope, month_bounds, uk_midnight_utc
 from opmetrics.measures.rsvp import compute_rsvp
@@ -150,6 +151,7 @@ def compute(
         step(STEPS[3])
         cpm = compute_cpm(scope, rsvp, counts, history(store, period), avail)
         diagnostics = compute_diagnostics(scope)
+        legs = compute_legs(scope)
     finally:
         scope.release()
     input_fp = store.input_fingerprint()
@@ -209,6 +211,14 @@ def compute(
             diagnostics.append_column(
                 "period", pa.array([period] * diagnostics.num_rows, pa.string())
             ).append_column("run_id", pa.array([info.run_id] * diagnostics.num_rows, pa.string())),
+        )
+        _store_period(
+            store,
+            "legs",
+            period,
+            legs.append_column("period", pa.array([period] * legs.num_rows, pa.string())).append_column(
+                "run_id", pa.array([info.run_id] * legs.num_rows, pa.string())
+            ),
         )
         _store_period(store, "runs", period, pa.Table.from_pylist([info.__dict__]))
         con.execute("COMMIT")

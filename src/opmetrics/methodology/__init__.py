@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 Mode = Literal["on-demand", "future-dated", "dcc-scheduled"]
 
-DEFAULT_FILE = "opmetrics-2026.3.yaml"
+DEFAULT_FILE = "opmetrics-2026.4.yaml"
 
 
 class MethodologyError(ValueError):
@@ -226,6 +226,16 @@ class ServiceCredits(_Strict):
     weights: dict[str, float]
 
 
+class Legs(_Strict):
+    """Legs of the journey: the CSP's share of the TRT, per DUIS mode."""
+
+    csp_trt_seconds: dict[str, float]
+
+    def dsp_trt(self, trt_s: float, mode: str) -> float | None:
+        csp = self.csp_trt_seconds.get(mode)
+        return None if csp is None else max(trt_s - csp, 0.0)
+
+
 class League(_Strict):
     min_volume: int = Field(ge=1)
     best_in_class: Literal["max"]
@@ -305,6 +315,7 @@ class Methodology(_Strict):
     smki: Smki
     cpms: list[Cpm]
     service_credits: ServiceCredits
+    legs: Legs
     league: League
     measures: list[MeasureDef]
     fingerprint: str = ""

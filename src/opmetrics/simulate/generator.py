@@ -57,8 +57,41 @@ SR_SCHEMA = pa.schema(
         ("report_status", pa.int8()),
         ("dsp_attempts", pa.int8()),
         ("quarantine_released_at", pa.timestamp("ms", "UTC")),
+        ("csp_sent_at", pa.timestamp("ms", "UTC")),
+        ("chf_reached_at", pa.timestamp("ms", "UTC")),
+        ("device_answered_at", pa.timestamp("ms", "UTC")),
+        ("csp_returned_at", pa.timestamp("ms", "UTC")),
     ]
 )
+# Legs of the journey (issue 12): the share of the round trip, less any gas-meter wake-up, spent
+# in each leg: DSP outbound, CSP to the CHF/GPF, home network, CSP back, DSP to the User.
+LEG_SHARES = (0.06, 0.30, 0.20, 0.34, 0.10)
+
+
+def _legs(start, responded, wake_s, code, comms, unanswered, on_demand) -> dict:  # noqa: ANN001
+    """Leg timestamps (epoch ms, -1 for none) of on-demand requests, adding up to the round trip.
+    A communications failure reached the CSP but not (E21: not back from) the device; an
+    unanswered request only left the DSP."""
+    total = np.maximum(responded - start, 0)
+    wake = np.minimum((wake_s * 1000).astype(np.int64), total)  # an error code cuts the wait short
+    core = total - wake
+    a, b, c, d, _ = LEG_SHARES
+    sent = start + (core * a).astype(np.int64)
+    chf = sent + (core * b).astype(np.int64)
+    dev = chf + (core * c).astype(np.int64) + wake
+    back = dev + (core * d).astype(np.int64)
+    e20 = comms & (code == "E20")
+    none = ~on_demand
+    return {
+        "csp_sent": np.where(
+            none | (responded < 0) & ~unanswered, -1, np.where(unanswered, start + 200, sent)
+        ),
+        "chf_reached": np.where(none | unanswered | e20, -1, chf),
+        "device_answered": np.where(none | unanswered | comms, -1, dev),
+        "csp_returned": np.where(none | unanswered, -1, back),
+    }
+
+
 ALERT_SCHEMA = pa.schema(
     [
         ("alert_id", pa.string()),
@@ -255,7 +288,9 @@ class _DayGen:
         tail = rng.random(n) < P.TAIL_P
         rtt[tail] += np.minimum(8 * (rng.pareto(1.4, int(tail.sum())) + 1), P.TAIL_CAP_S)
         wake = (dtype_idx == 1) & (rng.random(n) < P.GSME_WAKE_P)
-        rtt[wake] += rng.uniform(0, 1800, int(wake.sum()))
+        wake_s = np.zeros(n)
+        wake_s[wake] = rng.uniform(0, 1800, int(wake.sum()))
+        rtt += wake_s
         attempts = 1 + (rng.random(n) < 0.04) + (rng.random(n) < 0.01)
         rtt += (attempts - 1) * rng.uniform(8, 15, n)
         later = ~on_demand
@@ -334,7 +369,9 @@ class _DayGen:
         released = np.where(quarantined, received + rng.integers(600_000, 172_800_000, n), -1)
         start_ms = np.where(quarantined, released, received)
         responded = np.where(no_resp | pending, -1, start_ms + (rtt * 1000).astype(np.int64))
+        legs = _legs(start_ms, responded, wake_s, code, comms, no_resp | pending, on_demand)
         return {
+            **legs,
             "srv": np.full(n, spec.srv, dtype=object),
             "dev": dev,
             "dtype": dtype_idx,
@@ -388,6 +425,10 @@ class _DayGen:
                 pa.array(c["status"]),
                 pa.array(c["attempts"]),
                 ts(c["released"]),
+                ts(c["csp_sent"]),
+                ts(c["chf_reached"]),
+                ts(c["device_answered"]),
+                ts(c["csp_returned"]),
             ],
             schema=SR_SCHEMA,
         )

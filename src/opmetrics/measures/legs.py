@@ -1,0 +1,104 @@
+"""Legs of the journey (issue 12; 001 l.3490-3570, 003 DCC proxy): where a request's round trip
+goes, so the DCC's own performance can be told apart from the home network and the device.
+
+From the optional leg timestamps of on-demand requests (contract 1.2):
+
+- delivery to CHF/GPF (the DCC proxy): from the DCC receiving the request (or its release from
+  quarantine) to the request reaching the Communications Hub or Gas Proxy Function;
+- home network: from the CHF/GPF to the device's answer (a gas meter may sleep for 30 minutes);
+- RTT excluding the home network: the round trip less the home-network leg;
+- DSP time: the DSP's outbound leg plus its return leg, against the DSP's share of the TRT
+  (TRT less the CSP's target, 001 l.3530); CSP time: the service provider's round trip.
+
+Requests without the legs count in `requests` but not in `with_legs`: coverage says how much
+of the traffic the figures stand on, and no legs at all means no proxy (stated, not guessed).
+"""
+
+from __future__ import annotations
+
+import ibis
+import pyarrow as pa
+
+from opmetrics.measures.attribution import process_requests
+from opmetrics.measures.records import Scope
+
+BREAKDOWNS = ("All", "region", "device_type")
+
+
+def _seconds(a: ibis.Value, b: ibis.Value) -> ibis.Value:
+    return b.delta(a, unit="millisecond").cast("float64") / 1000.0
+
+
+def compute_legs(s: Scope) -> pa.Table:
+    t = process_requests(s)
+    t = t.filter(t.mode == "on-demand")
+    csp_trt = s.m.legs.csp_trt_seconds.get("on-demand")
+    start = t.quarantine_released_at.coalesce(t.received_at)
+    has_legs = t.csp_sent_at.notnull() & t.chf_reached_at.notnull()
+    han = _seconds(t.chf_reached_at, t.device_answered_at)
+    rtt = t.rtt_ms.cast("float64") / 1000.0
+    dsp = _seconds(start, t.csp_sent_at) + _seconds(t.csp_returned_at, t.responded_at)
+    dsp_trt = (t.trt_s - csp_trt).clip(lower=0) if csp_trt is not None else ibis.null().cast("float64")
+    t = t.mutate(
+        _legs=has_legs.cast("int64"),
+        _proxy=ibis.ifelse(has_legs, _seconds(start, t.chf_reached_at), ibis.null()),
+        _han=han,
+        _rtt_excl=rtt - han,
+        _rtt=ibis.ifelse(t.device_answered_at.notnull(), rtt, ibis.null()),
+        _dsp=dsp,
+        _csp=_seconds(t.csp_sent_at, t.csp_returned_at),
+        _dsp_trt=dsp_trt,
+        _dsp_in=ibis.ifelse(dsp.notnull() & dsp_trt.notnull(), (dsp <= dsp_trt).cast("int64"), ibis.null()),
+    )
+    parts = []
+    for b in BREAKDOWNS:
+        key = ibis.literal("All") if b == "All" else t[b].cast("string")
+        tt = t.mutate(breakdown=ibis.literal(b), key=key)
+        parts.append(
+            tt.group_by(["process_id", "breakdown", "key"]).aggregate(
+                requests=tt.count(),
+                with_legs=tt._legs.sum(),
+                proxy_median_s=tt._proxy.median(),
+                proxy_mean_s=tt._proxy.mean(),
+                han_median_s=tt._han.median(),
+                han_mean_s=tt._han.mean(),
+                rtt_median_s=tt._rtt.median(),
+                rtt_excl_han_median_s=tt._rtt_excl.median(),
+                csp_median_s=tt._csp.median(),
+                dsp_median_s=tt._dsp.median(),
+                dsp_trt_s=tt._dsp_trt.median(),
+                dsp_within=tt._dsp_in.sum(),
+                dsp_counted=tt._dsp_in.count(),
+            )
+        )
+    out = ibis.union(*parts).order_by(["process_id", "breakdown", "key"]).to_pyarrow()
+    rows = out.to_pylist()
+    for r in rows:
+        r["coverage_pct"] = 100.0 * r["with_legs"] / r["requests"] if r["requests"] else None
+        r["dsp_within_pct"] = 100.0 * r["dsp_within"] / r["dsp_counted"] if r["dsp_counted"] else None
+        r["note"] = "" if r["with_legs"] else "legs of the journey not in the input: no DCC proxy"
+        del r["dsp_within"], r["dsp_counted"]
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+SCHEMA = pa.schema(
+    [
+        ("process_id", pa.string()),
+        ("breakdown", pa.string()),
+        ("key", pa.string()),
+        ("requests", pa.int64()),
+        ("with_legs", pa.int64()),
+        ("proxy_median_s", pa.float64()),
+        ("proxy_mean_s", pa.float64()),
+        ("han_median_s", pa.float64()),
+        ("han_mean_s", pa.float64()),
+        ("rtt_median_s", pa.float64()),
+        ("rtt_excl_han_median_s", pa.float64()),
+        ("csp_median_s", pa.float64()),
+        ("dsp_median_s", pa.float64()),
+        ("dsp_trt_s", pa.float64()),
+        ("coverage_pct", pa.float64()),
+        ("dsp_within_pct", pa.float64()),
+        ("note", pa.string()),
+    ]
+)
