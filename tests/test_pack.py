@@ -92,6 +92,10 @@ def test_public_pack_pdf_opens_with_summary_and_names_no_party(db, tmp_path, met
     assert "League tables" in html and "Supplier A" in html and "Industry average" in html
     assert "commentary outstanding" in html.lower()
     assert 'id="diagnostics"' not in html  # a party's own diagnostics are in its edition only
+    prepay = html.split('<section id="prepayment"')[1].split("</section>")[0]
+    assert prepay.index("DCC proxy") < prepay.index("<h3>Measures")  # first in the section
+    assert "Delivery to CHF/GPF" in prepay and "RTT without home network" in prepay
+    assert "legs.csv" in names
 
 
 def test_party_edition_names_only_its_own_party(db, tmp_path, meth):

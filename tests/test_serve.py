@@ -89,6 +89,7 @@ CALLS = {
     "/api/drill": {"process": "prepayment", "by": "party"},
     "/api/system": {},
     "/api/diagnostics": {"process": "prepayment"},
+    "/api/legs": {"process": "prepayment"},
     "/api/alerts": {},
     "/api/downloads": {},
     "/downloads/{name}": {},
@@ -329,6 +330,7 @@ def test_browser_party_walks_the_drill_down_and_sees_no_other_party(server):
         page.wait_for_selector("#daily-chart .main-svg")
         expect(page.locator("#diagnostics")).to_contain_text("SUP-A:")  # its own gap, named
         expect(page.locator("#diagnostics table")).to_contain_text("Failures explained")
+        expect(page.locator("#legs-table table")).to_contain_text("To CHF/GPF median (s)")
         if shots:
             page.screenshot(path=str(shots / "dashboard-process.png"), full_page=True)
         for dim, nxt in (

@@ -36,6 +36,11 @@ AVAILABILITY_COLUMNS = [
     "minimum", "status", "events", "mttr_hours", "mtbf_hours", "incidents", "incidents_cat12",
     "incidents_cat345_dcc", "note",
 ]  # fmt: skip
+LEGS_COLUMNS = [
+    "period", "process_id", "breakdown", "key", "requests", "with_legs", "coverage_pct",
+    "proxy_median_s", "proxy_mean_s", "han_median_s", "han_mean_s", "rtt_median_s",
+    "rtt_excl_han_median_s", "csp_median_s", "dsp_median_s", "dsp_trt_s", "dsp_within_pct", "note",
+]  # fmt: skip
 LEAGUE_COLUMNS = ["period", "process_id", "rank", "party", "success_pct", "industry_pct", "best_pct"]
 
 

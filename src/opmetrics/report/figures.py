@@ -63,6 +63,7 @@ class Figures:
     quality: list[dict[str, Any]]
     reasons: list[dict[str, Any]]
     outages: list[dict[str, Any]]
+    legs: list[dict[str, Any]] = field(default_factory=list)  # legs of the journey, DCC proxy
     previous: dict[str, Any] = field(default_factory=dict)  # previous period's cpm and availability
     history: list[dict[str, Any]] = field(default_factory=list)  # monthly process RSVP, <= 13 periods
 
@@ -133,6 +134,15 @@ def load_figures(store: Store, m: Methodology, period: str) -> Figures:
         ),
         outages=store.rows("SELECT * FROM outages ORDER BY outage_id", []),
     )
+    try:
+        f.legs = _rows(
+            store,
+            "SELECT * EXCLUDE (run_id) FROM legs WHERE period = ? AND run_id = ? "
+            "ORDER BY process_id, breakdown, key",
+            key,
+        )
+    except duckdb.CatalogException:  # computed before legs were measured
+        f.legs = []
     f.previous = {
         "period": prev,
         "cpm": {

@@ -60,6 +60,7 @@ def _flatten(figures: dict[str, Any]) -> dict[str, Any]:
         "outcomes": ("measure", "breakdown", "key1", "key2"),
         "availability": ("view", "subject", "region", "band", "day"),
         "league": ("process_id", "party"),
+        "legs": ("process_id", "breakdown", "key"),
     }
     for table, cols in keys.items():
         for r in figures.get(table, []):

@@ -210,8 +210,11 @@ def _process_sections(
             r for r in c6a.values() if r["instance"] and r["status"] in ("below target", "below minimum")
         ]
         note = commentary.get(p.id) or (commentary.get("CPM6A") if missed else None)
+        legs = [r for r in f.legs if r["process_id"] == p.id and r["breakdown"] in ("All", "region")]
+        legs.sort(key=lambda r: (r["breakdown"] != "All", r["key"]))
         out.append(
             {
+                "legs": legs,
                 "p": p,
                 "month": month,
                 "srvs": srv_rows,
@@ -378,6 +381,7 @@ def build_pack(
     D.write_table(out / "datafiles" / "cpm", D.CPM_COLUMNS, f.cpm, prov)
     D.write_table(out / "datafiles" / "outcomes", D.OUTCOME_COLUMNS, outcomes, prov)
     D.write_table(out / "datafiles" / "availability", D.AVAILABILITY_COLUMNS, f.availability, prov)
+    D.write_table(out / "datafiles" / "legs", D.LEGS_COLUMNS, f.legs, prov)
     names = {p.id: p.name for p in m.processes}
     league = league_tables(f.outcomes, anon, m.league.min_volume, names)
     league_rows = [
@@ -405,6 +409,7 @@ def build_pack(
         "outcomes": outcomes,
         "availability": f.availability,
         "league": league_rows,
+        "legs": f.legs,
     }
     figures = D.stable(figures)
     text = D.canonical_json(figures)

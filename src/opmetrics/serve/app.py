@@ -205,6 +205,18 @@ def create_app(
         p = guard(data.period_or_latest, period)
         return data.availability(p, view, subject, region, band)
 
+    @app.get("/api/legs", tags=["measures"])
+    async def legs(
+        user: UserDep,
+        period: PeriodQ = None,
+        process: Annotated[str | None, Query(pattern=process_ids, description="Business process id")] = None,
+        breakdown: Annotated[str | None, Query(pattern="^(All|region|device_type)$")] = None,
+    ):
+        """Legs of the journey: the DCC proxy (delivery to CHF/GPF), the home network, RTT
+        without it, and DSP time against its share of the TRT."""
+        p = guard(data.period_or_latest, period)
+        return data.legs(p, process, breakdown)
+
     @app.get("/api/diagnostics", tags=["league"])
     async def diagnostics(
         user: UserDep,

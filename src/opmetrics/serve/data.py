@@ -116,6 +116,14 @@ class DataService:
             rows = anonymise_outcomes(rows, self.anonymiser(period, user))
         return rows
 
+    def legs(self, period: str, process: str | None, breakdown: str | None) -> list[dict[str, Any]]:
+        return self._rows(
+            "legs",
+            period,
+            {"process_id": process, "breakdown": breakdown},
+            order="process_id, breakdown, key",
+        )
+
     def diagnostics(
         self, period: str, user: User, process: str | None, party: str | None
     ) -> list[dict[str, Any]]:

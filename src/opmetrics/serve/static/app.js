@@ -102,7 +102,17 @@ async function processPage() {
       { x: daily.map((r) => r.day), y: daily.map((r) => r.failures), name: "failures", yaxis: "y3", mode: "lines", line: { color: "#c55a11" } },
     ], { margin: { t: 10 }, yaxis: { title: "volume" }, yaxis2: { overlaying: "y", side: "right", title: "RTT (s)", showgrid: false, rangemode: "tozero" },
          yaxis3: { overlaying: "y", side: "right", visible: false, rangemode: "tozero" }, legend: { orientation: "h" }, hovermode: "x unified" }, plotOpts);
-    filters = initial(); drill(); diagnostics();
+    filters = initial(); drill(); diagnostics(); legs();
+  };
+  const legs = async () => {
+    const rows = await api("/api/legs", { period: period(), process: proc });
+    if (!rows.length || !rows.some((r) => r.with_legs)) {
+      $("#legs-table").replaceChildren(el("p", { class: "note" }, "The legs of the journey are not in this month's input: no DCC proxy."));
+      return;
+    }
+    const s = (v) => (v === null ? "–" : v.toFixed(1));
+    table("#legs-table", ["Segment", "On-demand requests", "With legs", "To CHF/GPF median (s)", "RTT median (s)", "RTT without home network (s)", "Home network median (s)", "DSP median (s)", "DSP within its TRT share"],
+      rows.map((r) => ({ cells: [r.breakdown === "All" ? "All" : r.key, num(r.requests), pct(r.coverage_pct), s(r.proxy_median_s), s(r.rtt_median_s), s(r.rtt_excl_han_median_s), s(r.han_median_s), s(r.dsp_median_s), pct(r.dsp_within_pct)] })));
   };
   const diagnostics = async () => {
     const pick = $("#diag-party");
