@@ -597,8 +597,14 @@ def fuzz_api(n: int, base: Base, work: Path, seed: int = 7) -> Tally:
     rng, tally = random.Random(seed), Tally("api")
     db = work / "api.duckdb"
     runner = CliRunner()
+    # The first three days are enough for every endpoint to have data to answer with.
+    files = [
+        str(f)
+        for f in sorted((work / "sim").rglob("*.parquet"))
+        if not re.fullmatch(r"2026-\d\d-\d\d", f.stem) or f.stem <= f"{PERIOD}-03"
+    ]
     for args in (
-        ["ingest", str(work / "sim"), "--db", str(db)],
+        ["ingest", *files, "--db", str(db)],
         ["compute", "--period", PERIOD, "--db", str(db)],
     ):
         assert runner.invoke(cli, args).exit_code == 0
