@@ -96,6 +96,12 @@ def test_public_pack_pdf_opens_with_summary_and_names_no_party(db, tmp_path, met
     assert prepay.index("DCC proxy") < prepay.index("<h3>Measures")  # first in the section
     assert "Delivery to CHF/GPF" in prepay and "RTT without home network" in prepay
     assert "legs.csv" in names
+    # The OPSG summary paper beside the public pack: every standing SRV, the alerts, anomalies.
+    paper = (out / "opsg-summary.html").read_text()
+    assert (out / "opsg-summary.pdf").exists()
+    for srv in [s for g in meth.opsg_summary.groups for s in g.srvs]:
+        assert f'<td class="l">{srv}</td>' in paper, srv
+    assert "Anomalies of the month" in paper and "Device alerts" in paper and "below the minimum" in paper
 
 
 def test_party_edition_names_only_its_own_party(db, tmp_path, meth):
@@ -335,3 +341,17 @@ def test_diagnostics_name_each_planted_effect_first_for_its_party(computed):
     d = top[("all", "SUP-D")]
     assert d["factor_party_pct"] < d["party_pct"] - 10  # the set is far worse than the party overall
     assert "other parties' requests on it succeed" in d["evidence"]
+
+
+def test_summary_paper_outlying_days_by_hand():
+    """Days 98, 98, 97, 99, 98, 97, 98 and 90 %: median 98, deviations 0 0 1 1 0 1 0 8, MAD 0.5;
+    at 6 MADs the bar is 95 %: only the 90 % day (16 MADs below) is an anomaly."""
+    import datetime as dt
+
+    from opmetrics.report.summary_paper import daily_anomalies
+
+    vals = [98, 98, 97, 99, 98, 97, 98, 90]
+    days = [{"day": dt.date(2026, 10, i + 1), "success_pct": v, "volume": 100} for i, v in enumerate(vals)]
+    got = daily_anomalies(days, 6.0, 30)
+    assert [(a["day"].day, a["mads"]) for a in got] == [(8, 16.0)]
+    assert daily_anomalies(days, 6.0, 101) == []  # too few requests on every day

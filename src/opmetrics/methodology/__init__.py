@@ -236,6 +236,20 @@ class Legs(_Strict):
         return None if csp is None else max(trt_s - csp, 0.0)
 
 
+class SummaryGroup(_Strict):
+    name: str
+    srvs: list[str]
+
+
+class OpsgSummary(_Strict):
+    """The OPSG summary paper's standing metrics (003)."""
+
+    groups: list[SummaryGroup]
+    dcc_alerts: list[str]
+    anomaly_mad: float = Field(gt=0)
+    anomaly_min_volume: int = Field(ge=1)
+
+
 class League(_Strict):
     min_volume: int = Field(ge=1)
     best_in_class: Literal["max"]
@@ -316,6 +330,7 @@ class Methodology(_Strict):
     cpms: list[Cpm]
     service_credits: ServiceCredits
     legs: Legs
+    opsg_summary: OpsgSummary
     league: League
     measures: list[MeasureDef]
     fingerprint: str = ""
@@ -331,6 +346,10 @@ class Methodology(_Strict):
             missing = [s for s in p.srvs if s not in known]
             if missing:
                 problems.append(f"process {p.id!r}: SRVs not in the srvs catalogue: {missing}")
+        for g in self.opsg_summary.groups:
+            missing = [s for s in g.srvs if s not in known]
+            if missing:
+                problems.append(f"opsg_summary group {g.name!r}: SRVs not in the srvs catalogue: {missing}")
         ids = [p.id for p in self.processes]
         if len(set(ids)) != len(ids):
             problems.append("processes: duplicate ids")

@@ -156,3 +156,18 @@ def trend_svg(points: list[tuple[str, float | None, float | None]], target: floa
     ax.legend(loc="lower left", fontsize=7, frameon=False, ncol=3)
     fig.suptitle(title, x=0.01, ha="left", fontsize=10, fontweight="bold")
     return _svg(fig)
+
+
+def srv_success_svg(series: dict[str, list[tuple[int, float | None]]], title: str) -> str:
+    """Daily success of a few SRVs, one line each (the OPSG summary paper's graphs)."""
+    fig, ax = plt.subplots(figsize=(8.2, 2.6))
+    for srv, points in series.items():
+        ax.plot(
+            [d for d, _ in points], [v for _, v in points], marker="o", ms=2.5, lw=1.2, label=f"SRV {srv}"
+        )
+    ax.set_ylabel("success %")
+    ax.set_xlabel("day of month")
+    ax.set_title(title, loc="left", fontsize=9)
+    if series:
+        ax.legend(loc="lower left", fontsize=7, ncol=min(len(series), 6), frameon=False)
+    return _svg(fig)

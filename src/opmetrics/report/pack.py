@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from opmetrics.engine.store import Store
 from opmetrics.measures.availability import display_pct
 from opmetrics.measures.operations import working_day_after
+from opmetrics.measures.records import month_bounds
 from opmetrics.methodology import Methodology, pmel
 from opmetrics.report import datafiles as D
 from opmetrics.report.charts import availability_svg, daily_rsvp_svg, trend_svg
@@ -479,8 +480,33 @@ def build_pack(
         write_pdf(env.get_template("pack.html.j2").render(**ctx, print_mode=True), pdf_path, out)
     else:
         step("PDF skipped")
+    if not party:
+        _summary_paper(store, m, f, anon, out, env, pdf)
     _check_no_other_party(out, anon)
     return PackResult(page, pdf_path, issue.version, len(issue.changes), warnings)
+
+
+def _summary_paper(
+    store: Store, m: Methodology, f: Figures, anon: Anonymiser, out: Path, env: Environment, pdf: bool
+) -> None:
+    """The OPSG summary paper beside the public pack: opsg-summary.html (and .pdf)."""
+    from opmetrics.measures.availability import previous_period
+    from opmetrics.report import summary_paper
+
+    prev = previous_period(f.period)
+    ctx = {
+        "paper": summary_paper.build(store, m, f, anon, prev),
+        "period_label": f.first.strftime("%B %Y"),
+        "prev_label": month_bounds(prev)[0].strftime("%B %Y"),
+        "run": f.run,
+        "m": m,
+    }
+    html = env.get_template("summary.html.j2").render(**ctx)
+    path = summary_paper.write(html, out)
+    if pdf:
+        from opmetrics.report.pdf import write_pdf
+
+        write_pdf(html, path.with_suffix(".pdf"), out)
 
 
 def _diagnostics(store: Store, m: Methodology, period: str, run_id: str, party: str | None) -> list[dict]:

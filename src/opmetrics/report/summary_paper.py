@@ -1,0 +1,142 @@
+"""The OPSG summary paper (003 l.116-140): the standing metrics of the month on two or three
+pages, for the OPSG reporting meeting, with the anomalies of the month picked automatically.
+
+Standing metrics (methodology `opsg_summary`): a group of SRVs per business process and the
+DCC alerts, each with volume, success, within TRT and median RTT against the previous month, and
+a daily success graph per group. Anomalies: missed CPM targets, days when a standing SRV's
+success fell far below its month (more than `anomaly_mad` median absolute deviations), and
+parties whose success is far below other parties' (anonymised as in the league tables).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from opmetrics.engine.store import Store
+from opmetrics.measures.records import month_bounds
+from opmetrics.methodology import Methodology
+from opmetrics.report.charts import srv_success_svg
+from opmetrics.report.figures import Figures
+from opmetrics.report.league import Anonymiser
+
+PARTY_GAP_PTS = -5.0  # a party this far below other parties is listed
+MAX_DAYS = 8  # outlying days listed, the most outlying first
+
+
+def _srv_rows(store: Store, period: str, run_id: str | None, srvs: list[str]) -> list[dict[str, Any]]:
+    if not srvs:
+        return []
+    where = "period = ? AND scope = 'srv' AND segment = 'All' AND key IN ?"
+    params: list[Any] = [period, srvs]
+    if run_id:
+        where += " AND run_id = ?"
+        params.append(run_id)
+    return store.rows(f"SELECT * FROM rsvp WHERE {where}", params)
+
+
+def daily_anomalies(days: list[dict[str, Any]], mad_k: float, min_volume: int) -> list[dict[str, Any]]:
+    """Days whose success is more than `mad_k` MADs below the month's median day."""
+    vals = [d["success_pct"] for d in days if d["volume"] >= min_volume and d["success_pct"] is not None]
+    if len(vals) < 7:
+        return []
+    med = statistics.median(vals)
+    mad = statistics.median(abs(v - med) for v in vals) or 0.1  # a flat month: 0.1 point
+    return [
+        {**d, "median": med, "mads": (med - d["success_pct"]) / mad}
+        for d in days
+        if d["volume"] >= min_volume and d["success_pct"] is not None and d["success_pct"] < med - mad_k * mad
+    ]
+
+
+def build(store: Store, m: Methodology, f: Figures, anon: Anonymiser, prev_period: str) -> dict[str, Any]:
+    """The paper's content, ready for its template."""
+    cfg = m.opsg_summary
+    names = {s.srv: s.name for s in m.srvs}
+    all_srvs = [s for g in cfg.groups for s in g.srvs]
+    now = _srv_rows(store, f.period, f.run.run_id, all_srvs)
+    before = {r["key"]: r for r in _srv_rows(store, prev_period, None, all_srvs) if r["rate"] == "month"}
+    month = {r["key"]: r for r in now if r["rate"] == "month"}
+    groups, anomalies = [], []
+    for g in cfg.groups:
+        rows, series = [], {}
+        for srv in g.srvs:
+            r, p = month.get(srv), before.get(srv)
+            rows.append({"srv": srv, "name": names.get(srv, ""), "now": r, "prev": p})
+            days = sorted((x for x in now if x["key"] == srv and x["rate"] == "day"), key=lambda x: x["day"])
+            if days:
+                series[srv] = [(d["day"].day, d["success_pct"]) for d in days]
+            for a in daily_anomalies(days, cfg.anomaly_mad, cfg.anomaly_min_volume):
+                anomalies.append(
+                    {
+                        "mads": a["mads"],
+                        "kind": "day",
+                        "text": f"SRV {srv} ({names.get(srv, '')}) on {a['day']:%a %d %b}: "
+                        f"{a['success_pct']:.1f} % success on {a['volume']:,} requests, against a "
+                        f"median day of {a['median']:.1f} % ({a['mads']:.0f} MADs below)",
+                    }
+                )
+        chart = srv_success_svg(series, f"{g.name}: daily success") if series else None
+        groups.append({"name": g.name, "rows": rows, "chart": chart})
+    # Days: the most outlying first, at most MAX_DAYS.
+    days_found = sorted(anomalies, key=lambda a: -a["mads"])[:MAX_DAYS]
+    anomalies = [{"kind": "day", "text": a["text"]} for a in days_found]
+    # CPMs: each cell below its minimum by name; cells below target counted per CPM.
+    missed = [c for c in f.cpm if c.get("instance") and c["status"] in ("below target", "below minimum")]
+    for c in [c for c in missed if c["status"] == "below minimum"]:
+        anomalies.append(
+            {
+                "kind": "cpm",
+                "text": f"{c['cpm']} {c['key']} ({c['segment']}): {c['pct']:.2f} %, below the minimum "
+                f"{c['minimum']} % (target {c['target']} %)",
+            }
+        )
+    for cpm in sorted({c["cpm"] for c in missed if c["status"] == "below target"}):
+        cells = [c for c in missed if c["cpm"] == cpm and c["status"] == "below target"]
+        low = min(cells, key=lambda c: c["pct"])
+        anomalies.append(
+            {
+                "kind": "cpm",
+                "text": f"{cpm}: {len(cells)} cell(s) below target {low['target']} % "
+                f"(lowest {low['key']} ({low['segment']}) {low['pct']:.2f} %)",
+            }
+        )
+    try:
+        diag = store.rows(
+            "SELECT party_id, party_pct, others_pct, gap_pts, factor, value FROM diagnostics "
+            "WHERE period = ? AND run_id = ? AND process_id = 'all' AND rank = 1 AND gap_pts <= ? "
+            "ORDER BY gap_pts",
+            [f.period, f.run.run_id, PARTY_GAP_PTS],
+        )
+    except duckdb.CatalogException:  # computed before diagnostics existed
+        diag = []
+    for d in diag:
+        anomalies.append(
+            {
+                "kind": "party",
+                "text": f"{anon.name(d['party_id'])}: {d['party_pct']:.1f} % success against "
+                f"{d['others_pct']:.1f} % for other parties; first explanation: {d['factor']}"
+                + (f" ({d['value']})" if d["factor"] != "orchestration" else ""),
+            }
+        )
+    first, last = month_bounds(f.period)
+    alerts = store.rows(
+        "SELECT count(*) FILTER (WHERE kind = 'dcc' AND alert_code IN ?) AS dcc, "
+        "count(*) FILTER (WHERE kind = 'device') AS device FROM alerts WHERE report_date BETWEEN ? AND ?",
+        [cfg.dcc_alerts, first, last],
+    )[0]
+    alerts_prev = store.rows(
+        "SELECT count(*) FILTER (WHERE kind = 'dcc' AND alert_code IN ?) AS dcc, "
+        "count(*) FILTER (WHERE kind = 'device') AS device FROM alerts WHERE report_date BETWEEN ? AND ?",
+        [cfg.dcc_alerts, *month_bounds(prev_period)],
+    )[0]
+    return {"groups": groups, "anomalies": anomalies, "alerts": alerts, "alerts_prev": alerts_prev}
+
+
+def write(html: str, out: Path) -> Path:
+    path = out / "opsg-summary.html"
+    path.write_text(html, encoding="utf-8")
+    return path
