@@ -62,3 +62,23 @@ def test_too_few_requests_are_not_diagnosed():
     data = rows("P", "reads", [("CH-A", "S", "1", "North", 20, 10)])
     data += rows("Q", "reads", [("CH-A", "S", "1", "North", 500, 490)])
     assert [r for r in diagnose(data) if r["party_id"] == "P"] == []
+
+
+def test_benchmarks_industry_best_and_position_by_hand():
+    from opmetrics.measures.benchmarks import benchmark
+
+    data = []
+    for party, n, ok in (("P", 100, 90), ("Q", 50, 49), ("R", 20, 20)):
+        data += [{**r, "srv": "2.2"} for r in rows(party, "prepayment", [("CH-A", "S", "1", "North", n, ok)])]
+    got = {
+        r["party_id"]: r
+        for r in benchmark(data)
+        if r["process_id"] == "prepayment" and r["dimension"] == "device set"
+    }
+    # Industry: 159 of 170 = 93.53 %. Ranked (30+ requests): Q 98 %, P 90 %; R is not ranked.
+    assert got["P"]["industry_pct"] == pytest.approx(100 * 159 / 170)
+    assert got["P"]["best_pct"] == pytest.approx(98.0) and got["P"]["value"] == "CH-A · M S · firmware 1"
+    assert [(p, got[p]["rank"]) for p in "PQR"] == [("P", 2), ("Q", 1), ("R", None)]
+    assert {got[p]["ranked_parties"] for p in "PQR"} == {2}
+    both = [r for r in benchmark(data) if r["process_id"] == "all" and r["dimension"] == "srv"]
+    assert {r["value"] for r in both} == {"2.2"} and len(both) == 3

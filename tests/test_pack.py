@@ -121,6 +121,7 @@ def test_party_edition_names_only_its_own_party(db, tmp_path, meth):
     section = html.split('<section id="diagnostics"')[1].split("</section>")[0]
     assert "What explains your gap" in section and "All business processes" in section
     assert "SUP-C: " in section and "Failures explained" in section
+    assert "Your position against the industry" in section and " of " in section
 
 
 def test_anonymous_letters_are_keyed_stable_per_period_and_not_by_size(meth):

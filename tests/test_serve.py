@@ -90,6 +90,7 @@ CALLS = {
     "/api/system": {},
     "/api/diagnostics": {"process": "prepayment"},
     "/api/legs": {"process": "prepayment"},
+    "/api/benchmarks": {"process": "all", "dimension": "device set"},
     "/api/alerts": {},
     "/api/downloads": {},
     "/downloads/{name}": {},

@@ -66,8 +66,9 @@ def _label(dim: str, value: tuple[str, ...]) -> str:
     return value[0]
 
 
-def _counts(s: Scope) -> list[dict[str, Any]]:
-    """Requests and successes per process, party, region and device set."""
+def counts(s: Scope) -> list[dict[str, Any]]:
+    """Requests and successes per process, party, SRV, region and device set (computed once per
+    run: the diagnostics and the benchmarks both read it)."""
     t = process_requests(s)
     t = t.filter(t.mode == "on-demand")
     d = latest_devices(s).select("device_id", "ch_variant", "manufacturer", "model", d_fw="firmware_version")
@@ -79,9 +80,9 @@ def _counts(s: Scope) -> list[dict[str, Any]]:
         "model": j.model.fill_null(UNKNOWN),
         "firmware_version": j.d_fw.fill_null(UNKNOWN),
     }
-    g = j.group_by([j.process_id, j.party_id, j.region, *(v.name(k) for k, v in cols.items())]).aggregate(
-        n=j.count(), ok=ok.sum()
-    )
+    g = j.group_by(
+        [j.process_id, j.party_id, j.srv, j.region, *(v.name(k) for k, v in cols.items())]
+    ).aggregate(n=j.count(), ok=ok.sum())
     return g.to_pyarrow().to_pylist()
 
 
@@ -249,5 +250,5 @@ def diagnose(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def compute_diagnostics(s: Scope) -> pa.Table:
-    return pa.Table.from_pylist(diagnose(_counts(s)), schema=SCHEMA)
+def compute_diagnostics(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(diagnose(rows), schema=SCHEMA)

@@ -13,8 +13,10 @@ import pyarrow as pa
 from opmetrics import __version__
 from opmetrics.engine.store import Store
 from opmetrics.measures.availability import compute_availability, previous_period
+from opmetrics.measures.benchmarks import compute_benchmarks
 from opmetrics.measures.cpm import compute_cpm
 from opmetrics.measures.diagnostics import compute_diagnostics
+from opmetrics.measures.diagnostics import counts as diagnostic_counts
 from opmetrics.measures.legs import compute_legs
 from opmetrics.measures.outcome import Context, compute_outcomes
 from opmetrics.measures.records import Scope, month_bounds, uk_midnight_utc
@@ -150,7 +152,9 @@ def compute(
         avail = compute_availability(scope, counts, previous_availability(store, period))
         step(STEPS[3])
         cpm = compute_cpm(scope, rsvp, counts, history(store, period), avail)
-        diagnostics = compute_diagnostics(scope)
+        by_party = diagnostic_counts(scope)
+        diagnostics = compute_diagnostics(by_party)
+        benchmarks = compute_benchmarks(by_party)
         legs = compute_legs(scope)
     finally:
         scope.release()
@@ -211,6 +215,14 @@ def compute(
             diagnostics.append_column(
                 "period", pa.array([period] * diagnostics.num_rows, pa.string())
             ).append_column("run_id", pa.array([info.run_id] * diagnostics.num_rows, pa.string())),
+        )
+        _store_period(
+            store,
+            "benchmarks",
+            period,
+            benchmarks.append_column(
+                "period", pa.array([period] * benchmarks.num_rows, pa.string())
+            ).append_column("run_id", pa.array([info.run_id] * benchmarks.num_rows, pa.string())),
         )
         _store_period(
             store,

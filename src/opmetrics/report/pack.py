@@ -458,6 +458,7 @@ def build_pack(
         "availability": _availability_view(f, m),
         "league": league,
         "diagnostics": _diagnostics(store, m, period, run.run_id, party),
+        "benchmarks": _benchmarks(store, period, run.run_id, party),
         "min_volume": m.league.min_volume,
         "incidents": f.incidents,
         "quality": f.quality,
@@ -507,6 +508,25 @@ def _summary_paper(
         from opmetrics.report.pdf import write_pdf
 
         write_pdf(html, path.with_suffix(".pdf"), out)
+
+
+def _benchmarks(store: Store, period: str, run_id: str, party: str | None) -> list[dict]:
+    """A party edition's position against the industry (all processes): every region, and the
+    device sets carrying most of its requests."""
+    if not party:
+        return []
+    try:
+        rows = store.rows(
+            "SELECT * FROM benchmarks WHERE period = ? AND run_id = ? AND party_id = ? "
+            "AND process_id = 'all' AND dimension IN ('region', 'device set') "
+            "ORDER BY dimension DESC, party_volume DESC",
+            [period, run_id, party],
+        )
+    except duckdb.CatalogException:
+        return []
+    regions = [r for r in rows if r["dimension"] == "region"]
+    sets = [r for r in rows if r["dimension"] == "device set"][:8]
+    return regions + sets
 
 
 def _diagnostics(store: Store, m: Methodology, period: str, run_id: str, party: str | None) -> list[dict]:

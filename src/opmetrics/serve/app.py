@@ -217,6 +217,20 @@ def create_app(
         p = guard(data.period_or_latest, period)
         return data.legs(p, process, breakdown)
 
+    @app.get("/api/benchmarks", tags=["league"])
+    async def benchmarks(
+        user: UserDep,
+        period: PeriodQ = None,
+        process: Annotated[
+            str | None, Query(pattern=process_ids.replace("^(", "^(all|"), description="Process id, or all")
+        ] = None,
+        dimension: Annotated[str | None, Query(pattern="^(srv|region|device set)$")] = None,
+    ):
+        """Industry average and best per SRV, region and device set, with each party's position
+        (a party user: its own rows only)."""
+        p = guard(data.period_or_latest, period)
+        return guard(data.benchmarks, p, user, process, dimension)
+
     @app.get("/api/diagnostics", tags=["league"])
     async def diagnostics(
         user: UserDep,

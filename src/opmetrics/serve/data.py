@@ -124,6 +124,16 @@ class DataService:
             order="process_id, breakdown, key",
         )
 
+    def benchmarks(
+        self, period: str, user: User, process: str | None, dimension: str | None
+    ) -> list[dict[str, Any]]:
+        """Industry and best per value; a party gets its own rows only (others never named)."""
+        where = {"process_id": process, "dimension": dimension}
+        if user.role == "party":
+            where["party_id"] = user.party_id
+            return self._rows("benchmarks", period, where, order="process_id, dimension, party_volume DESC")
+        return self._rows("benchmarks", period, where, order="process_id, dimension, value, party_id")
+
     def diagnostics(
         self, period: str, user: User, process: str | None, party: str | None
     ) -> list[dict[str, Any]]:
