@@ -95,7 +95,8 @@ def test_public_pack_pdf_opens_with_summary_and_names_no_party(db, tmp_path, met
     prepay = html.split('<section id="prepayment"')[1].split("</section>")[0]
     assert prepay.index("DCC proxy") < prepay.index("<h3>Measures")  # first in the section
     assert "Delivery to CHF/GPF" in prepay and "RTT without home network" in prepay
-    assert "legs.csv" in names
+    assert "legs.csv" in names and "opr.csv" in names
+    assert '<section id="opr"' in html
     # The OPSG summary paper beside the public pack: every standing SRV, the alerts, anomalies.
     paper = (out / "opsg-summary.html").read_text()
     assert (out / "opsg-summary.pdf").exists()
@@ -356,3 +357,25 @@ def test_summary_paper_outlying_days_by_hand():
     got = daily_anomalies(days, 6.0, 30)
     assert [(a["day"].day, a["mads"]) for a in got] == [(8, 16.0)]
     assert daily_anomalies(days, 6.0, 101) == []  # too few requests on every day
+
+
+def test_opr_view_scores_a_month_without_a_value_as_zero(computed, meth):
+    """October was computed; November and December were not: each OPR cell shows October's CPM
+    value and scores 0 for the two later months (Ofgem's rule), and the months' mean scores say so."""
+    from opmetrics.report.opr import opr_view
+
+    with Store(computed / "om.duckdb") as store:
+        cpm = {
+            (r["cpm"], r["key"], r["segment"]): r["pct"]
+            for r in store.rows("SELECT * FROM cpm WHERE period = ? AND instance", [PERIOD])
+        }
+        v = opr_view(store, meth, "2026-12")
+    assert v["months"] == ["2026-10", "2026-11", "2026-12"]
+    keys = {(r["cpm"], r["key"], r["segment"]) for r in v["rows"]}
+    assert ("CPM6A", "prepayment", "SMETS1") in keys and ("CPM6A", "install_commission", "North") in keys
+    assert all(k[0] == "CPM6" or k[1] in ("prepayment", "install_commission") for k in keys)
+    for r in v["rows"]:
+        october, november, december = r["values"]
+        assert october["reported"] and october["score"] == cpm[(r["cpm"], r["key"], r["segment"])]
+        assert (november["reported"], november["score"], december["score"]) == (False, 0, 0)
+    assert v["unreported"] == 2 * len(v["rows"]) and v["month_score"]["2026-11"] == 0

@@ -250,6 +250,14 @@ class OpsgSummary(_Strict):
     anomaly_min_volume: int = Field(ge=1)
 
 
+class Opr(_Strict):
+    """Ofgem OPR view: which CPM cells, over how many months, and the score of a missing one."""
+
+    cpms: dict[str, Literal["all"] | list[str]]
+    months: int = Field(ge=1, le=36)
+    missing_score: float
+
+
 class League(_Strict):
     min_volume: int = Field(ge=1)
     best_in_class: Literal["max"]
@@ -331,6 +339,7 @@ class Methodology(_Strict):
     service_credits: ServiceCredits
     legs: Legs
     opsg_summary: OpsgSummary
+    opr: Opr
     league: League
     measures: list[MeasureDef]
     fingerprint: str = ""

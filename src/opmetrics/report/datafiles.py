@@ -41,6 +41,7 @@ LEGS_COLUMNS = [
     "proxy_median_s", "proxy_mean_s", "han_median_s", "han_mean_s", "rtt_median_s",
     "rtt_excl_han_median_s", "csp_median_s", "dsp_median_s", "dsp_trt_s", "dsp_within_pct", "note",
 ]  # fmt: skip
+OPR_COLUMNS = ["period", "cpm", "key", "segment", "pct", "reported", "score"]
 LEAGUE_COLUMNS = ["period", "process_id", "rank", "party", "success_pct", "industry_pct", "best_pct"]
 
 

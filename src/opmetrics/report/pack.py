@@ -29,6 +29,7 @@ from opmetrics.report.figures import Figures, load_figures
 from opmetrics.report.invariants import check_all
 from opmetrics.report.issues import change_summary_markdown, record_issue
 from opmetrics.report.league import Anonymiser, league_key, league_tables, party_roles
+from opmetrics.report.opr import opr_view
 
 SHOW_ROWS = 40  # outcome rows shown per measure in the HTML and PDF; the datafile has them all
 PACK_STEPS = 6  # progress steps reported through `on_step`
@@ -383,6 +384,14 @@ def build_pack(
     D.write_table(out / "datafiles" / "outcomes", D.OUTCOME_COLUMNS, outcomes, prov)
     D.write_table(out / "datafiles" / "availability", D.AVAILABILITY_COLUMNS, f.availability, prov)
     D.write_table(out / "datafiles" / "legs", D.LEGS_COLUMNS, f.legs, prov)
+    opr = opr_view(store, m, period)
+    opr_rows = [
+        {"period": v["period"], "cpm": r["cpm"], "key": r["key"], "segment": r["segment"], "pct": v["pct"],
+         "reported": v["reported"], "score": v["score"]}
+        for r in opr["rows"]
+        for v in r["values"]
+    ]  # fmt: skip
+    D.write_table(out / "datafiles" / "opr", D.OPR_COLUMNS, opr_rows, prov)
     names = {p.id: p.name for p in m.processes}
     league = league_tables(f.outcomes, anon, m.league.min_volume, names)
     league_rows = [
@@ -459,6 +468,7 @@ def build_pack(
         "league": league,
         "diagnostics": _diagnostics(store, m, period, run.run_id, party),
         "benchmarks": _benchmarks(store, period, run.run_id, party),
+        "opr": opr,
         "min_volume": m.league.min_volume,
         "incidents": f.incidents,
         "quality": f.quality,
