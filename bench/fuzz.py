@@ -87,7 +87,7 @@ class Tally:
 def python_rejects(table: str, name: str, value: str) -> bool:
     """Whether a value is certainly invalid for a field, judged by Python's own parsers."""
     f = CONTRACT.table(table).field(name)
-    v = value.strip()
+    v = value.strip(" \t\n\v\f\r")  # the loader's idea of blank
     if "\x00" in value:
         return False  # the CSV reader's business; checked separately
     if not v:
@@ -109,7 +109,7 @@ def python_rejects(table: str, name: str, value: str) -> bool:
     if f.enum is not None:
         return v not in [str(e) for e in f.enum]
     if f.pattern is not None:
-        return re.fullmatch(f.pattern, value.strip()) is None
+        return re.fullmatch(f.pattern, v) is None
     return False
 
 
@@ -222,7 +222,7 @@ def _mutate_rows(rng: random.Random, table: str, base: list[dict[str, str]]):
         rows.append(dict(rows[j]))
         touched.update({j + 1, len(rows)})
     # A copied value can repeat another row's key: every row sharing a key is a duplicate case.
-    keys = [tuple(r[k].strip() for k in CONTRACT.table(table).key) for r in rows]
+    keys = [tuple(r[k].strip(" \t\n\v\f\r") for k in CONTRACT.table(table).key) for r in rows]
     shared = {k for k in keys if keys.count(k) > 1}
     touched.update(i + 1 for i, k in enumerate(keys) if k in shared)
     good = {n for n in range(1, len(rows) + 1) if n not in touched}

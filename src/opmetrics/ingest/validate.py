@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from opmetrics.ingest.contract import Field, Table
 
+BLANK = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
 _TRUE = "('true','t','1','yes','y')"
 _FALSE = "('false','f','0','no','n')"
 
@@ -76,7 +77,8 @@ def validation_sql(table: Table, source: str) -> str:
 
     `_raw` (the row as JSON, for the quarantine) is only built for rows that have an error.
     """
-    norm = ", ".join(f"NULLIF(trim({q(f.name)}), '') AS {q(f.name)}" for f in table.fields)
+    # Blank (spaces, tabs, line breaks) is empty: a required field of only whitespace is missing.
+    norm = ", ".join(f"NULLIF(trim({q(f.name)}, {BLANK}), '') AS {q(f.name)}" for f in table.fields)
     typed = ", ".join(f"{typed_expr(f)} AS {q(f.name)}" for f in table.fields)
     ferrs = [e for f in table.fields for e in field_errors(f)]
     raw_struct = "{" + ", ".join(f"{lit(f.name)}: n.{q(f.name)}" for f in table.fields) + "}"
