@@ -371,3 +371,27 @@ def test_cos_segments_by_party_tr1_missing_input_and_chf2(store, tmp_path, meth)
         "successful CoS": 2,
     }
     assert share(outcome(store, "TR1.cos_volumes", "rate", "successful / attempted CoS")) == (2, 3)
+
+
+def test_fc1_requests_sent_against_each_partys_forecast(store, tmp_path, meth):
+    """SUP-A forecast 2 and sent 3 (150 %, more than 10 % above); SUP-B forecast 10 and sent 1
+    (10 %, more than 10 % below); SUP-C sent 1 with no forecast; SUP-D forecast 4 and sent 4."""
+    fc = [
+        {"party_id": p, "month_start": "2026-09-30T23:00:00Z", "requests": str(n), "submitted_at": ""}
+        for p, n in (("SUP-A", 2), ("SUP-B", 10), ("SUP-D", 4))
+    ]
+    load_rows(store, tmp_path, "forecasts", fc)
+    sent = [("SUP-A", 3), ("SUP-B", 1), ("SUP-C", 1), ("SUP-D", 4)]
+    rows, n = [], 0
+    for party, k in sent:
+        for _ in range(k):
+            n += 1
+            rows.append(sr(n, party_id=party))
+    load_rows(store, tmp_path, "service_requests", rows)
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    got = {r["key1"]: r for r in store.rows("SELECT * FROM outcomes WHERE measure = 'FC1'")}
+    assert share(got["SUP-A"]) == (3, 2) and got["SUP-A"]["value"] == pytest.approx(150.0)
+    assert got["SUP-A"]["note"] == "more than 10 % above forecast"
+    assert share(got["SUP-B"]) == (1, 10) and got["SUP-B"]["note"] == "more than 10 % below forecast"
+    assert got["SUP-C"]["key2"] == "no forecast" and got["SUP-C"]["numerator"] == 1
+    assert share(got["SUP-D"]) == (4, 4) and got["SUP-D"]["note"] == ""

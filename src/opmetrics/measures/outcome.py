@@ -110,6 +110,7 @@ def registry() -> dict[str, MeasureFn]:
         billing,
         cos,
         firmware,
+        forecasts,
         install,
         league,
         operations,
@@ -129,6 +130,7 @@ def registry() -> dict[str, MeasureFn]:
         operations,
         league,
         attempts,
+        forecasts,
     ):
         reg.update(mod.MEASURES)
     return reg

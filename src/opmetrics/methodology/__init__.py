@@ -275,6 +275,7 @@ class MeasureDef(_Strict):
     srvs: list[str] = []
     target: float | None = None
     minimum: float | None = None
+    params: dict[str, float] = {}
 
 
 CpmKind = Literal[

@@ -776,6 +776,7 @@ TABLES = (
     "capacity",
     "registration_changes",
     "parties",
+    "forecasts",
 )
 
 
@@ -870,6 +871,7 @@ def simulate_month(
         "capacity": scenarios.capacity_table(starts, sc.requests_per_day),
         "registration_changes": scenarios.registration_changes_table(out / "service_requests", rng),
         "parties": scenarios.parties_table(starts[0]),
+        "forecasts": scenarios.forecasts_table(out / "service_requests", starts[0], rng),
     }
     for name, tbl in side.items():
         pq.write_table(tbl, out / name / f"{name}-{month}.parquet")
