@@ -375,6 +375,8 @@ def fuzz_duis(n: int, base: Base, work: Path, seed: int = 3) -> Tally:
             touched: set[int] = set()
             for _ in range(rng.randint(1, 5)):
                 k = rng.randrange(len(lines))
+                if k in touched:
+                    continue  # already broken (perhaps no longer JSON)
                 touched.add(k)
                 rec = json.loads(lines[k])
                 how = rng.randrange(7)

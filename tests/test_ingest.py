@@ -209,3 +209,21 @@ def test_columns_added_in_a_later_contract_may_be_absent_from_older_files(store,
     missing_required = {k: v for k, v in old.items() if k != "region"}
     with pytest.raises(IngestError, match=r"missing column\(s\) \['region'\]"):
         load_file(store, write_csv(tmp_path / "devices-bad.csv", [missing_required]), "devices")
+
+
+def test_parquet_with_bytes_or_invalid_utf8_is_refused_and_the_database_stays_usable(store, tmp_path):
+    """Found by fuzzing: invalid UTF-8 handed to DuckDB invalidated the whole database."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    good = sr(1)
+    cols = {k: pa.array([v]) for k, v in good.items()}
+    cols["region"] = pa.array([b"\xff\xfeNorth"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table(cols), tmp_path / "bad-utf8.parquet")
+    with pytest.raises(IngestError, match="'region' is not valid UTF-8 text"):
+        load_file(store, tmp_path / "bad-utf8.parquet", "service_requests")
+    cols["region"] = pa.array([b"North"], pa.binary())
+    pq.write_table(pa.table(cols), tmp_path / "bytes.parquet")
+    with pytest.raises(IngestError, match="'region' holds bytes, not text"):
+        load_file(store, tmp_path / "bytes.parquet", "service_requests")
+    assert load_file(store, write_csv(tmp_path / "ok.csv", [good]), "service_requests").accepted == 1

@@ -213,7 +213,20 @@ def _parquet_batches(path: Path, table: Table) -> Iterator[pa.Table]:
     try:
         present = [c for c in table.field_names if c in pf.schema_arrow.names]
         for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=present):
-            cols = [batch.column(i).cast(pa.string()) for i in range(batch.num_columns)]
+            cols = []
+            for i in range(batch.num_columns):
+                col = batch.column(i)
+                if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+                    raise IngestError(f"{path}: column {batch.schema.names[i]!r} holds bytes, not text")
+                col = col.cast(pa.string())
+                try:
+                    # Invalid UTF-8 must never reach DuckDB: it invalidates the whole database.
+                    col.validate(full=True)
+                except pa.ArrowInvalid:
+                    raise IngestError(
+                        f"{path}: column {batch.schema.names[i]!r} is not valid UTF-8 text"
+                    ) from None
+                cols.append(col)
             t = _with_absent(pa.Table.from_arrays(cols, names=batch.schema.names), table)
             rows = pa.array(np.arange(start, start + t.num_rows, dtype=np.int64))
             start += t.num_rows

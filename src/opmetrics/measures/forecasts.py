@@ -27,7 +27,9 @@ def fc1(s: Scope, ctx: Context) -> list[Row]:
             note = f"more than {tol:g} % above forecast"
         elif ratio < 100 - tol:
             note = f"more than {tol:g} % below forecast"
-        out.append(share_row("party", party, actual, fc, key2="sent as % of forecast", note=note))
+        row = share_row("party", party, actual, fc, key2="sent as % of forecast", note=note)
+        row["unit"] = "% of forecast"  # may exceed 100: not a share of a whole
+        out.append(row)
     return out
 
 
