@@ -395,3 +395,41 @@ def test_fc1_requests_sent_against_each_partys_forecast(store, tmp_path, meth):
     assert share(got["SUP-B"]) == (1, 10) and got["SUP-B"]["note"] == "more than 10 % below forecast"
     assert got["SUP-C"]["key2"] == "no forecast" and got["SUP-C"]["numerator"] == 1
     assert share(got["SUP-D"]) == (4, 4) and got["SUP-D"]["note"] == ""
+
+
+def test_sp1_csp_test_messages_and_sp2_dsp_share_of_the_trt(store, tmp_path, meth):
+    """CSP North: 25 s target: 10 s back, 30 s back (late), never back -> 1 of 3; 2 h target:
+    1 h, 1 h -> 2 of 2; 22 h target: 23 h (late) -> 0 of 1. Service level = (33.33 + 100 + 0) / 3
+    = 44.44 %. SP2: two on-demand top-ups with legs in the North: DSP 0.3 + 0.5 = 0.8 s and
+    0.5 + 4.8 = 5.3 s against 30 - 25 = 5 s -> 1 of 2."""
+    base = "2026-10-05T10:00:00Z"
+    tests = [
+        ("A", 25, "2026-10-05T10:00:10Z"), ("B", 25, "2026-10-05T10:00:30Z"), ("C", 25, ""),
+        ("D", 7200, "2026-10-05T11:00:00Z"), ("E", 7200, "2026-10-05T11:00:00Z"),
+        ("F", 79200, "2026-10-06T09:00:00Z"),
+    ]  # fmt: skip
+    load_rows(store, tmp_path, "csp_test_messages", [
+        {"test_id": i, "provider": "CSP North", "region": "North", "target_s": str(tg), "sent_at": base,
+         "returned_at": back} for i, tg, back in tests
+    ])  # fmt: skip
+    legs = [
+        sr(1, received_at="2026-10-05T10:00:00.000Z", csp_sent_at="2026-10-05T10:00:00.300Z",
+           chf_reached_at="2026-10-05T10:00:01.000Z", device_answered_at="2026-10-05T10:00:02.000Z",
+           csp_returned_at="2026-10-05T10:00:03.000Z", responded_at="2026-10-05T10:00:03.500Z"),
+        sr(2, received_at="2026-10-05T11:00:00.000Z", csp_sent_at="2026-10-05T11:00:00.500Z",
+           chf_reached_at="2026-10-05T11:00:01.000Z", device_answered_at="2026-10-05T11:00:02.000Z",
+           csp_returned_at="2026-10-05T11:00:03.000Z", responded_at="2026-10-05T11:00:07.800Z"),
+    ]  # fmt: skip
+    load_rows(store, tmp_path, "service_requests", legs)
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    got = {
+        (r["breakdown"], r["key1"], r["key2"]): r
+        for r in store.rows("SELECT * FROM outcomes WHERE measure = 'SP1'")
+    }
+    assert share(got[("target", "CSP North", "25 s")]) == (1, 3)
+    assert share(got[("target", "CSP North", "7200 s")]) == (2, 2)
+    assert share(got[("target", "CSP North", "79200 s")]) == (0, 1)
+    level = got[("service level", "CSP North", "average of 3 target(s)")]
+    assert level["value"] == pytest.approx((100 / 3 + 100 + 0) / 3)
+    sp2 = {r["key1"]: r for r in store.rows("SELECT * FROM outcomes WHERE measure = 'SP2'")}
+    assert share(sp2["North"]) == (1, 2) and share(sp2["All"]) == (1, 2)

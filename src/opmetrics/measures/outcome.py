@@ -115,6 +115,7 @@ def registry() -> dict[str, MeasureFn]:
         league,
         operations,
         prepayment,
+        providers,
         security,
     )
 
@@ -131,6 +132,7 @@ def registry() -> dict[str, MeasureFn]:
         league,
         attempts,
         forecasts,
+        providers,
     ):
         reg.update(mod.MEASURES)
     return reg

@@ -777,6 +777,7 @@ TABLES = (
     "registration_changes",
     "parties",
     "forecasts",
+    "csp_test_messages",
 )
 
 
@@ -872,6 +873,9 @@ def simulate_month(
         "registration_changes": scenarios.registration_changes_table(out / "service_requests", rng),
         "parties": scenarios.parties_table(starts[0]),
         "forecasts": scenarios.forecasts_table(out / "service_requests", starts[0], rng),
+        "csp_test_messages": scenarios.csp_tests_table(
+            starts, faults.wan_outage_day if faults.enabled else None, rng
+        ),
     }
     for name, tbl in side.items():
         pq.write_table(tbl, out / name / f"{name}-{month}.parquet")
