@@ -68,8 +68,13 @@ def test_benchmarks_industry_best_and_position_by_hand():
     from opmetrics.measures.benchmarks import benchmark
 
     data = []
-    for party, n, ok in (("P", 100, 90), ("Q", 50, 49), ("R", 20, 20)):
-        data += [{**r, "srv": "2.2"} for r in rows(party, "prepayment", [("CH-A", "S", "1", "North", n, ok)])]
+    # Timed responses: P 100 taking 400 s in all (4.0 s mean), Q 40 taking 80 s (2.0 s), R 20
+    # taking 20 s (1.0 s, but too few to rank). Industry: 500 s over 160 = 3.125 s.
+    for party, n, ok, secs, timed in (("P", 100, 90, 400, 100), ("Q", 50, 49, 80, 40), ("R", 20, 20, 20, 20)):
+        data += [
+            {**r, "srv": "2.2", "rtt_ms_sum": secs * 1000, "rtt_n": timed}
+            for r in rows(party, "prepayment", [("CH-A", "S", "1", "North", n, ok)])
+        ]
     got = {
         r["party_id"]: r
         for r in benchmark(data)
@@ -80,5 +85,8 @@ def test_benchmarks_industry_best_and_position_by_hand():
     assert got["P"]["best_pct"] == pytest.approx(98.0) and got["P"]["value"] == "CH-A · M S · firmware 1"
     assert [(p, got[p]["rank"]) for p in "PQR"] == [("P", 2), ("Q", 1), ("R", None)]
     assert {got[p]["ranked_parties"] for p in "PQR"} == {2}
+    assert got["P"]["party_rtt_mean_s"] == pytest.approx(4.0)
+    assert got["P"]["industry_rtt_mean_s"] == pytest.approx(3.125)
+    assert got["P"]["best_rtt_mean_s"] == pytest.approx(2.0)  # Q; R is not ranked
     both = [r for r in benchmark(data) if r["process_id"] == "all" and r["dimension"] == "srv"]
     assert {r["value"] for r in both} == {"2.2"} and len(both) == 3

@@ -72,6 +72,12 @@ class Bad:
     raw: str
 
 
+LEGS = ("csp_sent_at", "chf_reached_at", "device_answered_at", "csp_returned_at")
+# Timestamps a gateway log may carry in `dsp`: checked when the line is read, so a bad one
+# quarantines its message instead of failing the whole set.
+DSP_TIMES = ("quarantine_released_at", "schedule_started_at", "raised_at", *LEGS)
+
+
 def _time(value: str) -> dt.datetime:
     t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     if t.tzinfo is not None:
@@ -170,8 +176,17 @@ def read_messages(path: Path) -> Iterator[Message | Bad]:
                     except (ValueError, KeyError, TypeError) as e:
                         yield Bad(src, n, f"not a JSON log line with captured_at and xml ({e})", line[:500])
                         continue
+                    dsp = rec.get("dsp")
                     try:
-                        yield parse_message(xml, src, n, when, rec.get("dsp"))
+                        if dsp is not None and not isinstance(dsp, dict):
+                            raise ValueError("dsp is not an object")
+                        for k in DSP_TIMES:
+                            if dsp and dsp.get(k):
+                                try:
+                                    _time(str(dsp[k]))
+                                except ValueError:
+                                    raise ValueError(f"dsp.{k} is not an ISO 8601 timestamp") from None
+                        yield parse_message(xml, src, n, when, dsp)
                     except ValueError as e:
                         yield Bad(src, n, str(e), xml[:500])
             return
@@ -365,6 +380,7 @@ def _request_row(req, final, parts, who, devices, critical, mode=None) -> dict[s
         "report_status": int(dsp.get("report_status", DEFAULT_REPORT_STATUS)),
         "dsp_attempts": int(dsp.get("attempts", 1)),
         "quarantine_released_at": _time(released) if released else None,
+        **{leg: _time(dsp[leg]) if dsp.get(leg) else None for leg in LEGS},
     }
 
 

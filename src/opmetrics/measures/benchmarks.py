@@ -31,14 +31,25 @@ SCHEMA = pa.schema(
         ("industry_pct", pa.float64()),
         ("industry_volume", pa.int64()),
         ("best_pct", pa.float64()),
+        ("party_rtt_mean_s", pa.float64()),
+        ("industry_rtt_mean_s", pa.float64()),
+        ("best_rtt_mean_s", pa.float64()),
         ("rank", pa.int64()),
         ("ranked_parties", pa.int64()),
     ]
 )
 
 
+def _mean_s(t: list[float]) -> float | None:
+    return t[0] / t[1] / 1000 if t[1] else None
+
+
 def benchmark(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Success and mean RTT (on requests with a timed response) per value and party."""
     cells: dict[tuple[str, str, tuple[str, ...]], dict[str, Cell]] = defaultdict(lambda: defaultdict(Cell))
+    rtt: dict[tuple[str, str, tuple[str, ...]], dict[str, list[float]]] = defaultdict(
+        lambda: defaultdict(lambda: [0.0, 0])
+    )
     for r in rows:
         for process in (r["process_id"], ALL):
             for dim, keys in DIMENSIONS.items():
@@ -46,6 +57,9 @@ def benchmark(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if UNKNOWN in value:
                     continue
                 cells[(process, dim, value)][r["party_id"]].add(r["n"], r["ok"])
+                acc = rtt[(process, dim, value)][r["party_id"]]
+                acc[0] += r.get("rtt_ms_sum") or 0
+                acc[1] += r.get("rtt_n") or 0
     out = []
     for (process, dim, value), parties in sorted(cells.items()):
         industry = Cell()
@@ -56,6 +70,9 @@ def benchmark(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
         rank = {p: i for i, (p, _) in enumerate(ranked, start=1)}
         best = ranked[0][1].pct if ranked else None
+        times = rtt[(process, dim, value)]
+        all_t = [sum(t[0] for t in times.values()), sum(t[1] for t in times.values())]
+        fastest = [_mean_s(times[p]) for p, _ in ranked if times[p][1] >= MIN_VOLUME]
         label = _label(dim, value) if dim == "device set" else value[0]
         for p, c in sorted(parties.items()):
             out.append(
@@ -69,6 +86,9 @@ def benchmark(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "industry_pct": industry.pct,
                     "industry_volume": industry.n,
                     "best_pct": best,
+                    "party_rtt_mean_s": _mean_s(times[p]),
+                    "industry_rtt_mean_s": _mean_s(all_t),
+                    "best_rtt_mean_s": min(fastest) if fastest else None,
                     "rank": rank.get(p),
                     "ranked_parties": len(ranked),
                 }

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import ibis
 import pyarrow as pa
 
 from opmetrics.measures.attribution import process_requests
@@ -80,9 +81,15 @@ def counts(s: Scope) -> list[dict[str, Any]]:
         "model": j.model.fill_null(UNKNOWN),
         "firmware_version": j.d_fw.fill_null(UNKNOWN),
     }
+    timed = j.speed_counted.fill_null(False)
     g = j.group_by(
         [j.process_id, j.party_id, j.srv, j.region, *(v.name(k) for k, v in cols.items())]
-    ).aggregate(n=j.count(), ok=ok.sum())
+    ).aggregate(
+        n=j.count(),
+        ok=ok.sum(),
+        rtt_ms_sum=ibis.ifelse(timed, j.rtt_ms, 0).sum(),
+        rtt_n=timed.cast("int64").sum(),
+    )
     return g.to_pyarrow().to_pylist()
 
 

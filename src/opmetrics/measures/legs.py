@@ -23,10 +23,15 @@ from opmetrics.measures.attribution import process_requests
 from opmetrics.measures.records import Scope
 
 BREAKDOWNS = ("All", "region", "device_type")
+# Computed in milliseconds (exact medians of integers), stored in seconds.
+MEDIANS_MS = ("proxy_median_s", "han_median_s", "rtt_median_s", "rtt_excl_han_median_s", "csp_median_s",
+              "dsp_median_s", "dsp_trt_s")  # fmt: skip
 
 
-def _seconds(a: ibis.Value, b: ibis.Value) -> ibis.Value:
-    return b.delta(a, unit="millisecond").cast("float64") / 1000.0
+def _ms(a: ibis.Value, b: ibis.Value) -> ibis.Value:
+    """Milliseconds from a to b as an integer: integer sums are exact, so stored means come out
+    the same on every run (parallel float sums do not)."""
+    return b.delta(a, unit="millisecond").cast("int64")
 
 
 def compute_legs(s: Scope) -> pa.Table:
@@ -35,18 +40,21 @@ def compute_legs(s: Scope) -> pa.Table:
     csp_trt = s.m.legs.csp_trt_seconds.get("on-demand")
     start = t.quarantine_released_at.coalesce(t.received_at)
     has_legs = t.csp_sent_at.notnull() & t.chf_reached_at.notnull()
-    han = _seconds(t.chf_reached_at, t.device_answered_at)
-    rtt = t.rtt_ms.cast("float64") / 1000.0
-    dsp = _seconds(start, t.csp_sent_at) + _seconds(t.csp_returned_at, t.responded_at)
-    dsp_trt = (t.trt_s - csp_trt).clip(lower=0) if csp_trt is not None else ibis.null().cast("float64")
+    han = _ms(t.chf_reached_at, t.device_answered_at)
+    rtt = t.rtt_ms.cast("int64")
+    dsp = _ms(start, t.csp_sent_at) + _ms(t.csp_returned_at, t.responded_at)
+    if csp_trt is not None:
+        dsp_trt = ((t.trt_s - csp_trt).clip(lower=0) * 1000).cast("int64")
+    else:
+        dsp_trt = ibis.null().cast("int64")
     t = t.mutate(
         _legs=has_legs.cast("int64"),
-        _proxy=ibis.ifelse(has_legs, _seconds(start, t.chf_reached_at), ibis.null()),
+        _proxy=ibis.ifelse(has_legs, _ms(start, t.chf_reached_at), ibis.null()),
         _han=han,
         _rtt_excl=rtt - han,
         _rtt=ibis.ifelse(t.device_answered_at.notnull(), rtt, ibis.null()),
         _dsp=dsp,
-        _csp=_seconds(t.csp_sent_at, t.csp_returned_at),
+        _csp=_ms(t.csp_sent_at, t.csp_returned_at),
         _dsp_trt=dsp_trt,
         _dsp_in=ibis.ifelse(dsp.notnull() & dsp_trt.notnull(), (dsp <= dsp_trt).cast("int64"), ibis.null()),
     )
@@ -59,9 +67,11 @@ def compute_legs(s: Scope) -> pa.Table:
                 requests=tt.count(),
                 with_legs=tt._legs.sum(),
                 proxy_median_s=tt._proxy.median(),
-                proxy_mean_s=tt._proxy.mean(),
+                proxy_sum=tt._proxy.sum(),
+                proxy_n=tt._proxy.count(),
                 han_median_s=tt._han.median(),
-                han_mean_s=tt._han.mean(),
+                han_sum=tt._han.sum(),
+                han_n=tt._han.count(),
                 rtt_median_s=tt._rtt.median(),
                 rtt_excl_han_median_s=tt._rtt_excl.median(),
                 csp_median_s=tt._csp.median(),
@@ -74,6 +84,11 @@ def compute_legs(s: Scope) -> pa.Table:
     out = ibis.union(*parts).order_by(["process_id", "breakdown", "key"]).to_pyarrow()
     rows = out.to_pylist()
     for r in rows:
+        for k in ("proxy", "han"):  # means from exact integer sums
+            total, n = r.pop(f"{k}_sum"), r.pop(f"{k}_n")
+            r[f"{k}_mean_s"] = total / n / 1000 if n else None
+        for k in MEDIANS_MS:
+            r[k] = None if r[k] is None else r[k] / 1000
         r["coverage_pct"] = 100.0 * r["with_legs"] / r["requests"] if r["requests"] else None
         r["dsp_within_pct"] = 100.0 * r["dsp_within"] / r["dsp_counted"] if r["dsp_counted"] else None
         r["note"] = "" if r["with_legs"] else "legs of the journey not in the input: no DCC proxy"

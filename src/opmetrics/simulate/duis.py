@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 import pyarrow.dataset as ds
 
 NS = "http://www.dccinterface.co.uk/ServiceUserGateway"
+LEGS = ("csp_sent_at", "chf_reached_at", "device_answered_at", "csp_returned_at")
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
 
 
@@ -107,6 +108,9 @@ def write_duis_logs(data_dir: Path, out_dir: Path, party: str | None = None, see
             dsp = {"report_status": r["report_status"], "attempts": r["dsp_attempts"]}
             if r["quarantine_released_at"] is not None:
                 dsp["quarantine_released_at"] = _iso(r["quarantine_released_at"].replace(tzinfo=None))
+            for leg in LEGS:  # the DSP's and CSP's timestamps of the legs of the journey
+                if r.get(leg) is not None:
+                    dsp[leg] = _iso(r[leg].replace(tzinfo=None))
             scheduled = r["mode"] == "dcc-scheduled"
             if scheduled:
                 # The DSP generates scheduled requests itself; its gateway log records them too.
