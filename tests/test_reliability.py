@@ -89,3 +89,23 @@ def test_duplicates_are_reported_not_counted_and_corrections_are_traced(store, t
     assert any("request_id: duplicate request_id" in ln and " 2 " in ln for ln in lines), res.output
     assert any("correction for a record never loaded" in ln and " 1 " in ln for ln in lines), res.output
     assert "service_requests: 1 record(s) replaced by corrections" in res.output
+
+
+def test_bad_paths_and_periods_fail_with_a_message_not_a_traceback(tmp_path):
+    """Found by fuzzing the CLI: these raised OSError, duckdb.IOException or ValueError."""
+    from typer.testing import CliRunner
+
+    from opmetrics.cli import app
+
+    long = str(tmp_path / ("a" * 300))
+    cases = [
+        (["audit", "--db", long], "cannot read the audit log"),
+        (["ingest-duis", long], "cannot be read"),
+        (["exceptions", "list", "--db", long], "cannot open the database"),
+        (["ingest", str(tmp_path), "--db", "/dev/null"], "not a database file"),
+        (["party-rtt", str(tmp_path), "--party", "SUP-A", "--period", "national"], "is not a month"),
+    ]
+    for args, message in cases:
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+        assert res.exit_code in (1, 2) and not isinstance(res.exception, (OSError, ValueError)), args
+        assert message in " ".join(res.output.split()), (args, res.output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Annotated
@@ -36,7 +37,17 @@ console = Console()
 err = Console(stderr=True)
 
 DbOpt = Annotated[Path, typer.Option("--db", help="DuckDB database file.")]
-PeriodOpt = Annotated[str, typer.Option("--period", help="Reporting month, YYYY-MM (UK local days).")]
+
+
+def _period(value: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+        raise typer.BadParameter(f"{value!r} is not a month; use YYYY-MM, e.g. 2026-10")
+    return value
+
+
+PeriodOpt = Annotated[
+    str, typer.Option("--period", help="Reporting month, YYYY-MM (UK local days).", callback=_period)
+]
 MethOpt = Annotated[
     Path | None,
     typer.Option("--methodology", help="Methodology YAML file (default: the built-in version)."),
@@ -60,6 +71,34 @@ def _audit(db: Path, action: str, target: str, **detail: object) -> None:
     from opmetrics.engine.audit import AuditLog, audit_path, cli_actor
 
     AuditLog(audit_path(db)).record(cli_actor(), action, target, via="cli", **detail)
+
+
+def _store(db: Path, read_only: bool = False) -> Store:
+    """Open the database, or fail with a message naming it (not a traceback)."""
+    import duckdb
+
+    try:
+        if db.exists() and not db.is_file():
+            raise _fail(f"{db}: not a database file")
+        return Store(db, read_only=read_only)
+    except (OSError, duckdb.Error) as e:
+        raise _fail(f"{db}: cannot open the database ({str(e).splitlines()[0]})") from None
+
+
+def _log_files(paths: list[Path], suffixes: tuple[str, ...]) -> list[Path]:
+    """The files named, and those under the folders named, that end in one of `suffixes`."""
+    files: list[Path] = []
+    for p in paths:
+        try:
+            if p.is_dir():
+                files += sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(suffixes))
+            elif p.exists():
+                files.append(p)
+            else:
+                raise _fail(f"{p}: no such file or folder")
+        except OSError as e:
+            raise _fail(f"{p}: cannot be read ({e.strerror})") from None
+    return files
 
 
 def _fail(message: str) -> typer.Exit:
@@ -196,7 +235,7 @@ def ingest(
     ] = False,
 ) -> None:
     """Validate and load input files; bad rows go to quarantine, re-loading a file does nothing."""
-    with Store(db) as store:
+    with _store(db) as store:
         if table and table not in store.contract.tables:
             raise _fail(f"unknown table {table!r}; the contract has {', '.join(store.contract.tables)}")
         _, _, failed = _ingest(store, paths, table, corrections)
@@ -219,19 +258,12 @@ def ingest_duis_cmd(
     from opmetrics.ingest.duis import SUFFIXES, ingest_duis
     from opmetrics.ingest.load import IngestError
 
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
-        elif p.exists():
-            files.append(p)
-        else:
-            raise _fail(f"{p}: no such file or folder")
+    files = _log_files(paths, SUFFIXES)
     if not files:
         raise _fail("no DUIS logs found (.jsonl, .jsonl.gz, .xml, .xml.gz)")
     m = _methodology(methodology)
     start = time.perf_counter()
-    with Store(db) as store:
+    with _store(db) as store:
         try:
             res = ingest_duis(store, m, files, db.parent / ".duis-staging")
         except (IngestError, ValueError) as e:
@@ -293,7 +325,7 @@ def watch(
     if smtp:
         host, _, port = smtp.partition(":")
         sinks.append(SmtpSink(host, int(port or 25), mail_to or ["ops@localhost"]))
-    with Store(db) as store:
+    with _store(db) as store:
         mon = Monitor(store, m, rule_set, sinks)
         if replay_from:
             start = dt_.datetime.fromisoformat(replay_from.rstrip("Z"))
@@ -328,12 +360,10 @@ def party_rtt_cmd(
     from opmetrics.measures.records import month_bounds
     from opmetrics.report.pack import _env
 
-    files: list[Path] = []
-    for p in paths:
-        files += sorted(f for f in p.rglob("*") if f.name.endswith(SUFFIXES)) if p.is_dir() else [p]
+    files = _log_files(paths, SUFFIXES)
     m = _methodology(methodology)
     first, last = month_bounds(period)
-    with Store(db) as store:
+    with _store(db) as store:
         n, bad, foreign = load_party_logs(store, m, files, party)
         rows = party_rtt_report(store, m, party, first, last)
     out.mkdir(parents=True, exist_ok=True)
@@ -462,7 +492,7 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
 def compute(period: PeriodOpt, db: DbOpt = Path(DEFAULT_DB), methodology: MethOpt = None) -> None:
     """Compute RSVP and CPMs for a month, recording methodology version and input fingerprint."""
     m = _methodology(methodology)
-    with Store(db) as store:
+    with _store(db) as store:
         _compute(store, m, period)
 
 
@@ -551,7 +581,7 @@ def report(
 ) -> None:
     """Write the PMR pack: index.html, the PDF, CSV/XLSX datafiles and figures.json."""
     m = _methodology(methodology)
-    with Store(db) as store:
+    with _store(db) as store:
         page = _report(store, m, period, out, party, commentary, pdf)
     console.print(f"Report: [bold]{page.resolve()}[/]")
 
@@ -613,7 +643,7 @@ def demo(
     console.rule("1/4 simulate")
     simulate(month=month, out=out / "data", scale=scale, seed=seed, bad_rows=24, faults=True)
     m = _methodology(None)
-    with Store(db) as store:
+    with _store(db) as store:
         console.rule("2/4 ingest")
         _ingest(store, [out / "data"], None)
         console.rule("3/4 compute")
@@ -644,7 +674,7 @@ def explain(
     from opmetrics.methodology import pmel
 
     m = _methodology(methodology)
-    with Store(db) as store:
+    with _store(db) as store:
         found = store.rows("SELECT report_date FROM service_requests WHERE request_id = ?", [request_id])
         if not found:
             q = store.con.execute(
@@ -722,7 +752,7 @@ def exceptions_add(
     """Append the file's exceptions not yet on the register (entries are never edited)."""
     from opmetrics.methodology import pmel
 
-    with Store(db) as store:
+    with _store(db) as store:
         try:
             added = pmel.import_file(store, file)
         except pmel.PmelError as e:
@@ -744,7 +774,7 @@ def exceptions_withdraw(
     """Withdraw an exception by appending a withdrawal entry."""
     from opmetrics.methodology import pmel
 
-    with Store(db) as store:
+    with _store(db) as store:
         try:
             pmel.withdraw(store, exception_id, reason, by)
         except pmel.PmelError as e:
@@ -758,7 +788,7 @@ def exceptions_list(db: DbOpt = Path(DEFAULT_DB)) -> None:
     """Show the register and verify its hash chain."""
     from opmetrics.methodology import pmel
 
-    with Store(db) as store:
+    with _store(db) as store:
         try:
             head = pmel.verify(store)
         except pmel.PmelError as e:
@@ -809,7 +839,7 @@ def users_add(
     from opmetrics.serve.auth import add_user
 
     pw = password or secrets.token_urlsafe(12)
-    with Store(db) as store:
+    with _store(db) as store:
         try:
             token = add_user(store, username, role, pw, party)
         except ValueError as e:
@@ -825,7 +855,7 @@ def users_list(db: DbOpt = Path(DEFAULT_DB)) -> None:
     """The users and their roles (never their secrets)."""
     from opmetrics.serve.auth import list_users
 
-    with Store(db) as store:
+    with _store(db) as store:
         t = Table("user", "role", "party", "created", box=None)
         for r in list_users(store):
             t.add_row(r["username"], r["role"], r["party_id"] or "", str(r["created_at"]))
@@ -841,7 +871,7 @@ def quarantine(
     """What was kept out of the figures and why: quarantined rows by table, reason and file,
     duplicates included, and records replaced by corrections."""
     like = f"%{file}%" if file else "%"
-    with Store(db) as store:
+    with _store(db) as store:
         t = Table("table", "reason", "rows", "files", box=None)
         for r in store.rows(
             "SELECT table_name, coalesce(field || ': ', '') || "
@@ -881,9 +911,15 @@ def audit(
     from opmetrics.engine.audit import AuditLog, audit_path
 
     log = AuditLog(audit_path(db))
+    try:
+        entries = list(log.entries())
+    except OSError as e:
+        raise _fail(f"{log.path}: cannot read the audit log ({e.strerror})") from None
+    except ValueError as e:
+        raise _fail(f"{log.path}: audit log damaged ({e})") from None
     rows = [
         e
-        for e in log.entries()
+        for e in entries
         if (action is None or e["action"] == action) and (actor is None or e["actor"] == actor)
     ]
     t = Table("#", "at (UTC)", "actor", "via", "action", "target", "detail", box=None)
@@ -905,7 +941,7 @@ def audit(
             err.print(f"[bold red]audit log damaged:[/] {p}")
         raise typer.Exit(code=1)
     console.print(
-        f"{len(rows)} of {sum(1 for _ in log.entries())} entries shown; hash chain intact ({log.path})."
+        f"{len(rows)} of {len(entries)} entries shown; hash chain intact ({log.path})."
     )
 
 
@@ -929,10 +965,10 @@ def serve(
     if not db.exists():
         raise _fail(f"{db}: no such database; run `opmetrics demo` first")
     m = _methodology(methodology)
-    with Store(db) as rw:  # make the per-database secrets once, then serve read-only
+    with _store(db) as rw:  # make the per-database secrets once, then serve read-only
         secret = session_secret(rw)
         league_key(rw)
-    store = Store(db, read_only=True)
+    store = _store(db, read_only=True)
     pack_dir = pack or (db.parent / "report")
     local = host in ("127.0.0.1", "localhost", "::1")
     from opmetrics.engine.audit import AuditLog, audit_path

@@ -304,8 +304,12 @@ def create_app(
         if pack_dir is None:
             raise HTTPException(404, "no report pack configured")
         root = pack_dir.resolve()
-        path = (root / name).resolve()
-        if root not in path.parents or not path.is_file():
+        try:
+            path = (root / name).resolve()
+            found = root in path.parents and path.is_file()
+        except (OSError, ValueError):  # a name too long, or with a NUL byte
+            found = False
+        if not found:
             raise HTTPException(404, "no such file in the report pack")
         return FileResponse(path)
 
