@@ -940,9 +940,7 @@ def audit(
         for p in problems:
             err.print(f"[bold red]audit log damaged:[/] {p}")
         raise typer.Exit(code=1)
-    console.print(
-        f"{len(rows)} of {len(entries)} entries shown; hash chain intact ({log.path})."
-    )
+    console.print(f"{len(rows)} of {len(entries)} entries shown; hash chain intact ({log.path}).")
 
 
 @app.command()
