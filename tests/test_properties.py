@@ -55,7 +55,7 @@ def _rows(reqs):
     return rows
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(request, min_size=1, max_size=60))
 def test_rsvp_properties(reqs):
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,11 +28,11 @@ crash = _crash_module()
 
 
 def test_killed_runs_resume_to_the_same_database_and_pack(tmp_path):
-    # Three kill points spread over ingest, compute and report of one simulated day (the
-    # 50-point run is `bench/crash.py`; its result is in docs/reliability.md).
-    res = crash.harness(points=3, days=1, work=tmp_path, seed=11)
+    # Two kill points, one in each half of a run over one simulated day (the 50-point run is
+    # `bench/crash.py`; its result is in docs/reliability.md).
+    res = crash.harness(points=2, days=1, work=tmp_path, seed=11)
     assert res["tables"] >= 20 and res["pack_files"] >= 20
-    assert res["killed"] >= 2, res
+    assert res["killed"] >= 1, res
     bad = [t for t in res["trials"] if t["problems_after_kill"] or t["differences"]]
     assert not bad, bad
 
