@@ -17,6 +17,20 @@ ORIGINATOR = "90-B3-D5-1F-30-01-00-0A"
 DEVICE = "00-DB-00-00-00-00-00-01"
 
 
+def bench_module(name: str):
+    """A script from bench/ imported as a module (the tests run its harness with small sizes)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up by name
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def overridden(row: dict[str, Any], kw: dict[str, Any]) -> dict[str, Any]:
     """A default CSV row with overrides applied as CSV text (None becomes an empty field)."""
     row.update({k: ("" if v is None else str(v)) for k, v in kw.items()})

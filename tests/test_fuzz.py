@@ -4,30 +4,15 @@ each, plus a Hypothesis property over single field values."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import bench_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opmetrics.engine.store import Store
 from opmetrics.ingest.load import IngestError, load_file
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def _fuzz_module():
-    spec = importlib.util.spec_from_file_location("fuzz", BENCH / "fuzz.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["fuzz"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fuzz = _fuzz_module()
+fuzz = bench_module("fuzz")
 
 
 @pytest.fixture(scope="module")

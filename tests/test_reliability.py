@@ -3,28 +3,12 @@ uninterrupted run; the harness's own checks see a lost, doubled or half-loaded r
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import duckdb
-from conftest import load_rows, rid, sr, write_csv
+from conftest import bench_module, load_rows, rid, sr, write_csv
 
 from opmetrics.ingest.load import load_file
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def _crash_module():
-    spec = importlib.util.spec_from_file_location("crash", BENCH / "crash.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["crash"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-crash = _crash_module()
+crash = bench_module("crash")
 
 
 def test_killed_runs_resume_to_the_same_database_and_pack(tmp_path):

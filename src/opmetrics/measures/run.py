@@ -184,54 +184,19 @@ def compute(
     step(STEPS[4])
     con.execute("BEGIN TRANSACTION")
     try:
-        _store_period(
-            store,
-            "rsvp",
-            period,
-            rsvp.append_column("run_id", pa.array([info.run_id] * rsvp.num_rows, pa.string())),
-        )
-        _store_period(
-            store,
-            "cpm",
-            period,
-            cpm.append_column("run_id", pa.array([info.run_id] * cpm.num_rows, pa.string())),
-        )
-        _store_period(
-            store,
-            "outcomes",
-            period,
-            outcomes.append_column("run_id", pa.array([info.run_id] * outcomes.num_rows, pa.string())),
-        )
-        _store_period(
-            store,
-            "availability",
-            period,
-            avail.append_column("run_id", pa.array([info.run_id] * avail.num_rows, pa.string())),
-        )
-        _store_period(
-            store,
-            "diagnostics",
-            period,
-            diagnostics.append_column(
-                "period", pa.array([period] * diagnostics.num_rows, pa.string())
-            ).append_column("run_id", pa.array([info.run_id] * diagnostics.num_rows, pa.string())),
-        )
-        _store_period(
-            store,
-            "benchmarks",
-            period,
-            benchmarks.append_column(
-                "period", pa.array([period] * benchmarks.num_rows, pa.string())
-            ).append_column("run_id", pa.array([info.run_id] * benchmarks.num_rows, pa.string())),
-        )
-        _store_period(
-            store,
-            "legs",
-            period,
-            legs.append_column("period", pa.array([period] * legs.num_rows, pa.string())).append_column(
-                "run_id", pa.array([info.run_id] * legs.num_rows, pa.string())
-            ),
-        )
+        # rsvp, cpm, outcomes and availability carry their period already; the rest get it here.
+        results = {"rsvp": rsvp, "cpm": cpm, "outcomes": outcomes, "availability": avail}
+        results |= {
+            name: t.append_column("period", pa.array([period] * t.num_rows, pa.string()))
+            for name, t in (("diagnostics", diagnostics), ("benchmarks", benchmarks), ("legs", legs))
+        }
+        for name, t in results.items():
+            _store_period(
+                store,
+                name,
+                period,
+                t.append_column("run_id", pa.array([info.run_id] * t.num_rows, pa.string())),
+            )
         _store_period(store, "runs", period, pa.Table.from_pylist([info.__dict__]))
         con.execute("COMMIT")
     except BaseException:
