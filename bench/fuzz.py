@@ -200,6 +200,19 @@ def _check_load(
         tally.outcomes["loaded, some rows quarantined" if res.quarantined else "loaded, all rows"] += 1
 
 
+def _load_once(
+    tally: Tally, path: Path, table: str, lines: int | None, bad: dict[int, str], good: set[int]
+) -> None:
+    """Load one generated file into a fresh database, check it, and remove the file."""
+    store = Store(":memory:", CONTRACT)
+    try:
+        _check_load(tally, store, path, table, lines, bad, good)
+    finally:
+        store.close()
+        path.unlink()
+    tally.inputs += 1
+
+
 def _mutate_rows(rng: random.Random, table: str, base: list[dict[str, str]]):
     """Copies of the base rows with some fields broken: (rows, {row: field broken}, untouched)."""
     rows = [dict(r) for r in base]
@@ -278,13 +291,7 @@ def fuzz_csv(n: int, base: Base, work: Path, seed: int = 1) -> Tally:
                 data = data + bytes(rng.randrange(256) for _ in range(rng.randint(1, 200)))
         path = work / f"{table}-{i}.csv"
         path.write_bytes(data)
-        store = Store(":memory:", CONTRACT)
-        try:
-            _check_load(tally, store, path, table, lines, bad, good)
-        finally:
-            store.close()
-            path.unlink()
-        tally.inputs += 1
+        _load_once(tally, path, table, lines, bad, good)
     return tally
 
 
@@ -332,13 +339,7 @@ def fuzz_parquet(n: int, base: Base, work: Path, seed: int = 2) -> Tally:
                     b[rng.randrange(len(b))] = rng.randrange(256)
             path.write_bytes(bytes(b))
             bad, good, lines = {}, set(), None
-        store = Store(":memory:", CONTRACT)
-        try:
-            _check_load(tally, store, path, table, lines, bad, good)
-        finally:
-            store.close()
-            path.unlink()
-        tally.inputs += 1
+        _load_once(tally, path, table, lines, bad, good)
     return tally
 
 

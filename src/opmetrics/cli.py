@@ -86,19 +86,13 @@ def _store(db: Path, read_only: bool = False) -> Store:
 
 
 def _log_files(paths: list[Path], suffixes: tuple[str, ...]) -> list[Path]:
-    """The files named, and those under the folders named, that end in one of `suffixes`."""
-    files: list[Path] = []
-    for p in paths:
-        try:
-            if p.is_dir():
-                files += sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(suffixes))
-            elif p.exists():
-                files.append(p)
-            else:
-                raise _fail(f"{p}: no such file or folder")
-        except OSError as e:
-            raise _fail(f"{p}: cannot be read ({e.strerror})") from None
-    return files
+    """`find_files` for log files, failing the command with its message."""
+    from opmetrics.ingest.load import IngestError, find_files
+
+    try:
+        return find_files(paths, suffixes)
+    except IngestError as e:
+        raise _fail(str(e)) from None
 
 
 def _fail(message: str) -> typer.Exit:

@@ -62,12 +62,13 @@ def table_for(path: Path, tables: list[str]) -> str | None:
     return None
 
 
-def find_files(paths: list[Path]) -> list[Path]:
+def find_files(paths: list[Path], suffixes: tuple[str, ...] = SUFFIXES) -> list[Path]:
+    """The files named, and those under the folders named, that end in one of `suffixes`."""
     out: list[Path] = []
     for p in paths:
         try:
             if p.is_dir():
-                out += sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
+                out += sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(suffixes))
             elif p.exists():
                 out.append(p)
             else:
