@@ -14,7 +14,8 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
-from opmetrics.measures.records import Scope, classified_alerts, classified_requests
+from opmetrics.measures.daily import DayCubes, day_cubes, month_alerts, month_requests
+from opmetrics.measures.records import Scope
 from opmetrics.methodology import Cpm
 
 NO_EVENTS = "No Events"
@@ -43,14 +44,28 @@ def _rows(expr: ibis.Table) -> list[dict[str, Any]]:
     return expr.to_pyarrow().to_pylist()
 
 
-def _by_segment(t: ibis.Table, within: ibis.Value, key: str, segments: Iterable[str] | None) -> list[dict]:
-    """numerator/denominator per segment and for All; every expected segment appears."""
-    t = t.mutate(_ok=within.cast("int64"))
+def _by_segment(
+    t: ibis.Table,
+    within: ibis.Value,
+    key: str,
+    segments: Iterable[str] | None,
+    weight: ibis.Value | None = None,
+) -> list[dict]:
+    """numerator/denominator per segment and for All; every expected segment appears.
+
+    Per record, `within` is a boolean and each record counts once; over aggregated rows (the day
+    cubes), `within` is the count within target and `weight` the records the row stands for.
+    """
+    t = t.mutate(_ok=within.cast("int64"), _n=ibis.literal(1) if weight is None else weight)
     per = {
         r["segment"]: r
-        for r in _rows(t.group_by("segment").aggregate(numerator=t._ok.sum(), denominator=t.count()))
+        for r in _rows(
+            t.group_by("segment").aggregate(
+                numerator=t._ok.sum().cast("int64"), denominator=t._n.sum().cast("int64")
+            )
+        )
     }
-    total = _rows(t.aggregate(numerator=t._ok.sum(), denominator=t.count()))[0]
+    total = _rows(t.aggregate(numerator=t._ok.sum().cast("int64"), denominator=t._n.sum().cast("int64")))[0]
     out = []
     for seg in segments or []:
         r = per.get(seg, {"numerator": 0, "denominator": 0})
@@ -204,10 +219,13 @@ def compute_cpm(
     input_rows: dict[str, int],
     history: dict[tuple[str, str, str], dict[str, str]] | None = None,
     availability: pa.Table | None = None,
+    cubes: DayCubes | None = None,
 ) -> pa.Table:
     """All CPMs for the period. `input_rows` = rows per input table (0 means missing input);
-    `history` = earlier periods' statuses per (cpm, key, segment), for months below target."""
+    `history` = earlier periods' statuses per (cpm, key, segment), for months below target;
+    `cubes` = the period's day cubes (reduced now when not given)."""
     m = s.m
+    cubes = cubes or day_cubes(s)
     rows: list[dict] = []
     for c in m.cpms:
         got: list[dict] = []
@@ -224,15 +242,15 @@ def compute_cpm(
                 }
             ]
         elif c.kind == "service_requests":
-            t = classified_requests(s).filter(ibis._.included)
+            t = month_requests(s, cubes)
             if c.mode:
                 t = t.filter(t.mode == c.mode)
             if c.critical is not None:
                 t = t.filter(t.critical == c.critical)
-            got = _by_segment(t, t.within_trt, "all", m.segments.all)
+            got = _by_segment(t, t.within_trt, "all", m.segments.all, t.records)
         elif c.kind == "alerts":
-            t = classified_alerts(s).filter(ibis._.included)
-            got = _by_segment(t, t.within_trt, "all", m.segments.all)
+            t = month_alerts(s, cubes)
+            got = _by_segment(t, t.within_trt, "all", m.segments.all, t.records)
         elif c.kind == "processes":
             for r in rsvp.to_pylist():
                 if r["scope"] == "process" and r["rate"] == "month" and r["segment"] in m.segments.all:

@@ -50,6 +50,8 @@ class Scope:
     # are computed once per run into temporary tables instead of being re-evaluated by every
     # measure that uses them. Results are identical either way (tested).
     materialise: bool = False
+    # Limit the request and alert records to these UK days (re-reducing late or corrected days).
+    days: tuple[dt.date, ...] | None = None
     _cache: dict[str, ibis.Table] = field(default_factory=dict, repr=False)
     _temp_names: list[str] = field(default_factory=list, repr=False)
 
@@ -122,7 +124,12 @@ def _pmel_rule(t: ibis.Table, exceptions: list[PmelException], time_col: str) ->
 
 def requests_in_period(s: Scope) -> ibis.Table:
     sr = s.con.table("service_requests")
-    return sr.filter(sr.report_date.between(s.first, s.last))
+    return _in_days(s, sr)
+
+
+def _in_days(s: Scope, t: ibis.Table) -> ibis.Table:
+    t = t.filter(t.report_date.between(s.first, s.last))
+    return t if s.days is None else t.filter(t.report_date.isin(list(s.days)))
 
 
 def classified_requests(s: Scope, table: ibis.Table | None = None) -> ibis.Table:
@@ -257,9 +264,7 @@ def classified_alerts(s: Scope, table: ibis.Table | None = None) -> ibis.Table:
     """alerts with CPM3 inclusion rule and delivery time per record."""
     if table is None:
         a = s.con.table("alerts")
-        return s.cached(
-            "classified_alerts", lambda: _classify_alerts(s, a.filter(a.report_date.between(s.first, s.last)))
-        )
+        return s.cached("classified_alerts", lambda: _classify_alerts(s, _in_days(s, a)))
     return _classify_alerts(s, table)
 
 

@@ -17,6 +17,7 @@ from opmetrics.measures.benchmarks import compute_benchmarks
 from opmetrics.measures.cpm import compute_cpm
 from opmetrics.measures.diagnostics import compute_diagnostics
 from opmetrics.measures.diagnostics import counts as diagnostic_counts
+from opmetrics.measures.incremental import refresh, stored_cubes
 from opmetrics.measures.legs import compute_legs
 from opmetrics.measures.outcome import Context, compute_outcomes
 from opmetrics.measures.records import Scope, month_bounds, uk_midnight_utc
@@ -26,6 +27,7 @@ from opmetrics.methodology import Methodology, pmel
 RESULT_TABLES = ("rsvp", "cpm", "outcomes", "availability")
 # The steps `compute` reports through `on_step`, in order (the CLI sizes its progress bar by them).
 STEPS = (
+    "Day cubes (new or changed days only)",
     "RSVP per SRV and business process",
     "Outcome measures",
     "Service availability and reliability",
@@ -50,6 +52,7 @@ class RunInfo:
     as_of: dt.datetime
     pmel_version: str
     pmel_applied: str
+    days_reduced: int = 0
 
 
 def _store_period(store: Store, name: str, period: str, rows: pa.Table) -> None:
@@ -60,6 +63,11 @@ def _store_period(store: Store, name: str, period: str, rows: pa.Table) -> None:
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
         ).fetchall()[0][0]
         if exists:
+            have = {r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()}
+            # A column added by a newer opmetrics (e.g. runs.days_reduced) joins the old table.
+            for col, sql_type, *_ in con.execute("DESCRIBE SELECT * FROM _rows").fetchall():
+                if col not in have:
+                    con.execute(f'ALTER TABLE "{name}" ADD COLUMN "{col}" {sql_type}')
             con.execute(f'DELETE FROM "{name}" WHERE period = ?', [period])
             con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM _rows')
         else:
@@ -143,15 +151,19 @@ def compute(
         materialise=materialise,
     )
     counts = input_rows(store)
+    applied = ", ".join(e.exception_id for e in scope.exceptions)
     try:
         step(STEPS[0])
-        rsvp = compute_rsvp(scope)
+        reduced = refresh(store, scope, f"{register_version}|{applied}")
+        cubes = stored_cubes(store)
         step(STEPS[1])
-        outcomes = compute_outcomes(scope, Context(rsvp, counts))
+        rsvp = compute_rsvp(scope, cubes)
         step(STEPS[2])
-        avail = compute_availability(scope, counts, previous_availability(store, period))
+        outcomes = compute_outcomes(scope, Context(rsvp, counts))
         step(STEPS[3])
-        cpm = compute_cpm(scope, rsvp, counts, history(store, period), avail)
+        avail = compute_availability(scope, counts, previous_availability(store, period))
+        step(STEPS[4])
+        cpm = compute_cpm(scope, rsvp, counts, history(store, period), avail, cubes)
         by_party = diagnostic_counts(scope)
         diagnostics = compute_diagnostics(by_party)
         benchmarks = compute_benchmarks(by_party)
@@ -159,7 +171,6 @@ def compute(
     finally:
         scope.release()
     input_fp = store.input_fingerprint()
-    applied = ", ".join(e.exception_id for e in scope.exceptions)
     # The same inputs, rules and report time give the same run id, so re-computing changes no
     # byte of the datafiles (issue 6: deterministic output).
     identity = "|".join(
@@ -180,8 +191,9 @@ def compute(
         as_of=scope.as_of,
         pmel_version=register_version,
         pmel_applied=applied,
+        days_reduced=len(reduced),
     )
-    step(STEPS[4])
+    step(STEPS[5])
     con.execute("BEGIN TRANSACTION")
     try:
         # rsvp, cpm, outcomes and availability carry their period already; the rest get it here.

@@ -410,7 +410,7 @@ def build_pack(
     D.write_table(out / "datafiles" / "league", D.LEAGUE_COLUMNS, league_rows, prov)
 
     step("Recording the issue")
-    provenance = {k: v for k, v in run.__dict__.items() if k != "computed_at"}
+    provenance = {k: v for k, v in run.__dict__.items() if k not in ("computed_at", "days_reduced")}
     figures = {
         "provenance": provenance,
         "edition": edition,

@@ -789,10 +789,12 @@ def simulate_month(
     faults: Faults | None = None,
     bad_rows: int = 0,
     on_day: Callable[[int, int, int], None] | None = None,
+    days: int | None = None,
 ) -> dict:
     """Write OUT/{service_requests,alerts,incidents,outages}/... for one month; return a manifest.
 
-    `on_day(day, requests, alerts)` is called after each day, for progress reporting.
+    `on_day(day, requests, alerts)` is called after each day, for progress reporting. `days`
+    limits the output to the month's first N days (scale benchmarks: one national day).
     """
     try:
         year, mon = (int(x) for x in month.split("-"))
@@ -807,6 +809,9 @@ def simulate_month(
         (out / t).mkdir(parents=True, exist_ok=True)
     estate = Estate(sc.devices, np.random.default_rng([seed, 0]))
     starts = _day_starts(year, mon)
+    traffic_days = len(starts) - 1 if days is None else days
+    if not 1 <= traffic_days <= len(starts) - 1:
+        raise ValueError(f"days must be between 1 and {len(starts) - 1}, got {days}")
     tag = f"{year % 100:02d}{mon:02d}"
     windows = (
         [
@@ -826,7 +831,7 @@ def simulate_month(
     gen = _DayGen(estate, sc, seed, faults)
     totals = {"service_requests": 0, "alerts": 0}
     first_day: pa.Table | None = None
-    for day_no, start in enumerate(starts[:-1], start=1):
+    for day_no, start in enumerate(starts[:traffic_days], start=1):
         local = start.astimezone(UK).date()
         counts = gen.volumes(day_no, local.weekday())
         nchunks = max(1, -(-sum(counts) // CHUNK_ROWS))
@@ -885,7 +890,7 @@ def simulate_month(
         "month": month,
         "scale": scale,
         "seed": seed,
-        "days": len(starts) - 1,
+        "days": traffic_days,
         "rows": {
             **totals,
             "incidents": incidents.num_rows,

@@ -1,0 +1,197 @@
+"""Per-day mergeable aggregates ("day cubes") and the month assembled from them (issue 11).
+
+The request and alert measures that read every record (RSVP, CPM1-3) are computed in two steps:
+
+1. each UK day's records are classified and reduced once, into small tables whose columns are
+   all sums, minima and maxima (so any set of days merges by adding them up), plus an exact RTT
+   histogram: a count per (SRV or process, region, whole millisecond);
+2. the month's and each day's figures are assembled from those tables. An exact median comes
+   from the merged histogram: the middle value(s) of the counted RTTs, found by a running count.
+
+A late or corrected day therefore re-reduces one day, not the month, and the assembled figures
+equal a full recomputation by construction (tested). Everything here is an Ibis expression, so
+DuckDB and Spark run the same definitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+
+from opmetrics.measures.attribution import process_requests
+from opmetrics.measures.records import Scope, classified_alerts, classified_requests
+
+# What one day's request cube is keyed by: enough for RSVP's region / SMETS2 / All levels and
+# CPM1-2's mode and criticality filters.
+REQUEST_KEYS = ["report_date", "scope", "key", "segment", "smets", "mode", "critical"]
+RTT_KEYS = ["report_date", "scope", "key", "segment", "smets", "rtt_ms"]
+ALERT_KEYS = ["report_date", "segment"]
+
+
+@dataclass
+class DayCubes:
+    """The three per-day aggregate tables (as Ibis tables) a month is assembled from."""
+
+    requests: ibis.Table  # additive counts per REQUEST_KEYS
+    rtt: ibis.Table  # exact RTT histogram: n per RTT_KEYS (speed-counted responses only)
+    alerts: ibis.Table  # CPM3 counts per ALERT_KEYS
+
+
+def _scoped(s: Scope) -> list[ibis.Table]:
+    """Included requests once per SRV, and once per business process they are attributed to."""
+    req = classified_requests(s).filter(ibis._.included)
+    proc = process_requests(s)
+    return [
+        req.mutate(scope=ibis.literal("srv"), key=req.srv),
+        proc.mutate(scope=ibis.literal("process"), key=proc.process_id),
+    ]
+
+
+def request_cube(s: Scope) -> ibis.Table:
+    parts = []
+    for t in _scoped(s):
+        rtt = ibis.ifelse(t.speed_counted, t.rtt_ms, None)
+        parts.append(
+            t.group_by(REQUEST_KEYS).aggregate(
+                records=t.count(),
+                volume=t.count_weight.cast("int64").sum().cast("int64"),
+                failures=(t.failed.cast("int64") + t.extra_failures.cast("int64")).sum().cast("int64"),
+                no_response=(~t.has_response).cast("int64").sum().cast("int64"),
+                responses=t.has_response.cast("int64").sum().cast("int64"),
+                within_trt=t.within_trt.cast("int64").sum().cast("int64"),
+                rtt_count=t.speed_counted.cast("int64").sum().cast("int64"),
+                rtt_sum_ms=rtt.cast("int64").sum().cast("int64"),
+                rtt_min_ms=rtt.cast("int64").min(),
+                rtt_max_ms=rtt.cast("int64").max(),
+            )
+        )
+    return ibis.union(*parts)
+
+
+def rtt_histogram(s: Scope) -> ibis.Table:
+    parts = []
+    for t in _scoped(s):
+        t = t.filter(t.speed_counted).mutate(rtt_ms=t.rtt_ms.cast("int64"))
+        parts.append(t.group_by(RTT_KEYS).aggregate(n=t.count()))
+    return ibis.union(*parts)
+
+
+def alert_cube(s: Scope) -> ibis.Table:
+    t = classified_alerts(s).filter(ibis._.included)
+    return t.group_by(ALERT_KEYS).aggregate(
+        records=t.count(), within_trt=t.within_trt.cast("int64").sum().cast("int64")
+    )
+
+
+def day_cubes(s: Scope) -> DayCubes:
+    """The cubes of the scope's days, as expressions (evaluated by whichever backend runs them)."""
+    return DayCubes(request_cube(s), rtt_histogram(s), alert_cube(s))
+
+
+# ---- assembly -------------------------------------------------------------------------------
+
+GROUP = ["scope", "key", "rate", "day", "segment"]
+
+
+def _levels(t: ibis.Table, rate: str) -> list[ibis.Table]:
+    """RSVP's three segment levels (each region and SMETS1; SMETS2 total; All) at one rate."""
+    day = t.report_date if rate == "day" else ibis.null("date")
+    b = t.mutate(rate=ibis.literal(rate), day=day)
+    return [
+        b,
+        b.filter(b.smets == 2).mutate(segment=ibis.literal("SMETS2")),
+        b.mutate(segment=ibis.literal("All")),
+    ]
+
+
+def _median_ms(hist: ibis.Table) -> ibis.Table:
+    """Exact median per GROUP from merged histogram rows (GROUP + rtt_ms + n).
+
+    The median of N sorted values is the mean of those at 0-based positions floor((N-1)/2) and
+    ceil((N-1)/2); the value at position p is the first RTT whose running count exceeds p.
+    """
+    h = hist.group_by([*GROUP, "rtt_ms"]).aggregate(n=hist.n.sum().cast("int64"))
+    running = ibis.cumulative_window(group_by=GROUP, order_by=h.rtt_ms)
+    h = h.mutate(
+        cum=h.n.sum().over(running).cast("int64"),
+        total=h.n.sum().over(ibis.window(group_by=GROUP)).cast("int64"),
+    )
+    lo = (h.total - 1) // 2
+    hi = h.total // 2  # = ceil((N-1)/2)
+    return h.group_by(GROUP).aggregate(
+        med_lo=h.rtt_ms.min(where=h.cum > lo),
+        med_hi=h.rtt_ms.min(where=h.cum > hi),
+    )
+
+
+def assemble_rsvp(s: Scope, cubes: DayCubes) -> ibis.Table:
+    """The RSVP table for the scope's period from the day cubes (monthly and daily rows)."""
+    req = cubes.requests.filter(cubes.requests.report_date.between(s.first, s.last))
+    rtt = cubes.rtt.filter(cubes.rtt.report_date.between(s.first, s.last))
+    late = s.m.speed.no_response_counts_as_late
+    sums = []
+    hists = []
+    for rate in ("month", "day"):
+        for lv in _levels(req, rate):
+            sums.append(
+                lv.group_by(GROUP).aggregate(
+                    volume=lv.volume.sum().cast("int64"),
+                    failures=lv.failures.sum().cast("int64"),
+                    no_response=lv.no_response.sum().cast("int64"),
+                    responses=lv.responses.sum().cast("int64"),
+                    rtt_count=lv.rtt_count.sum().cast("int64"),
+                    rtt_sum_ms=lv.rtt_sum_ms.sum().cast("int64"),
+                    rtt_min_ms=lv.rtt_min_ms.min(),
+                    rtt_max_ms=lv.rtt_max_ms.max(),
+                    within_trt=lv.within_trt.sum().cast("int64"),
+                    trt_denominator=(lv.records if late else lv.responses).sum().cast("int64"),
+                )
+            )
+        hists += [lv.select(*GROUP, "rtt_ms", "n") for lv in _levels(rtt, rate)]
+    agg = ibis.union(*sums)
+    med = _median_ms(ibis.union(*hists)).rename(
+        m_scope="scope", m_key="key", m_rate="rate", m_day="day", m_segment="segment"
+    )
+    same = [
+        agg.scope == med.m_scope,
+        agg.key == med.m_key,
+        agg.rate == med.m_rate,
+        # daily rows match on day; monthly rows have a null day on both sides
+        (agg.day == med.m_day) | (agg.day.isnull() & med.m_day.isnull()),
+        agg.segment == med.m_segment,
+    ]
+    j = agg.left_join(med, same)
+    counted = j.rtt_count > 0
+    out = j.select(
+        *GROUP,
+        "volume",
+        "failures",
+        "no_response",
+        "responses",
+        "rtt_count",
+        rtt_mean_s=ibis.ifelse(counted, j.rtt_sum_ms.cast("float64") / j.rtt_count / 1000, None),
+        rtt_median_s=ibis.ifelse(counted, (j.med_lo + j.med_hi).cast("float64") / 2 / 1000, None),
+        rtt_min_s=ibis.ifelse(counted, j.rtt_min_ms.cast("float64") / 1000, None),
+        rtt_max_s=ibis.ifelse(counted, j.rtt_max_ms.cast("float64") / 1000, None),
+        within_trt="within_trt",
+        trt_denominator="trt_denominator",
+    )
+    return out.mutate(
+        within_trt_pct=ibis.ifelse(
+            out.trt_denominator > 0, 100.0 * out.within_trt / out.trt_denominator, None
+        ),
+        failure_pct=100.0 * out.failures / out.volume,
+        success_pct=100.0 * (out.volume - out.failures) / out.volume,
+    ).order_by(GROUP)
+
+
+def month_requests(s: Scope, cubes: DayCubes) -> ibis.Table:
+    """The srv-scope request cube rows of the period (CPM1-2 sum these)."""
+    c = cubes.requests
+    return c.filter(c.report_date.between(s.first, s.last) & (c.scope == "srv"))
+
+
+def month_alerts(s: Scope, cubes: DayCubes) -> ibis.Table:
+    c = cubes.alerts
+    return c.filter(c.report_date.between(s.first, s.last))

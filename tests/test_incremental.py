@@ -1,0 +1,200 @@
+"""Incremental computation (issue 11): day cubes, months assembled from days, late days.
+
+A late day and a corrected day re-reduce only the days they touch, and the figures then equal a
+fresh full computation over the same final inputs. The assembled RSVP figures are checked
+against numpy over the classified records, and the histogram median against numpy.median.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import ibis
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opmetrics.engine.store import Store
+from opmetrics.ingest.load import find_files, load_file
+from opmetrics.measures.daily import GROUP, _median_ms
+from opmetrics.measures.records import Scope, classified_requests
+from opmetrics.measures.run import compute
+from opmetrics.methodology import load
+from opmetrics.simulate.generator import Faults, simulate_month
+
+PERIOD = "2026-10"
+DAYS = 6
+LATE = dt.date(2026, 10, 6)  # held back, then loaded late
+FIXED = dt.date(2026, 10, 3)  # corrected after the first compute
+
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("incr")
+    data = base / "data"
+    simulate_month(PERIOD, data, "tiny", seed=5, faults=Faults(enabled=False), days=DAYS)
+    # A corrections file: twelve day-3 requests answered 40 s later with a failure code.
+    day3 = pq.read_table(data / "service_requests" / f"{FIXED}.parquet")
+    day3 = day3.filter(pc.is_valid(day3["responded_at"])).slice(100, 12)
+    later = pc.add(day3["responded_at"], pa.scalar(40_000, pa.duration("ms")))
+    fix = day3.set_column(day3.schema.get_field_index("responded_at"), "responded_at", later)
+    fix = fix.set_column(fix.schema.get_field_index("response_code"), "response_code", pa.array(["E62"] * 12))
+    fixes = base / "fixes"
+    fixes.mkdir()
+    pq.write_table(fix, fixes / "service_requests-corrections.parquet")
+    return {"data": data, "fixes": fixes / "service_requests-corrections.parquet"}
+
+
+def _load(store: Store, files: list[Path]) -> None:
+    for f in files:
+        res = load_file(store, f)
+        assert res.status == "loaded", res
+
+
+def _results(db: Path) -> dict[str, set]:
+    con = duckdb.connect(str(db), read_only=True)
+    out = {}
+    for t in ("rsvp", "cpm", "outcomes", "day_requests", "day_rtt", "day_alerts"):
+        cols = [c[0] for c in con.execute(f"DESCRIBE {t}").fetchall() if c[0] != "run_id"]
+        rows = con.execute(f"SELECT {', '.join(cols)} FROM {t}").fetchall()
+        out[t] = sorted(rows, key=repr)
+    con.close()
+    return out
+
+
+def _reduced(store: Store) -> list[dt.date]:
+    return [r[0] for r in store.con.execute("SELECT report_date FROM day_state ORDER BY 1").fetchall()]
+
+
+def test_late_and_corrected_days_recompute_only_themselves_and_equal_a_full_run(month, tmp_path):
+    m = load(None)
+    files = find_files([month["data"]])
+    late = [f for f in files if f.name == f"{LATE}.parquet"]
+    assert len(late) == 2  # its requests and its alerts
+    as_of = dt.datetime(2026, 11, 1, 12)
+
+    inc = Store(tmp_path / "inc.duckdb")
+    _load(inc, [f for f in files if f not in late])
+    first = compute(inc, m, PERIOD, as_of=as_of)
+    assert first.days_reduced == len(_reduced(inc)) >= DAYS - 1
+    assert compute(inc, m, PERIOD, as_of=as_of).days_reduced == 0  # nothing changed
+
+    stamp = dict(inc.con.execute("SELECT report_date, computed_at FROM day_state").fetchall())
+    _load(inc, late)
+    # Expected, from lineage: the days the late files' rows fall on, and the days of the requests
+    # their failure alerts (N12/N13) fail.
+    late_ids = "(SELECT file_id FROM loaded_files WHERE path LIKE '%" + f"{LATE}.parquet')"
+    expected = {
+        r[0]
+        for r in inc.con.execute(
+            f"SELECT report_date FROM service_requests WHERE _file_id IN {late_ids} "
+            f"UNION SELECT report_date FROM alerts WHERE _file_id IN {late_ids} "
+            "UNION SELECT r.report_date FROM alerts a JOIN service_requests r USING (request_id) "
+            f"WHERE a._file_id IN {late_ids} AND a.alert_code IN ('N12', 'N13')"
+        ).fetchall()
+    }
+    after_late = compute(inc, m, PERIOD, as_of=as_of)
+    changed = {
+        d
+        for d, at in inc.con.execute("SELECT report_date, computed_at FROM day_state").fetchall()
+        if stamp.get(d) != at
+    }
+    assert LATE in changed and changed == expected
+    assert after_late.days_reduced == len(changed) < len(_reduced(inc))
+
+    res = load_file(inc, month["fixes"], corrections=True)
+    assert res.accepted == 12
+    assert compute(inc, m, PERIOD, as_of=as_of).days_reduced == 1  # day 3 only
+    inc.close()
+
+    full = Store(tmp_path / "full.duckdb")
+    _load(full, files)
+    load_file(full, month["fixes"], corrections=True)
+    assert compute(full, m, PERIOD, as_of=as_of).days_reduced == len(_reduced(full))
+    full.close()
+
+    a, b = _results(tmp_path / "inc.duckdb"), _results(tmp_path / "full.duckdb")
+    for table in a:
+        assert a[table] == b[table], table
+    # and the correction did move the figures: day 3's failures rose by the twelve E62s
+    con = duckdb.connect(str(tmp_path / "full.duckdb"), read_only=True)
+    fails = con.execute(
+        "SELECT failures FROM rsvp WHERE scope='srv' AND rate='day' AND segment='All' AND day=?", [FIXED]
+    ).fetchall()
+    con.close()
+    assert sum(r[0] for r in fails) > 0
+
+
+def test_assembled_rsvp_equals_numpy_over_the_classified_records(month, tmp_path):
+    m = load(None)
+    store = Store(tmp_path / "ref.duckdb")
+    _load(store, find_files([month["data"]]))
+    as_of = dt.datetime(2026, 11, 1, 12)
+    compute(store, m, PERIOD, as_of=as_of)
+    s = Scope(store.ibis(), m, PERIOD, as_of)
+    rec = classified_requests(s).filter(ibis._.included).to_pyarrow().to_pandas()
+    got = {
+        (r["key"], r["segment"]): r
+        for r in store.rows("SELECT * FROM rsvp WHERE scope = 'srv' AND rate = 'month'")
+    }
+    checked = 0
+    for (srv, region), g in rec.groupby(["srv", "region"]):
+        r = got[(srv, region)]
+        assert r["volume"] == len(g)
+        assert r["failures"] == int(g["failed"].sum())
+        rtt = g.loc[g["speed_counted"], "rtt_ms"].to_numpy(dtype=np.int64)
+        assert r["rtt_count"] == len(rtt)
+        if len(rtt):
+            assert r["rtt_median_s"] == pytest.approx(np.median(rtt) / 1000, abs=1e-12)
+            assert r["rtt_mean_s"] == pytest.approx(rtt.mean() / 1000, rel=1e-12)
+            assert (r["rtt_min_s"], r["rtt_max_s"]) == (rtt.min() / 1000, rtt.max() / 1000)
+            checked += 1
+    assert checked > 20
+    store.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=30), min_size=1, max_size=4))
+def test_histogram_median_is_the_exact_median(groups):
+    rows = []
+    for g, values in enumerate(groups):
+        for v, n in zip(*np.unique(values, return_counts=True), strict=True):
+            rows.append(
+                {
+                    "scope": "srv",
+                    "key": str(g),
+                    "rate": "month",
+                    "day": None,
+                    "segment": "All",
+                    "rtt_ms": int(v),
+                    "n": int(n),
+                }
+            )
+    t = ibis.memtable(
+        pa.Table.from_pylist(rows).cast(
+            pa.schema(
+                [
+                    ("scope", pa.string()),
+                    ("key", pa.string()),
+                    ("rate", pa.string()),
+                    ("day", pa.date32()),
+                    ("segment", pa.string()),
+                    ("rtt_ms", pa.int64()),
+                    ("n", pa.int64()),
+                ]
+            )
+        )
+    )
+    con = ibis.duckdb.connect()
+    out = con.to_pyarrow(_median_ms(t)).to_pylist()
+    assert len(out) == len(groups)
+    for r in out:
+        values = groups[int(r["key"])]
+        assert (r["med_lo"] + r["med_hi"]) / 2 == np.median(values)
+        assert set(GROUP) <= set(r)
