@@ -178,12 +178,15 @@ def assemble_rsvp(s: Scope, cubes: DayCubes) -> ibis.Table:
         trt_denominator="trt_denominator",
     )
     return out.mutate(
-        within_trt_pct=ibis.ifelse(
-            out.trt_denominator > 0, 100.0 * out.within_trt / out.trt_denominator, None
-        ),
-        failure_pct=100.0 * out.failures / out.volume,
-        success_pct=100.0 * (out.volume - out.failures) / out.volume,
+        within_trt_pct=ibis.ifelse(out.trt_denominator > 0, _pct(out.within_trt, out.trt_denominator), None),
+        failure_pct=_pct(out.failures, out.volume),
+        success_pct=_pct(out.volume - out.failures, out.volume),
     ).order_by(GROUP)
+
+
+def _pct(num: ibis.Value, den: ibis.Value) -> ibis.Value:
+    """100 x num / den in double precision on every backend (a bare 100.0 is a DECIMAL on Spark)."""
+    return num.cast("float64") * 100 / den.cast("float64")
 
 
 def month_requests(s: Scope, cubes: DayCubes) -> ibis.Table:

@@ -56,19 +56,30 @@ class Scope:
     _temp_names: list[str] = field(default_factory=list, repr=False)
 
     def cached(self, key: str, build: Callable[[], ibis.Table]) -> ibis.Table:
-        """`build()`, evaluated once per Scope into a temporary table when `materialise` is set."""
+        """`build()`, evaluated once per Scope into a temporary table when `materialise` is set
+        (on Spark, which has no temporary tables through Ibis, a cached DataFrame)."""
         if not self.materialise:
             return build()
         if key not in self._cache:
-            name = f"_om_{key}_{uuid.uuid4().hex[:8]}"
-            self._cache[key] = self.con.create_table(name, build(), temp=True)
-            self._temp_names.append(name)
+            if getattr(self.con, "name", "") == "pyspark":
+                expr = build()
+                # Ibis registers in-memory tables (the TRT table) only when it executes a query;
+                # caching needs them registered first.
+                self.con._run_pre_execute_hooks(expr)
+                self._cache[key] = expr.cache()
+            else:
+                name = f"_om_{key}_{uuid.uuid4().hex[:8]}"
+                self._cache[key] = self.con.create_table(name, build(), temp=True)
+                self._temp_names.append(name)
         return self._cache[key]
 
     def release(self) -> None:
-        """Drop the temporary tables made by `cached`."""
+        """Drop the temporary tables (or uncache the Spark DataFrames) made by `cached`."""
         for name in self._temp_names:
             self.con.drop_table(name, database="temp", force=True)
+        if getattr(self.con, "name", "") == "pyspark":
+            for t in self._cache.values():
+                t.release()
         self._temp_names.clear()
         self._cache.clear()
 
