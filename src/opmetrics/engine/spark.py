@@ -50,7 +50,13 @@ def export_parquet(store: Store, root: str | Path) -> dict[str, int]:
         rows[name] = store.count(name)
     active = [dataclasses.asdict(e) for e in pmel.active(store)]
     (root / "_pmel.json").write_text(json.dumps(active, indent=1, default=str))
+    (root / "_inputs.json").write_text(json.dumps(rows, indent=1))
     return rows
+
+
+def input_rows(root: str | Path) -> dict[str, int]:
+    """Rows per input table when the layout was written (0 = input missing: reported as such)."""
+    return json.loads((Path(root) / "_inputs.json").read_text())
 
 
 def session(master: str = "local[2]", **conf: str) -> Any:

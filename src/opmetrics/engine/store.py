@@ -7,6 +7,7 @@ Spark (or other) backend can later stand behind the same measure definitions.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,8 @@ class Store:
         else:
             self.con = duckdb.connect(str(self.path))
             self.con.execute("SET TimeZone = 'UTC'")
+            # Bounded memory: DuckDB spills to disk beyond this (issue 11; docs/scaling.md).
+            self.con.execute(f"SET memory_limit = '{os.environ.get('OPMETRICS_MEMORY_LIMIT', '3GB')}'")
             self._create_schema()
         self._ibis: Any = None
 

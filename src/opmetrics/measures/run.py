@@ -6,6 +6,8 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -15,6 +17,7 @@ from opmetrics.engine.store import Store
 from opmetrics.measures.availability import compute_availability, previous_period
 from opmetrics.measures.benchmarks import compute_benchmarks
 from opmetrics.measures.cpm import compute_cpm
+from opmetrics.measures.daily import DayCubes, day_cubes
 from opmetrics.measures.diagnostics import compute_diagnostics
 from opmetrics.measures.diagnostics import counts as diagnostic_counts
 from opmetrics.measures.incremental import refresh, stored_cubes
@@ -114,6 +117,38 @@ def previous_availability(store: Store, period: str) -> dict[tuple[str, str, str
     return {(r["view"], r["subject"], r["region"], r["band"]): r["pct"] for r in rows}
 
 
+def measure_suite(
+    scope: Scope,
+    cubes: DayCubes,
+    counts: dict[str, int],
+    history: dict[tuple[str, str, str], dict[str, str]],
+    previous_availability: dict[tuple[str, str, str, str], float],
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, pa.Table]:
+    """Every measure family for the scope, on whichever Ibis backend the scope holds (DuckDB or
+    Spark); every table carries its period."""
+    step = on_step or (lambda _i: None)
+    step(1)
+    rsvp = compute_rsvp(scope, cubes)
+    step(2)
+    outcomes = compute_outcomes(scope, Context(rsvp, counts))
+    step(3)
+    avail = compute_availability(scope, counts, previous_availability)
+    step(4)
+    cpm = compute_cpm(scope, rsvp, counts, history, avail, cubes)
+    by_party = diagnostic_counts(scope)
+    # rsvp, cpm, outcomes and availability carry their period already; the rest get it here.
+    tables = {"rsvp": rsvp, "cpm": cpm, "outcomes": outcomes, "availability": avail}
+    return tables | {
+        name: t.append_column("period", pa.array([scope.period] * t.num_rows, pa.string()))
+        for name, t in (
+            ("diagnostics", compute_diagnostics(by_party)),
+            ("benchmarks", compute_benchmarks(by_party)),
+            ("legs", compute_legs(scope)),
+        )
+    }
+
+
 def compute(
     store: Store,
     m: Methodology,
@@ -155,19 +190,14 @@ def compute(
     try:
         step(STEPS[0])
         reduced = refresh(store, scope, f"{register_version}|{applied}")
-        cubes = stored_cubes(store)
-        step(STEPS[1])
-        rsvp = compute_rsvp(scope, cubes)
-        step(STEPS[2])
-        outcomes = compute_outcomes(scope, Context(rsvp, counts))
-        step(STEPS[3])
-        avail = compute_availability(scope, counts, previous_availability(store, period))
-        step(STEPS[4])
-        cpm = compute_cpm(scope, rsvp, counts, history(store, period), avail, cubes)
-        by_party = diagnostic_counts(scope)
-        diagnostics = compute_diagnostics(by_party)
-        benchmarks = compute_benchmarks(by_party)
-        legs = compute_legs(scope)
+        tables = measure_suite(
+            scope,
+            stored_cubes(store),
+            counts,
+            history(store, period),
+            previous_availability(store, period),
+            lambda i: step(STEPS[i]),
+        )
     finally:
         scope.release()
     input_fp = store.input_fingerprint()
@@ -196,13 +226,7 @@ def compute(
     step(STEPS[5])
     con.execute("BEGIN TRANSACTION")
     try:
-        # rsvp, cpm, outcomes and availability carry their period already; the rest get it here.
-        results = {"rsvp": rsvp, "cpm": cpm, "outcomes": outcomes, "availability": avail}
-        results |= {
-            name: t.append_column("period", pa.array([period] * t.num_rows, pa.string()))
-            for name, t in (("diagnostics", diagnostics), ("benchmarks", benchmarks), ("legs", legs))
-        }
-        for name, t in results.items():
+        for name, t in tables.items():
             _store_period(
                 store,
                 name,
@@ -223,3 +247,26 @@ def latest_run(store: Store, period: str) -> RunInfo | None:
     except duckdb.CatalogException:  # nothing computed yet: no runs table
         return None
     return RunInfo(**rows[0]) if rows else None
+
+
+def compute_spark(
+    root: str | Path, m: Methodology, period: str, as_of: dt.datetime, spark: Any
+) -> dict[str, pa.Table]:
+    """Every measure for `period` on Apache Spark, over the Parquet layout written by
+    `engine.spark.export_parquet`. The day cubes are reduced for the whole period (Spark holds
+    no state between runs); earlier periods' statuses are not read, so months-below-target
+    counts only this month."""
+    from opmetrics.engine import spark as sp
+
+    con = sp.connect(root, spark)
+    scope = Scope(con, m, period, as_of, sp.exceptions(root), materialise=True)
+    try:
+        raw = day_cubes(scope)
+        cubes = DayCubes(
+            scope.cached("cube_requests", lambda: raw.requests),
+            scope.cached("cube_rtt", lambda: raw.rtt),
+            scope.cached("cube_alerts", lambda: raw.alerts),
+        )
+        return measure_suite(scope, cubes, sp.input_rows(root), {}, {})
+    finally:
+        scope.release()

@@ -1,0 +1,405 @@
+"""Scale benchmark (issue 11): one simulated day at several sizes, every contender side by side.
+
+    python bench/scale.py                       # points 0.1, 1 and 1.5 of a national day
+    python bench/scale.py --points 0.03,0.1,0.3 # quicker
+
+For each point (a fraction of a national day: 33 M service requests, about 53 M alerts and a
+50 M-device estate at 1.0) it runs, each in its own process so time and peak RSS are that
+step's alone:
+
+- simulate, ingest and compute (all measures) with opmetrics;
+- the floor: one DuckDB pass over the same Parquet reading every column the measures use, with
+  a grouped count and sum;
+- the peer: pandas, written the way an analyst would, computing the RSVP monthly and daily
+  tables per SRV (region, SMETS2 and All) and CPM1-3, checked against opmetrics' figures;
+- the month assembled from 30 daily aggregates (the day's cubes repeated over 30 days).
+
+It writes `bench/results/scale.json` and the table in `docs/performance.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NATIONAL_REQUESTS = 33_000_000
+NATIONAL_DEVICES = 50_000_000
+MONTH = "2026-10"
+DAY = "2026-10-01"
+
+
+# ---- steps (each runs in a child process) ---------------------------------------------------
+
+
+def step_simulate(work: Path, fraction: str) -> dict:
+    from opmetrics.simulate import generator as g
+
+    fraction = float(fraction)
+    g.SCALES["bench"] = g.Scale(int(NATIONAL_DEVICES * fraction), int(NATIONAL_REQUESTS * fraction))
+    man = g.simulate_month(MONTH, work / "data", "bench", seed=2026, faults=g.Faults(enabled=False), days=1)
+    return man["rows"]
+
+
+def step_ingest(work: Path) -> dict:
+    from opmetrics.engine.store import Store
+    from opmetrics.ingest.load import find_files, load_file
+
+    rows = 0
+    with Store(work / "om.duckdb") as store:
+        for f in find_files([work / "data"]):
+            rows += load_file(store, f).accepted
+    return {"rows": rows}
+
+
+def step_compute(work: Path) -> dict:
+    from opmetrics.engine.store import Store
+    from opmetrics.measures.run import compute
+    from opmetrics.methodology import load
+
+    with Store(work / "om.duckdb") as store:
+        info = compute(store, load(None), MONTH, as_of=dt.datetime(2026, 11, 1, 12))
+    return {"requests": info.requests_in_period, "alerts": info.alerts_in_period, "days": info.days_reduced}
+
+
+SR_COLUMNS = [
+    "request_id", "party_id", "srv", "mode", "critical", "device_id", "smets", "region", "received_at",
+    "responded_at", "response_code", "report_status", "dsp_attempts", "quarantine_released_at",
+]  # fmt: skip
+ALERT_COLUMNS = ["alert_code", "request_id", "region", "raised_at", "delivered_at", "suppressed"]
+
+
+def step_floor(work: Path) -> dict:
+    import duckdb
+
+    con = duckdb.connect()
+    sr = (work / "data" / "service_requests" / "*.parquet").as_posix()
+    al = (work / "data" / "alerts" / "*.parquet").as_posix()
+    other = [c for c in SR_COLUMNS if c not in ("srv", "region")]
+    a = con.execute(
+        f"SELECT srv, region, count(*), sum(hash({', '.join(other)})) FROM '{sr}' GROUP BY ALL"
+    ).fetchall()
+    other = [c for c in ALERT_COLUMNS if c != "region"]
+    b = con.execute(
+        f"SELECT region, count(*), sum(hash({', '.join(other)})) FROM '{al}' GROUP BY ALL"
+    ).fetchall()
+    return {"groups": len(a) + len(b), "rows": sum(r[2] for r in a) + sum(r[1] for r in b)}
+
+
+def step_pandas(work: Path) -> dict:
+    """RSVP per SRV (monthly and daily; region, SMETS2, All) and CPM1-3, the analyst's way."""
+    import numpy as np
+    import pandas as pd
+
+    from opmetrics.methodology import load
+
+    m = load(None)
+    sr = pd.read_parquet(work / "data" / "service_requests", columns=SR_COLUMNS)
+    al = pd.read_parquet(work / "data" / "alerts", columns=ALERT_COLUMNS)
+    trt = pd.DataFrame(m.trt_rows())
+    sr = sr.merge(trt, on=["srv", "smets", "mode"], how="left")
+    sr["trt_s"] = sr["trt_s"].fillna(sr["mode"].map(m.trt_defaults_seconds))
+    sr["day"] = sr["received_at"].dt.tz_convert(m.report_timezone).dt.date
+    outside = m.counting.outside_dcc_control_codes if m.counting.exclude_outside_dcc_control else []
+    sr = sr[sr["report_status"].isin(m.report_status.included) & ~sr["response_code"].isin(outside)]
+    failing = al.loc[al["alert_code"].isin(m.payload.failure_alert_codes), "request_id"].dropna()
+    start = sr["quarantine_released_at"].fillna(sr["received_at"])
+    sr["rtt_ms"] = (sr["responded_at"] - start).dt.total_seconds() * 1000
+    answered = sr["responded_at"].notna()
+    sr["failed"] = sr["response_code"].isin(m.payload.failure_response_codes) | sr["request_id"].isin(failing)
+    if m.payload.no_response_is_failure:
+        sr["failed"] |= ~answered
+    sr["within"] = answered & (sr["rtt_ms"] <= sr["trt_s"] * 1000)
+    sr["counted"] = sr["mode"].isin(m.speed.rtt_modes) & answered
+    sr["rtt"] = sr["rtt_ms"].where(sr["counted"]) / 1000
+    levels = {
+        "region": sr,
+        "SMETS2": sr[sr["smets"] == 2].assign(region="SMETS2"),
+        "All": sr.assign(region="All"),
+    }
+    out = []
+    for frame in levels.values():
+        for rate, keys in (("month", ["srv", "region"]), ("day", ["srv", "region", "day"])):
+            g = frame.groupby(keys).agg(
+                volume=("srv", "size"),
+                failures=("failed", "sum"),
+                within_trt=("within", "sum"),
+                rtt_count=("counted", "sum"),
+                rtt_mean_s=("rtt", "mean"),
+                rtt_median_s=("rtt", "median"),
+                rtt_min_s=("rtt", "min"),
+                rtt_max_s=("rtt", "max"),
+            )
+            out.append(g.reset_index().assign(rate=rate))
+    rsvp = pd.concat(out, ignore_index=True)
+    cpm = {}
+    for c in m.cpms[:2]:
+        t = sr[sr["mode"] == c.mode]
+        if c.critical is not None:
+            t = t[t["critical"] == c.critical]
+        cpm[c.id] = [int(t["within"].sum()), len(t)]
+    inc = al if m.alerts.count_suppressed else al[~al["suppressed"]]
+    ms = (inc["delivered_at"] - inc["raised_at"]).dt.total_seconds() * 1000
+    ok = np.where(
+        inc["delivered_at"].notna(),
+        ms <= m.alerts.trt_seconds * 1000,
+        not m.alerts.undelivered_counts_as_late,
+    )
+    cpm["CPM3"] = [int(ok.sum()), len(inc)]
+    rsvp.to_parquet(work / "pandas_rsvp.parquet")
+    (work / "pandas_cpm.json").write_text(json.dumps(cpm))
+    return {"rsvp_rows": len(rsvp)}
+
+
+def step_assemble(work: Path, days: int = 30) -> dict:
+    """The month from `days` daily aggregates: the point's day cubes, repeated day after day."""
+    import duckdb
+
+    from opmetrics.engine.store import Store
+    from opmetrics.measures.cpm import _by_segment
+    from opmetrics.measures.daily import assemble_rsvp, month_alerts, month_requests
+    from opmetrics.measures.incremental import CUBE_TABLES, stored_cubes
+    from opmetrics.measures.records import Scope
+    from opmetrics.methodology import load
+
+    month_db = work / "month.duckdb"
+    month_db.unlink(missing_ok=True)
+    con = duckdb.connect(str(month_db))
+    con.execute(f"ATTACH '{(work / 'om.duckdb').as_posix()}' AS day (READ_ONLY)")
+    for name in CUBE_TABLES:
+        con.execute(
+            f"CREATE TABLE {name} AS SELECT * REPLACE (report_date + CAST(i AS INTEGER) AS report_date) "
+            f"FROM day.{name}, range({days}) r(i)"
+        )
+    con.execute("DETACH day")
+    con.close()
+    t0 = time.perf_counter()
+    m = load(None)
+    with Store(month_db) as store:
+        s = Scope(store.ibis(), m, MONTH, dt.datetime(2026, 11, 1, 12))
+        cubes = stored_cubes(store)
+        rsvp = assemble_rsvp(s, cubes).to_pyarrow()
+        req = month_requests(s, cubes)
+        cpm = {}
+        for c in m.cpms[:2]:
+            t = req.filter(req.mode == c.mode)
+            if c.critical is not None:
+                t = t.filter(t.critical == c.critical)
+            cpm[c.id] = _by_segment(t, t.within_trt, "all", m.segments.all, t.records)[-1]
+        al = month_alerts(s, cubes)
+        cpm["CPM3"] = _by_segment(al, al.within_trt, "all", m.segments.all, al.records)[-1]
+    return {"rsvp_rows": rsvp.num_rows, "seconds_in_process": time.perf_counter() - t0}
+
+
+STEPS = {
+    "simulate": step_simulate,
+    "ingest": step_ingest,
+    "compute": step_compute,
+    "floor": step_floor,
+    "pandas": step_pandas,
+    "assemble": step_assemble,
+}
+
+
+# ---- the harness ----------------------------------------------------------------------------
+
+
+def run_step(name: str, work: Path, *args: str) -> dict:
+    """Run one step in a child process; its wall time and peak RSS are measured from outside."""
+    cmd = [sys.executable, __file__, "_step", name, str(work), *args]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    out = proc.stdout.read() if proc.stdout else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"step {name} failed with exit code {proc.returncode}")
+    result = json.loads(out.strip().splitlines()[-1])
+    return {"seconds": round(seconds, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024), **result}
+
+
+def check_pandas(work: Path) -> dict:
+    """pandas' figures against opmetrics' stored RSVP (per SRV) and CPM1-3."""
+    import duckdb
+    import pandas as pd
+
+    p = pd.read_parquet(work / "pandas_rsvp.parquet")
+    con = duckdb.connect(str(work / "om.duckdb"), read_only=True)
+    o = con.execute(
+        "SELECT key AS srv, segment AS region, rate, day, volume, failures, within_trt, rtt_count, "
+        "rtt_mean_s, rtt_median_s, rtt_min_s, rtt_max_s FROM rsvp WHERE scope = 'srv'"
+    ).df()
+    cpm = {
+        r[0]: [r[1], r[2]]
+        for r in con.execute(
+            "SELECT cpm, numerator, denominator FROM cpm "
+            "WHERE cpm IN ('CPM1', 'CPM2', 'CPM3') AND segment = 'All'"
+        ).fetchall()
+    }
+    con.close()
+    p["day"] = pd.to_datetime(p["day"]).where(p["rate"] == "day")
+    o["day"] = pd.to_datetime(o["day"])
+    j = p.merge(o, on=["srv", "region", "rate", "day"], how="outer", suffixes=("_pd", "_om"), indicator=True)
+    unmatched = int((j["_merge"] != "both").sum())
+    both = j[j["_merge"] == "both"]
+    mismatched = 0
+    for col in ("volume", "failures", "within_trt", "rtt_count"):
+        mismatched += int((both[f"{col}_pd"] != both[f"{col}_om"]).sum())
+    for col in ("rtt_mean_s", "rtt_median_s", "rtt_min_s", "rtt_max_s"):
+        a, b = both[f"{col}_pd"], both[f"{col}_om"]
+        mismatched += int((~(((a - b).abs() <= 1e-9 * b.abs().clip(lower=1)) | (a.isna() & b.isna()))).sum())
+    pandas_cpm = json.loads((work / "pandas_cpm.json").read_text())
+    cpm_same = all(pandas_cpm[k] == cpm.get(k) for k in pandas_cpm)
+    return {
+        "rows_compared": len(both),
+        "unmatched": unmatched,
+        "mismatched": mismatched,
+        "cpm_same": cpm_same,
+    }
+
+
+def measure_point(fraction: float, work: Path, log) -> dict:  # noqa: ANN001
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    point: dict = {"fraction": fraction}
+    for name in ("simulate", "ingest", "compute", "floor", "pandas", "assemble"):
+        log(f"  {fraction:g} x national day: {name} ...")
+        point[name] = run_step(name, work, *([str(fraction)] if name == "simulate" else []))
+        log(f"    {point[name]}")
+    point["check"] = check_pandas(work)
+    point["input_bytes"] = sum(f.stat().st_size for f in (work / "data").rglob("*.parquet"))
+    log(f"    check {point['check']}")
+    return point
+
+
+HEADER = (
+    "| point | requests / alerts | ingest | opmetrics compute (all measures) | floor (one DuckDB pass) "
+    "| pandas peer (RSVP + CPM1-3) | month from 30 daily aggregates | opmetrics / floor (target <= 3) "
+    "| pandas / opmetrics time (target >= 5) | pandas / opmetrics memory (target >= 8) "
+    "| rows/s/core (compute) | pandas figures equal |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def _fmt_s(x: float) -> str:
+    return f"{x:,.1f} s"
+
+
+def write_doc(result: dict, path: Path) -> None:
+    rows = []
+    for p in result["points"]:
+        sr, al = p["simulate"]["service_requests"], p["simulate"]["alerts"]
+        n = sr + al
+        c, f, pd_, a = p["compute"], p["floor"], p["pandas"], p["assemble"]
+        rows.append(
+            "| "
+            + " | ".join(
+                [
+                    f"{p['fraction']:g}",
+                    f"{sr / 1e6:,.1f} M / {al / 1e6:,.1f} M",
+                    _fmt_s(p["ingest"]["seconds"]),
+                    f"{_fmt_s(c['seconds'])}, {c['peak_rss_mib']:,} MiB",
+                    f"{_fmt_s(f['seconds'])}, {f['peak_rss_mib']:,} MiB",
+                    f"{_fmt_s(pd_['seconds'])}, {pd_['peak_rss_mib']:,} MiB",
+                    f"{_fmt_s(a['seconds'])}, {a['peak_rss_mib']:,} MiB",
+                    f"**{c['seconds'] / f['seconds']:.1f}**",
+                    f"**{pd_['seconds'] / c['seconds']:.2f}**",
+                    f"**{pd_['peak_rss_mib'] / c['peak_rss_mib']:.2f}**",
+                    f"{n / c['seconds'] / result['machine']['cores']:,.0f}",
+                    "yes"
+                    if not (p["check"]["unmatched"] or p["check"]["mismatched"]) and p["check"]["cpm_same"]
+                    else f"NO ({p['check']})",
+                ]
+            )
+            + " |"
+        )
+    side = []
+    for p in result["points"]:
+        s, i = p["simulate"], p["ingest"]
+        side.append(
+            f"| {p['fraction']:g} | {_fmt_s(s['seconds'])}, {s['peak_rss_mib']:,} MiB | "
+            f"{_fmt_s(i['seconds'])}, {i['peak_rss_mib']:,} MiB | {i['rows'] / i['seconds']:,.0f} | "
+            f"{p['input_bytes'] / 2**20:,.0f} MiB |"
+        )
+    mach = result["machine"]
+    text = f"""# Performance at scale
+
+Generated by `python bench/scale.py --points {",".join(f"{p['fraction']:g}" for p in result["points"])}`
+on {result["date"]} ({mach["cores"]} cores, {mach["memory_gib"]} GiB, {mach["python"]}). Every figure
+below comes from that one run on that machine; each step ran in its own process, so its time and
+peak resident memory (RSS) are its own. Raw figures: `bench/results/scale.json`.
+
+A point is a fraction of one national day: at 1.0, 33 M service requests, about 53 M alerts and
+a 50 M-device estate, simulated for {DAY}.
+
+## Compute: opmetrics against the floor and a pandas peer
+
+{HEADER}
+{chr(10).join(rows)}
+
+- **opmetrics compute** is `compute` over the ingested store: the day cubes, RSVP, outcomes,
+  availability, all CPMs, diagnostics, benchmarks and legs of the journey.
+- **The floor** reads every service-request and alert column the measures use from the same
+  Parquet, with a grouped count and sum: the least work that touches all the input.
+- **The pandas peer** computes only the per-SRV RSVP tables (monthly and daily; each region,
+  SMETS2 and All) and CPM1-3, reading the same Parquet. "Equal" means every row's volume,
+  failures, within-TRT count, RTT count and RTT mean, median, min and max agree with opmetrics'
+  stored figures, and CPM1-3 numerators and denominators are identical.
+- **Month from 30 daily aggregates** assembles RSVP and CPM1-3 for a month from the point's day
+  cubes repeated over 30 days: what a month-end run costs once every day has been reduced.
+
+## Simulate and ingest
+
+| point | simulate | ingest | ingest rows/s | Parquet input |
+|---|---|---|---|---|
+{chr(10).join(side)}
+
+{result.get("notes", "")}
+"""
+    path.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--points", default="0.1,1,1.5", help="fractions of a national day")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/opmetrics-scale"))
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "performance.md")
+    ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "scale.json")
+    a = ap.parse_args()
+    started = time.time()
+
+    def log(msg: str) -> None:
+        print(f"[{time.time() - started:7.0f} s] {msg}", flush=True)
+
+    points = []
+    for fr in (float(x) for x in a.points.split(",")):
+        points.append(measure_point(fr, a.work / f"p{fr:g}", log))
+        result = {
+            "date": dt.date.today().isoformat(),
+            "machine": {
+                "cores": os.cpu_count(),
+                "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+                "python": platform.python_version(),
+            },
+            "points": points,
+        }
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(result, indent=1, default=str))
+        write_doc(result, a.doc)
+    log(f"done; table in {a.doc}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_step":
+        print(json.dumps(STEPS[sys.argv[2]](Path(sys.argv[3]), *sys.argv[4:]), default=str))
+    else:
+        main()
