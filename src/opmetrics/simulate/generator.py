@@ -862,8 +862,15 @@ def simulate_month(
     pq.write_table(outages, out / "outages" / f"outages-{month}.parquet")
     rng = np.random.default_rng([seed, 12])
     extracted = starts[-1] - dt.timedelta(minutes=30)
+    n_devices, writer = 0, None
+    for batch in scenarios.devices_batches(estate, extracted, starts[0], rng):
+        if writer is None:
+            writer = pq.ParquetWriter(out / "devices" / f"devices-{month}.parquet", batch.schema)
+        writer.write_table(batch)
+        n_devices += batch.num_rows
+    if writer is not None:
+        writer.close()
     side = {
-        "devices": scenarios.devices_table(estate, extracted, starts[0], rng),
         "ch_status_updates": scenarios.ch_status_table(estate),
         "ch_firmware": scenarios.ch_firmware_table(estate, starts, rng),
         "smki_requests": scenarios.smki_table(
@@ -893,6 +900,7 @@ def simulate_month(
         "days": traffic_days,
         "rows": {
             **totals,
+            "devices": n_devices,
             "incidents": incidents.num_rows,
             "outages": outages.num_rows,
             **{name: tbl.num_rows for name, tbl in side.items()},

@@ -11,6 +11,7 @@ firmware, SMKI requests, DCC Assessments).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -203,7 +204,19 @@ def firmware_alerts(rng: np.random.Generator, c: dict) -> tuple[np.ndarray, np.n
 def devices_table(
     e: Estate, extracted: dt.datetime, month_start: dt.datetime, rng: np.random.Generator
 ) -> pa.Table:
-    """The estate extract at month end: old devices commissioned long ago, plus the month's installs."""
+    """The estate extract at month end, as one table (small estates)."""
+    return pa.concat_tables(devices_batches(e, extracted, month_start, rng))
+
+
+def devices_batches(
+    e: Estate,
+    extracted: dt.datetime,
+    month_start: dt.datetime,
+    rng: np.random.Generator,
+    batch: int = 2_000_000,
+) -> Iterator[pa.Table]:
+    """The estate extract at month end, old devices commissioned long ago plus the month's
+    installs, in batches: a national estate (50 M devices) never exists as one table."""
     from opmetrics.simulate.generator import Estate, eui64
 
     n = len(e.type)
@@ -215,33 +228,32 @@ def devices_table(
     silent = old & (rng.random(n) < P.P_SILENT_60D)
     last = np.where(silent, ext - rng.integers(61, 400, n) * MS_DAY, ext - rng.integers(0, 2 * MS_DAY, n))
     last = np.where(commissioned < 0, -1, last)
-    status = np.where(
-        commissioned >= 0,
-        "commissioned",
-        np.where(e.install_leave, "install_and_leave", "installed_not_commissioned"),
-    )
-    ids = eui64(Estate.DEVICE_BASE + np.arange(n))
-    sets = device_sets(np.arange(n), e.party.astype(np.int64), e.type.astype(np.int64))
-
-    return pa.table(
-        {
-            "device_id": ids,
-            "extracted_at": ts_ms(np.full(n, ext, np.int64)),
-            "device_type": pa.array(P.DEVICE_TYPES).take(pa.array(e.type)),
-            "smets": pa.array(np.where(e.region == 3, 1, 2).astype(np.int8)),
-            "region": pa.array(P.REGIONS).take(pa.array(e.region)),
-            "party_id": pa.array([p.party_id for p in P.SUPPLIERS]).take(pa.array(e.party)),
-            "ch_id": pa.nulls(n, pa.string()),
-            "installed_at": ts_ms(installed),
-            "commissioned_at": ts_ms(commissioned),
-            "status": pa.array(status, pa.string()),
-            "firmware_version": pa.array(sets["firmware"], pa.string()),
-            "last_communicated_at": ts_ms(last),
-            "manufacturer": pa.array(sets["manufacturer"], pa.string()),
-            "model": pa.array(sets["model"], pa.string()),
-            "ch_variant": pa.array(sets["ch_variant"], pa.string()),
-        }
-    )
+    status_code = np.where(commissioned >= 0, 0, np.where(e.install_leave, 1, 2)).astype(np.int8)
+    statuses = pa.array(["commissioned", "install_and_leave", "installed_not_commissioned"])
+    parties = pa.array([p.party_id for p in P.SUPPLIERS])
+    for a in range(0, n, batch):
+        b = min(n, a + batch)
+        k = b - a
+        sets = device_sets(np.arange(a, b), e.party[a:b].astype(np.int64), e.type[a:b].astype(np.int64))
+        yield pa.table(
+            {
+                "device_id": eui64(Estate.DEVICE_BASE + np.arange(a, b)),
+                "extracted_at": ts_ms(np.full(k, ext, np.int64)),
+                "device_type": pa.array(P.DEVICE_TYPES).take(pa.array(e.type[a:b])),
+                "smets": pa.array(np.where(e.region[a:b] == 3, 1, 2).astype(np.int8)),
+                "region": pa.array(P.REGIONS).take(pa.array(e.region[a:b])),
+                "party_id": parties.take(pa.array(e.party[a:b])),
+                "ch_id": pa.nulls(k, pa.string()),
+                "installed_at": ts_ms(installed[a:b]),
+                "commissioned_at": ts_ms(commissioned[a:b]),
+                "status": statuses.take(pa.array(status_code[a:b])),
+                "firmware_version": pa.array(sets["firmware"], pa.string()),
+                "last_communicated_at": ts_ms(last[a:b]),
+                "manufacturer": pa.array(sets["manufacturer"], pa.string()),
+                "model": pa.array(sets["model"], pa.string()),
+                "ch_variant": pa.array(sets["ch_variant"], pa.string()),
+            }
+        )
 
 
 def ch_status_table(e: Estate) -> pa.Table:
