@@ -166,7 +166,7 @@ def step_assemble(work: Path, days: int = 30) -> dict:
     from opmetrics.engine.store import Store
     from opmetrics.measures.cpm import _by_segment
     from opmetrics.measures.daily import assemble_rsvp, month_alerts, month_requests
-    from opmetrics.measures.incremental import CUBE_TABLES, stored_cubes
+    from opmetrics.measures.incremental import CUBE_TABLES, DAILY_TABLE, stored_cubes
     from opmetrics.measures.records import Scope
     from opmetrics.methodology import load
 
@@ -174,9 +174,9 @@ def step_assemble(work: Path, days: int = 30) -> dict:
     month_db.unlink(missing_ok=True)
     con = duckdb.connect(str(month_db))
     con.execute(f"ATTACH '{(work / 'om.duckdb').as_posix()}' AS day (READ_ONLY)")
-    for name in CUBE_TABLES:
+    for name, day in [*((n, "report_date") for n in CUBE_TABLES), (DAILY_TABLE, "day")]:
         con.execute(
-            f"CREATE TABLE {name} AS SELECT * REPLACE (report_date + CAST(i AS INTEGER) AS report_date) "
+            f"CREATE TABLE {name} AS SELECT * REPLACE ({day} + CAST(i AS INTEGER) AS {day}) "
             f"FROM day.{name}, range({days}) r(i)"
         )
     con.execute("DETACH day")

@@ -128,21 +128,21 @@ def test_failure_midway_rolls_back_everything(store, tmp_path, monkeypatch):
     import opmetrics.ingest.load as load_mod
 
     path = _parquet(tmp_path, [sr(i) for i in range(1, 9)] + [sr(99, region="Atlantis")])
-    real = load_mod._parquet_batches
+    real = load_mod._parquet_rows
 
-    def exploding(p, t):
-        for i, b in enumerate(real(p, t)):
+    def exploding(*args):
+        for i, b in enumerate(real(*args)):
             if i == 2:
                 raise OSError("disk went away")
             yield b
 
     monkeypatch.setattr(load_mod, "BATCH_ROWS", 3)
-    monkeypatch.setattr(load_mod, "_parquet_batches", exploding)
+    monkeypatch.setattr(load_mod, "_parquet_rows", exploding)
     with pytest.raises(OSError):
         load_file(store, path, "service_requests")
     assert store.count("service_requests") == 0
     assert store.count("quarantine") == 0 and store.count("loaded_files") == 0
-    monkeypatch.setattr(load_mod, "_parquet_batches", real)
+    monkeypatch.setattr(load_mod, "_parquet_rows", real)
     res = load_file(store, path, "service_requests")
     assert (res.accepted, res.quarantined) == (8, 1)
 

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from opmetrics.engine.store import Store
 from opmetrics.ingest.contract import Table
-from opmetrics.ingest.validate import lit, q, validation_sql
+from opmetrics.ingest.validate import lit, native_ok, normalise, q, validation_sql
 
 BATCH_ROWS = 500_000
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -204,12 +204,34 @@ def _with_absent(batch: pa.Table, table: Table) -> pa.Table:
     return batch.select(table.field_names) if missing else batch
 
 
-def _parquet_batches(path: Path, table: Table) -> Iterator[pa.Table]:
+_NATIVE = {
+    # unsigned 64-bit values may not fit BIGINT: those go the text way and get checked
+    "integer": lambda t: pa.types.is_signed_integer(t) or t in (pa.uint8(), pa.uint16(), pa.uint32()),
+    "boolean": pa.types.is_boolean,
+    "timestamp": pa.types.is_timestamp,
+}
+
+
+def native_columns(table: Table, schema: pa.Schema) -> frozenset[str]:
+    """Parquet columns already in their contract type: loaded as they are, not via text."""
+    out = set()
+    for f in table.fields:
+        if f.name in schema.names and native_ok(f) and _NATIVE[f.type](schema.field(f.name).type):
+            out.add(f.name)
+    return frozenset(out)
+
+
+def _parquet_batches(path: Path, table: Table) -> tuple[frozenset[str], Iterator[pa.Table]]:
     try:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for a damaged file
         raise IngestError(f"{path}: not a readable Parquet file ({e})") from None
     _check_columns(path, table, pf.schema_arrow.names)
+    native = native_columns(table, pf.schema_arrow)
+    return native, _parquet_rows(path, pf, table, native)
+
+
+def _parquet_rows(path: Path, pf: pq.ParquetFile, table: Table, native: frozenset[str]) -> Iterator[pa.Table]:
     start = 1
     try:
         present = [c for c in table.field_names if c in pf.schema_arrow.names]
@@ -217,6 +239,9 @@ def _parquet_batches(path: Path, table: Table) -> Iterator[pa.Table]:
             cols = []
             for i in range(batch.num_columns):
                 col = batch.column(i)
+                if batch.schema.names[i] in native:
+                    cols.append(col)
+                    continue
                 if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
                     raise IngestError(f"{path}: column {batch.schema.names[i]!r} holds bytes, not text")
                 col = col.cast(pa.string())
@@ -289,7 +314,11 @@ def _load_in_transaction(
     file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchall()[0][0])
     bad_csv: list[_BadCsvRow] = []
     is_parquet = path.name.endswith(".parquet")
-    batches = _parquet_batches(path, table) if is_parquet else _csv_batches(path, table, bad_csv)
+    native: frozenset[str] = frozenset()
+    if is_parquet:
+        native, batches = _parquet_batches(path, table)
+    else:
+        batches = _csv_batches(path, table, bad_csv)
     cols = ", ".join(q(f.name) for f in table.fields)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _stage AS SELECT {cols}, "
@@ -299,8 +328,8 @@ def _load_in_transaction(
     )
     rows_read = 0
     for batch in batches:
-        con.register("_batch", batch)
-        con.execute(f"INSERT INTO _stage BY NAME {validation_sql(table, '_batch')}")
+        con.register("_batch", normalise(batch, native))
+        con.execute(f"INSERT INTO _stage BY NAME {validation_sql(table, '_batch', native)}")
         con.unregister("_batch")
         rows_read += batch.num_rows
         if on_rows:

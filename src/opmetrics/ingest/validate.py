@@ -7,9 +7,30 @@ stays fast at national volumes while still naming the row, field, value and reas
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from opmetrics.ingest.contract import Field, Table
 
-BLANK = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
+# Blank (spaces, tabs, line breaks) is empty: a required field of only whitespace is missing.
+BLANK = " \t\n\x0b\x0c\r"
+
+
+def normalise(batch: pa.Table, native: frozenset[str] = frozenset()) -> pa.Table:
+    """Trim blanks from both ends of every text column and make an empty value missing.
+
+    Done in Arrow before DuckDB sees the batch: several times faster than SQL `trim` with a
+    character set. ASCII trimming never splits a UTF-8 character (continuation bytes are >= 0x80).
+    """
+    cols = []
+    for name, col in zip(batch.column_names, batch.columns, strict=True):
+        if name not in native and name != "_row" and pa.types.is_string(col.type):
+            col = pc.ascii_trim(col, BLANK)
+            col = pc.if_else(pc.equal(pc.binary_length(col), 0), pa.scalar(None, pa.string()), col)
+        cols.append(col)
+    return pa.Table.from_arrays(cols, names=batch.column_names)
+
+
 _TRUE = "('true','t','1','yes','y')"
 _FALSE = "('false','f','0','no','n')"
 
@@ -24,9 +45,16 @@ def lit(value: object) -> str:
     return str(value)
 
 
-def typed_expr(f: Field) -> str:
-    """SQL turning the trimmed raw string into the contract type (NULL when it cannot)."""
+def typed_expr(f: Field, native: bool = False) -> str:
+    """SQL turning the trimmed raw string into the contract type (NULL when it cannot).
+
+    `native`: the column already has the contract type (a typed Parquet column), so only the
+    timestamp needs normalising to naive UTC at millisecond precision."""
     raw = q(f.name)
+    if native:
+        if f.type == "timestamp":
+            return f"CAST(date_trunc('millisecond', CAST({raw} AS TIMESTAMPTZ)) AS TIMESTAMP)"
+        return f"CAST({raw} AS BIGINT)" if f.type == "integer" else raw
     if f.type == "string":
         return raw
     if f.type == "integer":
@@ -41,56 +69,72 @@ def _err(field: str, value_sql: str, reason: str) -> str:
     return f"{{'field': {lit(field)}, 'value': CAST({value_sql} AS VARCHAR), 'reason': {lit(reason)}}}"
 
 
-def field_errors(f: Field) -> list[str]:
-    """CASE expressions, each yielding an error struct or NULL, in priority order."""
-    raw, typed = q(f.name), f"({typed_expr(f)})"
+def field_errors(f: Field, native: bool = False) -> list[tuple[str, str]]:
+    """(condition, error struct) pairs, in priority order: the field is in error where the
+    condition is true."""
+    raw, typed = q(f.name), f"({typed_expr(f, native)})"
     out = []
     if f.required:
-        out.append(f"CASE WHEN {raw} IS NULL THEN {_err(f.name, raw, 'missing required value')} END")
-    if f.type != "string":
+        out.append((f"{raw} IS NULL", _err(f.name, raw, "missing required value")))
+    if f.type != "string" and not native:
         reason = {
             "integer": "not an integer",
             "boolean": "not a boolean (true/false)",
             "timestamp": "not an ISO 8601 timestamp",
         }[f.type]
-        out.append(f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN {_err(f.name, raw, reason)} END")
+        out.append((f"{raw} IS NOT NULL AND {typed} IS NULL", _err(f.name, raw, reason)))
     if f.enum is not None:
         allowed = ", ".join(lit(v) for v in f.enum)
         shown = ", ".join(str(v) for v in f.enum)
-        out.append(
-            f"CASE WHEN {typed} NOT IN ({allowed}) THEN {_err(f.name, raw, f'not one of: {shown}')} END"
-        )
+        out.append((f"{typed} NOT IN ({allowed})", _err(f.name, raw, f"not one of: {shown}")))
     if f.pattern is not None:
         out.append(
-            f"CASE WHEN NOT regexp_full_match({raw}, {lit(f.pattern)}) "
-            f"THEN {_err(f.name, raw, 'does not have the expected format')} END"
+            (
+                f"NOT regexp_full_match({raw}, {lit(f.pattern)})",
+                _err(f.name, raw, "does not have the expected format"),
+            )
         )
     if f.min is not None:
-        out.append(f"CASE WHEN {typed} < {f.min} THEN {_err(f.name, raw, f'less than {f.min}')} END")
+        out.append((f"{typed} < {f.min}", _err(f.name, raw, f"less than {f.min}")))
     if f.max is not None:
-        out.append(f"CASE WHEN {typed} > {f.max} THEN {_err(f.name, raw, f'greater than {f.max}')} END")
+        out.append((f"{typed} > {f.max}", _err(f.name, raw, f"greater than {f.max}")))
     return out
 
 
-def validation_sql(table: Table, source: str) -> str:
-    """SELECT over `source` (all-VARCHAR columns plus _row) giving typed columns, _raw and _err.
+def _error_list(pairs: list[tuple[str, str]]) -> str:
+    """The list of error structs whose condition holds; the list is only built for rows where
+    one does (most rows are clean, and building it is the costly part)."""
+    if not pairs:
+        return "[]"
+    whens = ", ".join(f"CASE WHEN {c} THEN {e} END" for c, e in pairs)
+    any_error = " OR ".join(f"({c})" for c, _ in pairs)
+    return f"CASE WHEN {any_error} THEN list_filter([{whens}], lambda e: e IS NOT NULL) ELSE [] END"
 
+
+def native_ok(f: Field) -> bool:
+    """Whether a column of this field may arrive already typed (skipping the text round trip)."""
+    return f.type in ("integer", "boolean", "timestamp") and f.pattern is None
+
+
+def validation_sql(table: Table, source: str, native: frozenset[str] = frozenset()) -> str:
+    """SELECT over `source` (VARCHAR columns plus _row, passed through `normalise`) giving typed
+    columns, _raw and _err.
+
+    Columns named in `native` arrive already in their contract type (typed Parquet): they skip
+    trimming and parsing but get the same required, enum and range checks.
     `_raw` (the row as JSON, for the quarantine) is only built for rows that have an error.
     """
-    # Blank (spaces, tabs, line breaks) is empty: a required field of only whitespace is missing.
-    norm = ", ".join(f"NULLIF(trim({q(f.name)}, {BLANK}), '') AS {q(f.name)}" for f in table.fields)
-    typed = ", ".join(f"{typed_expr(f)} AS {q(f.name)}" for f in table.fields)
-    ferrs = [e for f in table.fields for e in field_errors(f)]
+    norm = ", ".join(q(f.name) for f in table.fields)
+    typed = ", ".join(f"{typed_expr(f, f.name in native)} AS {q(f.name)}" for f in table.fields)
+    ferrs = _error_list([e for f in table.fields for e in field_errors(f, f.name in native)])
     raw_struct = "{" + ", ".join(f"{lit(f.name)}: n.{q(f.name)}" for f in table.fields) + "}"
-    checks = [
-        f"CASE WHEN ({c.sql}) IS FALSE THEN {_err(c.field, q(c.field), c.reason)} END" for c in table.checks
-    ]
-    check_list = f"list_filter([{', '.join(checks)}], lambda e: e IS NOT NULL)" if checks else "[]"
+    check_list = _error_list(
+        [(f"({c.sql}) IS FALSE", _err(c.field, q(c.field), c.reason)) for c in table.checks]
+    )
     return f"""
 WITH n AS (SELECT _row, {norm} FROM {source}),
 t AS (
-    SELECT _row, {typed}, {raw_struct} AS _n,
-           list_filter([{", ".join(ferrs)}], lambda e: e IS NOT NULL) AS _ferr
+    SELECT _row, {typed}, {raw_struct} AS _n, {ferrs} AS _ferr
     FROM n
 )
 SELECT * EXCLUDE (_n), CASE WHEN len(_err) > 0 THEN to_json(_n) END AS _raw

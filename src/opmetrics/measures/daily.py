@@ -36,6 +36,7 @@ class DayCubes:
     requests: ibis.Table  # additive counts per REQUEST_KEYS
     rtt: ibis.Table  # exact RTT histogram: n per RTT_KEYS (speed-counted responses only)
     alerts: ibis.Table  # CPM3 counts per ALERT_KEYS
+    daily: ibis.Table | None = None  # RSVP's daily rows, kept from when each day was reduced
 
 
 def _scoped(s: Scope) -> list[ibis.Table]:
@@ -125,42 +126,34 @@ def _median_ms(hist: ibis.Table) -> ibis.Table:
     )
 
 
-def assemble_rsvp(s: Scope, cubes: DayCubes) -> ibis.Table:
-    """The RSVP table for the scope's period from the day cubes (monthly and daily rows)."""
-    req = cubes.requests.filter(cubes.requests.report_date.between(s.first, s.last))
-    rtt = cubes.rtt.filter(cubes.rtt.report_date.between(s.first, s.last))
+def _assemble_rate(s: Scope, req: ibis.Table, rtt: ibis.Table, rate: str) -> ibis.Table:
+    """RSVP rows at one rate from (already period-filtered) cubes."""
     late = s.m.speed.no_response_counts_as_late
-    sums = []
-    hists = []
-    for rate in ("month", "day"):
-        for lv in _levels(req, rate):
-            sums.append(
-                lv.group_by(GROUP).aggregate(
-                    volume=lv.volume.sum().cast("int64"),
-                    failures=lv.failures.sum().cast("int64"),
-                    no_response=lv.no_response.sum().cast("int64"),
-                    responses=lv.responses.sum().cast("int64"),
-                    rtt_count=lv.rtt_count.sum().cast("int64"),
-                    rtt_sum_ms=lv.rtt_sum_ms.sum().cast("int64"),
-                    rtt_min_ms=lv.rtt_min_ms.min(),
-                    rtt_max_ms=lv.rtt_max_ms.max(),
-                    within_trt=lv.within_trt.sum().cast("int64"),
-                    trt_denominator=(lv.records if late else lv.responses).sum().cast("int64"),
-                )
-            )
-        hists += [lv.select(*GROUP, "rtt_ms", "n") for lv in _levels(rtt, rate)]
-    agg = ibis.union(*sums)
-    med = _median_ms(ibis.union(*hists)).rename(
-        m_scope="scope", m_key="key", m_rate="rate", m_day="day", m_segment="segment"
-    )
-    same = [
-        agg.scope == med.m_scope,
-        agg.key == med.m_key,
-        agg.rate == med.m_rate,
-        # daily rows match on day; monthly rows have a null day on both sides
-        (agg.day == med.m_day) | (agg.day.isnull() & med.m_day.isnull()),
-        agg.segment == med.m_segment,
+    keys = ["scope", "key", "segment", "smets"]
+    if rate == "month":
+        # Merge the days' histograms first: a month of days shrinks to one row per RTT value.
+        rtt = rtt.group_by([*keys, "rtt_ms"]).aggregate(n=rtt.n.sum().cast("int64"))
+    sums = [
+        lv.group_by(GROUP).aggregate(
+            volume=lv.volume.sum().cast("int64"),
+            failures=lv.failures.sum().cast("int64"),
+            no_response=lv.no_response.sum().cast("int64"),
+            responses=lv.responses.sum().cast("int64"),
+            rtt_count=lv.rtt_count.sum().cast("int64"),
+            rtt_sum_ms=lv.rtt_sum_ms.sum().cast("int64"),
+            rtt_min_ms=lv.rtt_min_ms.min(),
+            rtt_max_ms=lv.rtt_max_ms.max(),
+            within_trt=lv.within_trt.sum().cast("int64"),
+            trt_denominator=(lv.records if late else lv.responses).sum().cast("int64"),
+        )
+        for lv in _levels(req, rate)
     ]
+    agg = ibis.union(*sums)
+    hist = ibis.union(*[lv.select(*GROUP, "rtt_ms", "n") for lv in _levels(rtt, rate)])
+    med = _median_ms(hist).rename(m_scope="scope", m_key="key", m_day="day", m_segment="segment")
+    same = [agg.scope == med.m_scope, agg.key == med.m_key, agg.segment == med.m_segment]
+    if rate == "day":
+        same.append(agg.day == med.m_day)
     j = agg.left_join(med, same)
     counted = j.rtt_count > 0
     out = j.select(
@@ -181,7 +174,29 @@ def assemble_rsvp(s: Scope, cubes: DayCubes) -> ibis.Table:
         within_trt_pct=ibis.ifelse(out.trt_denominator > 0, _pct(out.within_trt, out.trt_denominator), None),
         failure_pct=_pct(out.failures, out.volume),
         success_pct=_pct(out.volume - out.failures, out.volume),
-    ).order_by(GROUP)
+    )
+
+
+def _in_scope(s: Scope, t: ibis.Table, day: str = "report_date") -> ibis.Table:
+    t = t.filter(t[day].between(s.first, s.last))
+    return t if s.days is None else t.filter(t[day].isin(list(s.days)))
+
+
+def daily_rsvp(s: Scope, cubes: DayCubes) -> ibis.Table:
+    """The daily RSVP rows of the scope's days: computed once per day when it is reduced."""
+    return _assemble_rate(s, _in_scope(s, cubes.requests), _in_scope(s, cubes.rtt), "day")
+
+
+def assemble_rsvp(s: Scope, cubes: DayCubes) -> ibis.Table:
+    """The RSVP table for the scope's period from the day cubes: the monthly rows assembled
+    now, the daily rows from `cubes.daily` (stored when each day was reduced) or assembled now."""
+    req, rtt = _in_scope(s, cubes.requests), _in_scope(s, cubes.rtt)
+    month = _assemble_rate(s, req, rtt, "month")
+    if cubes.daily is None:
+        days = _assemble_rate(s, req, rtt, "day")
+    else:
+        days = _in_scope(s, cubes.daily, "day").select(*month.columns).cast(month.schema())
+    return ibis.union(month, days).order_by(GROUP)
 
 
 def _pct(num: ibis.Value, den: ibis.Value) -> ibis.Value:
@@ -191,10 +206,9 @@ def _pct(num: ibis.Value, den: ibis.Value) -> ibis.Value:
 
 def month_requests(s: Scope, cubes: DayCubes) -> ibis.Table:
     """The srv-scope request cube rows of the period (CPM1-2 sum these)."""
-    c = cubes.requests
-    return c.filter(c.report_date.between(s.first, s.last) & (c.scope == "srv"))
+    c = _in_scope(s, cubes.requests)
+    return c.filter(c.scope == "srv")
 
 
 def month_alerts(s: Scope, cubes: DayCubes) -> ibis.Table:
-    c = cubes.alerts
-    return c.filter(c.report_date.between(s.first, s.last))
+    return _in_scope(s, cubes.alerts)

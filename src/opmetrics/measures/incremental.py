@@ -15,10 +15,12 @@ import datetime as dt
 import hashlib
 
 from opmetrics.engine.store import Store
-from opmetrics.measures.daily import DayCubes, alert_cube, request_cube, rtt_histogram
+from opmetrics.measures.daily import DayCubes, alert_cube, daily_rsvp, request_cube, rtt_histogram
 from opmetrics.measures.records import Scope
 
 CUBE_TABLES = {"day_requests": request_cube, "day_rtt": rtt_histogram, "day_alerts": alert_cube}
+# Derived from the cubes of the same day: RSVP's daily rows (so a month-end run only merges).
+DAILY_TABLE = "day_rsvp"
 
 _STATE = """
 CREATE TABLE IF NOT EXISTS day_state (
@@ -105,6 +107,12 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> list[dt.date]:
             con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [stale + gone])
             if stale:
                 con.execute(f"INSERT INTO {name} BY NAME {backend.compile(expr)}")
+        daily = daily_rsvp(sub, stored_cubes(store))
+        if not _exists(store, DAILY_TABLE):
+            con.execute(f"CREATE TABLE {DAILY_TABLE} AS {backend.compile(daily.limit(0))}")
+        con.execute(f"DELETE FROM {DAILY_TABLE} WHERE day IN (SELECT unnest(?))", [stale + gone])
+        if stale:
+            con.execute(f"INSERT INTO {DAILY_TABLE} BY NAME {backend.compile(daily)}")
         con.execute("DELETE FROM day_state WHERE report_date IN (SELECT unnest(?))", [stale + gone])
         con.executemany("INSERT INTO day_state VALUES (?, ?, ?)", [[d, want[d], now] for d in stale])
         con.execute("COMMIT")
@@ -125,10 +133,11 @@ def _exists(store: Store, name: str) -> bool:
 
 
 def _tables_exist(store: Store) -> bool:
-    return all(_exists(store, n) for n in CUBE_TABLES)
+    return all(_exists(store, n) for n in [*CUBE_TABLES, DAILY_TABLE])
 
 
 def stored_cubes(store: Store) -> DayCubes:
     """The stored cubes as Ibis tables (call `refresh` first)."""
     b = store.ibis()
-    return DayCubes(b.table("day_requests"), b.table("day_rtt"), b.table("day_alerts"))
+    daily = b.table(DAILY_TABLE) if _exists(store, DAILY_TABLE) else None
+    return DayCubes(b.table("day_requests"), b.table("day_rtt"), b.table("day_alerts"), daily)
