@@ -80,7 +80,7 @@ class Store:
             self.con = duckdb.connect(str(self.path))
             self.con.execute("SET TimeZone = 'UTC'")
             # Bounded memory: DuckDB spills to disk beyond this (issue 11; docs/scaling.md).
-            self.con.execute(f"SET memory_limit = '{os.environ.get('OPMETRICS_MEMORY_LIMIT', '3GB')}'")
+            self.con.execute(f"SET memory_limit = '{os.environ.get('OPMETRICS_MEMORY_LIMIT', '2GB')}'")
             self._create_schema()
         self._ibis: Any = None
 
