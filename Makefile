@@ -17,7 +17,7 @@ demo: setup
 	$(BIN)/opmetrics demo
 
 test: setup
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest -q
 
 docs: setup

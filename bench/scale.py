@@ -447,6 +447,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/opmetrics-scale"))
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "performance.md")
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "scale.json")
+    ap.add_argument("--keep", action="store_true", help="keep each point's data and databases")
     a = ap.parse_args()
     started = time.time()
 
@@ -456,6 +457,9 @@ def main() -> None:
     points = []
     for fr in (float(x) for x in a.points.split(",")):
         points.append(measure_point(fr, a.work / f"p{fr:g}", log))
+        points.sort(key=lambda p: p["fraction"])
+        if not a.keep:  # a national point leaves tens of GB behind
+            shutil.rmtree(a.work / f"p{fr:g}", ignore_errors=True)
         result = {
             "date": dt.date.today().isoformat(),
             "machine": {

@@ -490,6 +490,68 @@ def compute(period: PeriodOpt, db: DbOpt = Path(DEFAULT_DB), methodology: MethOp
         _compute(store, m, period)
 
 
+@app.command("export-parquet")
+def export_parquet_cmd(
+    out: Annotated[Path, typer.Argument(help="Folder for the Parquet layout Spark reads.")],
+    db: DbOpt = Path(DEFAULT_DB),
+) -> None:
+    """Write the validated inputs as Parquet, service requests and alerts one folder per UK day
+    (the layout `spark-compute` and a cluster read; docs/scaling.md)."""
+    from opmetrics.engine.spark import export_parquet
+
+    with _store(db, read_only=True) as store:
+        rows = export_parquet(store, out)
+    console.print(f"Wrote {sum(rows.values()):,} rows of {len(rows)} tables to [bold]{out}[/]")
+
+
+@app.command("spark-compute")
+def spark_compute(
+    layout: Annotated[Path, typer.Argument(help="Parquet layout written by `export-parquet`.")],
+    period: PeriodOpt,
+    out: Annotated[Path, typer.Option(help="Folder for the result tables (Parquet).")] = Path(
+        "spark-results"
+    ),
+    master: Annotated[
+        str, typer.Option(help="Spark master: local[N], spark://host:7077, yarn ...")
+    ] = "local[2]",
+    as_of: Annotated[
+        str | None, typer.Option(help="Report time, UTC (default: the first midnight after the month).")
+    ] = None,
+    methodology: MethOpt = None,
+) -> None:
+    """Compute every measure for a month on Apache Spark, from the same definitions as `compute`."""
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    from opmetrics.engine.spark import session
+    from opmetrics.measures.records import month_bounds, uk_midnight_utc
+    from opmetrics.measures.run import compute_spark
+
+    m = _methodology(methodology)
+    try:
+        first, last = month_bounds(period)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    if not (layout / "_inputs.json").exists():
+        raise _fail(f"{layout}: not a Parquet layout; write one with `opmetrics export-parquet`")
+    when = (
+        dt.datetime.fromisoformat(as_of)
+        if as_of
+        else uk_midnight_utc(last + dt.timedelta(days=1), m.report_timezone)
+    )
+    spark = session(master)
+    try:
+        with console.status(f"Computing {period} on Spark ({master})"):
+            tables = compute_spark(layout, m, period, when, spark)
+    finally:
+        spark.stop()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, t in tables.items():
+        pq.write_table(t, out / f"{name}.parquet")
+    console.print(f"{len(tables)} result tables for {period} ({first} to {last}) in [bold]{out}[/]")
+
+
 def _report(
     store: Store,
     m: methodology_mod.Methodology,

@@ -16,32 +16,35 @@ from opmetrics.methodology import Process
 KEYS = ["device_id", "party_id", "report_date"]
 
 
+MEMBER = ["request_id", "srv", "smets"]
+
+
 def _members(s: Scope, req: ibis.Table, p: Process, done: dict[str, ibis.Table]) -> ibis.Table:
-    """Requests (request_id only) attributed to process `p`."""
+    """Requests (request_id, srv, smets) attributed to process `p`."""
     a = p.attribution
     mine = req.filter(req.srv.isin(p.srvs))
     if not s.m.attribution.enabled or a.rule == "all":
-        return mine.select("request_id")
+        return mine.select(*MEMBER)
     if a.rule == "commissioning_day":
         dev = latest_devices(s)
         dev = dev.select(dev_id=dev.device_id, comm_day=s.uk_day(dev.commissioned_at))
         j = mine.inner_join(dev, [mine.device_id == dev.dev_id, mine.report_date == dev.comm_day])
-        return j.select("request_id")
+        return j.select(*MEMBER)
     if a.rule == "same_day_as":
         anchors = req.filter(req.srv == a.anchor_srv).select(*KEYS).distinct()
-        return mine.semi_join(anchors, KEYS).select("request_id")
+        return mine.semi_join(anchors, KEYS).select(*MEMBER)
     if a.rule == "not_in":
         taken = [done[q] if q in done else _members(s, req, s.m.process(q), done) for q in a.processes]
-        out = mine.select("request_id")
+        out = mine.select(*MEMBER)
         for t in taken:
-            out = out.anti_join(t, "request_id")
+            out = out.anti_join(t.select("request_id"), "request_id")
         return out
     # pairs: both SRVs of the pair to the same device, from the same party, on the same UK day
     first, second = a.pair
     k1 = req.filter(req.srv == first).select(*KEYS).distinct()
     k2 = req.filter(req.srv == second).select(*KEYS).distinct()
     both = k1.semi_join(k2, KEYS)
-    return mine.filter(mine.srv.isin(a.pair)).semi_join(both, KEYS).select("request_id")
+    return mine.filter(mine.srv.isin(a.pair)).semi_join(both, KEYS).select(*MEMBER)
 
 
 def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
@@ -57,8 +60,9 @@ def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
         smets1_srvs = (
             [c for c in p.srvs if (srv := s.m.srv(c)) is not None and srv.smets1] if p.smets1 else []
         )
-        keep = req.filter((req.smets != 1) | req.srv.isin(smets1_srvs or ["-"])).select("request_id")
-        parts.append(members.semi_join(keep, "request_id").mutate(process_id=ibis.literal(p.id)))
+        # members are requests, so filtering them is the same as keeping those the rule allows
+        keep = (members.smets != 1) | members.srv.isin(smets1_srvs or ["-"])
+        parts.append(members.filter(keep).select("request_id").mutate(process_id=ibis.literal(p.id)))
     return ibis.union(*parts)
 
 

@@ -16,8 +16,14 @@ import hashlib
 
 from opmetrics.engine.store import Store
 from opmetrics.measures.daily import DayCubes, alert_cube, daily_rsvp, request_cube, rtt_histogram
-from opmetrics.measures.records import Scope
+from opmetrics.measures.records import Scope, classified_alerts, classified_requests, latest_devices
 
+CUBE_COLUMNS = [
+    "request_id", "party_id", "device_id", "report_date", "srv", "segment", "smets", "mode", "critical",
+    "included", "count_weight", "failed", "extra_failures", "has_response", "within_trt",
+    "speed_counted", "rtt_ms",
+]  # fmt: skip
+ALERT_COLUMNS = ["report_date", "segment", "included", "within_trt"]
 CUBE_TABLES = {"day_requests": request_cube, "day_rtt": rtt_histogram, "day_alerts": alert_cube}
 # Derived from the cubes of the same day: RSVP's daily rows (so a month-end run only merges).
 DAILY_TABLE = "day_rsvp"
@@ -96,6 +102,13 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> list[dt.date]:
     if not _tables_exist(store):
         stale, gone = sorted(want), []
     sub = dataclasses.replace(s, days=tuple(stale), _cache={}, _temp_names=[])
+    # The cubes need a few of the classified columns (not the rule texts): keep only those, so
+    # the intermediate table of a national day stays small.
+    lazy = dataclasses.replace(sub, materialise=False)
+    sub.cached("classified_requests", lambda: classified_requests(lazy).select(*CUBE_COLUMNS))
+    sub.cached("classified_alerts", lambda: classified_alerts(lazy).select(*ALERT_COLUMNS))
+    # attribution only asks the devices extract when each device was commissioned
+    sub.cached("latest_devices", lambda: latest_devices(lazy).select("device_id", "commissioned_at"))
     backend = store.ibis()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     con.execute("BEGIN TRANSACTION")
