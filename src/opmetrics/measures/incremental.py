@@ -100,6 +100,10 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> list[dt.date]:
     if not stale and not gone and _tables_exist(store):
         return []
     if not _tables_exist(store):
+        # A store from an older opmetrics (or a half-set): start the cubes afresh for every period.
+        for name in [*CUBE_TABLES, DAILY_TABLE]:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute("DELETE FROM day_state")
         stale, gone = sorted(want), []
     sub = dataclasses.replace(s, days=tuple(stale), _cache={}, _temp_names=[])
     # The cubes need a few of the classified columns (not the rule texts): keep only those, so
