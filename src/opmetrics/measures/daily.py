@@ -106,24 +106,39 @@ def _levels(t: ibis.Table, rate: str) -> list[ibis.Table]:
     ]
 
 
-def _median_ms(hist: ibis.Table) -> ibis.Table:
-    """Exact median per GROUP from merged histogram rows (GROUP + rtt_ms + n).
+def median_from_counts(h: ibis.Table, keys: list[str], value: str, n: str = "n") -> ibis.Table:
+    """Exact median of `value` per `keys`, from rows of (keys, value, count `n`), one per value.
 
     The median of N sorted values is the mean of those at 0-based positions floor((N-1)/2) and
-    ceil((N-1)/2); the value at position p is the first RTT whose running count exceeds p.
+    ceil((N-1)/2); the value at position p is the first one whose running count exceeds p. Only
+    grouping, sums and a running sum: it spills to disk, unlike a holistic median aggregate.
     """
-    h = hist.group_by([*GROUP, "rtt_ms"]).aggregate(n=hist.n.sum().cast("int64"))
-    running = ibis.cumulative_window(group_by=GROUP, order_by=h.rtt_ms)
+    running = ibis.cumulative_window(group_by=keys, order_by=h[value])
     h = h.mutate(
-        cum=h.n.sum().over(running).cast("int64"),
-        total=h.n.sum().over(ibis.window(group_by=GROUP)).cast("int64"),
+        _cum=h[n].sum().over(running).cast("int64"),
+        _total=h[n].sum().over(ibis.window(group_by=keys)).cast("int64"),
     )
-    lo = (h.total - 1) // 2
-    hi = h.total // 2  # = ceil((N-1)/2)
-    return h.group_by(GROUP).aggregate(
-        med_lo=h.rtt_ms.min(where=h.cum > lo),
-        med_hi=h.rtt_ms.min(where=h.cum > hi),
+    lo = (h._total - 1) // 2
+    hi = h._total // 2  # = ceil((N-1)/2)
+    return h.group_by(keys).aggregate(
+        med_lo=h[value].min(where=h._cum > lo),
+        med_hi=h[value].min(where=h._cum > hi),
     )
+
+
+def exact_median(t: ibis.Table, keys: list[str], value: str) -> ibis.Table:
+    """Exact median of an integer column per `keys` (nulls ignored), as `median`: counts per
+    distinct value first, so memory holds the distinct values, not every record."""
+    t = t.filter(t[value].notnull())
+    h = t.group_by([*keys, value]).aggregate(n=t.count())
+    m = median_from_counts(h, keys, value)
+    return m.select(*keys, median=(m.med_lo + m.med_hi).cast("float64") / 2)
+
+
+def _median_ms(hist: ibis.Table) -> ibis.Table:
+    """Exact median RTT per GROUP from histogram rows (GROUP + rtt_ms + n), merged first."""
+    h = hist.group_by([*GROUP, "rtt_ms"]).aggregate(n=hist.n.sum().cast("int64"))
+    return median_from_counts(h, GROUP, "rtt_ms")
 
 
 def _assemble_rate(s: Scope, req: ibis.Table, rtt: ibis.Table, rate: str) -> ibis.Table:
