@@ -29,8 +29,8 @@ from opmetrics.methodology import load
 from opmetrics.simulate.generator import Faults, simulate_month
 
 PERIOD = "2026-10"
-DAYS = 6
-LATE = dt.date(2026, 10, 6)  # held back, then loaded late
+DAYS = 4
+LATE = dt.date(2026, 10, 4)  # held back, then loaded late
 FIXED = dt.date(2026, 10, 3)  # corrected after the first compute
 
 
