@@ -359,6 +359,9 @@ RATIOS_HEADER = (
 )
 
 
+FINDINGS = "<!-- findings: written by hand, kept when the tables above are regenerated -->"
+
+
 def _cell(step: dict) -> str:
     if "failed" in step:
         return f"failed ({step['failed']}) after {step['seconds']:,.1f} s, {step['peak_rss_mib']:,} MiB"
@@ -470,6 +473,10 @@ a 50 M-device estate, simulated for {DAY}.
 
 {carried_note}
 """
+    # Hand-written findings below the marker survive a re-run.
+    old = path.read_text() if path.exists() else ""
+    if FINDINGS in old:
+        text = text.rstrip() + "\n\n" + FINDINGS + old.split(FINDINGS, 1)[1]
     path.write_text(text)
 
 
