@@ -18,7 +18,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check src tests bench
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile  # two workers, each test file's fixtures on one
 
 docs: setup
 	$(BIN)/opmetrics contract docs docs/data-contract.md
