@@ -74,12 +74,26 @@ def step_compute(work: Path) -> dict:
     return {"requests": info.requests_in_period, "alerts": info.alerts_in_period, "days": info.days_reduced}
 
 
+def cpm1_3(s, cubes) -> dict:  # noqa: ANN001
+    """CPM1-3 (All) from the day cubes, as the CPM module sums them."""
+    from opmetrics.measures.cpm import _by_segment
+    from opmetrics.measures.daily import month_alerts, month_requests
+
+    req, out = month_requests(s, cubes), {}
+    for c in s.m.cpms[:2]:
+        t = req.filter(req.mode == c.mode)
+        if c.critical is not None:
+            t = t.filter(t.critical == c.critical)
+        out[c.id] = _by_segment(t, t.within_trt, "all", s.m.segments.all, t.records)[-1]
+    al = month_alerts(s, cubes)
+    out["CPM3"] = _by_segment(al, al.within_trt, "all", s.m.segments.all, al.records)[-1]
+    return out
+
+
 def step_rsvp_cpm(work: Path) -> dict:
     """Like for like with the pandas peer: reduce the day and assemble RSVP and CPM1-3 only
     (on a copy of the ingested store, so the cubes are built from scratch)."""
     from opmetrics.engine.store import Store
-    from opmetrics.measures.cpm import _by_segment
-    from opmetrics.measures.daily import month_alerts, month_requests
     from opmetrics.measures.incremental import refresh, stored_cubes
     from opmetrics.measures.records import Scope
     from opmetrics.measures.rsvp import compute_rsvp
@@ -97,14 +111,7 @@ def step_rsvp_cpm(work: Path) -> dict:
         days = refresh(store, s, "bench")
         cubes = stored_cubes(store)
         rsvp = compute_rsvp(s, cubes)
-        req = month_requests(s, cubes)
-        for c in m.cpms[:2]:
-            t = req.filter(req.mode == c.mode)
-            if c.critical is not None:
-                t = t.filter(t.critical == c.critical)
-            _by_segment(t, t.within_trt, "all", m.segments.all, t.records)
-        al = month_alerts(s, cubes)
-        _by_segment(al, al.within_trt, "all", m.segments.all, al.records)
+        cpm1_3(s, cubes)
         s.release()
     copy.unlink()
     return {"rsvp_rows": rsvp.num_rows, "days": len(days), "seconds_in_process": time.perf_counter() - t0}
@@ -204,8 +211,7 @@ def step_assemble(work: Path, days: int = 30) -> dict:
     import duckdb
 
     from opmetrics.engine.store import Store
-    from opmetrics.measures.cpm import _by_segment
-    from opmetrics.measures.daily import assemble_rsvp, month_alerts, month_requests
+    from opmetrics.measures.daily import assemble_rsvp
     from opmetrics.measures.incremental import CUBE_TABLES, DAILY_TABLE, stored_cubes
     from opmetrics.measures.records import Scope
     from opmetrics.methodology import load
@@ -227,15 +233,7 @@ def step_assemble(work: Path, days: int = 30) -> dict:
         s = Scope(store.ibis(), m, MONTH, dt.datetime(2026, 11, 1, 12))
         cubes = stored_cubes(store)
         rsvp = assemble_rsvp(s, cubes).to_pyarrow()
-        req = month_requests(s, cubes)
-        cpm = {}
-        for c in m.cpms[:2]:
-            t = req.filter(req.mode == c.mode)
-            if c.critical is not None:
-                t = t.filter(t.critical == c.critical)
-            cpm[c.id] = _by_segment(t, t.within_trt, "all", m.segments.all, t.records)[-1]
-        al = month_alerts(s, cubes)
-        cpm["CPM3"] = _by_segment(al, al.within_trt, "all", m.segments.all, al.records)[-1]
+        cpm1_3(s, cubes)
     return {"rsvp_rows": rsvp.num_rows, "seconds_in_process": time.perf_counter() - t0}
 
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-from typing import Any
+import os
 
-import pytest
+# CLI tables are read by the tests: give Rich the same width whether or not the runner has a
+# terminal (pytest-xdist workers have none and would wrap at 80 columns). Set before the CLI's
+# console is created.
+os.environ["COLUMNS"] = "200"
 
-from opmetrics import methodology
-from opmetrics.engine.store import Store
-from opmetrics.ingest.contract import load_contract
-from opmetrics.ingest.load import load_file
+import csv  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+from opmetrics import methodology  # noqa: E402
+from opmetrics.engine.store import Store  # noqa: E402
+from opmetrics.ingest.contract import load_contract  # noqa: E402
+from opmetrics.ingest.load import load_file  # noqa: E402
 
 ORIGINATOR = "90-B3-D5-1F-30-01-00-0A"
 DEVICE = "00-DB-00-00-00-00-00-01"

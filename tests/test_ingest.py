@@ -227,3 +227,18 @@ def test_parquet_with_bytes_or_invalid_utf8_is_refused_and_the_database_stays_us
     with pytest.raises(IngestError, match="'region' holds bytes, not text"):
         load_file(store, tmp_path / "bytes.parquet", "service_requests")
     assert load_file(store, write_csv(tmp_path / "ok.csv", [good]), "service_requests").accepted == 1
+
+
+def test_infinite_timestamps_are_quarantined(store, tmp_path):
+    """DuckDB reads 'infinity' as a timestamp; no record time can be infinite (found by fuzzing)."""
+    path = write_csv(
+        tmp_path / "service_requests.csv",
+        [sr(1), sr(2, responded_at="INFINITY"), sr(3, received_at="-infinity")],
+    )
+    res = load_file(store, path)
+    assert (res.accepted, res.quarantined) == (1, 2)
+    got = store.rows("SELECT row_number, field, reason FROM quarantine ORDER BY row_number")
+    assert [(r["row_number"], r["field"], r["reason"]) for r in got] == [
+        (2, "responded_at", "not an ISO 8601 timestamp"),
+        (3, "received_at", "not an ISO 8601 timestamp"),
+    ]

@@ -61,8 +61,10 @@ def typed_expr(f: Field, native: bool = False) -> str:
         return f"CASE WHEN regexp_full_match({raw}, '[+-]?[0-9]{{1,18}}') THEN CAST({raw} AS BIGINT) END"
     if f.type == "boolean":
         return f"CASE WHEN lower({raw}) IN {_TRUE} THEN true WHEN lower({raw}) IN {_FALSE} THEN false END"
-    # timestamp: offsets honoured (TIMESTAMPTZ, session zone UTC), stored as naive UTC, ms precision
-    return f"CAST(date_trunc('millisecond', TRY_CAST({raw} AS TIMESTAMPTZ)) AS TIMESTAMP)"
+    # timestamp: offsets honoured (TIMESTAMPTZ, session zone UTC), stored as naive UTC, ms precision;
+    # DuckDB reads 'infinity' as a timestamp, which no record time can be
+    ts = f"TRY_CAST({raw} AS TIMESTAMPTZ)"
+    return f"CASE WHEN isfinite({ts}) THEN CAST(date_trunc('millisecond', {ts}) AS TIMESTAMP) END"
 
 
 def _err(field: str, value_sql: str, reason: str) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import ibis
 
 from opmetrics.measures.attribution import process_requests
-from opmetrics.measures.records import Scope, classified_alerts, classified_requests
+from opmetrics.measures.records import Scope, classified_alerts, classified_requests, in_scope
 
 # What one day's request cube is keyed by: enough for RSVP's region / SMETS2 / All levels and
 # CPM1-2's mode and criticality filters.
@@ -192,25 +192,20 @@ def _assemble_rate(s: Scope, req: ibis.Table, rtt: ibis.Table, rate: str) -> ibi
     )
 
 
-def _in_scope(s: Scope, t: ibis.Table, day: str = "report_date") -> ibis.Table:
-    t = t.filter(t[day].between(s.first, s.last))
-    return t if s.days is None else t.filter(t[day].isin(list(s.days)))
-
-
 def daily_rsvp(s: Scope, cubes: DayCubes) -> ibis.Table:
     """The daily RSVP rows of the scope's days: computed once per day when it is reduced."""
-    return _assemble_rate(s, _in_scope(s, cubes.requests), _in_scope(s, cubes.rtt), "day")
+    return _assemble_rate(s, in_scope(s, cubes.requests), in_scope(s, cubes.rtt), "day")
 
 
 def assemble_rsvp(s: Scope, cubes: DayCubes) -> ibis.Table:
     """The RSVP table for the scope's period from the day cubes: the monthly rows assembled
     now, the daily rows from `cubes.daily` (stored when each day was reduced) or assembled now."""
-    req, rtt = _in_scope(s, cubes.requests), _in_scope(s, cubes.rtt)
+    req, rtt = in_scope(s, cubes.requests), in_scope(s, cubes.rtt)
     month = _assemble_rate(s, req, rtt, "month")
     if cubes.daily is None:
         days = _assemble_rate(s, req, rtt, "day")
     else:
-        days = _in_scope(s, cubes.daily, "day").select(*month.columns).cast(month.schema())
+        days = in_scope(s, cubes.daily, "day").select(*month.columns).cast(month.schema())
     return ibis.union(month, days).order_by(GROUP)
 
 
@@ -221,9 +216,9 @@ def _pct(num: ibis.Value, den: ibis.Value) -> ibis.Value:
 
 def month_requests(s: Scope, cubes: DayCubes) -> ibis.Table:
     """The srv-scope request cube rows of the period (CPM1-2 sum these)."""
-    c = _in_scope(s, cubes.requests)
+    c = in_scope(s, cubes.requests)
     return c.filter(c.scope == "srv")
 
 
 def month_alerts(s: Scope, cubes: DayCubes) -> ibis.Table:
-    return _in_scope(s, cubes.alerts)
+    return in_scope(s, cubes.alerts)

@@ -135,12 +135,13 @@ def _pmel_rule(t: ibis.Table, exceptions: list[PmelException], time_col: str) ->
 
 def requests_in_period(s: Scope) -> ibis.Table:
     sr = s.con.table("service_requests")
-    return _in_days(s, sr)
+    return in_scope(s, sr)
 
 
-def _in_days(s: Scope, t: ibis.Table) -> ibis.Table:
-    t = t.filter(t.report_date.between(s.first, s.last))
-    return t if s.days is None else t.filter(t.report_date.isin(list(s.days)))
+def in_scope(s: Scope, t: ibis.Table, day: str = "report_date") -> ibis.Table:
+    """Rows whose `day` falls in the period (and in `s.days`, when a reduction names days)."""
+    t = t.filter(t[day].between(s.first, s.last))
+    return t if s.days is None else t.filter(t[day].isin(list(s.days)))
 
 
 def classified_requests(s: Scope, table: ibis.Table | None = None) -> ibis.Table:
@@ -290,7 +291,7 @@ def classified_alerts(s: Scope, table: ibis.Table | None = None) -> ibis.Table:
     """alerts with CPM3 inclusion rule and delivery time per record."""
     if table is None:
         a = s.con.table("alerts")
-        return s.cached("classified_alerts", lambda: _classify_alerts(s, _in_days(s, a)))
+        return s.cached("classified_alerts", lambda: _classify_alerts(s, in_scope(s, a)))
     return _classify_alerts(s, table)
 
 
