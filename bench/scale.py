@@ -62,13 +62,13 @@ def step_ingest(work: Path) -> dict:
 
 def step_compute(work: Path) -> dict:
     from opmetrics.engine.store import Store
+    from opmetrics.measures.incremental import clear
     from opmetrics.measures.run import compute
     from opmetrics.methodology import load
 
     with Store(work / "om.duckdb") as store:
         # From the ingested inputs alone: no day cubes or results from an earlier attempt.
-        for t in ("day_state", "day_requests", "day_rtt", "day_alerts", "day_rsvp"):
-            store.con.execute(f"DROP TABLE IF EXISTS {t}")
+        clear(store)
         store.con.execute("CHECKPOINT")
         info = compute(store, load(None), MONTH, as_of=dt.datetime(2026, 11, 1, 12))
     return {"requests": info.requests_in_period, "alerts": info.alerts_in_period, "days": info.days_reduced}
@@ -94,7 +94,7 @@ def step_rsvp_cpm(work: Path) -> dict:
     """Like for like with the pandas peer: reduce the day and assemble RSVP and CPM1-3 only
     (on a copy of the ingested store, so the cubes are built from scratch)."""
     from opmetrics.engine.store import Store
-    from opmetrics.measures.incremental import refresh, stored_cubes
+    from opmetrics.measures.incremental import clear, refresh, stored_cubes
     from opmetrics.measures.records import Scope
     from opmetrics.measures.rsvp import compute_rsvp
     from opmetrics.methodology import load
@@ -103,8 +103,7 @@ def step_rsvp_cpm(work: Path) -> dict:
     shutil.copy(work / "om.duckdb", copy)
     m = load(None)
     with Store(copy) as store:
-        for t in ("day_state", "day_requests", "day_rtt", "day_alerts", "day_rsvp"):
-            store.con.execute(f"DROP TABLE IF EXISTS {t}")
+        clear(store)
         store.con.execute("CHECKPOINT")
         t0 = time.perf_counter()
         s = Scope(store.ibis(), m, MONTH, dt.datetime(2026, 11, 1, 12), materialise=True)

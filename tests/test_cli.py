@@ -162,3 +162,15 @@ def test_materialised_intermediates_give_the_same_figures(demo, tmp_path):
     assert all(len(fast[t]) > 10 for t in tables)
     assert fast == slow
     assert leftover == 0
+
+
+def test_spark_compute_names_a_bad_layout_and_a_bad_report_time(tmp_path):
+    # Both are checked before any Spark session starts (no Java needed).
+    res = runner.invoke(app, ["spark-compute", str(tmp_path), "--period", "2026-10"])
+    assert res.exit_code == 1 and "not a Parquet layout" in " ".join(res.output.split())
+    (tmp_path / "_inputs.json").write_text("{}")
+    res = runner.invoke(app, ["spark-compute", str(tmp_path), "--period", "2026-10", "--as-of", "soon"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "--as-of must be an ISO 8601 time" in text and "'soon'" in text
+    res = runner.invoke(app, ["watch", "--db", str(tmp_path / "w.duckdb"), "--replay-from", "yesterday"])
+    assert res.exit_code == 1 and "--replay-from must be an ISO 8601 time" in " ".join(res.output.split())

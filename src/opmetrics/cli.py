@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -98,6 +99,14 @@ def _log_files(paths: list[Path], suffixes: tuple[str, ...]) -> list[Path]:
 def _fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=1)
+
+
+def _utc_time(text: str, option: str) -> dt.datetime:
+    """An ISO 8601 time given on the command line (UTC; a trailing Z allowed), or a clear error."""
+    try:
+        return dt.datetime.fromisoformat(text.rstrip("Z"))
+    except ValueError:
+        raise _fail(f"{option} must be an ISO 8601 time such as 2026-11-01T00:00, got {text!r}") from None
 
 
 def _methodology(path: Path | None) -> methodology_mod.Methodology:
@@ -302,8 +311,6 @@ def watch(
 ) -> None:
     """Near-real-time monitoring: load micro-batches as they arrive, evaluate the rules every
     minute, and send alerts (open, update, recovery) to the log, a webhook and email."""
-    import datetime as dt_
-
     from opmetrics.monitor.engine import Monitor, load_rules, replay
     from opmetrics.monitor.sinks import LogSink, SmtpSink, WebhookSink
     from opmetrics.monitor.watch import watch as watch_loop
@@ -322,8 +329,8 @@ def watch(
     with _store(db) as store:
         mon = Monitor(store, m, rule_set, sinks)
         if replay_from:
-            start = dt_.datetime.fromisoformat(replay_from.rstrip("Z"))
-            end = dt_.datetime.fromisoformat((replay_to or replay_from).rstrip("Z"))
+            start = _utc_time(replay_from, "--replay-from")
+            end = _utc_time(replay_to or replay_from, "--replay-to")
             events = replay(mon, start, end, step)
             opened = sum(1 for e, _ in events if e == "open")
             console.print(f"Replayed {start} to {end} every {step} min: {opened} alert(s) opened.")
@@ -520,8 +527,6 @@ def spark_compute(
     methodology: MethOpt = None,
 ) -> None:
     """Compute every measure for a month on Apache Spark, from the same definitions as `compute`."""
-    import datetime as dt
-
     import pyarrow.parquet as pq
 
     from opmetrics.engine.spark import session
@@ -535,15 +540,14 @@ def spark_compute(
         raise _fail(str(e)) from None
     if not (layout / "_inputs.json").exists():
         raise _fail(f"{layout}: not a Parquet layout; write one with `opmetrics export-parquet`")
-    when = (
-        dt.datetime.fromisoformat(as_of)
-        if as_of
-        else uk_midnight_utc(last + dt.timedelta(days=1), m.report_timezone)
-    )
+    month_end = uk_midnight_utc(last + dt.timedelta(days=1), m.report_timezone)
+    when = _utc_time(as_of, "--as-of") if as_of else month_end
     spark = session(master)
     try:
         with console.status(f"Computing {period} on Spark ({master})"):
             tables = compute_spark(layout, m, period, when, spark)
+    except FileNotFoundError as e:  # a table's folder missing from the layout
+        raise _fail(str(e)) from None
     finally:
         spark.stop()
     out.mkdir(parents=True, exist_ok=True)

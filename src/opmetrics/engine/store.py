@@ -97,6 +97,13 @@ class Store:
             self._ibis = ibis.duckdb.from_connection(self.con)
         return self._ibis
 
+    def has_table(self, name: str) -> bool:
+        return bool(
+            self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+            ).fetchall()[0][0]
+        )
+
     def count(self, table: str) -> int:
         return int(self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0])
 

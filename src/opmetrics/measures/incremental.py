@@ -97,13 +97,12 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> list[dt.date]:
     )
     stale = sorted(d for d, fp in want.items() if have.get(d) != fp)
     gone = sorted(d for d in have if d not in want)
-    if not stale and not gone and _tables_exist(store):
+    complete = all(store.has_table(n) for n in [*CUBE_TABLES, DAILY_TABLE])
+    if complete and not stale and not gone:
         return []
-    if not _tables_exist(store):
+    if not complete:
         # A store from an older opmetrics (or a half-set): start the cubes afresh for every period.
-        for name in [*CUBE_TABLES, DAILY_TABLE]:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
-        con.execute("DELETE FROM day_state")
+        clear(store)
         stale, gone = sorted(want), []
     sub = dataclasses.replace(s, days=tuple(stale), _cache={}, _temp_names=[])
     # The cubes need a few of the classified columns (not the rule texts): keep only those, so
@@ -119,13 +118,13 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> list[dt.date]:
     try:
         for name, build in CUBE_TABLES.items():
             expr = build(sub)
-            if not _exists(store, name):
+            if not store.has_table(name):
                 con.execute(f"CREATE TABLE {name} AS {backend.compile(expr.limit(0))}")
             con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [stale + gone])
             if stale:
                 con.execute(f"INSERT INTO {name} BY NAME {backend.compile(expr)}")
         daily = daily_rsvp(sub, stored_cubes(store))
-        if not _exists(store, DAILY_TABLE):
+        if not store.has_table(DAILY_TABLE):
             con.execute(f"CREATE TABLE {DAILY_TABLE} AS {backend.compile(daily.limit(0))}")
         con.execute(f"DELETE FROM {DAILY_TABLE} WHERE day IN (SELECT unnest(?))", [stale + gone])
         if stale:
@@ -141,20 +140,16 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> list[dt.date]:
     return stale
 
 
-def _exists(store: Store, name: str) -> bool:
-    return bool(
-        store.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-        ).fetchall()[0][0]
-    )
-
-
-def _tables_exist(store: Store) -> bool:
-    return all(_exists(store, n) for n in [*CUBE_TABLES, DAILY_TABLE])
+def clear(store: Store) -> None:
+    """Forget every stored cube: the next compute reduces every day again."""
+    for name in [*CUBE_TABLES, DAILY_TABLE]:
+        store.con.execute(f"DROP TABLE IF EXISTS {name}")
+    store.con.execute(_STATE)
+    store.con.execute("DELETE FROM day_state")
 
 
 def stored_cubes(store: Store) -> DayCubes:
     """The stored cubes as Ibis tables (call `refresh` first)."""
     b = store.ibis()
-    daily = b.table(DAILY_TABLE) if _exists(store, DAILY_TABLE) else None
+    daily = b.table(DAILY_TABLE) if store.has_table(DAILY_TABLE) else None
     return DayCubes(b.table("day_requests"), b.table("day_rtt"), b.table("day_alerts"), daily)

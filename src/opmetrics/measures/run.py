@@ -62,10 +62,7 @@ def _store_period(store: Store, name: str, period: str, rows: pa.Table) -> None:
     con = store.con
     con.register("_rows", rows)
     try:
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-        ).fetchall()[0][0]
-        if exists:
+        if store.has_table(name):
             have = {r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()}
             # A column added by a newer opmetrics (e.g. runs.days_reduced) joins the old table.
             for col, sql_type, *_ in con.execute("DESCRIBE SELECT * FROM _rows").fetchall():
