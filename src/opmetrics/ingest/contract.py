@@ -76,6 +76,9 @@ class Table(BaseModel):
         for col in [*self.key, self.time_field, *(c.field for c in self.checks)]:
             if col not in names:
                 raise ValueError(f"table {self.name!r}: {col!r} is not one of its fields")
+        for f in self.fields:
+            if f.name in self.key and not f.required:  # duplicate checks match keys by equality
+                raise ValueError(f"table {self.name!r}: key field {f.name!r} must be required")
         return self
 
     @property

@@ -17,11 +17,13 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -187,12 +189,12 @@ def _supersede(store: Store, table: Table, file_id: int, key_eq: str, key_cols: 
         SELECT {lit(table.name)}, {key_text}, x._file_id, x._row,
                to_json(struct_pack({record})),
                {file_id}, ok._row
-        FROM {q(table.name)} x JOIN (SELECT {key_cols}, _row FROM _judged WHERE len(_err) = 0) ok
+        FROM {q(table.name)} x JOIN (SELECT {key_cols}, _row FROM _stage WHERE len(_err) = 0) ok
           ON {key_eq}
     """)
     con.execute(
         f"DELETE FROM {q(table.name)} x WHERE EXISTS "
-        f"(SELECT 1 FROM _judged ok WHERE len(ok._err) = 0 AND {key_eq})"
+        f"(SELECT 1 FROM _stage ok WHERE len(ok._err) = 0 AND {key_eq})"
     )
 
 
@@ -263,6 +265,49 @@ def _parquet_rows(path: Path, pf: pq.ParquetFile, table: Table, native: frozense
         raise IngestError(f"{path}: Parquet data cannot be read ({e})") from None
 
 
+def _stage_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    batches: Iterator[pa.Table],
+    native: frozenset[str],
+    on_rows: Callable[[int], None] | None,
+) -> int:
+    """Validate every batch into `_stage` in one streamed INSERT; returns the rows read.
+
+    One stream, not a view per batch: inside the file's transaction DuckDB keeps every dropped
+    view (and the Arrow batch it holds) alive until commit, so memory grew with the file.
+    """
+    first = next(batches, None)
+    if first is None:
+        return 0
+    first = normalise(first, native)
+    read = 0
+    failure: list[BaseException] = []
+
+    def stream() -> Iterator[pa.RecordBatch]:
+        nonlocal read
+        try:
+            for t in itertools.chain([first], (normalise(b, native) for b in batches)):
+                read += t.num_rows
+                if on_rows:
+                    on_rows(t.num_rows)
+                yield from t.to_batches()
+        except BaseException as e:  # DuckDB would only see the message; keep the error itself
+            failure.append(e)
+            raise
+
+    reader = pa.RecordBatchReader.from_batches(first.schema, stream())
+    con.register("_batches", reader)
+    try:
+        con.execute(f"INSERT INTO _stage BY NAME {validation_sql(table, '_batches', native)}")
+    except duckdb.Error:  # the file's rollback drops the view too
+        if failure:
+            raise failure[0] from None
+        raise
+    con.unregister("_batches")
+    return read
+
+
 def load_file(
     store: Store,
     path: Path,
@@ -320,56 +365,55 @@ def _load_in_transaction(
     else:
         batches = _csv_batches(path, table, bad_csv)
     cols = ", ".join(q(f.name) for f in table.fields)
+    # A table in the database, not a TEMP one: its row groups go to disk as they fill, so
+    # staging a 50M-row file needs no more memory than a small one (it is dropped before commit).
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _stage AS SELECT {cols}, "
+        f"CREATE OR REPLACE TABLE _stage AS SELECT {cols}, "
         "CAST(NULL AS BIGINT) AS _row, CAST(NULL AS VARCHAR) AS _raw, "
         "CAST([] AS STRUCT(field VARCHAR, value VARCHAR, reason VARCHAR)[]) AS _err "
         f"FROM {q(table.name)} LIMIT 0"
     )
-    rows_read = 0
-    for batch in batches:
-        con.register("_batch", normalise(batch, native))
-        con.execute(f"INSERT INTO _stage BY NAME {validation_sql(table, '_batch', native)}")
-        con.unregister("_batch")
-        rows_read += batch.num_rows
-        if on_rows:
-            on_rows(batch.num_rows)
-    rows_read += len(bad_csv)
+    rows_read = _stage_rows(con, table, batches, native, on_rows) + len(bad_csv)
 
     # Duplicate keys: a second row in this file, or a row already in the table.
     key_eq = " AND ".join(f"ok.{q(k)} = x.{q(k)}" for k in table.key)
     key_cols = ", ".join(q(k) for k in table.key)
     key_desc = ", ".join(table.key)
     k0 = table.key[0]
-    dup = f"{{'field': {lit(k0)}, 'value': CAST(ok.{q(k0)} AS VARCHAR), 'reason': 'duplicate {key_desc}: "
+    dup = f"{{'field': {lit(k0)}, 'value': CAST(k.{q(k0)} AS VARCHAR), 'reason': 'duplicate {key_desc}: "
     nothing = (
-        f"{{'field': {lit(k0)}, 'value': CAST(ok.{q(k0)} AS VARCHAR), "
+        f"{{'field': {lit(k0)}, 'value': CAST(k.{q(k0)} AS VARCHAR), "
         f"'reason': 'correction for a record never loaded (no {key_desc} to replace); load it as new data'}}"
     )
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _judged AS
-        WITH ok AS (
-            SELECT s.*, row_number() OVER (PARTITION BY {key_cols} ORDER BY _row) AS _nth,
-                   min(_row) OVER (PARTITION BY {key_cols}) AS _first
-            FROM _stage s WHERE len(_err) = 0
+    # Only the key columns take part, and only duplicated keys are kept, so the check stays
+    # small and spillable on a 50M-row file (a window over whole rows was not).
+    key_on = " AND ".join(f"k.{q(k)} = t.{q(k)}" for k in table.key)
+    keyed = f"SELECT {key_cols}, _row FROM _stage WHERE len(_err) = 0"
+    verdicts = [
+        f"""SELECT k._row, [{dup}same as row ' || t._first || ' of this file'}}] AS _err
+        FROM ({keyed}) k JOIN (
+            SELECT {key_cols}, min(_row) AS _first FROM ({keyed}) GROUP BY ALL HAVING count(*) > 1
+        ) t ON {key_on} AND k._row > t._first"""
+    ]
+    if corrections:
+        verdicts.append(
+            f"SELECT k._row, [{nothing}] AS _err FROM ({keyed}) k ANTI JOIN {q(table.name)} t ON {key_on}"
         )
-        SELECT ok.* EXCLUDE (_err, _nth, _first),
-            CASE
-              WHEN _nth > 1 THEN [{dup}same as row ' || _first || ' of this file'}}]
-              WHEN x._file_id IS NOT NULL AND NOT {corrections}
-                THEN [{dup}already loaded from ' || lf.path || ' row ' || x._row || '; '
-                      'to change it, load a corrections file'}}]
-              WHEN x._file_id IS NULL AND {corrections}
-                THEN [{nothing}]
-              ELSE []
-            END AS _err
-        FROM ok
-        LEFT JOIN (SELECT {key_cols}, _file_id, _row FROM {q(table.name)}) x
-            ON {key_eq}
-        LEFT JOIN loaded_files lf ON lf.file_id = x._file_id
-        UNION ALL
-        SELECT s.* FROM _stage s WHERE len(_err) > 0
+    else:
+        verdicts.append(
+            f"""SELECT k._row, [{dup}already loaded from ' || lf.path || ' row ' || t._row || '; '
+                      'to change it, load a corrections file'}}] AS _err
+            FROM ({keyed}) k JOIN {q(table.name)} t ON {key_on}
+            JOIN loaded_files lf ON lf.file_id = t._file_id"""
+        )
+    # A repeat within the file is reported as such even when its key is also already loaded.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _verdict AS
+        SELECT _row, first(_err ORDER BY _why) AS _err FROM (
+            {" UNION ALL ".join(f"SELECT *, {i} AS _why FROM ({v})" for i, v in enumerate(verdicts))}
+        ) GROUP BY _row
     """)
+    con.execute("UPDATE _stage SET _err = v._err FROM _verdict v WHERE _stage._row = v._row")
     if corrections:
         _supersede(store, table, file_id, key_eq, key_cols)
     tz = lit(store.contract.report_timezone)
@@ -377,12 +421,12 @@ def _load_in_transaction(
     con.execute(
         f"INSERT INTO {q(table.name)} SELECT {cols}, "
         f"CAST(timezone({tz}, CAST({time_col} AS TIMESTAMPTZ)) AS DATE), {file_id}, _row "
-        "FROM _judged WHERE len(_err) = 0"
+        "FROM _stage WHERE len(_err) = 0"
     )
     con.execute(
         "INSERT INTO quarantine SELECT ?, ?, ?, _row, _err[1].field, _err[1].value, _err[1].reason, "
         "array_to_string(list_transform(_err, lambda e: e.field || ': ' || e.reason), '; '), _raw "
-        "FROM _judged WHERE len(_err) > 0",
+        "FROM _stage WHERE len(_err) > 0",
         [file_id, table.name, str(path)],
     )
     if bad_csv:
@@ -390,7 +434,7 @@ def _load_in_transaction(
             "INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
             [[file_id, table.name, str(path), b.row, b.reason, b.reason, b.text] for b in bad_csv],
         )
-    accepted = int(con.execute("SELECT count(*) FROM _judged WHERE len(_err) = 0").fetchall()[0][0])
+    accepted = int(con.execute("SELECT count(*) FROM _stage WHERE len(_err) = 0").fetchall()[0][0])
     quarantined = rows_read - accepted
     reasons = Counter(
         dict(
@@ -417,5 +461,5 @@ def _load_in_transaction(
             dt.datetime.now(dt.UTC).replace(tzinfo=None),
         ],
     )
-    con.execute("DROP TABLE _stage; DROP TABLE _judged")
+    con.execute("DROP TABLE _stage; DROP TABLE _verdict")
     return LoadResult(path, table.name, "loaded", rows_read, accepted, quarantined, file_id, reasons)
