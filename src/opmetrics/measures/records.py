@@ -6,9 +6,10 @@ be traced back to the records and the methodology rules that produced it (`opmet
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -72,6 +73,20 @@ class Scope:
                 self._cache[key] = self.con.create_table(name, build(), temp=True)
                 self._temp_names.append(name)
         return self._cache[key]
+
+    @contextlib.contextmanager
+    def unordered(self) -> Iterator[None]:
+        """For queries whose row order means nothing (a GROUP BY read into Python, or one with
+        its own ORDER BY): DuckDB then need not keep insertion order through its joins, which
+        lets them spill to disk."""
+        duckdb = getattr(self.con, "name", "") == "duckdb"
+        if duckdb:
+            self.con.raw_sql("SET preserve_insertion_order = false")
+        try:
+            yield
+        finally:
+            if duckdb:
+                self.con.raw_sql("RESET preserve_insertion_order")
 
     def release(self) -> None:
         """Drop the temporary tables (or uncache the Spark DataFrames) made by `cached`."""

@@ -127,13 +127,19 @@ def measure_suite(
     step = on_step or (lambda _i: None)
     step(1)
     rsvp = compute_rsvp(scope, cubes)
+    # The per-party diagnostics and legs join requests to the device extract. They run before
+    # the outcome families fill DuckDB's memory with their intermediates, and they read only
+    # grouped or explicitly sorted results: at a third of a national day they ran out of memory
+    # otherwise.
+    with scope.unordered():
+        by_party = diagnostic_counts(scope)
+        legs = compute_legs(scope)
     step(2)
     outcomes = compute_outcomes(scope, Context(rsvp, counts))
     step(3)
     avail = compute_availability(scope, counts, previous_availability)
     step(4)
     cpm = compute_cpm(scope, rsvp, counts, history, avail, cubes)
-    by_party = diagnostic_counts(scope)
     # rsvp, cpm, outcomes and availability carry their period already; the rest get it here.
     tables = {"rsvp": rsvp, "cpm": cpm, "outcomes": outcomes, "availability": avail}
     return tables | {
@@ -141,7 +147,7 @@ def measure_suite(
         for name, t in (
             ("diagnostics", compute_diagnostics(by_party)),
             ("benchmarks", compute_benchmarks(by_party)),
-            ("legs", compute_legs(scope)),
+            ("legs", legs),
         )
     }
 
