@@ -67,6 +67,9 @@ def compute_legs(s: Scope) -> pa.Table:
         _dsp_trt=dsp_trt,
         _dsp_in=ibis.ifelse(dsp.notnull() & dsp_trt.notnull(), (dsp <= dsp_trt).cast("int64"), ibis.null()),
     )
+    # Eight passes read these: keep the join to processes and the leg arithmetic done once.
+    legs = t.select("process_id", *BREAKDOWNS[1:], "_legs", "_dsp_in", *MEDIAN_OF.values())
+    t = s.cached("legs_records", lambda: legs)
     keys = ["process_id", "breakdown", "key"]
     base = ibis.union(
         *[
