@@ -90,3 +90,53 @@ def test_benchmarks_industry_best_and_position_by_hand():
     assert got["P"]["best_rtt_mean_s"] == pytest.approx(2.0)  # Q; R is not ranked
     both = [r for r in benchmark(data) if r["process_id"] == "all" and r["dimension"] == "srv"]
     assert {r["value"] for r in both} == {"2.2"} and len(both) == 3
+
+
+def test_counts_per_device_set_equal_a_join_of_every_request(tmp_path, meth):
+    """`counts` sums per device before looking devices up (so a national day fits in memory);
+    an independent row-by-row join of each request to its device must give the same table."""
+    import datetime as dt
+
+    from opmetrics.engine.store import Store
+    from opmetrics.ingest.load import find_files, load_file
+    from opmetrics.measures.attribution import process_requests
+    from opmetrics.measures.diagnostics import counts
+    from opmetrics.measures.records import Scope, latest_devices
+    from opmetrics.simulate.generator import Faults, simulate_month
+
+    simulate_month("2026-10", tmp_path / "data", "tiny", seed=3, faults=Faults(enabled=False), days=2)
+    with Store(tmp_path / "om.duckdb") as store:
+        for f in find_files([tmp_path / "data"]):
+            load_file(store, f)
+        s = Scope(store.ibis(), meth, "2026-10", dt.datetime(2026, 11, 1), materialise=True)
+        got = counts(s)
+        req = process_requests(s).to_pyarrow().to_pylist()
+        dev = {d["device_id"]: d for d in latest_devices(s).to_pyarrow().to_pylist()}
+        s.release()
+    want: dict[tuple, list[int]] = {}
+    for r in req:
+        if r["mode"] != "on-demand":
+            continue
+        d = dev.get(r["device_id"], {})
+        key = (r["process_id"], r["party_id"], r["srv"], r["region"]) + tuple(
+            d.get(c) or "unknown" for c in ("ch_variant", "manufacturer", "model", "firmware_version")
+        )
+        acc = want.setdefault(key, [0, 0, 0, 0])
+        timed = bool(r["speed_counted"])
+        acc[0] += 1
+        acc[1] += r["response_category"] == "response: success code"
+        acc[2] += r["rtt_ms"] if timed else 0
+        acc[3] += timed
+    cols = (
+        "process_id",
+        "party_id",
+        "srv",
+        "region",
+        "ch_variant",
+        "manufacturer",
+        "model",
+        "firmware_version",
+    )
+    have = {tuple(g[c] for c in cols): [g["n"], g["ok"], g["rtt_ms_sum"], g["rtt_n"]] for g in got}
+    assert len(got) == len(have) > 10  # one row per group, and enough groups to mean something
+    assert have == want
