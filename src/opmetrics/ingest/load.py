@@ -265,6 +265,11 @@ def _parquet_rows(path: Path, pf: pq.ParquetFile, table: Table, native: frozense
         raise IngestError(f"{path}: Parquet data cannot be read ({e})") from None
 
 
+def _keys_match(table: Table, a: str, b: str) -> str:
+    """SQL: rows `a` and `b` have the same key."""
+    return " AND ".join(f"{a}.{q(k)} = {b}.{q(k)}" for k in table.key)
+
+
 def _stage_rows(
     con: duckdb.DuckDBPyConnection,
     table: Table,
@@ -376,7 +381,7 @@ def _load_in_transaction(
     rows_read = _stage_rows(con, table, batches, native, on_rows) + len(bad_csv)
 
     # Duplicate keys: a second row in this file, or a row already in the table.
-    key_eq = " AND ".join(f"ok.{q(k)} = x.{q(k)}" for k in table.key)
+    key_eq = _keys_match(table, "ok", "x")
     key_cols = ", ".join(q(k) for k in table.key)
     key_desc = ", ".join(table.key)
     k0 = table.key[0]
@@ -387,7 +392,7 @@ def _load_in_transaction(
     )
     # Only the key columns take part, and only duplicated keys are kept, so the check stays
     # small and spillable on a 50M-row file (a window over whole rows was not).
-    key_on = " AND ".join(f"k.{q(k)} = t.{q(k)}" for k in table.key)
+    key_on = _keys_match(table, "k", "t")
     keyed = f"SELECT {key_cols}, _row FROM _stage WHERE len(_err) = 0"
     verdicts = [
         f"""SELECT k._row, [{dup}same as row ' || t._first || ' of this file'}}] AS _err
