@@ -127,10 +127,11 @@ def measure_suite(
     step = on_step or (lambda _i: None)
     step(1)
     rsvp = compute_rsvp(scope, cubes)
-    # The per-party diagnostics and legs join requests to the device extract. They run before
-    # the outcome families fill DuckDB's memory with their intermediates, and they read only
-    # grouped or explicitly sorted results: at a third of a national day they ran out of memory
-    # otherwise.
+    # Diagnostics and legs run before the outcome families fill DuckDB's memory with their
+    # intermediates. Their results are grouped or explicitly sorted, so DuckDB need not keep
+    # insertion order, which lets its joins spill. (The out-of-memory failure at a third of a
+    # national day was fixed by summing diagnostics per device; whether this setting is still
+    # needed without it was not measured.)
     with scope.unordered():
         by_party = diagnostic_counts(scope)
         legs = compute_legs(scope)
