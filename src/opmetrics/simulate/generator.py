@@ -126,7 +126,13 @@ def eui64(values: np.ndarray) -> pa.StringArray:
 
 
 class Estate:
-    """The device population: type, SMETS generation, region and owning supplier per device."""
+    """The device population: type, SMETS generation, region and owning supplier per device.
+
+    Devices 0..n-1 existed before the month; the month's installs are appended after them and
+    are the only devices with install details (`install_day`, `installed_ms`, `commissioned_ms`,
+    `install_leave`, indexed by device number minus n). A national estate is 50 M devices, so
+    each one costs three bytes here, plus four for its place in a traffic pool.
+    """
 
     DEVICE_BASE = 0x00DB_0000_0000_0000
 
@@ -137,8 +143,8 @@ class Estate:
         self.region = np.where(smets1, 3, rng.choice(3, size=n, p=P.SMETS2_REGION_MIX)).astype(np.int8)
         shares = np.array([p.share for p in P.SUPPLIERS])
         self.party = rng.choice(len(P.SUPPLIERS), size=n, p=shares / shares.sum()).astype(np.int8)
-        order = np.lexsort((self.region == 3, self.type))
-        key = self.type[order].astype(np.int32) * 2 + (self.region[order] == 3)
+        order = np.lexsort((self.region == 3, self.type)).astype(np.int32)
+        key = self.type[order].astype(np.int8) * 2 + (self.region[order] == 3)
         bounds = np.searchsorted(key, np.arange(len(P.DEVICE_TYPES) * 2 + 1))
         self.pool = {
             (t, s1): order[bounds[t * 2 + s1] : bounds[t * 2 + s1 + 1]]
@@ -146,10 +152,15 @@ class Estate:
             for s1 in (0, 1)
         }
 
-        self.install_day = np.zeros(n, np.int32)  # day of month installed; 0 = before the month
-        self.installed_ms = np.full(n, -1, np.int64)
-        self.commissioned_ms = np.full(n, -1, np.int64)
-        self.install_leave = np.zeros(n, bool)
+        self.install_day = np.zeros(0, np.int32)  # day of the month each new device was installed
+        self.installed_ms = np.zeros(0, np.int64)
+        self.commissioned_ms = np.zeros(0, np.int64)  # -1 = not commissioned
+        self.install_leave = np.zeros(0, bool)
+
+    @property
+    def new(self) -> np.ndarray:
+        """Device numbers of the month's installs."""
+        return np.arange(self.n, len(self.type))
 
     def add_installs(self, types, regions, parties, days, at, comm, il) -> None:  # noqa: ANN001
         """Append the month's new devices (outside the random-traffic pools)."""
@@ -851,8 +862,9 @@ def simulate_month(
                 aw.write_table(al)
                 n_req += sr.num_rows
                 n_al += al.num_rows
-                if first_day is None:
+                if first_day is None and bad_rows:  # the corrections file copies rows of it
                     first_day = sr
+                del sr, fail_alerts, al  # one chunk in memory at a time, not two
         totals["service_requests"] += n_req
         totals["alerts"] += n_al
         if on_day:

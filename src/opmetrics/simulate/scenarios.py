@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from opmetrics.simulate import profiles as P
 
@@ -136,21 +137,21 @@ IC_SRVS = {
 def install_requests(gen: _DayGen, rng: np.random.Generator, day_no: int, start: dt.datetime) -> list[dict]:
     """The I&C SRVs (and the CH's 8.14.1 / 8.14.2) sent to the day's new devices."""
     e = gen.estate
-    new = np.flatnonzero(e.install_day == day_no)
+    new = e.n + np.flatnonzero(e.install_day == day_no)
     parts = []
     for t, srvs in IC_SRVS.items():
         devs = new[e.type[new] == t]
         for j, srv in enumerate(srvs):
             if len(devs):
-                at = e.installed_ms[devs] + (10 + 3 * j) * MS_MIN
+                at = e.installed_ms[devs - e.n] + (10 + 3 * j) * MS_MIN
                 parts.append(gen._srv_rows(rng, SPEC[srv], len(devs), start, dev=devs, at=at))
     hubs = new[e.type[new] == CHF]
-    for srv, sel in (("8.14.1", e.commissioned_ms[hubs] >= 0), ("8.14.2", e.install_leave[hubs])):
+    for srv, sel in (("8.14.1", e.commissioned_ms[hubs - e.n] >= 0), ("8.14.2", e.install_leave[hubs - e.n])):
         devs = hubs[sel]
         if len(devs):
             parts.append(
                 gen._srv_rows(
-                    rng, SPEC[srv], len(devs), start, dev=devs, at=e.installed_ms[devs] + 25 * MS_MIN
+                    rng, SPEC[srv], len(devs), start, dev=devs, at=e.installed_ms[devs - e.n] + 25 * MS_MIN
                 )
             )
     return parts
@@ -222,33 +223,42 @@ def devices_batches(
     n = len(e.type)
     ext = int(extracted.timestamp() * 1000)
     m0 = int(month_start.timestamp() * 1000)
-    old = e.install_day == 0
-    installed = np.where(old, m0 - rng.integers(30, 2_000, n) * MS_DAY, e.installed_ms)
-    commissioned = np.where(old, installed + 3_600_000, e.commissioned_ms)
-    silent = old & (rng.random(n) < P.P_SILENT_60D)
-    last = np.where(silent, ext - rng.integers(61, 400, n) * MS_DAY, ext - rng.integers(0, 2 * MS_DAY, n))
-    last = np.where(commissioned < 0, -1, last)
-    status_code = np.where(commissioned >= 0, 0, np.where(e.install_leave, 1, 2)).astype(np.int8)
     statuses = pa.array(["commissioned", "install_and_leave", "installed_not_commissioned"])
     parties = pa.array([p.party_id for p in P.SUPPLIERS])
+    seed = int(rng.integers(2**62))
     for a in range(0, n, batch):
         b = min(n, a + batch)
         k = b - a
-        sets = device_sets(np.arange(a, b), e.party[a:b].astype(np.int64), e.type[a:b].astype(np.int64))
+        # Each batch draws from its own stream, so memory depends on the batch, not the estate.
+        r = np.random.default_rng([seed, a])
+        dev = np.arange(a, b)
+        old = dev < e.n
+        installed = m0 - r.integers(30, 2_000, k) * MS_DAY
+        commissioned = installed + 3_600_000
+        leave = np.zeros(k, bool)
+        j = dev[~old] - e.n  # the month's installs in this batch
+        installed[~old] = e.installed_ms[j]
+        commissioned[~old] = e.commissioned_ms[j]
+        leave[~old] = e.install_leave[j]
+        silent = old & (r.random(k) < P.P_SILENT_60D)
+        last = np.where(silent, ext - r.integers(61, 400, k) * MS_DAY, ext - r.integers(0, 2 * MS_DAY, k))
+        last = np.where(commissioned < 0, -1, last)
+        status_code = np.where(commissioned >= 0, 0, np.where(leave, 1, 2)).astype(np.int8)
+        sets = device_sets(dev, e.party[a:b].astype(np.int64), e.type[a:b].astype(np.int64))
         yield pa.table(
             {
-                "device_id": eui64(Estate.DEVICE_BASE + np.arange(a, b)),
+                "device_id": eui64(Estate.DEVICE_BASE + dev),
                 "extracted_at": ts_ms(np.full(k, ext, np.int64)),
                 "device_type": pa.array(P.DEVICE_TYPES).take(pa.array(e.type[a:b])),
                 "smets": pa.array(np.where(e.region[a:b] == 3, 1, 2).astype(np.int8)),
                 "region": pa.array(P.REGIONS).take(pa.array(e.region[a:b])),
                 "party_id": parties.take(pa.array(e.party[a:b])),
                 "ch_id": pa.nulls(k, pa.string()),
-                "installed_at": ts_ms(installed[a:b]),
-                "commissioned_at": ts_ms(commissioned[a:b]),
-                "status": statuses.take(pa.array(status_code[a:b])),
+                "installed_at": ts_ms(installed),
+                "commissioned_at": ts_ms(commissioned),
+                "status": statuses.take(pa.array(status_code)),
                 "firmware_version": pa.array(sets["firmware"], pa.string()),
-                "last_communicated_at": ts_ms(last[a:b]),
+                "last_communicated_at": ts_ms(last),
                 "manufacturer": pa.array(sets["manufacturer"], pa.string()),
                 "model": pa.array(sets["model"], pa.string()),
                 "ch_variant": pa.array(sets["ch_variant"], pa.string()),
@@ -260,12 +270,13 @@ def ch_status_table(e: Estate) -> pa.Table:
     from opmetrics.simulate.generator import Estate as _E
     from opmetrics.simulate.generator import eui64
 
-    hubs = np.flatnonzero((e.install_day > 0) & (e.type == CHF))
-    ok = e.commissioned_ms[hubs] >= 0
-    il = e.install_leave[hubs]
+    new = e.new
+    hubs = new[e.type[new] == CHF]
+    ok = e.commissioned_ms[hubs - e.n] >= 0
+    il = e.install_leave[hubs - e.n]
     sel = hubs[ok | il]
-    srv = np.where(e.commissioned_ms[sel] >= 0, "8.14.1", "8.14.2")
-    at = e.installed_ms[sel] + 25 * MS_MIN
+    srv = np.where(e.commissioned_ms[sel - e.n] >= 0, "8.14.1", "8.14.2")
+    at = e.installed_ms[sel - e.n] + 25 * MS_MIN
     return pa.table(
         {
             "update_id": pa.array([f"CSU-{i}" for i in sel], pa.string()),
@@ -284,7 +295,7 @@ def ch_firmware_table(e: Estate, starts: list[dt.datetime], rng: np.random.Gener
     from opmetrics.simulate.generator import Estate as _E
     from opmetrics.simulate.generator import eui64
 
-    hubs = np.flatnonzero((e.type == CHF) & (e.region < 3) & (e.install_day == 0))
+    hubs = np.flatnonzero((e.type[: e.n] == CHF) & (e.region[: e.n] < 3))
     sel = hubs[rng.random(len(hubs)) < P.P_CH_FIRMWARE]
     k = len(sel)
     day = rng.integers(0, len(starts) - 1, k)
@@ -448,72 +459,60 @@ def capacity_table(starts: list[dt.datetime], requests_per_day: int) -> pa.Table
 def registration_changes_table(sr_dir: Path, rng: np.random.Generator) -> pa.Table:
     """Industry CoS registrations: one per device that received a 6.23 (DCC enrolled, effective
     the next day), plus CoS of supply points not enrolled with the DCC (about a third more)."""
-    import pyarrow.dataset as ds
+    import duckdb
 
-    cos = ds.dataset(sr_dir, format="parquet").to_table(
-        columns=["device_id", "device_type", "party_id", "received_at"], filter=ds.field("srv") == "6.23"
-    )
-    first: dict[str, dict] = {}
-    for r in cos.to_pylist():
-        if r["device_id"] not in first or r["received_at"] < first[r["device_id"]]["received_at"]:
-            first[r["device_id"]] = r
-    parties = [p.party_id for p in P.SUPPLIERS]
-    rows = []
-    for i, r in enumerate(sorted(first.values(), key=lambda r: r["device_id"])):
-        gas = r["device_type"] in ("GSME", "GPF")
-        rows.append(
-            {
-                "change_id": f"REG-{i:08d}",
-                "mpxn": f"{int(rng.integers(10**6, 10**10))}"
-                if gas
-                else f"{int(rng.integers(10**12, 10**13))}",
-                "fuel": "gas" if gas else "electricity",
-                "gaining_party_id": r["party_id"],
-                "losing_party_id": parties[int(rng.integers(0, len(parties)))],
-                "effective_at": r["received_at"] + dt.timedelta(days=1),
-                "dcc_enrolled": True,
-                "device_id": r["device_id"],
-            }
+    # Each device's first 6.23, found by DuckDB streaming the day files (a national month's
+    # requests never sit in memory here).
+    cos = (
+        duckdb.connect()
+        .sql(
+            "SELECT device_id, arg_min(device_type, received_at) AS device_type,"
+            " arg_min(party_id, received_at) AS party_id, min(received_at) AS received_at"
+            " FROM read_parquet(?) WHERE srv = '6.23' GROUP BY device_id ORDER BY device_id",
+            params=[str(sr_dir / "*.parquet")],
         )
-    if rows:
-        times = [r["effective_at"] for r in rows]
-        for j in range(len(rows) // 3):
-            rows.append(
-                {
-                    "change_id": f"REG-N{j:08d}",
-                    "mpxn": f"{int(rng.integers(10**12, 10**13))}",
-                    "fuel": "electricity",
-                    "gaining_party_id": parties[int(rng.integers(0, len(parties)))],
-                    "losing_party_id": parties[int(rng.integers(0, len(parties)))],
-                    "effective_at": times[int(rng.integers(0, len(times)))],
-                    "dcc_enrolled": False,
-                    "device_id": None,
-                }
-            )
-    return pa.Table.from_pylist(
-        rows,
-        schema=pa.schema(
-            [
-                ("change_id", pa.string()),
-                ("mpxn", pa.string()),
-                ("fuel", pa.string()),
-                ("gaining_party_id", pa.string()),
-                ("losing_party_id", pa.string()),
-                ("effective_at", pa.timestamp("ms", "UTC")),
-                ("dcc_enrolled", pa.bool_()),
-                ("device_id", pa.string()),
-            ]
-        ),
+        .to_arrow_table()
     )
+    k, extra = cos.num_rows, cos.num_rows // 3
+    parties = pa.array([p.party_id for p in P.SUPPLIERS])
+    gas = np.isin(cos["device_type"].to_numpy(zero_copy_only=False), ["GSME", "GPF"])
+    mpxn = np.where(gas, rng.integers(10**6, 10**10, k), rng.integers(10**12, 10**13, k))
+    effective = pc.add(cos["received_at"], pa.scalar(dt.timedelta(days=1), pa.duration("ms")))
+    effective = effective.cast(pa.timestamp("ms", "UTC"))
+    enrolled = pa.table(
+        {
+            "change_id": pa.array([f"REG-{i:08d}" for i in range(k)], pa.string()),
+            "mpxn": pa.array(mpxn.astype(str), pa.string()),
+            "fuel": pa.array(np.where(gas, "gas", "electricity"), pa.string()),
+            "gaining_party_id": cos["party_id"].cast(pa.string()),
+            "losing_party_id": parties.take(rng.integers(0, len(parties), k)),
+            "effective_at": effective,
+            "dcc_enrolled": pa.array(np.ones(k, bool)),
+            "device_id": cos["device_id"].cast(pa.string()),
+        }
+    )
+    others = pa.table(
+        {
+            "change_id": pa.array([f"REG-N{j:08d}" for j in range(extra)], pa.string()),
+            "mpxn": pa.array(rng.integers(10**12, 10**13, extra).astype(str), pa.string()),
+            "fuel": pa.array(np.full(extra, "electricity"), pa.string()),
+            "gaining_party_id": parties.take(rng.integers(0, len(parties), extra)),
+            "losing_party_id": parties.take(rng.integers(0, len(parties), extra)),
+            "effective_at": effective.take(rng.integers(0, max(k, 1), extra)),
+            "dcc_enrolled": pa.array(np.zeros(extra, bool)),
+            "device_id": pa.nulls(extra, pa.string()),
+        }
+    )
+    return pa.concat_tables([enrolled, others])
 
 
 def forecasts_table(sr_dir: Path, month_start: dt.datetime, rng: np.random.Generator) -> pa.Table:
     """Each party's forecast of its month's requests (SEC H3.24): close to what it sends, except
     SUP-G, which forecast 30 % too few, and SUP-J, which sent none."""
-    import pyarrow.dataset as ds
+    import duckdb
 
-    sent = ds.dataset(sr_dir, format="parquet").to_table(columns=["party_id"]).to_pandas()["party_id"]
-    counts = sent.value_counts().to_dict()
+    sql = "SELECT party_id, count(*) FROM read_parquet(?) GROUP BY party_id"
+    counts = dict(duckdb.connect().execute(sql, [str(sr_dir / "*.parquet")]).fetchall())
     rows = []
     for p in P.PARTIES:
         if p.party_id == "SUP-J":
