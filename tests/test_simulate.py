@@ -109,3 +109,74 @@ def test_bad_month_and_scale_are_refused(tmp_path):
         simulate_month("October", tmp_path)
     with pytest.raises(ValueError, match="unknown scale"):
         simulate_month("2026-10", tmp_path, "huge")
+
+
+def test_registrations_and_forecasts_follow_the_requests(tiny):
+    """CoS registrations: one per device that got a 6.23, from its first 6.23's party, effective
+    a day later, plus a third as many non-enrolled; forecasts within the stated factor of what
+    each party sent. Expectations are worked out here, row by row, from the request files."""
+    import datetime as dt
+    from collections import Counter
+
+    out, _ = tiny
+    sent: Counter[str] = Counter()
+    first: dict[str, dict] = {}
+    for f in sorted((out / "service_requests").glob("*.parquet")):
+        for r in pq.read_table(f, columns=["device_id", "party_id", "srv", "received_at"]).to_pylist():
+            sent[r["party_id"]] += 1
+            if r["srv"] == "6.23" and (
+                r["device_id"] not in first or r["received_at"] < first[r["device_id"]]["received_at"]
+            ):
+                first[r["device_id"]] = r
+    regs = pq.read_table(out / "registration_changes" / "registration_changes-2026-10.parquet").to_pylist()
+    enrolled = {r["device_id"]: r for r in regs if r["dcc_enrolled"]}
+    assert len(first) > 0 and enrolled.keys() == first.keys()
+    assert len(regs) - len(enrolled) == len(first) // 3
+    for dev, r in first.items():
+        assert enrolled[dev]["gaining_party_id"] == r["party_id"]
+        assert enrolled[dev]["effective_at"] == r["received_at"] + dt.timedelta(days=1)
+    forecasts = {r["party_id"]: r["requests"] for r in pq.read_table(out / "forecasts").to_pylist()}
+    assert "SUP-J" not in forecasts and forecasts["SUP-G"] == round(sent["SUP-G"] * 0.7)
+    for party, n in forecasts.items():
+        if party != "SUP-G":
+            assert 0.95 * sent[party] - 1 <= n <= 1.06 * sent[party] + 1, party
+
+
+def test_device_extract_batches_carry_each_install(tmp_path):
+    """The extract is drawn batch by batch; the month's installs (after the pre-month devices)
+    keep their own times and outcomes across batch edges, older devices were commissioned an
+    hour after install, before the month."""
+    import datetime as dt
+
+    import numpy as np
+    import pyarrow as pa
+
+    from opmetrics.simulate import scenarios
+    from opmetrics.simulate.generator import Estate, _day_starts
+
+    estate = Estate(500, np.random.default_rng(1))
+    starts = _day_starts(2026, 10)
+    scenarios.plan_installs(estate, starts, 20, np.random.default_rng(2))
+    n_new = len(estate.type) - estate.n
+    assert n_new > 50
+    extract = pa.concat_tables(
+        scenarios.devices_batches(estate, starts[-1], starts[0], np.random.default_rng(3), batch=97)
+    ).to_pylist()
+    assert len(extract) == estate.n + n_new
+    ms = lambda t: None if t is None else round(t.timestamp() * 1000)  # noqa: E731
+    for i, row in enumerate(extract[estate.n :]):
+        assert ms(row["installed_at"]) == estate.installed_ms[i]
+        want_comm = estate.commissioned_ms[i] if estate.commissioned_ms[i] >= 0 else None
+        assert ms(row["commissioned_at"]) == want_comm
+        status = (
+            "commissioned"
+            if want_comm is not None
+            else "install_and_leave"
+            if estate.install_leave[i]
+            else "installed_not_commissioned"
+        )
+        assert row["status"] == status
+    month_start = starts[0].astimezone(dt.UTC)
+    for row in extract[: estate.n]:
+        assert row["installed_at"] < month_start and row["status"] == "commissioned"
+        assert row["commissioned_at"] - row["installed_at"] == dt.timedelta(hours=1)
