@@ -113,3 +113,53 @@ def test_rsvp_properties(reqs):
         trt = 30_000
         within = sum(1 for r in mine if r["outcome"] is not None and r["rtt_ms"] <= trt)
         assert got["within_trt"] == within
+
+
+send = st.fixed_dictionaries(
+    {
+        "party_id": st.sampled_from(["P1", "P2"]),
+        "device_id": st.sampled_from(["D1", "D2", "D3"]),
+        "srv": st.sampled_from(["2.2", "4.1.1"]),
+        "minute": st.integers(0, 4_000),
+        "failed": st.booleans(),
+    }
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(send, min_size=1, max_size=40))
+def test_chain_outcomes_match_a_walk_through_each_chain(sends):
+    """Each chain of resends (same party, device and SRV; a new chain after a success or after
+    `retry_window_minutes` since the previous send) has one row: its first send and the attempt
+    that first succeeded. The expectation walks the sorted sends in plain Python."""
+    import ibis
+
+    from opmetrics.measures.records import Scope, chain_outcomes
+
+    start = dt.datetime(2026, 10, 1)
+    rows = [
+        {**x, "request_id": f"R{i:03d}", "received_at": start + dt.timedelta(minutes=x["minute"])}
+        for i, x in enumerate(sends)
+    ]
+    window = M.counting.retry_window_minutes
+    want: dict[str, int | None] = {}
+    by_key: dict[tuple, list] = {}
+    for r in rows:
+        by_key.setdefault((r["party_id"], r["device_id"], r["srv"]), []).append(r)
+    for group in by_key.values():
+        group.sort(key=lambda r: (r["received_at"], r["request_id"]))
+        head, attempt, prev = None, 0, None
+        for r in group:
+            gap = prev is not None and (r["received_at"] - prev["received_at"]) > dt.timedelta(minutes=window)
+            if prev is None or not prev["failed"] or gap:
+                head, attempt = r["request_id"], 0
+                want[head] = None
+            attempt += 1
+            if not r["failed"] and want[head] is None:
+                want[head] = attempt
+            prev = r
+    con = ibis.duckdb.connect()
+    t = ibis.memtable(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "minute"} for r in rows]))
+    s = Scope(con=con, m=M, period="2026-10", as_of=dt.datetime(2026, 11, 1))
+    got = {r["head_id"]: r["won"] for r in con.to_pyarrow(chain_outcomes(s, t)).to_pylist()}
+    assert got == want

@@ -8,22 +8,15 @@ import ibis
 
 from opmetrics.measures.attribution import attribution
 from opmetrics.measures.outcome import Context, Row, rows_of, share_row
-from opmetrics.measures.records import Scope, attempt_chains, classified_requests
+from opmetrics.measures.records import Scope, chain_outcomes, classified_requests
 
 BUCKETS = ("1st attempt", "2nd attempt", "later attempt", "never")
 
 
 def att1(s: Scope, ctx: Context) -> list[Row]:
-    t = classified_requests(s).filter(ibis._.included)
-    # Only what a chain needs: the classified table is 36 columns wide, and at national volume
-    # the chains' sorts and union would carry every one of them.
-    t = attempt_chains(s, t.select("request_id", "party_id", "device_id", "srv", "received_at", "failed"))
-    chain = ["party_id", "device_id", "srv", "chain_no"]
-    won = t.filter(~t.failed).group_by(chain).aggregate(won=t.attempt_no.min())
-    heads = t.filter(t.attempt_no == 1).select(*chain, head_id=t.request_id)
-    j = heads.left_join(won, chain)
+    c = chain_outcomes(s, classified_requests(s).filter(ibis._.included))
     att = attribution(s)
-    j = j.inner_join(att, j.head_id == att.request_id)
+    j = c.inner_join(att, c.head_id == att.request_id)
     bucket = ibis.cases(
         (j.won == 1, BUCKETS[0]), (j.won == 2, BUCKETS[1]), (j.won.notnull(), BUCKETS[2]), else_=BUCKETS[3]
     )

@@ -16,7 +16,7 @@ from opmetrics.measures.outcome import (
     share_row,
     success_rows,
 )
-from opmetrics.measures.records import Scope, attempt_chains, classified_requests, latest_devices
+from opmetrics.measures.records import Scope, chain_outcomes, classified_requests, latest_devices
 
 
 def _topups(s: Scope) -> ibis.Table:
@@ -72,14 +72,7 @@ def pp1_non_communicating(s: Scope, ctx: Context) -> list[Row]:
 
 
 def pp1_attempts(s: Scope, ctx: Context) -> list[Row]:
-    t = attempt_chains(s, _topups(s))
-    firsts = (
-        t.filter(~t.failed)
-        .group_by(["party_id", "device_id", "srv", "chain_no"])
-        .aggregate(won=t.attempt_no.min())
-    )
-    chains = t.group_by(["party_id", "device_id", "srv", "chain_no"]).aggregate(size=t.count())
-    j = chains.left_join(firsts, ["party_id", "device_id", "srv", "chain_no"])
+    j = chain_outcomes(s, _topups(s))
     bucket = ibis.cases(
         (j.won == 1, "1st attempt"),
         (j.won == 2, "2nd attempt"),
