@@ -13,10 +13,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+from typing import TYPE_CHECKING
 
 from opmetrics.engine.store import Store
 from opmetrics.measures.daily import DayCubes, alert_cube, daily_rsvp, request_cube, rtt_histogram
 from opmetrics.measures.records import Scope, classified_alerts, classified_requests, latest_devices
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 CUBE_COLUMNS = [
     "request_id", "party_id", "device_id", "report_date", "srv", "segment", "smets", "mode", "critical",
@@ -104,40 +108,64 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> list[dt.date]:
         # A store from an older opmetrics (or a half-set): start the cubes afresh for every period.
         clear(store)
         stale, gone = sorted(want), []
-    sub = dataclasses.replace(s, days=tuple(stale), _cache={}, _temp_names=[])
-    # The cubes need a few of the classified columns (not the rule texts): keep only those, so
-    # the intermediate table of a national day stays small.
-    lazy = dataclasses.replace(sub, materialise=False)
-    sub.cached("classified_requests", lambda: classified_requests(lazy).select(*CUBE_COLUMNS))
-    sub.cached("classified_alerts", lambda: classified_alerts(lazy).select(*ALERT_COLUMNS))
-    # attribution only asks the devices extract when each device was commissioned
-    sub.cached("latest_devices", lambda: latest_devices(lazy).select("device_id", "commissioned_at"))
-    backend = store.ibis()
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    con.execute("BEGIN TRANSACTION")
+    if set(stale) == set(want) and s.materialise:
+        # Every day of the period is reduced (a first compute, or a rebuild): the cubes read the
+        # scope's own classified records and attribution, which the measures that follow reuse,
+        # instead of classifying and attributing the month twice.
+        sub = s
+    else:
+        sub = dataclasses.replace(s, days=tuple(stale), _cache={}, _temp_names=[])
+        # The cubes need a few of the classified columns (not the rule texts): keep only those,
+        # so the intermediate table of a national day stays small.
+        lazy = dataclasses.replace(sub, materialise=False)
+        sub.cached("classified_requests", lambda: classified_requests(lazy).select(*CUBE_COLUMNS))
+        sub.cached("classified_alerts", lambda: classified_alerts(lazy).select(*ALERT_COLUMNS))
+        # attribution only asks the devices extract when each device was commissioned
+        sub.cached("latest_devices", lambda: latest_devices(lazy).select("device_id", "commissioned_at"))
     try:
-        for name, build in CUBE_TABLES.items():
-            expr = build(sub)
-            if not store.has_table(name):
-                con.execute(f"CREATE TABLE {name} AS {backend.compile(expr.limit(0))}")
-            con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [stale + gone])
-            if stale:
-                con.execute(f"INSERT INTO {name} BY NAME {backend.compile(expr)}")
-        daily = daily_rsvp(sub, stored_cubes(store))
-        if not store.has_table(DAILY_TABLE):
-            con.execute(f"CREATE TABLE {DAILY_TABLE} AS {backend.compile(daily.limit(0))}")
-        con.execute(f"DELETE FROM {DAILY_TABLE} WHERE day IN (SELECT unnest(?))", [stale + gone])
-        if stale:
-            con.execute(f"INSERT INTO {DAILY_TABLE} BY NAME {backend.compile(daily)}")
-        con.execute("DELETE FROM day_state WHERE report_date IN (SELECT unnest(?))", [stale + gone])
-        con.executemany("INSERT INTO day_state VALUES (?, ?, ?)", [[d, want[d], now] for d in stale])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        # Building the expressions materialises the shared intermediates, outside the transaction
+        # that replaces the days' cubes.
+        exprs = {name: build(sub) for name, build in CUBE_TABLES.items()}
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _replace_days(store, exprs, sub, stale, gone, {d: want[d] for d in stale})
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     finally:
-        sub.release()
+        if sub is not s:
+            sub.release()
     return stale
+
+
+def _replace_days(
+    store: Store,
+    exprs: dict[str, ir.Table],
+    sub: Scope,
+    stale: list[dt.date],
+    gone: list[dt.date],
+    fingerprints: dict[dt.date, str],
+) -> None:
+    """Within the caller's transaction: the stale and vanished days' cubes, daily RSVP rows and
+    state rows out, the stale days' new ones in."""
+    con, backend = store.con, store.ibis()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    for name, expr in exprs.items():
+        if not store.has_table(name):
+            con.execute(f"CREATE TABLE {name} AS {backend.compile(expr.limit(0))}")
+        con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [stale + gone])
+        if stale:
+            con.execute(f"INSERT INTO {name} BY NAME {backend.compile(expr)}")
+    daily = daily_rsvp(sub, stored_cubes(store))
+    if not store.has_table(DAILY_TABLE):
+        con.execute(f"CREATE TABLE {DAILY_TABLE} AS {backend.compile(daily.limit(0))}")
+    con.execute(f"DELETE FROM {DAILY_TABLE} WHERE day IN (SELECT unnest(?))", [stale + gone])
+    if stale:
+        con.execute(f"INSERT INTO {DAILY_TABLE} BY NAME {backend.compile(daily)}")
+    con.execute("DELETE FROM day_state WHERE report_date IN (SELECT unnest(?))", [stale + gone])
+    state = [[d, fp, now] for d, fp in fingerprints.items()]
+    con.executemany("INSERT INTO day_state VALUES (?, ?, ?)", state)
 
 
 def clear(store: Store) -> None:

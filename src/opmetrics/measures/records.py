@@ -64,9 +64,10 @@ class Scope:
         if key not in self._cache:
             if getattr(self.con, "name", "") == "pyspark":
                 expr = build()
-                # Ibis registers in-memory tables (the TRT table) only when it executes a query;
-                # caching needs them registered first.
-                self.con._run_pre_execute_hooks(expr)
+                # Ibis registers in-memory tables (the TRT table) only when it executes a query,
+                # and caching needs them registered first: an empty query does that through the
+                # public API.
+                expr.limit(0).to_pyarrow()
                 self._cache[key] = expr.cache()
             else:
                 name = f"_om_{key}_{uuid.uuid4().hex[:8]}"
@@ -261,6 +262,27 @@ def attempt_chains(s: Scope, t: ibis.Table) -> ibis.Table:
     )
     chained = _chains(s, t.semi_join(repeated, keys))
     return chained.union(single.select(*chained.columns).cast(chained.schema()))
+
+
+def chain_outcomes(s: Scope, t: ibis.Table) -> ibis.Table:
+    """One row per chain of resends: its first send (`head_id`) and the attempt that first
+    succeeded (`won`, null if none), for "success on which attempt" (ATT1, PP1).
+
+    A send with no other of its SRV, party and device in the period (most sends at national
+    volume) is its own chain, won at once or never: only the rest are sorted into chains.
+    """
+    keys = ["party_id", "device_id", "srv"]
+    t = t.select("request_id", *keys, "received_at", "failed")
+    repeated = t.group_by(keys).aggregate(_sends=t.count()).filter(ibis._._sends > 1).drop("_sends")
+    single = t.anti_join(repeated, keys)
+    first_time = ibis.ifelse(single.failed, ibis.null("int64"), ibis.literal(1, "int64"))
+    single = single.select(head_id=single.request_id, won=first_time)
+    c = _chains(s, t.semi_join(repeated, keys))
+    chain = [*keys, "chain_no"]
+    won = c.filter(~c.failed).group_by(chain).aggregate(won=c.attempt_no.min())
+    heads = c.filter(c.attempt_no == 1).select(*chain, head_id=c.request_id)
+    j = heads.left_join(won, chain)
+    return j.select(head_id=j.head_id, won=j.won.cast("int64")).union(single)
 
 
 def _chains(s: Scope, t: ibis.Table) -> ibis.Table:
