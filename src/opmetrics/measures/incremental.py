@@ -88,8 +88,12 @@ def global_fingerprint(store: Store, s: Scope, exceptions_fp: str) -> str:
     return f"{s.m.fingerprint}|{exceptions_fp}|{dev[0]}:{dev[1]}"
 
 
-def refresh(store: Store, s: Scope, exceptions_fp: str) -> list[dt.date]:
-    """Bring the stored cubes of the period's days up to date; return the days re-reduced."""
+def refresh(store: Store, s: Scope, exceptions_fp: str, share: bool = False) -> list[dt.date]:
+    """Bring the stored cubes of the period's days up to date; return the days re-reduced.
+
+    `share`: the caller goes on to compute every measure with `s`, so when every day is reduced
+    the cubes read the scope's own (full-width) classified records and attribution.
+    """
     con = store.con
     con.execute(_STATE)
     want = day_fingerprints(store, s, global_fingerprint(store, s, exceptions_fp))
@@ -108,10 +112,9 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> list[dt.date]:
         # A store from an older opmetrics (or a half-set): start the cubes afresh for every period.
         clear(store)
         stale, gone = sorted(want), []
-    if set(stale) == set(want) and s.materialise:
-        # Every day of the period is reduced (a first compute, or a rebuild): the cubes read the
-        # scope's own classified records and attribution, which the measures that follow reuse,
-        # instead of classifying and attributing the month twice.
+    if share and set(stale) == set(want) and s.materialise:
+        # Every day of the period is reduced (a first compute, or a rebuild) and every measure
+        # follows: classify and attribute the month once, for the cubes and the measures.
         sub = s
     else:
         sub = dataclasses.replace(s, days=tuple(stale), _cache={}, _temp_names=[])

@@ -193,7 +193,7 @@ def compute(
     applied = ", ".join(e.exception_id for e in scope.exceptions)
     try:
         step(STEPS[0])
-        reduced = refresh(store, scope, f"{register_version}|{applied}")
+        reduced = refresh(store, scope, f"{register_version}|{applied}", share=True)
         tables = measure_suite(
             scope,
             stored_cubes(store),
