@@ -244,6 +244,15 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
     return t
 
 
+CHAIN_KEYS = ["party_id", "device_id", "srv"]
+
+
+def _alone_and_repeated(t: ibis.Table) -> tuple[ibis.Table, ibis.Table]:
+    """The sends with no other of their SRV, party and device in `t`, and the rest."""
+    repeated = t.group_by(CHAIN_KEYS).aggregate(_sends=t.count()).filter(ibis._._sends > 1).drop("_sends")
+    return t.anti_join(repeated, CHAIN_KEYS), t.semi_join(repeated, CHAIN_KEYS)
+
+
 def attempt_chains(s: Scope, t: ibis.Table) -> ibis.Table:
     """Number each request within its chain of SEC Party resends (003; PP1 attempts table).
 
@@ -252,15 +261,14 @@ def attempt_chains(s: Scope, t: ibis.Table) -> ibis.Table:
     with no other of its SRV, party and device in the period is a chain of one, numbered
     without the window functions (most sends at national volume: it saves sorting them).
     """
-    keys = ["party_id", "device_id", "srv"]
-    repeated = t.group_by(keys).aggregate(_sends=t.count()).filter(ibis._._sends > 1).drop("_sends")
-    single = t.anti_join(repeated, keys).mutate(
+    alone, repeated = _alone_and_repeated(t)
+    single = alone.mutate(
         chain_no=ibis.literal(1, "int64"),
         attempt_no=ibis.literal(1, "int64"),
         chain_size=ibis.literal(1, "int64"),
         chain_succeeded=~ibis._.failed,
     )
-    chained = _chains(s, t.semi_join(repeated, keys))
+    chained = _chains(s, repeated)
     return chained.union(single.select(*chained.columns).cast(chained.schema()))
 
 
@@ -271,14 +279,11 @@ def chain_outcomes(s: Scope, t: ibis.Table) -> ibis.Table:
     A send with no other of its SRV, party and device in the period (most sends at national
     volume) is its own chain, won at once or never: only the rest are sorted into chains.
     """
-    keys = ["party_id", "device_id", "srv"]
-    t = t.select("request_id", *keys, "received_at", "failed")
-    repeated = t.group_by(keys).aggregate(_sends=t.count()).filter(ibis._._sends > 1).drop("_sends")
-    single = t.anti_join(repeated, keys)
-    first_time = ibis.ifelse(single.failed, ibis.null("int64"), ibis.literal(1, "int64"))
-    single = single.select(head_id=single.request_id, won=first_time)
-    c = _chains(s, t.semi_join(repeated, keys))
-    chain = [*keys, "chain_no"]
+    alone, repeated = _alone_and_repeated(t.select("request_id", *CHAIN_KEYS, "received_at", "failed"))
+    first_time = ibis.ifelse(alone.failed, ibis.null("int64"), ibis.literal(1, "int64"))
+    single = alone.select(head_id=alone.request_id, won=first_time)
+    c = _chains(s, repeated)
+    chain = [*CHAIN_KEYS, "chain_no"]
     won = c.filter(~c.failed).group_by(chain).aggregate(won=c.attempt_no.min())
     heads = c.filter(c.attempt_no == 1).select(*chain, head_id=c.request_id)
     j = heads.left_join(won, chain)
