@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import holidays
 
 from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row
-from opmetrics.measures.records import Scope, latest_devices
+from opmetrics.measures.records import Scope, latest_devices, uk_midnight_utc
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -307,8 +307,8 @@ def impact_estimate(s: Scope, windows: list[dict[str, Any]], weeks: int = 4) -> 
         return (hit if region is None else hit & (d.region == region)).sum()
 
     def any_installed(day: dt.date) -> ir.IntegerScalar:
-        a = utc(dt.datetime.combine(day, dt.time(), tz))
-        b = utc(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz))
+        a = uk_midnight_utc(day, s.m.report_timezone)
+        b = uk_midnight_utc(day + dt.timedelta(days=1), s.m.report_timezone)
         return ((d.installed_at >= a) & (d.installed_at < b)).sum()
 
     out = []
