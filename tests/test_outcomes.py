@@ -126,6 +126,14 @@ def test_party_resends_count_each_and_attempt_table(store, tmp_path, meth):
         x["key1"]: x["numerator"] for x in store.rows("SELECT * FROM outcomes WHERE measure='PP1.attempts'")
     }
     assert got == {"1st attempt": 1, "2nd attempt": 1, "later attempt": 1, "never": 1}
+    # ATT1 buckets the same four chains under the process of their first send (all prepayment)
+    att1 = {
+        (x["breakdown"], x["key1"]): (x["numerator"], x["denominator"])
+        for x in store.rows("SELECT * FROM outcomes WHERE measure='ATT1'")
+    }
+    assert {k: v for k, v in att1.items() if v[1]} == {
+        ("prepayment", b): (1, 4) for b in ("1st attempt", "2nd attempt", "later attempt", "never")
+    }
 
 
 def test_counting_rules_switched(store, tmp_path, meth):
@@ -444,3 +452,24 @@ def test_pmel_excludes_records_and_is_append_only(store, tmp_path, meth):
     store.con.execute("UPDATE pmel SET reason = 'edited' WHERE entry_no = 1")
     with pytest.raises(pmel.PmelError, match="altered"):
         pmel.verify(store)
+
+
+def test_forget_drops_one_cached_table_and_keeps_the_rest(store, meth):
+    """A measure's own temporary table (ATT1's chains) is dropped when the measure is done;
+    the shared ones stay until the run ends, and asking again builds the table anew."""
+    s = Scope(store.ibis(), meth, "2026-10", AS_OF, materialise=True)
+
+    def temp_tables() -> set[str]:
+        rows = store.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+        return {r[0].split("_")[2] for r in rows}
+
+    s.cached("shared", lambda: s.con.table("service_requests"))
+    s.cached("mine", lambda: s.con.table("service_requests"))
+    assert temp_tables() == {"shared", "mine"}
+    s.forget("mine")
+    assert temp_tables() == {"shared"}
+    s.forget("mine")  # a second forget is harmless
+    s.cached("mine", lambda: s.con.table("service_requests"))
+    assert temp_tables() == {"shared", "mine"}
+    s.release()
+    assert temp_tables() == set()

@@ -14,13 +14,19 @@ BUCKETS = ("1st attempt", "2nd attempt", "later attempt", "never")
 
 
 def att1(s: Scope, ctx: Context) -> list[Row]:
-    c = chain_outcomes(s, classified_requests(s).filter(ibis._.included))
-    att = attribution(s)
-    j = c.inner_join(att, c.head_id == att.request_id)
-    bucket = ibis.cases(
-        (j.won == 1, BUCKETS[0]), (j.won == 2, BUCKETS[1]), (j.won.notnull(), BUCKETS[2]), else_=BUCKETS[3]
-    )
-    rows = rows_of(j.group_by(["process_id", bucket.name("b")]).aggregate(n=j.count()))
+    # Two queries, not one: the chains (a grouping, two semi-joins, three window sorts) go to a
+    # narrow temporary table first, and only then meet the processes on request_id. The single
+    # query ran out of DuckDB's memory limit at 1.25 of a national day. The counts are read into
+    # a dict, so row order means nothing and the joins may spill (`unordered`).
+    with s.unordered():
+        c = s.cached("att1_chains", lambda: chain_outcomes(s, classified_requests(s).filter(ibis._.included)))
+        att = attribution(s)
+        j = c.inner_join(att, c.head_id == att.request_id)
+        bucket = ibis.cases(
+            (j.won == 1, BUCKETS[0]), (j.won == 2, BUCKETS[1]), (j.won.notnull(), BUCKETS[2]), else_=BUCKETS[3]
+        )
+        rows = rows_of(j.group_by(["process_id", bucket.name("b")]).aggregate(n=j.count()))
+    s.forget("att1_chains")
     per: dict[str, dict[str, int]] = {}
     for r in rows:
         per.setdefault(r["process_id"], {})[r["b"]] = r["n"]

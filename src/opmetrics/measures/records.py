@@ -54,7 +54,7 @@ class Scope:
     # Limit the request and alert records to these UK days (re-reducing late or corrected days).
     days: tuple[dt.date, ...] | None = None
     _cache: dict[str, ibis.Table] = field(default_factory=dict, repr=False)
-    _temp_names: list[str] = field(default_factory=list, repr=False)
+    _temp_names: dict[str, str] = field(default_factory=dict, repr=False)  # key -> table
 
     def cached(self, key: str, build: Callable[[], ibis.Table]) -> ibis.Table:
         """`build()`, evaluated once per Scope into a temporary table when `materialise` is set
@@ -72,7 +72,7 @@ class Scope:
             else:
                 name = f"_om_{key}_{uuid.uuid4().hex[:8]}"
                 self._cache[key] = self.con.create_table(name, build(), temp=True)
-                self._temp_names.append(name)
+                self._temp_names[key] = name
         return self._cache[key]
 
     @contextlib.contextmanager
@@ -89,9 +89,20 @@ class Scope:
             if duckdb:
                 self.con.raw_sql("RESET preserve_insertion_order")
 
+    def forget(self, key: str) -> None:
+        """Drop one table made by `cached` before the run ends (a measure's own large
+        intermediate, so that its temporary storage is freed for the measures after it)."""
+        t = self._cache.pop(key, None)
+        if t is None:
+            return
+        if getattr(self.con, "name", "") == "pyspark":
+            t.release()
+            return
+        self.con.drop_table(self._temp_names.pop(key), database="temp", force=True)
+
     def release(self) -> None:
         """Drop the temporary tables (or uncache the Spark DataFrames) made by `cached`."""
-        for name in self._temp_names:
+        for name in self._temp_names.values():
             self.con.drop_table(name, database="temp", force=True)
         if getattr(self.con, "name", "") == "pyspark":
             for t in self._cache.values():
