@@ -23,7 +23,10 @@ def att1(s: Scope, ctx: Context) -> list[Row]:
         att = attribution(s)
         j = c.inner_join(att, c.head_id == att.request_id)
         bucket = ibis.cases(
-            (j.won == 1, BUCKETS[0]), (j.won == 2, BUCKETS[1]), (j.won.notnull(), BUCKETS[2]), else_=BUCKETS[3]
+            (j.won == 1, BUCKETS[0]),
+            (j.won == 2, BUCKETS[1]),
+            (j.won.notnull(), BUCKETS[2]),
+            else_=BUCKETS[3],
         )
         rows = rows_of(j.group_by(["process_id", bucket.name("b")]).aggregate(n=j.count()))
     s.forget("att1_chains")
