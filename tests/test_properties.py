@@ -134,7 +134,7 @@ def test_chain_outcomes_match_a_walk_through_each_chain(sends):
     that first succeeded. The expectation walks the sorted sends in plain Python."""
     import ibis
 
-    from opmetrics.measures.records import Scope, chain_outcomes
+    from opmetrics.measures.records import Scope, cached_chain_outcomes, chain_outcomes
 
     start = dt.datetime(2026, 10, 1)
     rows = [
@@ -163,3 +163,8 @@ def test_chain_outcomes_match_a_walk_through_each_chain(sends):
     s = Scope(con=con, m=M, period="2026-10", as_of=dt.datetime(2026, 11, 1))
     got = {r["head_id"]: r["won"] for r in con.to_pyarrow(chain_outcomes(s, t)).to_pylist()}
     assert got == want
+    # The same chains when they are built a part of the devices at a time (national volume).
+    s = Scope(con=con, m=M, period="2026-10", as_of=dt.datetime(2026, 11, 1), materialise=True)
+    parts = cached_chain_outcomes(s, "chains", t, part_rows=max(1, len(rows) // 3))
+    assert {r["head_id"]: r["won"] for r in con.to_pyarrow(parts).to_pylist()} == want
+    s.release()

@@ -8,18 +8,18 @@ import ibis
 
 from opmetrics.measures.attribution import attribution
 from opmetrics.measures.outcome import Context, Row, rows_of, share_row
-from opmetrics.measures.records import Scope, chain_outcomes, classified_requests
+from opmetrics.measures.records import Scope, cached_chain_outcomes, classified_requests
 
 BUCKETS = ("1st attempt", "2nd attempt", "later attempt", "never")
 
 
 def att1(s: Scope, ctx: Context) -> list[Row]:
-    # Two queries, not one: the chains (a grouping, two semi-joins, three window sorts) go to a
-    # narrow temporary table first, and only then meet the processes on request_id. The single
-    # query ran out of DuckDB's memory limit at 1.25 of a national day. The counts are read into
-    # a dict, so row order means nothing and the joins may spill (`unordered`).
+    # The chains (a grouping, two semi-joins, three window sorts) go to a narrow temporary
+    # table first, a part of the devices at a time, and only then meet the processes on
+    # request_id: as one query, this ran out of DuckDB's memory at 1.25 of a national day.
+    # The counts are read into a dict, so row order means nothing and joins may spill.
     with s.unordered():
-        c = s.cached("att1_chains", lambda: chain_outcomes(s, classified_requests(s).filter(ibis._.included)))
+        c = cached_chain_outcomes(s, "att1_chains", classified_requests(s).filter(ibis._.included))
         att = attribution(s)
         j = c.inner_join(att, c.head_id == att.request_id)
         bucket = ibis.cases(
