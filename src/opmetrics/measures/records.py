@@ -56,13 +56,18 @@ class Scope:
     _cache: dict[str, ibis.Table] = field(default_factory=dict, repr=False)
     _temp_names: dict[str, str] = field(default_factory=dict, repr=False)  # key -> table
 
+    @property
+    def engine(self) -> str:
+        """The Ibis backend's name: "duckdb" or "pyspark" (temporary tables, or cached frames)."""
+        return getattr(self.con, "name", "")
+
     def cached(self, key: str, build: Callable[[], ibis.Table]) -> ibis.Table:
         """`build()`, evaluated once per Scope into a temporary table when `materialise` is set
         (on Spark, which has no temporary tables through Ibis, a cached DataFrame)."""
         if not self.materialise:
             return build()
         if key not in self._cache:
-            if getattr(self.con, "name", "") == "pyspark":
+            if self.engine == "pyspark":
                 expr = build()
                 # Ibis registers in-memory tables (the TRT table) only when it executes a query,
                 # and caching needs them registered first: an empty query does that through the
@@ -78,7 +83,7 @@ class Scope:
     def cached_parts(self, key: str, parts: list[Callable[[], ibis.Table]]) -> ibis.Table:
         """Like `cached`, for a table built as the union of `parts`, one query per part on
         DuckDB: each query's memory then depends on its part, not on the whole table."""
-        if not self.materialise or getattr(self.con, "name", "") != "duckdb" or len(parts) == 1:
+        if not self.materialise or self.engine != "duckdb" or len(parts) == 1:
             return self.cached(key, lambda: ibis.union(*(build() for build in parts)))
         if key not in self._cache:
             self.cached(key, parts[0])
@@ -91,7 +96,7 @@ class Scope:
         """For queries whose row order means nothing (a GROUP BY read into Python, or one with
         its own ORDER BY): DuckDB then need not keep insertion order through its joins, which
         lets them spill to disk."""
-        duckdb = getattr(self.con, "name", "") == "duckdb"
+        duckdb = self.engine == "duckdb"
         if duckdb:
             self.con.raw_sql("SET preserve_insertion_order = false")
         try:
@@ -106,7 +111,7 @@ class Scope:
         t = self._cache.pop(key, None)
         if t is None:
             return
-        if getattr(self.con, "name", "") == "pyspark":
+        if self.engine == "pyspark":
             t.release()
             return
         self.con.drop_table(self._temp_names.pop(key), database="temp", force=True)
@@ -115,7 +120,7 @@ class Scope:
         """Drop the temporary tables (or uncache the Spark DataFrames) made by `cached`."""
         for name in self._temp_names.values():
             self.con.drop_table(name, database="temp", force=True)
-        if getattr(self.con, "name", "") == "pyspark":
+        if self.engine == "pyspark":
             for t in self._cache.values():
                 t.release()
         self._temp_names.clear()
@@ -324,7 +329,7 @@ def cached_chain_outcomes(s: Scope, key: str, t: ibis.Table, part_rows: int = CH
     same chains; DuckDB's memory then depends on the part's size, not the period's.
     """
     parts = 1
-    if s.materialise and getattr(s.con, "name", "") == "duckdb":
+    if s.materialise and s.engine == "duckdb":
         parts = max(1, -(-int(t.count().execute()) // part_rows))
     if parts == 1:
         return s.cached(key, lambda: chain_outcomes(s, t))
