@@ -339,7 +339,10 @@ def cached_chain_outcomes(s: Scope, key: str, t: ibis.Table, part_rows: int = CH
 
 
 def _chains(s: Scope, t: ibis.Table) -> ibis.Table:
-    w = ibis.window(group_by=[t.party_id, t.device_id, t.srv], order_by=[t.received_at, t.request_id])
+    def keys(t: ibis.Table) -> list[ibis.Column]:
+        return [t[k] for k in CHAIN_KEYS]
+
+    w = ibis.window(group_by=keys(t), order_by=[t.received_at, t.request_id])
     window_ms = s.m.counting.retry_window_minutes * 60_000
     prev_failed = t.failed.lag().over(w)
     prev_at = t.received_at.lag().over(w)
@@ -350,14 +353,10 @@ def _chains(s: Scope, t: ibis.Table) -> ibis.Table:
             | (t.received_at.delta(prev_at, unit="millisecond") > window_ms)
         ).cast("int64")
     )
-    running = ibis.cumulative_window(
-        group_by=[t.party_id, t.device_id, t.srv], order_by=[t.received_at, t.request_id]
-    )
+    running = ibis.cumulative_window(group_by=keys(t), order_by=[t.received_at, t.request_id])
     t = t.mutate(chain_no=t._new_chain.sum().over(running))
-    cw = ibis.window(
-        group_by=[t.party_id, t.device_id, t.srv, t.chain_no], order_by=[t.received_at, t.request_id]
-    )
-    cg = ibis.window(group_by=[t.party_id, t.device_id, t.srv, t.chain_no])
+    cw = ibis.window(group_by=[*keys(t), t.chain_no], order_by=[t.received_at, t.request_id])
+    cg = ibis.window(group_by=[*keys(t), t.chain_no])
     return t.mutate(
         attempt_no=ibis.row_number().over(cw) + 1,
         chain_size=t.count().over(cg),
