@@ -168,3 +168,45 @@ def test_chain_outcomes_match_a_walk_through_each_chain(sends):
     parts = cached_chain_outcomes(s, "chains", t, part_rows=max(1, len(rows) // 3))
     assert {r["head_id"]: r["won"] for r in con.to_pyarrow(parts).to_pylist()} == want
     s.release()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(
+        st.tuples(st.sampled_from([None, "a", "b"]), st.integers(0, 2), st.integers(-5_000, 5_000)),
+        min_size=1,
+        max_size=300,
+    ),
+    width=st.sampled_from([1, 3, 1024]),
+)
+def test_exact_median_from_buckets_matches_numpy(values, width):
+    """The two-step median (buckets, then the values of the two buckets that hold the middle)
+    equals numpy's, for any bucket width, negative values and null keys."""
+    import ibis
+
+    from opmetrics.measures import daily
+
+    con = ibis.duckdb.connect()
+    t = con.create_table(
+        "t",
+        pa.table(
+            {
+                "k": pa.array([v[0] for v in values], pa.string()),
+                "g": [v[1] for v in values],
+                "v": [v[2] for v in values],
+            }
+        ),
+        overwrite=True,
+    )
+    groups: dict[tuple, list[int]] = {}
+    for k, g, v in values:
+        groups.setdefault((k, g), []).append(v)
+    old, daily.MEDIAN_BUCKET = daily.MEDIAN_BUCKET, width
+    try:
+        got = {
+            (r["k"], r["g"]): r["median"]
+            for r in daily.exact_median(t, ["k", "g"], "v").to_pyarrow().to_pylist()
+        }
+    finally:
+        daily.MEDIAN_BUCKET = old
+    assert got == {key: float(np.median(vs)) for key, vs in groups.items()}

@@ -751,15 +751,13 @@ def explain(
         t = classified_requests(scope)
         r = t.filter(t.request_id == request_id).to_pyarrow().to_pylist()[0]
         att = attributed(scope, t.filter(t.included))
-        procs = sorted(
-            x["process_id"] for x in att.filter(att.request_id == request_id).to_pyarrow().to_pylist()
-        )
+        procs = sorted(x["process_id"] for x in att.filter(att._rec == r["_rec"]).to_pyarrow().to_pylist())
         lf = store.con.execute("SELECT path FROM loaded_files WHERE file_id = ?", [r["_file_id"]]).fetchall()
         lf = lf[0] if lf else None
         r["source"] = f"{lf[0] if lf else '?'} row {r['_row']}"
         r["business_processes"] = procs
         r["methodology"] = m.version
-        for k in ("_file_id", "_row"):
+        for k in ("_file_id", "_row", "_rec"):
             r.pop(k)
         console.print_json(json.dumps(r, default=str))
 

@@ -16,12 +16,13 @@ BUCKETS = ("1st attempt", "2nd attempt", "later attempt", "never")
 def att1(s: Scope, ctx: Context) -> list[Row]:
     # The chains (a grouping, two semi-joins, three window sorts) go to a narrow temporary
     # table first, a part of the devices at a time, and only then meet the processes on
-    # request_id: as one query, this ran out of DuckDB's memory at 1.25 of a national day.
+    # record key: as one query, this ran out of DuckDB's memory at 1.25 of a national day.
     # The counts are read into a dict, so row order means nothing and joins may spill.
     with s.unordered():
-        c = cached_chain_outcomes(s, "att1_chains", classified_requests(s).filter(ibis._.included))
+        included = classified_requests(s).filter(ibis._.included)
+        c = cached_chain_outcomes(s, "att1_chains", included, head="_rec")
         att = attribution(s)
-        j = c.inner_join(att, c.head_id == att.request_id)
+        j = c.inner_join(att, c.head_id == att._rec)
         bucket = ibis.cases(
             (j.won == 1, BUCKETS[0]),
             (j.won == 2, BUCKETS[1]),

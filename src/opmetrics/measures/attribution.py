@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import ibis
 
-from opmetrics.measures.records import Scope, latest_devices
+from opmetrics.measures.records import Scope, commissioning_days
 from opmetrics.methodology import Process
 
 KEYS = ["device_id", "party_id", "report_date"]
 
 
-MEMBER = ["request_id", "srv", "smets"]
+MEMBER = ["_rec", "srv", "smets"]  # _rec: the record key (records.record_key)
 
 
 def _members(s: Scope, req: ibis.Table, p: Process, done: dict[str, ibis.Table]) -> ibis.Table:
-    """Requests (request_id, srv, smets) attributed to process `p`."""
+    """Requests (_rec, srv, smets) attributed to process `p`."""
     a = p.attribution
     mine = req.filter(req.srv.isin(p.srvs))
     if not s.m.attribution.enabled or a.rule == "all":
         return mine.select(*MEMBER)
     if a.rule == "commissioning_day":
-        dev = latest_devices(s)
-        dev = dev.select(dev_id=dev.device_id, comm_day=s.uk_day(dev.commissioned_at))
+        dev = commissioning_days(s).rename(dev_id="device_id")
         j = mine.inner_join(dev, [mine.device_id == dev.dev_id, mine.report_date == dev.comm_day])
         return j.select(*MEMBER)
     if a.rule == "same_day_as":
@@ -37,7 +36,7 @@ def _members(s: Scope, req: ibis.Table, p: Process, done: dict[str, ibis.Table])
         taken = [done[q] if q in done else _members(s, req, s.m.process(q), done) for q in a.processes]
         out = mine.select(*MEMBER)
         for t in taken:
-            out = out.anti_join(t.select("request_id"), "request_id")
+            out = out.anti_join(t.select("_rec"), "_rec")
         return out
     # pairs: both SRVs of the pair to the same device, from the same party, on the same UK day
     first, second = a.pair
@@ -48,7 +47,7 @@ def _members(s: Scope, req: ibis.Table, p: Process, done: dict[str, ibis.Table])
 
 
 def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
-    """(request_id, process_id) for every request attributed to a process.
+    """(_rec, process_id) for every request attributed to a process.
 
     SMETS1 requests are kept only where the process and the SRV apply to SMETS1 (001 Table 4).
     """
@@ -62,12 +61,12 @@ def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
         )
         # members are requests, so filtering them is the same as keeping those the rule allows
         keep = (members.smets != 1) | members.srv.isin(smets1_srvs or ["-"])
-        parts.append(members.filter(keep).select("request_id").mutate(process_id=ibis.literal(p.id)))
+        parts.append(members.filter(keep).select("_rec").mutate(process_id=ibis.literal(p.id)))
     return ibis.union(*parts)
 
 
 def attribution(s: Scope) -> ibis.Table:
-    """(request_id, process_id) of the included requests of the period, computed once per run."""
+    """(_rec, process_id) of the included requests of the period, computed once per run."""
     from opmetrics.measures.records import classified_requests
 
     return s.cached("attribution", lambda: attributed(s, classified_requests(s).filter(ibis._.included)))
@@ -78,5 +77,5 @@ def process_requests(s: Scope) -> ibis.Table:
     from opmetrics.measures.records import classified_requests
 
     req = classified_requests(s).filter(ibis._.included)
-    att = attribution(s).rename(att_id="request_id")
-    return req.inner_join(att, req.request_id == att.att_id).drop("att_id")
+    att = attribution(s).rename(att_rec="_rec")
+    return req.inner_join(att, req._rec == att.att_rec).drop("att_rec")

@@ -106,23 +106,44 @@ def _levels(t: ibis.Table, rate: str) -> list[ibis.Table]:
     ]
 
 
+# Values per coarse bucket when finding a median from counts (see `median_from_counts`).
+MEDIAN_BUCKET = 1024
+
+
 def median_from_counts(h: ibis.Table, keys: list[str], value: str, n: str = "n") -> ibis.Table:
     """Exact median of `value` per `keys`, from rows of (keys, value, count `n`), one per value.
 
     The median of N sorted values is the mean of those at 0-based positions floor((N-1)/2) and
-    ceil((N-1)/2); the value at position p is the first one whose running count exceeds p. Only
-    grouping, sums and a running sum: it spills to disk, unlike a holistic median aggregate.
+    ceil((N-1)/2); the value at position p is the first one whose running count exceeds p.
+    Running counts need a sort, so they are taken twice, each over few rows: first over
+    buckets of MEDIAN_BUCKET values, to find the bucket holding each position, then over the
+    values of those buckets alone. Only grouping, joins and running sums: it spills to disk,
+    unlike a holistic median aggregate. Keys may be null (a month row has no day).
     """
-    running = ibis.cumulative_window(group_by=keys, order_by=h[value])
-    h = h.mutate(
-        _cum=h[n].sum().over(running).cast("int64"),
-        _total=h[n].sum().over(ibis.window(group_by=keys)).cast("int64"),
+    bucket = h[value] // MEDIAN_BUCKET  # any order-keeping grouping of the values will do
+    coarse = h.group_by([*keys, bucket.name("_b")]).aggregate(_cn=h[n].sum().cast("int64"))
+    running = ibis.cumulative_window(group_by=keys, order_by=coarse._b)
+    coarse = coarse.mutate(
+        _before=coarse._cn.sum().over(running).cast("int64") - coarse._cn,
+        _total=coarse._cn.sum().over(ibis.window(group_by=keys)).cast("int64"),
     )
-    lo = (h._total - 1) // 2
-    hi = h._total // 2  # = ceil((N-1)/2)
-    return h.group_by(keys).aggregate(
-        med_lo=h[value].min(where=h._cum > lo),
-        med_hi=h[value].min(where=h._cum > hi),
+    lo = (coarse._total - 1) // 2
+    hi = coarse._total // 2  # = ceil((N-1)/2)
+
+    def holds(p: ibis.Value) -> ibis.Value:
+        return (coarse._before <= p) & (p < coarse._before + coarse._cn)
+
+    pick = coarse.filter(holds(lo) | holds(hi)).select(
+        *[coarse[k].name(f"_k_{k}") for k in keys], "_b", "_before", _lo=lo, _hi=hi
+    )
+    fine = h.mutate(_fb=bucket)
+    same = [fine[k].identical_to(pick[f"_k_{k}"]) for k in keys] + [fine._fb == pick._b]
+    j = fine.inner_join(pick, same)
+    within = ibis.cumulative_window(group_by=[*[j[k] for k in keys], j._fb], order_by=j[value])
+    j = j.mutate(_cum=j._before + j[n].sum().over(within).cast("int64"))
+    return j.group_by(keys).aggregate(
+        med_lo=j[value].min(where=j._cum > j._lo),
+        med_hi=j[value].min(where=j._cum > j._hi),
     )
 
 

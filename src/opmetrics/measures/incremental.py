@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 from opmetrics.engine.store import Store
 from opmetrics.measures.daily import DayCubes, alert_cube, daily_rsvp, request_cube, rtt_histogram
-from opmetrics.measures.records import Scope, classified_alerts, classified_requests, latest_devices
+from opmetrics.measures.records import Scope, classified_alerts, classified_requests
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
 CUBE_COLUMNS = [
-    "request_id", "party_id", "device_id", "report_date", "srv", "segment", "smets", "mode", "critical",
+    "_rec", "party_id", "device_id", "report_date", "srv", "segment", "smets", "mode", "critical",
     "included", "count_weight", "failed", "extra_failures", "has_response", "within_trt",
     "speed_counted", "rtt_ms",
 ]  # fmt: skip
@@ -65,11 +65,12 @@ def day_fingerprints(store: Store, s: Scope, global_fp: str) -> dict[dt.date, st
     codes = list(s.m.payload.failure_alert_codes)
     linked = _per_day(
         store,
-        "SELECT r.report_date, count(*), sum(hash(a._file_id, a._row)) FROM alerts a "
-        "JOIN (SELECT DISTINCT request_id, report_date FROM service_requests "
-        "      WHERE report_date BETWEEN ? AND ?) r ON a.request_id = r.request_id "
-        "WHERE a.alert_code IN (SELECT unnest(?)) GROUP BY 1",
-        [first, last, codes],
+        # request_id is the requests' key (the contract), so each failure alert meets one request
+        "SELECT r.report_date, count(*), sum(hash(a._file_id, a._row)) "
+        "FROM (SELECT request_id, _file_id, _row FROM alerts WHERE alert_code IN (SELECT unnest(?))) a "
+        "JOIN service_requests r ON a.request_id = r.request_id "
+        "WHERE r.report_date BETWEEN ? AND ? GROUP BY 1",
+        [codes, first, last],
     )
     days = sorted(set(req) | set(al))
     parts = {d: f"{global_fp}|{req.get(d, '-')}|{al.get(d, '-')}|{linked.get(d, '-')}" for d in days}
@@ -123,8 +124,6 @@ def refresh(store: Store, s: Scope, exceptions_fp: str, share: bool = False) -> 
         lazy = dataclasses.replace(sub, materialise=False)
         sub.cached("classified_requests", lambda: classified_requests(lazy).select(*CUBE_COLUMNS))
         sub.cached("classified_alerts", lambda: classified_alerts(lazy).select(*ALERT_COLUMNS))
-        # attribution only asks the devices extract when each device was commissioned
-        sub.cached("latest_devices", lambda: latest_devices(lazy).select("device_id", "commissioned_at"))
     try:
         # Building the expressions materialises the shared intermediates, outside the transaction
         # that replaces the days' cubes.

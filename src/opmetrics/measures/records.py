@@ -55,6 +55,7 @@ class Scope:
     days: tuple[dt.date, ...] | None = None
     _cache: dict[str, ibis.Table] = field(default_factory=dict, repr=False)
     _temp_names: dict[str, str] = field(default_factory=dict, repr=False)  # key -> table
+    _unordered: int = field(default=0, repr=False)  # depth of `unordered` blocks
 
     @property
     def engine(self) -> str:
@@ -76,7 +77,8 @@ class Scope:
                 self._cache[key] = expr.cache()
             else:
                 name = f"_om_{key}_{uuid.uuid4().hex[:8]}"
-                self._cache[key] = self.con.create_table(name, build(), temp=True)
+                with self.unordered():  # a table's rows have no order to keep
+                    self._cache[key] = self.con.create_table(name, build(), temp=True)
                 self._temp_names[key] = name
         return self._cache[key]
 
@@ -87,8 +89,9 @@ class Scope:
             return self.cached(key, lambda: ibis.union(*(build() for build in parts)))
         if key not in self._cache:
             self.cached(key, parts[0])
-            for build in parts[1:]:
-                self.con.insert(self._temp_names[key], build(), database="temp")
+            with self.unordered():
+                for build in parts[1:]:
+                    self.con.insert(self._temp_names[key], build(), database="temp")
         return self._cache[key]
 
     @contextlib.contextmanager
@@ -96,13 +99,15 @@ class Scope:
         """For queries whose row order means nothing (a GROUP BY read into Python, or one with
         its own ORDER BY): DuckDB then need not keep insertion order through its joins, which
         lets them spill to disk."""
-        duckdb = self.engine == "duckdb"
-        if duckdb:
+        outer = self.engine == "duckdb" and not self._unordered
+        if outer:
             self.con.raw_sql("SET preserve_insertion_order = false")
+        self._unordered += 1
         try:
             yield
         finally:
-            if duckdb:
+            self._unordered -= 1
+            if outer:
                 self.con.raw_sql("RESET preserve_insertion_order")
 
     def forget(self, key: str) -> None:
@@ -237,6 +242,9 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
         else_=ibis.literal("included: report status in reporting set"),
     )
     t = t.mutate(
+        # One integer per stored record (its file and row): joins between a request and its
+        # processes use it, not the long request_id text (half the cost at national volume).
+        _rec=record_key(t),
         included=status_ok & pmel.isnull() & ~outside,
         rule=rule,
         segment=t.region,
@@ -271,6 +279,11 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
     return t
 
 
+def record_key(t: ibis.Table) -> ibis.Value:
+    """A stored record's file and row as one integer (rows of a file stay below 2**32)."""
+    return t._file_id.cast("int64") * 4_294_967_296 + t._row.cast("int64")
+
+
 CHAIN_KEYS = ["party_id", "device_id", "srv"]
 
 
@@ -299,20 +312,21 @@ def attempt_chains(s: Scope, t: ibis.Table) -> ibis.Table:
     return chained.union(single.select(*chained.columns).cast(chained.schema()))
 
 
-def chain_outcomes(s: Scope, t: ibis.Table) -> ibis.Table:
-    """One row per chain of resends: its first send (`head_id`) and the attempt that first
-    succeeded (`won`, null if none), for "success on which attempt" (ATT1, PP1).
+def chain_outcomes(s: Scope, t: ibis.Table, key: str = "request_id") -> ibis.Table:
+    """One row per chain of resends: its first send's `key` (as `head_id`) and the attempt
+    that first succeeded (`won`, null if none), for "success on which attempt" (ATT1, PP1).
 
     A send with no other of its SRV, party and device in the period (most sends at national
     volume) is its own chain, won at once or never: only the rest are sorted into chains.
     """
-    alone, repeated = _alone_and_repeated(t.select("request_id", *CHAIN_KEYS, "received_at", "failed"))
+    cols = dict.fromkeys([key, "request_id", *CHAIN_KEYS, "received_at", "failed"])
+    alone, repeated = _alone_and_repeated(t.select(*cols))
     first_time = ibis.ifelse(alone.failed, ibis.null("int64"), ibis.literal(1, "int64"))
-    single = alone.select(head_id=alone.request_id, won=first_time)
+    single = alone.select(head_id=alone[key], won=first_time)
     c = _chains(s, repeated)
     chain = [*CHAIN_KEYS, "chain_no"]
     won = c.filter(~c.failed).group_by(chain).aggregate(won=c.attempt_no.min())
-    heads = c.filter(c.attempt_no == 1).select(*chain, head_id=c.request_id)
+    heads = c.filter(c.attempt_no == 1).select(*chain, head_id=c[key])
     j = heads.left_join(won, chain)
     return j.select(head_id=j.head_id, won=j.won.cast("int64")).union(single)
 
@@ -322,8 +336,10 @@ def chain_outcomes(s: Scope, t: ibis.Table) -> ibis.Table:
 CHAIN_PART_ROWS = 8_000_000
 
 
-def cached_chain_outcomes(s: Scope, key: str, t: ibis.Table, part_rows: int = CHAIN_PART_ROWS) -> ibis.Table:
-    """`chain_outcomes(s, t)` into a cached table, chained about `part_rows` sends at a time.
+def cached_chain_outcomes(
+    s: Scope, key: str, t: ibis.Table, part_rows: int = CHAIN_PART_ROWS, head: str = "request_id"
+) -> ibis.Table:
+    """`chain_outcomes(s, t, head)` into a cached table, chained about `part_rows` sends at a time.
 
     A chain never leaves its device, so splitting the sends by a hash of the device gives the
     same chains; DuckDB's memory then depends on the part's size, not the period's.
@@ -332,10 +348,12 @@ def cached_chain_outcomes(s: Scope, key: str, t: ibis.Table, part_rows: int = CH
     if s.materialise and s.engine == "duckdb":
         parts = max(1, -(-int(t.count().execute()) // part_rows))
     if parts == 1:
-        return s.cached(key, lambda: chain_outcomes(s, t))
+        return s.cached(key, lambda: chain_outcomes(s, t, head))
     # Ibis reads the hash as a signed integer, so the remainder may be negative: fold it back.
     bucket = (t.device_id.hash() % parts + parts) % parts
-    return s.cached_parts(key, [lambda k=k: chain_outcomes(s, t.filter(bucket == k)) for k in range(parts)])
+    return s.cached_parts(
+        key, [lambda k=k: chain_outcomes(s, t.filter(bucket == k), head) for k in range(parts)]
+    )
 
 
 def _chains(s: Scope, t: ibis.Table) -> ibis.Table:
@@ -413,8 +431,29 @@ def latest_devices(s: Scope) -> ibis.Table:
 
 def _latest_devices(s: Scope) -> ibis.Table:
     d = s.con.table("devices")
-    d = d.filter(d.extracted_at <= s.as_of)
+    return _latest_of(d.filter(d.extracted_at <= s.as_of))
+
+
+def _latest_of(d: ibis.Table) -> ibis.Table:
     # (device_id, extracted_at) is the table's key, so the latest extract is one row per device:
     # two hash passes instead of sorting a national estate for a window function.
     latest = d.group_by("device_id").aggregate(_latest=d.extracted_at.max())
     return d.semi_join(latest, [d.device_id == latest.device_id, d.extracted_at == latest._latest])
+
+
+def commissioning_days(s: Scope) -> ibis.Table:
+    """(device_id, comm_day): devices whose latest extract says they were commissioned on a
+    UK day of the period (I&C attribution)."""
+    return s.cached("commissioning_days", lambda: _commissioning_days(s))
+
+
+def _commissioning_days(s: Scope) -> ibis.Table:
+    d = s.con.table("devices")
+    d = d.filter(d.extracted_at <= s.as_of)
+    # Only devices with some extract commissioned in the period can qualify: finding the
+    # latest extract of those alone spares a pass over the whole estate (50 M devices).
+    start, end = s.day_start(s.first), s.day_start(s.last + dt.timedelta(days=1))
+    near = d.filter((d.commissioned_at >= start) & (d.commissioned_at < end)).select("device_id").distinct()
+    latest = _latest_of(d.semi_join(near, "device_id"))
+    latest = latest.select("device_id", comm_day=s.uk_day(latest.commissioned_at))
+    return latest.filter(latest.comm_day.notnull())
