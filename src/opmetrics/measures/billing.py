@@ -15,9 +15,12 @@ def _with_silence(s: Scope, t: ibis.Table) -> ibis.Table:
 
     A device missing from the devices input is treated as communicating (nothing to exclude on).
     """
-    d = latest_devices(s).select(nc_dev="device_id", nc_last="last_communicated_at")
-    j = t.left_join(d, t.device_id == d.nc_dev).drop("nc_dev")
     limit = dt.timedelta(days=s.m.outcomes.non_communicating_days)
+    d = latest_devices(s).select(nc_dev="device_id", nc_last="last_communicated_at")
+    # The period's requests were all sent before its end, so only devices silent since before
+    # (end - limit) can be silent at a request: joining those alone spares a national estate.
+    d = d.filter(d.nc_last < s.day_start(s.last + dt.timedelta(days=1)) - limit)
+    j = t.left_join(d, t.device_id == d.nc_dev).drop("nc_dev")
     silent = (j.nc_last < (j.received_at - limit)).fill_null(False)
     return j.mutate(non_communicating=silent).drop("nc_last")
 

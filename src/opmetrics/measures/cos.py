@@ -10,7 +10,12 @@ from opmetrics.measures.records import Scope, classified_requests
 
 def cos_requests(s: Scope) -> ibis.Table:
     """Included 6.23s, each with `ok`: delivered, or a failure overturned because the gaining
-    party's later SRVs reached the device the same UK day (001 l.372, l.966)."""
+    party's later SRVs reached the device the same UK day (001 l.372, l.966). Four measures
+    read it: computed once per run."""
+    return s.cached("cos_requests", lambda: _cos_requests(s))
+
+
+def _cos_requests(s: Scope) -> ibis.Table:
     req = classified_requests(s).filter(ibis._.included)
     cos = req.filter(req.srv == "6.23")
     later = req.filter((req.srv != "6.23") & (req.response_category == "response: success code"))

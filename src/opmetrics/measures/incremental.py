@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from opmetrics.engine.store import Store
 from opmetrics.measures.daily import DayCubes, alert_cube, daily_rsvp, request_cube, rtt_histogram
-from opmetrics.measures.records import Scope, classified_alerts, classified_requests
+from opmetrics.measures.records import Scope, classified_requests
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -27,7 +27,6 @@ CUBE_COLUMNS = [
     "included", "count_weight", "failed", "extra_failures", "has_response", "within_trt",
     "speed_counted", "rtt_ms",
 ]  # fmt: skip
-ALERT_COLUMNS = ["report_date", "segment", "included", "within_trt"]
 CUBE_TABLES = {"day_requests": request_cube, "day_rtt": rtt_histogram, "day_alerts": alert_cube}
 # Derived from the cubes of the same day: RSVP's daily rows (so a month-end run only merges).
 DAILY_TABLE = "day_rsvp"
@@ -123,7 +122,6 @@ def refresh(store: Store, s: Scope, exceptions_fp: str, share: bool = False) -> 
         # so the intermediate table of a national day stays small.
         lazy = dataclasses.replace(sub, materialise=False)
         sub.cached("classified_requests", lambda: classified_requests(lazy).select(*CUBE_COLUMNS))
-        sub.cached("classified_alerts", lambda: classified_alerts(lazy).select(*ALERT_COLUMNS))
     try:
         # Building the expressions materialises the shared intermediates, outside the transaction
         # that replaces the days' cubes.
