@@ -106,7 +106,8 @@ def step_rsvp_cpm(work: Path) -> dict:
         clear(store)
         store.con.execute("CHECKPOINT")
         t0 = time.perf_counter()
-        s = Scope(store.ibis(), m, MONTH, dt.datetime(2026, 11, 1, 12), materialise=True)
+        # As `compute` does on a writable store: intermediates as compressed scratch tables.
+        s = Scope(store.ibis(), m, MONTH, dt.datetime(2026, 11, 1, 12), materialise=True, scratch=True)
         days = refresh(store, s, "bench")
         cubes = stored_cubes(store)
         rsvp = compute_rsvp(s, cubes)

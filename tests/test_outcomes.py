@@ -10,7 +10,7 @@ import datetime as dt
 import pytest
 from conftest import alert, load_rows, overridden, sr
 
-from opmetrics.measures.records import Scope, classified_requests
+from opmetrics.measures.records import SCRATCH, Scope, classified_requests, drop_scratch
 from opmetrics.measures.run import compute
 from opmetrics.methodology import pmel
 
@@ -473,3 +473,27 @@ def test_forget_drops_one_cached_table_and_keeps_the_rest(store, meth):
     assert temp_tables() == {"shared", "mine"}
     s.release()
     assert temp_tables() == set()
+
+
+def test_scratch_tables_live_in_the_database_until_released_and_leftovers_are_dropped(store, meth, tmp_path):
+    """A scratch Scope keeps its cached tables as ordinary (compressed) tables of the store,
+    drops them on release, and a run's leftovers (a killed compute) are dropped by name."""
+    load_rows(store, tmp_path, "service_requests", [sr(i) for i in range(5)])
+    s = Scope(store.ibis(), meth, "2026-10", AS_OF, materialise=True, scratch=True)
+
+    def scratch() -> dict[str, bool]:
+        rows = store.con.execute("SELECT table_name, temporary FROM duckdb_tables()").fetchall()
+        return {name: temp for name, temp in rows if name.startswith(SCRATCH)}
+
+    t = s.cached("shared", lambda: s.con.table("service_requests"))
+    assert list(scratch().values()) == [False]  # one table, not a TEMP one
+    assert t.count().execute() == 5
+    s.forget("shared")
+    assert scratch() == {}
+    s.cached("shared", lambda: s.con.table("service_requests"))
+    s.release()
+    assert scratch() == {}
+    store.con.execute(f"CREATE TABLE {SCRATCH}left_by_a_killed_run AS SELECT 1 AS x")
+    assert drop_scratch(store.con) == 1
+    assert scratch() == {}
+    assert store.count("service_requests") == 5  # only scratch tables go

@@ -53,6 +53,11 @@ class Scope:
     materialise: bool = False
     # Limit the request and alert records to these UK days (re-reducing late or corrected days).
     days: tuple[dt.date, ...] | None = None
+    # On a writable DuckDB store: keep the cached tables as ordinary tables of the database
+    # (prefix SCRATCH, dropped by `release`), not TEMP ones. DuckDB compresses those as it
+    # writes them: the classified requests of 0.3 of a national day took 100 MB instead of
+    # 3.2 GB of memory and spill, and scans of them ran 5 to 8 times faster.
+    scratch: bool = False
     _cache: dict[str, ibis.Table] = field(default_factory=dict, repr=False)
     _temp_names: dict[str, str] = field(default_factory=dict, repr=False)  # key -> table
     _unordered: int = field(default=0, repr=False)  # depth of `unordered` blocks
@@ -76,9 +81,9 @@ class Scope:
                 expr.limit(0).to_pyarrow()
                 self._cache[key] = expr.cache()
             else:
-                name = f"_om_{key}_{uuid.uuid4().hex[:8]}"
+                name = f"{SCRATCH if self.scratch else '_om_'}{key}_{uuid.uuid4().hex[:8]}"
                 with self.unordered():  # a table's rows have no order to keep
-                    self._cache[key] = self.con.create_table(name, build(), temp=True)
+                    self._cache[key] = self.con.create_table(name, build(), temp=not self.scratch)
                 self._temp_names[key] = name
         return self._cache[key]
 
@@ -91,8 +96,12 @@ class Scope:
             self.cached(key, parts[0])
             with self.unordered():
                 for build in parts[1:]:
-                    self.con.insert(self._temp_names[key], build(), database="temp")
+                    self.con.insert(self._temp_names[key], build(), database=self._database)
         return self._cache[key]
+
+    @property
+    def _database(self) -> str | None:
+        return None if self.scratch else "temp"
 
     @contextlib.contextmanager
     def unordered(self) -> Iterator[None]:
@@ -120,12 +129,12 @@ class Scope:
             t.release()
             return
         if key in self._temp_names:  # else a stored table used as it is (`latest_devices`)
-            self.con.drop_table(self._temp_names.pop(key), database="temp", force=True)
+            self.con.drop_table(self._temp_names.pop(key), database=self._database, force=True)
 
     def release(self) -> None:
         """Drop the temporary tables (or uncache the Spark DataFrames) made by `cached`."""
         for name in self._temp_names.values():
-            self.con.drop_table(name, database="temp", force=True)
+            self.con.drop_table(name, database=self._database, force=True)
         if self.engine == "pyspark":
             for t in self._cache.values():
                 t.release()
@@ -159,6 +168,25 @@ class Scope:
             for i in range(len(days) - 1)
         ]
         return ibis.cases(*branches, else_=ibis.null("date"))
+
+
+# Name prefix of the cached tables a `scratch` Scope keeps in the database (see `drop_scratch`).
+SCRATCH = "_om_scratch_"
+
+
+def drop_scratch(con: Any) -> int:
+    """Drop scratch tables left by a run that did not finish (killed, or out of disk);
+    `con` is the store's DuckDB connection."""
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND starts_with(table_name, ?)",
+            [SCRATCH],
+        ).fetchall()
+    ]
+    for n in names:
+        con.execute(f'DROP TABLE IF EXISTS "{n}"')
+    return len(names)
 
 
 def _pmel_match(t: ibis.Table, e: PmelException, time_col: str) -> ibis.Value:

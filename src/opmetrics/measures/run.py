@@ -23,7 +23,7 @@ from opmetrics.measures.diagnostics import counts as diagnostic_counts
 from opmetrics.measures.incremental import refresh, stored_cubes
 from opmetrics.measures.legs import compute_legs
 from opmetrics.measures.outcome import Context, compute_outcomes
-from opmetrics.measures.records import Scope, month_bounds, uk_midnight_utc
+from opmetrics.measures.records import Scope, drop_scratch, month_bounds, uk_midnight_utc
 from opmetrics.measures.rsvp import compute_rsvp
 from opmetrics.methodology import Methodology, pmel
 
@@ -188,7 +188,9 @@ def compute(
         as_of=as_of or default_as_of(store, period, m.report_timezone),
         exceptions=pmel.active(store),
         materialise=materialise,
+        scratch=not store.read_only,
     )
+    drop_scratch(store.con)
     counts = input_rows(store)
     applied = ", ".join(e.exception_id for e in scope.exceptions)
     try:
