@@ -242,3 +242,33 @@ def test_infinite_timestamps_are_quarantined(store, tmp_path):
         (2, "responded_at", "not an ISO 8601 timestamp"),
         (3, "received_at", "not an ISO 8601 timestamp"),
     ]
+
+
+def test_a_load_runs_under_the_ingest_memory_limit_and_restores_the_store_limit(tmp_path, monkeypatch):
+    """Each file loads under its own DuckDB memory limit (lower than compute's: Arrow's batches
+    come on top), and the store's limit is back afterwards, also when the file fails."""
+    from opmetrics.engine.store import Store
+    from opmetrics.ingest import load
+
+    monkeypatch.setenv("OPMETRICS_MEMORY_LIMIT", "3GB")
+    monkeypatch.setattr(load, "INGEST_MEMORY_LIMIT", "500MB")
+    seen = []
+
+    def limit(con) -> str:
+        return con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    with Store(tmp_path / "s.duckdb") as store:
+        own = limit(store.con)
+        store.con.execute("SET memory_limit = '500MB'")
+        ingest_limit = limit(store.con)
+        store.con.execute("SET memory_limit = '3GB'")
+        assert own == limit(store.con) != ingest_limit
+        real = load._load_in_transaction
+        monkeypatch.setattr(
+            load, "_load_in_transaction", lambda store, *a: seen.append(limit(store.con)) or real(store, *a)
+        )
+        load_file(store, write_csv(tmp_path / "service_requests.csv", [sr(1)]))
+        assert seen == [ingest_limit] and limit(store.con) == own
+        with pytest.raises(IngestError):
+            load_file(store, write_csv(tmp_path / "service_requests_bad.csv", [{"nonsense": 1}]))
+        assert limit(store.con) == own

@@ -65,6 +65,7 @@ class Store:
         self.path = Path(path)
         self.contract = contract or load_contract()
         self.read_only = read_only
+        self.memory_limit = os.environ.get("OPMETRICS_MEMORY_LIMIT", "2GB")
         if read_only:
             # An in-memory database with the file attached read-only: readers (the web app) can
             # still make temporary tables, and never lock out a writer's next run.
@@ -80,7 +81,7 @@ class Store:
             self.con = duckdb.connect(str(self.path))
             self.con.execute("SET TimeZone = 'UTC'")
             # Bounded memory: DuckDB spills to disk beyond this (issue 11; docs/scaling.md).
-            self.con.execute(f"SET memory_limit = '{os.environ.get('OPMETRICS_MEMORY_LIMIT', '2GB')}'")
+            self.con.execute(f"SET memory_limit = '{self.memory_limit}'")
             self._create_schema()
         self._ibis: Any = None
 

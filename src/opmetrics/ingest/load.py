@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import io
 import itertools
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,10 @@ from opmetrics.ingest.contract import Table
 from opmetrics.ingest.validate import lit, native_ok, normalise, q, validation_sql
 
 BATCH_ROWS = 500_000
+# DuckDB's memory limit while a file loads (its staged rows and duplicate check spill beyond
+# it). At 0.3 of a national day, 1 GB instead of the store's 2 GB took the peak resident
+# memory of ingest from 2.9 to 2.1 GiB at the same speed: Arrow's batches come on top of it.
+INGEST_MEMORY_LIMIT = os.environ.get("OPMETRICS_INGEST_MEMORY_LIMIT", "1GB")
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 # The part of a duplicate-key reason that names the other row; stripped when summarising.
 DUPLICATE_DETAIL = ": (same as|already loaded).*$"
@@ -342,6 +347,7 @@ def load_file(
     if prior:
         return LoadResult(path, name, "already loaded", prior[1], 0, 0, prior[0])
 
+    con.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
     con.execute("BEGIN TRANSACTION")
     try:
         result = _load_in_transaction(store, path, table, digest, on_rows, corrections)
@@ -350,6 +356,8 @@ def load_file(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    finally:
+        con.execute(f"SET memory_limit = '{store.memory_limit}'")
 
 
 def _load_in_transaction(
