@@ -117,7 +117,7 @@ def refresh(store: Store, s: Scope, exceptions_fp: str, share: bool = False) -> 
         # follows: classify and attribute the month once, for the cubes and the measures.
         sub = s
     else:
-        sub = dataclasses.replace(s, days=tuple(stale), _cache={}, _temp_names={})
+        sub = dataclasses.replace(s, days=tuple(stale), _cache={}, _tables={})
         # The cubes need a few of the classified columns (not the rule texts): keep only those,
         # so the intermediate table of a national day stays small.
         lazy = dataclasses.replace(sub, materialise=False)

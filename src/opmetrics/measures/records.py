@@ -48,8 +48,8 @@ class Scope:
     as_of: dt.datetime  # naive UTC: "now" for SLA-not-yet-elapsed categories
     exceptions: list[PmelException] = field(default_factory=list)
     # When true, shared intermediate tables (classified requests, attribution, latest devices)
-    # are computed once per run into temporary tables instead of being re-evaluated by every
-    # measure that uses them. Results are identical either way (tested).
+    # are computed once per run into tables (TEMP, or `scratch`) instead of being re-evaluated
+    # by every measure that uses them. Results are identical either way (tested).
     materialise: bool = False
     # Limit the request and alert records to these UK days (re-reducing late or corrected days).
     days: tuple[dt.date, ...] | None = None
@@ -59,7 +59,7 @@ class Scope:
     # 3.2 GB of memory and spill, and scans of them ran 5 to 8 times faster.
     scratch: bool = False
     _cache: dict[str, ibis.Table] = field(default_factory=dict, repr=False)
-    _temp_names: dict[str, str] = field(default_factory=dict, repr=False)  # key -> table
+    _tables: dict[str, str] = field(default_factory=dict, repr=False)  # key -> its TEMP or scratch table
     _unordered: int = field(default=0, repr=False)  # depth of `unordered` blocks
 
     @property
@@ -68,8 +68,9 @@ class Scope:
         return getattr(self.con, "name", "")
 
     def cached(self, key: str, build: Callable[[], ibis.Table]) -> ibis.Table:
-        """`build()`, evaluated once per Scope into a temporary table when `materialise` is set
-        (on Spark, which has no temporary tables through Ibis, a cached DataFrame)."""
+        """`build()`, evaluated once per Scope into a table when `materialise` is set: TEMP, or a
+        scratch table of the store (on Spark, which has no temporary tables through Ibis, a
+        cached DataFrame)."""
         if not self.materialise:
             return build()
         if key not in self._cache:
@@ -84,7 +85,7 @@ class Scope:
                 name = f"{SCRATCH if self.scratch else '_om_'}{key}_{uuid.uuid4().hex[:8]}"
                 with self.unordered():  # a table's rows have no order to keep
                     self._cache[key] = self.con.create_table(name, build(), temp=not self.scratch)
-                self._temp_names[key] = name
+                self._tables[key] = name
         return self._cache[key]
 
     def cached_parts(self, key: str, parts: list[Callable[[], ibis.Table]]) -> ibis.Table:
@@ -96,7 +97,7 @@ class Scope:
             self.cached(key, parts[0])
             with self.unordered():
                 for build in parts[1:]:
-                    self.con.insert(self._temp_names[key], build(), database=self._database)
+                    self.con.insert(self._tables[key], build(), database=self._database)
         return self._cache[key]
 
     @property
@@ -128,17 +129,17 @@ class Scope:
         if self.engine == "pyspark":
             t.release()
             return
-        if key in self._temp_names:  # else a stored table used as it is (`latest_devices`)
-            self.con.drop_table(self._temp_names.pop(key), database=self._database, force=True)
+        if key in self._tables:  # else a stored table used as it is (`latest_devices`)
+            self.con.drop_table(self._tables.pop(key), database=self._database, force=True)
 
     def release(self) -> None:
-        """Drop the temporary tables (or uncache the Spark DataFrames) made by `cached`."""
-        for name in self._temp_names.values():
+        """Drop the tables (or uncache the Spark DataFrames) made by `cached`."""
+        for name in self._tables.values():
             self.con.drop_table(name, database=self._database, force=True)
         if self.engine == "pyspark":
             for t in self._cache.values():
                 t.release()
-        self._temp_names.clear()
+        self._tables.clear()
         self._cache.clear()
 
     @property
@@ -387,6 +388,7 @@ def cached_chain_outcomes(
 
 def _chains(s: Scope, t: ibis.Table, sizes: bool = True) -> ibis.Table:
     """Number each send's chain and attempt; with `sizes`, each chain's size and success."""
+
     def keys(t: ibis.Table) -> list[ibis.Column]:
         return [t[k] for k in CHAIN_KEYS]
 
