@@ -88,6 +88,12 @@ class Scope:
                 self._tables[key] = name
         return self._cache[key]
 
+    def keep(self, key: str, expr: ibis.Table) -> ibis.Table:
+        """Answer `cached(key, ...)` with `expr` as it is, making no table (an expression that
+        is as cheap to read as a copy of it would be)."""
+        self._cache[key] = expr
+        return expr
+
     def cached_parts(self, key: str, parts: list[Callable[[], ibis.Table]]) -> ibis.Table:
         """Like `cached`, for a table built as the union of `parts`, one query per part on
         DuckDB: each query's memory then depends on its part, not on the whole table."""
@@ -129,7 +135,7 @@ class Scope:
         if self.engine == "pyspark":
             t.release()
             return
-        if key in self._tables:  # else a stored table used as it is (`latest_devices`)
+        if key in self._tables:  # else an expression given to `keep`
             self.con.drop_table(self._tables.pop(key), database=self._database, force=True)
 
     def release(self) -> None:
@@ -468,7 +474,7 @@ def latest_devices(s: Scope) -> ibis.Table:
         if got["n"] == got["devices"]:
             # One extract per device (a monthly extract): the latest is the extract itself, and
             # the measures read the stored table instead of a full copy of a national estate.
-            s._cache[key] = d
+            return s.keep(key, d)
     return s.cached(key, lambda: _latest_of(_extracts(s)))
 
 
@@ -491,8 +497,7 @@ def commissioning_days(s: Scope) -> ibis.Table:
 
 
 def _commissioning_days(s: Scope) -> ibis.Table:
-    d = s.con.table("devices")
-    d = d.filter(d.extracted_at <= s.as_of)
+    d = _extracts(s)
     # Only devices with some extract commissioned in the period can qualify: finding the
     # latest extract of those alone spares a pass over the whole estate (50 M devices).
     start, end = s.day_start(s.first), s.day_start(s.last + dt.timedelta(days=1))
