@@ -10,7 +10,14 @@ import datetime as dt
 import pytest
 from conftest import alert, load_rows, overridden, sr
 
-from opmetrics.measures.records import SCRATCH, Scope, classified_requests, drop_scratch
+from opmetrics.measures.records import (
+    SCRATCH,
+    Scope,
+    classified_requests,
+    commissioning_days,
+    drop_scratch,
+    latest_devices,
+)
 from opmetrics.measures.run import compute
 from opmetrics.methodology import pmel
 
@@ -497,3 +504,36 @@ def test_scratch_tables_live_in_the_database_until_released_and_leftovers_are_dr
     assert drop_scratch(store.con) == 1
     assert scratch() == {}
     assert store.count("service_requests") == 5  # only scratch tables go
+
+
+@pytest.mark.parametrize("materialise", [True, False])
+def test_latest_extract_decides_the_commissioning_day_when_a_device_has_several(
+    store, tmp_path, meth, materialise
+):
+    """D1's first extract says commissioned 5 October, its later one (a correction) 28
+    September: only the later counts, so D1 has no commissioning day in October. D2 was
+    commissioned in September by its first extract and 12 October by its later one. D3 has one
+    extract; an extract taken after the report time is ignored."""
+    rows = [
+        device(D1, extracted_at="2026-10-10T12:00:00Z", commissioned_at="2026-10-05T09:30:00Z"),
+        device(D1, extracted_at="2026-10-31T12:00:00Z", commissioned_at="2026-09-28T09:30:00Z"),
+        device(D2, extracted_at="2026-10-10T12:00:00Z", commissioned_at="2026-09-20T09:30:00Z"),
+        device(D2, extracted_at="2026-10-31T12:00:00Z", commissioned_at="2026-10-12T23:30:00Z"),
+        device(D3, commissioned_at="2026-10-07T09:30:00Z"),
+        device(D3, extracted_at="2026-11-05T12:00:00Z", commissioned_at="2026-10-09T09:30:00Z"),
+    ]
+    for r in rows:  # installed just before commissioning (the contract checks the order)
+        r["installed_at"] = r["commissioned_at"].replace("09:30", "09:00").replace("23:30", "23:00")
+    load_rows(store, tmp_path, "devices", rows)
+    assert store.count("quarantine") == 0
+    s = Scope(store.ibis(), meth, "2026-10", AS_OF, materialise=materialise, scratch=materialise)
+    latest = {r["device_id"]: r["commissioned_at"] for r in latest_devices(s).to_pyarrow().to_pylist()}
+    assert latest == {
+        D1: dt.datetime(2026, 9, 28, 9, 30),
+        D2: dt.datetime(2026, 10, 12, 23, 30),
+        D3: dt.datetime(2026, 10, 7, 9, 30),
+    }
+    days = {r["device_id"]: r["comm_day"] for r in commissioning_days(s).to_pyarrow().to_pylist()}
+    # 23:30 UTC on 12 October is 00:30 on 13 October in the UK (BST)
+    assert days == {D2: dt.date(2026, 10, 13), D3: dt.date(2026, 10, 7)}
+    s.release()
