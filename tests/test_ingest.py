@@ -127,24 +127,42 @@ def test_failure_midway_rolls_back_everything(store, tmp_path, monkeypatch):
     """A crash after some batches were staged leaves no rows, no quarantine, no file record."""
     import opmetrics.ingest.load as load_mod
 
-    path = _parquet(tmp_path, [sr(i) for i in range(1, 9)] + [sr(99, region="Atlantis")])
-    real = load_mod._parquet_rows
+    path = write_csv(tmp_path / "sr.csv", [sr(i) for i in range(1, 9)] + [sr(99, region="Atlantis")])
+    real = load_mod._csv_batches
 
     def exploding(*args):
-        for i, b in enumerate(real(*args)):
-            if i == 2:
-                raise OSError("disk went away")
-            yield b
+        yield from real(*args)
+        raise OSError("disk went away")
 
-    monkeypatch.setattr(load_mod, "BATCH_ROWS", 3)
-    monkeypatch.setattr(load_mod, "_parquet_rows", exploding)
+    monkeypatch.setattr(load_mod, "_csv_batches", exploding)
     with pytest.raises(OSError):
         load_file(store, path, "service_requests")
     assert store.count("service_requests") == 0
     assert store.count("quarantine") == 0 and store.count("loaded_files") == 0
-    monkeypatch.setattr(load_mod, "_parquet_rows", real)
+    monkeypatch.setattr(load_mod, "_csv_batches", real)
     res = load_file(store, path, "service_requests")
     assert (res.accepted, res.quarantined) == (8, 1)
+
+
+def test_parquet_damaged_after_its_first_row_groups_loads_nothing(store, tmp_path):
+    """DuckDB reads the row groups in turn: a damaged later one fails the file, and the rows
+    already staged from the earlier ones are rolled back with it."""
+    rows = [sr(i) for i in range(1, 10)]
+    path = tmp_path / "sr.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=3, compression="none")
+    meta = pq.ParquetFile(path).metadata
+    last = meta.row_group(2).column(0)  # request_id of the third row group
+    data = bytearray(path.read_bytes())
+    start = last.data_page_offset
+    data[start : start + 24] = b"\xff" * 24  # its page header is now garbage
+    path.write_bytes(bytes(data))
+    with pytest.raises(IngestError, match="sr.parquet: Parquet data cannot be read"):
+        load_file(store, path, "service_requests")
+    assert store.count("service_requests") == 0
+    assert store.count("quarantine") == 0 and store.count("loaded_files") == 0
+    ok = tmp_path / "ok.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), ok, row_group_size=3)
+    assert load_file(store, ok, "service_requests").accepted == 9
 
 
 def test_timestamps_offsets_precision_and_uk_report_day(store, tmp_path):
@@ -272,3 +290,32 @@ def test_a_load_runs_under_the_ingest_memory_limit_and_restores_the_store_limit(
         with pytest.raises(IngestError):
             load_file(store, write_csv(tmp_path / "service_requests_bad.csv", [{"nonsense": 1}]))
         assert limit(store.con) == own
+
+
+def test_parquet_text_is_trimmed_typed_columns_kept_and_bad_rows_named_by_file_row(store, tmp_path):
+    """DuckDB reads the Parquet itself: blanks are trimmed and a blank value is missing (as for
+    CSV), typed columns load as they are, and a bad row keeps its 1-based row in the file
+    across row groups."""
+    import datetime as dt
+
+    rows = [sr(i) for i in range(1, 8)]
+    rows[1]["party_id"] = "\t SUP-B \r\n"  # row 2: trimmed
+    rows[4]["region"] = "Atlantis"  # row 5: quarantined
+    rows[5]["party_id"] = " \t "  # row 6: blank is missing, and party_id is required
+    t = pa.Table.from_pylist(rows)
+    when = pa.array([dt.datetime(2026, 10, 5, 9, 59, 59, 123456)] * len(rows), pa.timestamp("us"))
+    t = t.set_column(t.schema.get_field_index("received_at"), "received_at", when)
+    t = t.set_column(t.schema.get_field_index("dsp_attempts"), "dsp_attempts", pa.array([2] * 7, pa.int32()))
+    pq.write_table(t, tmp_path / "sr.parquet", row_group_size=3)
+    res = load_file(store, tmp_path / "sr.parquet", "service_requests")
+    assert (res.rows_read, res.accepted, res.quarantined) == (7, 5, 2)
+    got = quarantine(store)
+    assert [(r[0], r[1], r[2]) for r in got] == [(5, "region", "Atlantis"), (6, "party_id", None)]
+    assert "missing required value" in got[1][3]
+    loaded = store.con.execute(
+        "SELECT _row, party_id, dsp_attempts, CAST(received_at AS VARCHAR) "
+        "FROM service_requests ORDER BY _row"
+    ).fetchall()
+    assert [r[0] for r in loaded] == [1, 2, 3, 4, 7]
+    assert loaded[1][1] == "SUP-B" and {r[2] for r in loaded} == {2}
+    assert {r[3] for r in loaded} == {"2026-10-05 09:59:59.123"}
