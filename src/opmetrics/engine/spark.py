@@ -8,6 +8,10 @@ cluster's own ingest writes the same way):
     <root>/alerts/report_date=2026-10-01/*.parquet
     <root>/<other table>/data.parquet                          (small tables: one file)
     <root>/_pmel.json                                          (the exceptions in force)
+    <root>/_results/cpm.parquet, availability.parquet          (published earlier results)
+
+The published results carry what a month's figures look back on: the CPM statuses of earlier
+months (consecutive months below target) and last month's availability (previous service level).
 
 Only ingest validates and quarantines; Spark never sees a record the store refused.
 """
@@ -25,6 +29,11 @@ from opmetrics.engine.store import Store
 
 # Tables big enough to split by day; the rest are one file each.
 PARTITIONED = ("service_requests", "alerts")
+# Published results a month's figures look back on, and the columns they need.
+PUBLISHED = {
+    "cpm": ["cpm", "key", "segment", "period", "status"],
+    "availability": ["view", "subject", "region", "band", "day", "pct", "period"],
+}
 
 
 def export_parquet(store: Store, root: str | Path) -> dict[str, int]:
@@ -48,10 +57,30 @@ def export_parquet(store: Store, root: str | Path) -> dict[str, int]:
                 "(FORMAT parquet, COMPRESSION zstd)"
             )
         rows[name] = store.count(name)
+    results = root / "_results"
+    results.mkdir(exist_ok=True)
+    for name, cols in PUBLISHED.items():
+        target = (results / f"{name}.parquet").as_posix()
+        if store.has_table(name):
+            store.con.execute(f"COPY (SELECT {', '.join(cols)} FROM {name}) TO '{target}' (FORMAT parquet)")
+        else:  # nothing published yet
+            Path(target).unlink(missing_ok=True)
     active = [dataclasses.asdict(e) for e in pmel.active(store)]
     (root / "_pmel.json").write_text(json.dumps(active, indent=1, default=str))
     (root / "_inputs.json").write_text(json.dumps(rows, indent=1))
     return rows
+
+
+def published(root: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The CPM and availability rows the store had published when the layout was written
+    (none for a layout without them)."""
+    import pyarrow.parquet as pq
+
+    out = []
+    for name in PUBLISHED:
+        path = Path(root) / "_results" / f"{name}.parquet"
+        out.append(pq.read_table(path).to_pylist() if path.exists() else [])
+    return out[0], out[1]
 
 
 def input_rows(root: str | Path) -> dict[str, int]:

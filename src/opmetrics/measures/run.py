@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,9 +96,16 @@ def history(store: Store, period: str) -> dict[tuple[str, str, str], dict[str, s
         rows = store.rows("SELECT cpm, key, segment, period, status FROM cpm WHERE period < ?", [period])
     except duckdb.CatalogException:
         return {}
+    return history_of(rows, period)
+
+
+def history_of(rows: Iterable[dict[str, Any]], period: str) -> dict[tuple[str, str, str], dict[str, str]]:
+    """Published CPM rows (cpm, key, segment, period, status) of periods before `period`, per
+    (cpm, key, segment): the form `compute_cpm` counts months below target from."""
     out: dict[tuple[str, str, str], dict[str, str]] = {}
     for r in rows:
-        out.setdefault((r["cpm"], r["key"], r["segment"]), {})[r["period"]] = r["status"]
+        if r["period"] < period:
+            out.setdefault((r["cpm"], r["key"], r["segment"]), {})[r["period"]] = r["status"]
     return out
 
 
@@ -106,12 +113,25 @@ def previous_availability(store: Store, period: str) -> dict[tuple[str, str, str
     """Last period's stored availability per (view, subject, region, band), monthly rows only."""
     try:
         rows = store.rows(
-            "SELECT view, subject, region, band, pct FROM availability WHERE period = ? AND day IS NULL",
+            "SELECT view, subject, region, band, day, pct, period FROM availability WHERE period = ?",
             [previous_period(period)],
         )
     except duckdb.CatalogException:
         return {}
-    return {(r["view"], r["subject"], r["region"], r["band"]): r["pct"] for r in rows}
+    return previous_availability_of(rows, period)
+
+
+def previous_availability_of(
+    rows: Iterable[dict[str, Any]], period: str
+) -> dict[tuple[str, str, str, str], float]:
+    """Published availability rows of the month before `period`, monthly rows only, per
+    (view, subject, region, band)."""
+    last = previous_period(period)
+    return {
+        (r["view"], r["subject"], r["region"], r["band"]): r["pct"]
+        for r in rows
+        if r["period"] == last and r["day"] is None
+    }
 
 
 def measure_suite(
@@ -260,10 +280,12 @@ def compute_spark(
 ) -> dict[str, pa.Table]:
     """Every measure for `period` on Apache Spark, over the Parquet layout written by
     `engine.spark.export_parquet`. The day cubes are reduced for the whole period (Spark holds
-    no state between runs); earlier periods' statuses are not read, so months-below-target
-    counts only this month."""
+    no state between runs). Earlier periods' published CPM statuses and availability come from
+    the layout (`_results/`), as `compute` reads them from the store: months below target and
+    the previous service level are the same on both engines."""
     from opmetrics.engine import spark as sp
 
+    cpm_rows, availability_rows = sp.published(root)
     con = sp.connect(root, spark)
     scope = Scope(con, m, period, as_of, sp.exceptions(root), materialise=True)
     try:
@@ -273,6 +295,12 @@ def compute_spark(
             scope.cached("cube_rtt", lambda: raw.rtt),
             scope.cached("cube_alerts", lambda: raw.alerts),
         )
-        return measure_suite(scope, cubes, sp.input_rows(root), {}, {})
+        return measure_suite(
+            scope,
+            cubes,
+            sp.input_rows(root),
+            history_of(cpm_rows, period),
+            previous_availability_of(availability_rows, period),
+        )
     finally:
         scope.release()
