@@ -16,53 +16,92 @@ from opmetrics.methodology import Process
 KEYS = ["device_id", "party_id", "report_date"]
 
 
-MEMBER = ["_rec", "srv", "smets"]  # _rec: the record key (records.record_key)
+def flag(process_id: str) -> str:
+    """The column of `flagged` saying whether a request belongs to the process."""
+    return f"_in_{process_id}"
 
 
-def _members(s: Scope, req: ibis.Table, p: Process, done: dict[str, ibis.Table]) -> ibis.Table:
-    """Requests (_rec, srv, smets) attributed to process `p`."""
-    a = p.attribution
-    mine = req.filter(req.srv.isin(p.srvs))
-    if not s.m.attribution.enabled or a.rule == "all":
-        return mine.select(*MEMBER)
-    if a.rule == "commissioning_day":
-        dev = commissioning_days(s).rename(dev_id="device_id")
-        j = mine.inner_join(dev, [mine.device_id == dev.dev_id, mine.report_date == dev.comm_day])
-        return j.select(*MEMBER)
-    if a.rule == "same_day_as":
-        anchors = req.filter(req.srv == a.anchor_srv).select(*KEYS).distinct()
-        return mine.semi_join(anchors, KEYS).select(*MEMBER)
-    if a.rule == "not_in":
-        taken = [done[q] if q in done else _members(s, req, s.m.process(q), done) for q in a.processes]
-        out = mine.select(*MEMBER)
-        for t in taken:
-            out = out.anti_join(t.select("_rec"), "_rec")
-        return out
-    # pairs: both SRVs of the pair to the same device, from the same party, on the same UK day
-    first, second = a.pair
-    k1 = req.filter(req.srv == first).select(*KEYS).distinct()
-    k2 = req.filter(req.srv == second).select(*KEYS).distinct()
-    both = k1.semi_join(k2, KEYS)
-    return mine.filter(mine.srv.isin(a.pair)).semi_join(both, KEYS).select(*MEMBER)
+def _key_set(keys: ibis.Table, cols: list[str], mark: str) -> ibis.Table:
+    """Distinct keys renamed for a left join, with a `mark` column that is true where one matched."""
+    return (
+        keys.select(*cols)
+        .distinct()
+        .rename({f"_k{i}": c for i, c in enumerate(cols)})
+        .mutate(**{mark: ibis.literal(True)})
+    )
 
 
-def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
-    """(_rec, process_id) for every request attributed to a process.
+def _marked(t: ibis.Table, keys: ibis.Table, on: list[str], mark: str) -> ibis.Table:
+    """`t` with `mark`: whether its `on` columns are among `keys` (a left join to a small set of
+    distinct keys, so no request is repeated)."""
+    k = _key_set(keys, on, mark)
+    j = t.left_join(k, [t[c] == k[f"_k{i}"] for i, c in enumerate(on)])
+    return j.drop(*[f"_k{i}" for i in range(len(on))])
 
+
+def flagged(s: Scope, req: ibis.Table) -> ibis.Table:
+    """`req` with one boolean column per process (`flag(id)`): whether the request belongs to it.
+
+    Each rule is a condition on the request itself, or on its presence in a small set of keys
+    (commissioning days, anchor requests, pairs) joined once: one pass over the requests decides
+    every process, instead of one set of members per process joined back by record.
     SMETS1 requests are kept only where the process and the SRV apply to SMETS1 (001 Table 4).
     """
-    done: dict[str, ibis.Table] = {}
-    parts = []
+    on = s.m.attribution.enabled
+    t = req
     for p in s.m.processes:
-        members = _members(s, req, p, done)
-        done[p.id] = members
+        a, mark = p.attribution, f"_mark_{p.id}"
+        if not on or a.rule in ("all", "not_in"):
+            continue
+        if a.rule == "commissioning_day":
+            dev = commissioning_days(s)
+            t = _marked(t, dev.select(device_id=dev.device_id, report_date=dev.comm_day), KEYS[::2], mark)
+        elif a.rule == "same_day_as":
+            t = _marked(t, req.filter(req.srv == a.anchor_srv), KEYS, mark)
+        else:  # pairs: both SRVs of the pair to the same device, from the same party, on the same UK day
+            first, second = a.pair
+            k1 = req.filter(req.srv == first).select(*KEYS).distinct()
+            both = k1.semi_join(req.filter(req.srv == second), KEYS)
+            t = _marked(t, both, KEYS, mark)
+    member: dict[str, ibis.Value] = {}
+
+    def belongs(p: Process) -> ibis.Value:
+        if p.id in member:
+            return member[p.id]
+        a = p.attribution
+        mine = t.srv.isin(p.srvs)
+        if not on or a.rule == "all":
+            cond = mine
+        elif a.rule == "not_in":
+            taken = [belongs(s.m.process(q)) for q in a.processes]
+            cond = mine & ~ibis.or_(*taken)
+        else:
+            cond = mine & t[f"_mark_{p.id}"].notnull()
+            if a.rule == "pairs":
+                cond = cond & t.srv.isin(a.pair)
+        member[p.id] = cond.fill_null(False)
+        return member[p.id]
+
+    flags = {}
+    for p in s.m.processes:
         smets1_srvs = (
             [c for c in p.srvs if (srv := s.m.srv(c)) is not None and srv.smets1] if p.smets1 else []
         )
-        # members are requests, so filtering them is the same as keeping those the rule allows
-        keep = (members.smets != 1) | members.srv.isin(smets1_srvs or ["-"])
-        parts.append(members.filter(keep).select("_rec").mutate(process_id=ibis.literal(p.id)))
-    return ibis.union(*parts)
+        flags[flag(p.id)] = belongs(p) & ((t.smets != 1) | t.srv.isin(smets1_srvs or ["-"])).fill_null(False)
+    marks = [c for c in t.columns if c.startswith("_mark_")]
+    return t.mutate(**flags).drop(*marks)
+
+
+def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
+    """(_rec, process_id) for every request attributed to a process: one row per pair."""
+    f = flagged(s, req)
+    flags = [f[flag(p.id)] for p in s.m.processes]
+    f = f.filter(ibis.or_(*flags))
+    # One row per process a request belongs to: its processes as a list (null where it does
+    # not belong), unnested, nulls dropped.
+    ids = ibis.array([ibis.ifelse(f[flag(p.id)], p.id, ibis.null("string")) for p in s.m.processes])
+    t = f.select("_rec", process_id=ids.unnest())
+    return t.filter(t.process_id.notnull())
 
 
 def attribution(s: Scope) -> ibis.Table:

@@ -15,11 +15,12 @@ DuckDB and Spark run the same definitions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import ibis
 
-from opmetrics.measures.attribution import process_requests
+from opmetrics.measures.attribution import flag, flagged
 from opmetrics.measures.records import Scope, classified_alerts, classified_requests, in_scope
 
 # What one day's request cube is keyed by: enough for RSVP's region / SMETS2 / All levels and
@@ -39,43 +40,75 @@ class DayCubes:
     daily: ibis.Table | None = None  # RSVP's daily rows, kept from when each day was reduced
 
 
-def _scoped(s: Scope) -> list[ibis.Table]:
-    """Included requests once per SRV, and once per business process they are attributed to."""
-    req = classified_requests(s).filter(ibis._.included)
-    proc = process_requests(s)
-    return [
-        req.mutate(scope=ibis.literal("srv"), key=req.srv),
-        proc.mutate(scope=ibis.literal("process"), key=proc.process_id),
-    ]
+def _fine(s: Scope, key: str, by: list[str], sums: Callable[[ibis.Table], dict], rtt: bool) -> ibis.Table:
+    """Included requests summed per `by`, SRV and set of processes they belong to (`rtt`: only
+    the speed-counted ones, with their RTT in whole milliseconds).
+
+    One pass over the requests serves both scopes: the SRV rows and every process's rows are
+    then sums over this small table (a request in two processes counts in each), with no join
+    of the records to their processes."""
+
+    def build() -> ibis.Table:
+        t = flagged(s, classified_requests(s).filter(ibis._.included))
+        if rtt:
+            t = t.filter(t.speed_counted).mutate(rtt_ms=t.rtt_ms.cast("int64"))
+        return t.group_by([*by, "srv", *[flag(p.id) for p in s.m.processes]]).aggregate(**sums(t))
+
+    return s.cached(key, build)
+
+
+def _by_scope(
+    s: Scope, fine: ibis.Table, by: list[str], merge: Callable[[ibis.Table], dict], keys: list[str]
+) -> ibis.Table:
+    """The SRV-scope rows and each process's rows of a `_fine` table, with columns `keys` and
+    `merge`'s."""
+    srv = fine.group_by([*by, "srv"]).aggregate(**merge(fine))
+    parts = [srv.mutate(scope=ibis.literal("srv"), key=srv.srv)]
+    for p in s.m.processes:
+        f = fine.filter(fine[flag(p.id)])
+        parts.append(
+            f.group_by(by).aggregate(**merge(f)).mutate(scope=ibis.literal("process"), key=ibis.literal(p.id))
+        )
+    cols = [*keys, *merge(fine)]
+    return ibis.union(*[t.select(*cols) for t in parts])
+
+
+_REQ_BY = ["report_date", "segment", "smets", "mode", "critical"]
+_RTT_BY = ["report_date", "segment", "smets", "rtt_ms"]
+_SUMS = ["records", "volume", "failures", "no_response", "responses", "within_trt", "rtt_count", "rtt_sum_ms"]
+
+
+def _request_sums(t: ibis.Table) -> dict:
+    rtt = ibis.ifelse(t.speed_counted, t.rtt_ms, None).cast("int64")
+    return {
+        "records": t.count(),
+        "volume": t.count_weight.cast("int64").sum().cast("int64"),
+        "failures": (t.failed.cast("int64") + t.extra_failures.cast("int64")).sum().cast("int64"),
+        "no_response": (~t.has_response).cast("int64").sum().cast("int64"),
+        "responses": t.has_response.cast("int64").sum().cast("int64"),
+        "within_trt": t.within_trt.cast("int64").sum().cast("int64"),
+        "rtt_count": t.speed_counted.cast("int64").sum().cast("int64"),
+        "rtt_sum_ms": rtt.sum().cast("int64"),
+        "rtt_min_ms": rtt.min(),
+        "rtt_max_ms": rtt.max(),
+    }
+
+
+def _merged_sums(t: ibis.Table) -> dict:
+    return {c: t[c].sum().cast("int64") for c in _SUMS} | {
+        "rtt_min_ms": t.rtt_min_ms.min(),
+        "rtt_max_ms": t.rtt_max_ms.max(),
+    }
 
 
 def request_cube(s: Scope) -> ibis.Table:
-    parts = []
-    for t in _scoped(s):
-        rtt = ibis.ifelse(t.speed_counted, t.rtt_ms, None)
-        parts.append(
-            t.group_by(REQUEST_KEYS).aggregate(
-                records=t.count(),
-                volume=t.count_weight.cast("int64").sum().cast("int64"),
-                failures=(t.failed.cast("int64") + t.extra_failures.cast("int64")).sum().cast("int64"),
-                no_response=(~t.has_response).cast("int64").sum().cast("int64"),
-                responses=t.has_response.cast("int64").sum().cast("int64"),
-                within_trt=t.within_trt.cast("int64").sum().cast("int64"),
-                rtt_count=t.speed_counted.cast("int64").sum().cast("int64"),
-                rtt_sum_ms=rtt.cast("int64").sum().cast("int64"),
-                rtt_min_ms=rtt.cast("int64").min(),
-                rtt_max_ms=rtt.cast("int64").max(),
-            )
-        )
-    return ibis.union(*parts)
+    fine = _fine(s, "fine_requests", _REQ_BY, _request_sums, rtt=False)
+    return _by_scope(s, fine, _REQ_BY, _merged_sums, REQUEST_KEYS)
 
 
 def rtt_histogram(s: Scope) -> ibis.Table:
-    parts = []
-    for t in _scoped(s):
-        t = t.filter(t.speed_counted).mutate(rtt_ms=t.rtt_ms.cast("int64"))
-        parts.append(t.group_by(RTT_KEYS).aggregate(n=t.count()))
-    return ibis.union(*parts)
+    fine = _fine(s, "fine_rtt", _RTT_BY, lambda t: {"n": t.count()}, rtt=True)
+    return _by_scope(s, fine, _RTT_BY, lambda t: {"n": t.n.sum().cast("int64")}, RTT_KEYS)
 
 
 def alert_cube(s: Scope) -> ibis.Table:
