@@ -229,8 +229,9 @@ def native_columns(table: Table, schema: pa.Schema) -> frozenset[str]:
     return frozenset(out)
 
 
-def _parquet_schema(path: Path, table: Table) -> frozenset[str]:
-    """Check a Parquet file's header (its footer only) and return its native columns."""
+def _parquet_schema(path: Path, table: Table) -> tuple[frozenset[str], list[str]]:
+    """Check a Parquet file's header (its footer only); return its native columns and all its
+    column names."""
     try:
         schema = pq.ParquetFile(path).schema_arrow
     except Exception as e:  # pyarrow raises several types for a damaged file
@@ -242,7 +243,7 @@ def _parquet_schema(path: Path, table: Table) -> frozenset[str]:
             t = schema.field(f.name).type
             if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
                 raise IngestError(f"{path}: column {f.name!r} holds bytes, not text")
-    return native
+    return native, schema.names
 
 
 def _parquet_source(path: Path, table: Table, native: frozenset[str], names: list[str]) -> str:
@@ -269,9 +270,10 @@ def _parquet_source(path: Path, table: Table, native: frozenset[str], names: lis
 _BLANK_SQL = " || ".join(f"chr({ord(c)})" for c in BLANK)
 
 
-def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: Table, native: frozenset[str]) -> int:
+def _stage_parquet(
+    con: duckdb.DuckDBPyConnection, path: Path, table: Table, native: frozenset[str], names: list[str]
+) -> int:
     """Validate the whole file into `_stage` in one INSERT; returns the rows read."""
-    names = pq.ParquetFile(path).schema_arrow.names
     try:
         source = _parquet_source(path, table, native, names)
         con.execute(f"INSERT INTO _stage BY NAME {validation_sql(table, source, native)}")
@@ -403,8 +405,9 @@ def _load_in_transaction(
     bad_csv: list[_BadCsvRow] = []
     is_parquet = path.name.endswith(".parquet")
     native: frozenset[str] = frozenset()
+    names: list[str] = []
     if is_parquet:
-        native = _parquet_schema(path, table)
+        native, names = _parquet_schema(path, table)
     cols = ", ".join(q(f.name) for f in table.fields)
     # A table in the database, not a TEMP one: its row groups go to disk as they fill, so
     # staging a 50M-row file needs no more memory than a small one (it is dropped before commit).
@@ -415,7 +418,7 @@ def _load_in_transaction(
         f"FROM {q(table.name)} LIMIT 0"
     )
     if is_parquet:
-        rows_read = _stage_parquet(con, path, table, native)
+        rows_read = _stage_parquet(con, path, table, native, names)
         if on_rows:
             on_rows(rows_read)
     else:

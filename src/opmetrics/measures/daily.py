@@ -63,14 +63,15 @@ def _by_scope(
     """The SRV-scope rows and each process's rows of a `_fine` table, with columns `keys` and
     `merge`'s."""
     srv = fine.group_by([*by, "srv"]).aggregate(**merge(fine))
-    parts = [srv.mutate(scope=ibis.literal("srv"), key=srv.srv)]
-    for p in s.m.processes:
-        f = fine.filter(fine[flag(p.id)])
-        parts.append(
-            f.group_by(by).aggregate(**merge(f)).mutate(scope=ibis.literal("process"), key=ibis.literal(p.id))
-        )
+    srv = srv.mutate(scope=ibis.literal("srv"), key=srv.srv)
+    # Each fine row once per process it counts in: the list of its processes (null where not),
+    # unnested; the fine table is small, so this costs little.
+    ids = ibis.array([ibis.ifelse(fine[flag(p.id)], p.id, ibis.null("string")) for p in s.m.processes])
+    each = fine.mutate(key=ids.unnest())
+    each = each.filter(each.key.notnull())
+    proc = each.group_by([*by, "key"]).aggregate(**merge(each)).mutate(scope=ibis.literal("process"))
     cols = [*keys, *merge(fine)]
-    return ibis.union(*[t.select(*cols) for t in parts])
+    return ibis.union(srv.select(*cols), proc.select(*cols))
 
 
 _REQ_BY = ["report_date", "segment", "smets", "mode", "critical"]
