@@ -92,16 +92,20 @@ def flagged(s: Scope, req: ibis.Table) -> ibis.Table:
     return t.mutate(**flags).drop(*marks)
 
 
+def per_process(s: Scope, f: ibis.Table, column: str = "process_id") -> ibis.Table:
+    """Each row of a `flagged` table once per process it belongs to, the process's id in
+    `column`: its processes as a list (null where it does not belong), unnested, nulls dropped."""
+    ids = ibis.array([ibis.ifelse(f[flag(p.id)], p.id, ibis.null("string")) for p in s.m.processes])
+    t = f.mutate(**{column: ids.unnest()})
+    return t.filter(t[column].notnull())
+
+
 def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
     """(_rec, process_id) for every request attributed to a process: one row per pair."""
-    f = flagged(s, req)
-    flags = [f[flag(p.id)] for p in s.m.processes]
-    f = f.filter(ibis.or_(*flags))
-    # One row per process a request belongs to: its processes as a list (null where it does
-    # not belong), unnested, nulls dropped.
-    ids = ibis.array([ibis.ifelse(f[flag(p.id)], p.id, ibis.null("string")) for p in s.m.processes])
-    t = f.select("_rec", process_id=ids.unnest())
-    return t.filter(t.process_id.notnull())
+    flags = [flag(p.id) for p in s.m.processes]
+    f = flagged(s, req).select("_rec", *flags)
+    f = f.filter(ibis.or_(*[f[c] for c in flags]))
+    return per_process(s, f).select("_rec", "process_id")
 
 
 def attribution(s: Scope) -> ibis.Table:

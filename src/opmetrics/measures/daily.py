@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import ibis
 
-from opmetrics.measures.attribution import flag, flagged
+from opmetrics.measures.attribution import flag, flagged, per_process
 from opmetrics.measures.records import Scope, classified_alerts, classified_requests, in_scope
 
 # What one day's request cube is keyed by: enough for RSVP's region / SMETS2 / All levels and
@@ -64,11 +64,8 @@ def _by_scope(
     `merge`'s."""
     srv = fine.group_by([*by, "srv"]).aggregate(**merge(fine))
     srv = srv.mutate(scope=ibis.literal("srv"), key=srv.srv)
-    # Each fine row once per process it counts in: the list of its processes (null where not),
-    # unnested; the fine table is small, so this costs little.
-    ids = ibis.array([ibis.ifelse(fine[flag(p.id)], p.id, ibis.null("string")) for p in s.m.processes])
-    each = fine.mutate(key=ids.unnest())
-    each = each.filter(each.key.notnull())
+    # Each fine row once per process it counts in (the fine table is small: this costs little).
+    each = per_process(s, fine, "key")
     proc = each.group_by([*by, "key"]).aggregate(**merge(each)).mutate(scope=ibis.literal("process"))
     cols = [*keys, *merge(fine)]
     return ibis.union(srv.select(*cols), proc.select(*cols))
