@@ -113,7 +113,8 @@ def previous_availability(store: Store, period: str) -> dict[tuple[str, str, str
     """Last period's stored availability per (view, subject, region, band), monthly rows only."""
     try:
         rows = store.rows(
-            "SELECT view, subject, region, band, day, pct, period FROM availability WHERE period = ?",
+            "SELECT view, subject, region, band, day, pct, period FROM availability "
+            "WHERE period = ? AND day IS NULL",
             [previous_period(period)],
         )
     except duckdb.CatalogException:
