@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ibis
 
-from opmetrics.measures.records import Scope, commissioning_days
+from opmetrics.measures.records import Scope, classified_requests, commissioning_days, requests_in_period
 from opmetrics.methodology import Process
 
 KEYS = ["device_id", "party_id", "report_date"]
@@ -39,30 +39,70 @@ def _marked(t: ibis.Table, keys: ibis.Table, on: list[str], mark: str) -> ibis.T
     return j.drop(*[f"_k{i}" for i in range(len(on))])
 
 
-def flagged(s: Scope, req: ibis.Table) -> ibis.Table:
-    """`req` with one boolean column per process (`flag(id)`): whether the request belongs to it.
+def mark(process_id: str) -> str:
+    """The column of `marked` saying whether a request's keys met its process's rule (true or null)."""
+    return f"_mark_{process_id}"
 
-    Each rule is a condition on the request itself, or on its presence in a small set of keys
-    (commissioning days, anchor requests, pairs) joined once: one pass over the requests decides
-    every process, instead of one set of members per process joined back by record.
-    SMETS1 requests are kept only where the process and the SRV apply to SMETS1 (001 Table 4).
-    """
-    on = s.m.attribution.enabled
+
+def marked(s: Scope, req: ibis.Table, source: ibis.Table | None = None) -> ibis.Table:
+    """`req` with a `mark(id)` column for each process whose rule looks beyond the request: its
+    presence in a small set of keys (commissioning days, anchor requests, pairs), joined once.
+
+    The key sets come from `source` (default: the period's included requests), of which only
+    the anchor and pair SRVs are read. Everything else `flags` needs is on the request itself, so
+    a caller may group the marked requests first and compute the flags on the groups."""
+    src = _rule_requests(s) if source is None else source
     t = req
     for p in s.m.processes:
-        a, mark = p.attribution, f"_mark_{p.id}"
-        if not on or a.rule in ("all", "not_in"):
+        a = p.attribution
+        if not s.m.attribution.enabled or a.rule in ("all", "not_in"):
             continue
         if a.rule == "commissioning_day":
             dev = commissioning_days(s)
-            t = _marked(t, dev.select(device_id=dev.device_id, report_date=dev.comm_day), KEYS[::2], mark)
+            keys, on = dev.select(device_id=dev.device_id, report_date=dev.comm_day), KEYS[::2]
         elif a.rule == "same_day_as":
-            t = _marked(t, req.filter(req.srv == a.anchor_srv), KEYS, mark)
+            keys, on = src.filter(src.srv == a.anchor_srv), KEYS
         else:  # pairs: both SRVs of the pair to the same device, from the same party, on the same UK day
             first, second = a.pair
-            k1 = req.filter(req.srv == first).select(*KEYS).distinct()
-            both = k1.semi_join(req.filter(req.srv == second), KEYS)
-            t = _marked(t, both, KEYS, mark)
+            k1 = src.filter(src.srv == first).select(*KEYS).distinct()
+            keys, on = k1.semi_join(src.filter(src.srv == second), KEYS), KEYS
+        t = _marked(t, keys, on, mark(p.id))
+    return t
+
+
+def _rule_requests(s: Scope) -> ibis.Table:
+    """Keys and SRV of the period's included requests of the SRVs that anchor or pair a rule
+    (a few per cent of the requests), computed once per run: read from the classified
+    requests when they are materialised, else classifying those SRVs alone, so that a pass
+    over all the requests shares nothing with it."""
+    srvs = sorted(
+        {p.attribution.anchor_srv for p in s.m.processes if p.attribution.rule == "same_day_as"}
+        | {c for p in s.m.processes if p.attribution.rule == "pairs" for c in p.attribution.pair}
+    )
+
+    def build() -> ibis.Table:
+        if s.is_materialised("classified_requests"):
+            req = classified_requests(s)
+        else:
+            sr = requests_in_period(s)
+            req = classified_requests(s, sr.filter(sr.srv.isin(srvs or ["-"])))
+        return req.filter(req.included & req.srv.isin(srvs or ["-"])).select(*KEYS, "srv")
+
+    return s.cached("rule_requests", build)
+
+
+def marks(s: Scope) -> list[str]:
+    """The columns `marked` adds."""
+    on = s.m.attribution.enabled
+    return [mark(p.id) for p in s.m.processes if on and p.attribution.rule not in ("all", "not_in")]
+
+
+def flags(s: Scope, t: ibis.Table) -> ibis.Table:
+    """A `marked` table (or its groups by SRV, SMETS and marks) with one boolean column per
+    process (`flag(id)`), whether the request belongs to it, and the marks dropped.
+
+    SMETS1 requests are kept only where the process and the SRV apply to SMETS1 (001 Table 4)."""
+    on = s.m.attribution.enabled
     member: dict[str, ibis.Value] = {}
 
     def belongs(p: Process) -> ibis.Value:
@@ -76,20 +116,28 @@ def flagged(s: Scope, req: ibis.Table) -> ibis.Table:
             taken = [belongs(s.m.process(q)) for q in a.processes]
             cond = mine & ~ibis.or_(*taken)
         else:
-            cond = mine & t[f"_mark_{p.id}"].notnull()
+            cond = mine & t[mark(p.id)].notnull()
             if a.rule == "pairs":
                 cond = cond & t.srv.isin(a.pair)
         member[p.id] = cond.fill_null(False)
         return member[p.id]
 
-    flags = {}
+    out = {}
     for p in s.m.processes:
         smets1_srvs = (
             [c for c in p.srvs if (srv := s.m.srv(c)) is not None and srv.smets1] if p.smets1 else []
         )
-        flags[flag(p.id)] = belongs(p) & ((t.smets != 1) | t.srv.isin(smets1_srvs or ["-"])).fill_null(False)
-    marks = [c for c in t.columns if c.startswith("_mark_")]
-    return t.mutate(**flags).drop(*marks)
+        out[flag(p.id)] = belongs(p) & ((t.smets != 1) | t.srv.isin(smets1_srvs or ["-"])).fill_null(False)
+    return t.mutate(**out).drop(*marks(s))
+
+
+def flagged(s: Scope, req: ibis.Table) -> ibis.Table:
+    """`req` with one boolean column per process (`flag(id)`): whether the request belongs to it.
+
+    Each rule is a condition on the request itself, or on its presence in a small set of keys
+    joined once (`marked`): one pass over the requests decides every process, instead of one
+    set of members per process joined back by record."""
+    return flags(s, marked(s, req))
 
 
 def per_process(s: Scope, f: ibis.Table, column: str = "process_id") -> ibis.Table:
@@ -102,23 +150,19 @@ def per_process(s: Scope, f: ibis.Table, column: str = "process_id") -> ibis.Tab
 
 def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
     """(_rec, process_id) for every request attributed to a process: one row per pair."""
-    flags = [flag(p.id) for p in s.m.processes]
-    f = flagged(s, req).select("_rec", *flags)
-    f = f.filter(ibis.or_(*[f[c] for c in flags]))
+    cols = [flag(p.id) for p in s.m.processes]
+    f = flagged(s, req).select("_rec", *cols)
+    f = f.filter(ibis.or_(*[f[c] for c in cols]))
     return per_process(s, f).select("_rec", "process_id")
 
 
 def attribution(s: Scope) -> ibis.Table:
     """(_rec, process_id) of the included requests of the period, computed once per run."""
-    from opmetrics.measures.records import classified_requests
-
     return s.cached("attribution", lambda: attributed(s, classified_requests(s).filter(ibis._.included)))
 
 
 def process_requests(s: Scope) -> ibis.Table:
     """Included requests joined to the processes they are attributed to (one row per pair)."""
-    from opmetrics.measures.records import classified_requests
-
     req = classified_requests(s).filter(ibis._.included)
     att = attribution(s).rename(att_rec="_rec")
     return req.inner_join(att, req._rec == att.att_rec).drop("att_rec")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import ibis
 
-from opmetrics.measures.attribution import flag, flagged, per_process
+from opmetrics.measures.attribution import flags, marked, marks, per_process
 from opmetrics.measures.records import Scope, classified_alerts, classified_requests, in_scope
 
 # What one day's request cube is keyed by: enough for RSVP's region / SMETS2 / All levels and
@@ -46,13 +46,15 @@ def _fine(s: Scope, key: str, by: list[str], sums: Callable[[ibis.Table], dict],
 
     One pass over the requests serves both scopes: the SRV rows and every process's rows are
     then sums over this small table (a request in two processes counts in each), with no join
-    of the records to their processes."""
+    of the records to their processes. The requests are grouped by their attribution marks,
+    and the processes decided per group: a rule reads only the SRV, SMETS and marks."""
+    assert "smets" in by
 
     def build() -> ibis.Table:
-        t = flagged(s, classified_requests(s).filter(ibis._.included))
+        t = marked(s, classified_requests(s).filter(ibis._.included))
         if rtt:
             t = t.filter(t.speed_counted).mutate(rtt_ms=t.rtt_ms.cast("int64"))
-        return t.group_by([*by, "srv", *[flag(p.id) for p in s.m.processes]]).aggregate(**sums(t))
+        return flags(s, t.group_by([*by, "srv", *marks(s)]).aggregate(**sums(t)))
 
     return s.cached(key, build)
 

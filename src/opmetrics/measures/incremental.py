@@ -117,11 +117,11 @@ def refresh(store: Store, s: Scope, exceptions_fp: str, share: bool = False) -> 
         # follows: classify and attribute the month once, for the cubes and the measures.
         sub = s
     else:
+        # The stale days' requests are classified as each cube groups them, with no classified
+        # copy written: each cube then reads only the columns it uses, and writing the copy
+        # cost more than classifying twice (4.9 s against 1.5 s at 0.3 of a national day).
         sub = dataclasses.replace(s, days=tuple(stale), _cache={}, _tables={})
-        # The cubes need a few of the classified columns (not the rule texts): keep only those,
-        # so the intermediate table of a national day stays small.
-        lazy = dataclasses.replace(sub, materialise=False)
-        sub.cached("classified_requests", lambda: classified_requests(lazy).select(*CUBE_COLUMNS))
+        sub.keep("classified_requests", classified_requests(dataclasses.replace(sub, materialise=False)))
     try:
         # Building the expressions materialises the shared intermediates, outside the transaction
         # that replaces the days' cubes.

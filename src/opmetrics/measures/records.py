@@ -88,6 +88,11 @@ class Scope:
                 self._tables[key] = name
         return self._cache[key]
 
+    def is_materialised(self, key: str) -> bool:
+        """Whether `cached(key, ...)` has written its table (or cached its Spark DataFrame), so
+        that reading part of it again costs less than evaluating it again."""
+        return key in self._tables or (self.engine == "pyspark" and self.materialise and key in self._cache)
+
     def keep(self, key: str, expr: ibis.Table) -> ibis.Table:
         """Answer `cached(key, ...)` with `expr` as it is, making no table (an expression that
         is as cheap to read as a copy of it would be)."""
@@ -245,6 +250,9 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
     t = sr.left_join(trt, [sr.srv == trt.trt_srv, sr.smets == trt.trt_smets, sr.mode == trt.trt_mode]).drop(
         "trt_srv", "trt_smets", "trt_mode"
     )
+    # A column of its own, so that the join to the failure alerts is made once per request
+    # (`failed` and `failure_reason` both read it).
+    t = t.mutate(_alert_failure=t.request_id.isin(failing.request_id))
     default_trt = ibis.cases(
         *[(t.mode == mode, secs) for mode, secs in m.trt_defaults_seconds.items()], else_=None
     )
@@ -253,7 +261,7 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
     )
     has_response = t.responded_at.notnull()
     comms_failure = t.response_code.isin(m.payload.failure_response_codes).fill_null(False)
-    alert_failure = t.request_id.isin(failing.request_id)
+    alert_failure = t._alert_failure
     no_response_failure = ~has_response if m.payload.no_response_is_failure else ibis.literal(False)
     status_ok = t.report_status.isin(m.report_status.included)
     outside_codes = list(m.counting.outside_dcc_control_codes)
@@ -310,6 +318,7 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
         within_trt=ibis.ifelse(_.has_response, _.rtt_ms <= _.trt_s * 1000, late_if_missing),
         extra_failures=_.count_weight - 1,
     )
+    t = t.drop("_alert_failure")
     if not m.counting.party_retries_count_separately:
         t = collapse_party_retries(s, t)
     return t
