@@ -144,7 +144,8 @@ MEDIAN_BUCKET = 1024
 
 
 def median_from_counts(h: ibis.Table, keys: list[str], value: str, n: str = "n") -> ibis.Table:
-    """Exact median of `value` per `keys`, from rows of (keys, value, count `n`), one per value.
+    """Exact median of `value` per `keys`, from rows of (keys, value, count `n`); a value may
+    have several rows.
 
     The median of N sorted values is the mean of those at 0-based positions floor((N-1)/2) and
     ceil((N-1)/2); the value at position p is the first one whose running count exceeds p.
@@ -190,9 +191,10 @@ def exact_median(t: ibis.Table, keys: list[str], value: str) -> ibis.Table:
 
 
 def _median_ms(hist: ibis.Table) -> ibis.Table:
-    """Exact median RTT per GROUP from histogram rows (GROUP + rtt_ms + n), merged first."""
-    h = hist.group_by([*GROUP, "rtt_ms"]).aggregate(n=hist.n.sum().cast("int64"))
-    return median_from_counts(h, GROUP, "rtt_ms")
+    """Exact median RTT per GROUP from histogram rows (GROUP + rtt_ms + n). A value may have
+    several rows (one per region in the All level): `median_from_counts` allows that, so they
+    are not merged first (a grouping of millions of rows at national volume)."""
+    return median_from_counts(hist, GROUP, "rtt_ms")
 
 
 def _assemble_rate(s: Scope, req: ibis.Table, rtt: ibis.Table, rate: str) -> ibis.Table:
