@@ -210,3 +210,48 @@ def test_exact_median_from_buckets_matches_numpy(values, width):
     finally:
         daily.MEDIAN_BUCKET = old
     assert got == {key: float(np.median(vs)) for key, vs in groups.items()}
+
+
+marked_row = st.fixed_dictionaries(
+    {
+        "srv": st.sampled_from(
+            ["1.1.1", "6.8", "6.23", "6.15.2", "6.17", "8.11", "4.8.1", "2.2", "3.2", "9.9"]
+        ),
+        "smets": st.sampled_from([1, 2, None]),
+        "_mark_install_commission": st.sampled_from([True, None]),
+        "_mark_change_of_supplier": st.sampled_from([True, None]),
+        "_mark_security_key_management": st.sampled_from([True, None]),
+    }
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(marked_row, min_size=1, max_size=60))
+def test_processes_joined_per_combination_equal_the_rules_per_row(rows):
+    """Joining marked requests to the processes of their (SRV, SMETS, marks) gives the same
+    (request, process) pairs as deciding every rule on every row."""
+    import ibis
+
+    from opmetrics.measures.attribution import flags, join_processes, marks, per_process
+    from opmetrics.measures.records import Scope
+
+    con = ibis.duckdb.connect()
+    s = Scope(con=con, m=M, period="2026-10", as_of=dt.datetime(2026, 11, 1))
+    assert marks(s) == [
+        "_mark_install_commission",
+        "_mark_change_of_supplier",
+        "_mark_security_key_management",
+    ]
+    schema = pa.schema(
+        [("_rec", pa.int64()), ("srv", pa.string()), ("smets", pa.int64())]
+        + [(c, pa.bool_()) for c in marks(s)]
+    )
+    t = ibis.memtable(pa.Table.from_pylist([{"_rec": i, **r} for i, r in enumerate(rows)], schema))
+
+    def pairs(x: ibis.Table) -> list[tuple]:
+        return sorted(
+            (r["_rec"], r["process_id"]) for r in con.to_pyarrow(x.select("_rec", "process_id")).to_pylist()
+        )
+
+    want = pairs(per_process(s, flags(s, t)))
+    assert pairs(join_processes(s, t)) == want

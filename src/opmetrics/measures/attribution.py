@@ -8,7 +8,10 @@ updates the 1.1.1s left over, security SRVs those seen in pairs. The rules are d
 
 from __future__ import annotations
 
+import itertools
+
 import ibis
+import pyarrow as pa
 
 from opmetrics.measures.records import Scope, classified_requests, commissioning_days, requests_in_period
 from opmetrics.methodology import Process
@@ -97,9 +100,10 @@ def marks(s: Scope) -> list[str]:
     return [mark(p.id) for p in s.m.processes if on and p.attribution.rule not in ("all", "not_in")]
 
 
-def flags(s: Scope, t: ibis.Table) -> ibis.Table:
+def flags(s: Scope, t: ibis.Table, keep_marks: bool = False) -> ibis.Table:
     """A `marked` table (or its groups by SRV, SMETS and marks) with one boolean column per
-    process (`flag(id)`), whether the request belongs to it, and the marks dropped.
+    process (`flag(id)`), whether the request belongs to it, and the marks dropped (unless
+    `keep_marks`).
 
     SMETS1 requests are kept only where the process and the SRV apply to SMETS1 (001 Table 4)."""
     on = s.m.attribution.enabled
@@ -128,7 +132,8 @@ def flags(s: Scope, t: ibis.Table) -> ibis.Table:
             [c for c in p.srvs if (srv := s.m.srv(c)) is not None and srv.smets1] if p.smets1 else []
         )
         out[flag(p.id)] = belongs(p) & ((t.smets != 1) | t.srv.isin(smets1_srvs or ["-"])).fill_null(False)
-    return t.mutate(**out).drop(*marks(s))
+    t = t.mutate(**out)
+    return t if keep_marks else t.drop(*marks(s))
 
 
 def flagged(s: Scope, req: ibis.Table) -> ibis.Table:
@@ -148,12 +153,66 @@ def per_process(s: Scope, f: ibis.Table, column: str = "process_id") -> ibis.Tab
     return t.filter(t[column].notnull())
 
 
+# The SMETS value standing for a missing one in `_memberships` (whose columns hold no nulls:
+# Ibis hands a nullable integer column of an in-memory table to Spark as all nulls).
+NO_SMETS = -1
+
+
+def _memberships(s: Scope) -> ibis.Table:
+    """Every process each possible (SRV, SMETS, marks) belongs to, one row per process: the
+    rules evaluated once on a table of a few hundred combinations, for requests to be joined to.
+
+    Columns `_l_srv`, `_l_smets` (NO_SMETS for a missing one), `_l_<mark>` (whether the mark
+    is set) and `process_id`; a combination in no process has no row."""
+    cols = marks(s)
+    srvs = sorted({c for p in s.m.processes for c in p.srvs})
+    combos = [
+        {"srv": srv, "_smets": smets, **dict(zip(cols, m, strict=True))}
+        for srv in srvs
+        for smets in (1, 2, NO_SMETS)
+        for m in itertools.product([True, False], repeat=len(cols))
+    ]
+    schema = pa.schema([("srv", pa.string()), ("_smets", pa.int64()), *[(c, pa.bool_()) for c in cols]])
+    c = ibis.memtable(pa.Table.from_pylist(combos, schema))
+    # As `marked` gives them: a missing SMETS is null, and a mark is true or null.
+    c = c.mutate(
+        smets=ibis.ifelse(c._smets == NO_SMETS, ibis.null("int64"), c._smets),
+        **{m: ibis.ifelse(c[m], True, ibis.null("boolean")) for m in cols},
+    )
+    each = per_process(s, flags(s, c, keep_marks=True))
+    return each.select(
+        process_id=each.process_id, _l_srv=each.srv, _l_smets=each._smets, _l_marks=_mark_bits(s, each)
+    )
+
+
+def _mark_bits(s: Scope, t: ibis.Table) -> ibis.Value:
+    """A `marked` table's marks as the bits of one integer (one join key instead of several)."""
+    bits = [t[m].notnull().cast("int64") * (1 << i) for i, m in enumerate(marks(s))]
+    return sum(bits[1:], bits[0]) if bits else ibis.literal(0, "int64")
+
+
+def _with_processes(s: Scope, req: ibis.Table) -> ibis.Table:
+    """`req` joined to its processes: one row per request and process."""
+    return join_processes(s, marked(s, req))
+
+
+def join_processes(s: Scope, t: ibis.Table) -> ibis.Table:
+    """A `marked` table joined to its processes (`process_id`), one row per row and process,
+    the marks dropped: as `per_process(s, flags(s, t))`, with the rules decided once per
+    combination instead of once per row."""
+    look = _memberships(s)
+    on = [
+        t.srv == look._l_srv,
+        t.smets.fill_null(NO_SMETS) == look._l_smets,
+        _mark_bits(s, t) == look._l_marks,
+    ]
+    j = t.inner_join(look, on)
+    return j.drop("_l_srv", "_l_smets", "_l_marks", *marks(s))
+
+
 def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
     """(_rec, process_id) for every request attributed to a process: one row per pair."""
-    cols = [flag(p.id) for p in s.m.processes]
-    f = flagged(s, req).select("_rec", *cols)
-    f = f.filter(ibis.or_(*[f[c] for c in cols]))
-    return per_process(s, f).select("_rec", "process_id")
+    return _with_processes(s, req).select("_rec", "process_id")
 
 
 def attribution(s: Scope) -> ibis.Table:
@@ -163,6 +222,4 @@ def attribution(s: Scope) -> ibis.Table:
 
 def process_requests(s: Scope) -> ibis.Table:
     """Included requests joined to the processes they are attributed to (one row per pair)."""
-    req = classified_requests(s).filter(ibis._.included)
-    att = attribution(s).rename(att_rec="_rec")
-    return req.inner_join(att, req._rec == att.att_rec).drop("att_rec")
+    return _with_processes(s, classified_requests(s).filter(ibis._.included))

@@ -491,6 +491,12 @@ def latest_devices(s: Scope) -> ibis.Table:
     key = "latest_devices"
     if key not in s._cache and s.materialise and s.engine == "duckdb":
         d = _extracts(s)
+        # (device_id, extracted_at) is the table's key (the contract), so when every extract
+        # was taken at one time each device has one: a check of two values, where counting
+        # distinct devices took 7.5 s of CPU at 0.3 of a national estate.
+        at = d.aggregate(first=d.extracted_at.min(), last=d.extracted_at.max()).to_pyarrow().to_pylist()[0]
+        if at["first"] == at["last"]:
+            return s.keep(key, d)
         got = d.aggregate(n=d.count(), devices=d.device_id.nunique()).to_pyarrow().to_pylist()[0]
         if got["n"] == got["devices"]:
             # One extract per device (a monthly extract): the latest is the extract itself, and
