@@ -20,7 +20,7 @@ KEYS = ["device_id", "party_id", "report_date"]
 
 
 def flag(process_id: str) -> str:
-    """The column of `flagged` saying whether a request belongs to the process."""
+    """The column of `flags` saying whether a request belongs to the process."""
     return f"_in_{process_id}"
 
 
@@ -47,14 +47,14 @@ def mark(process_id: str) -> str:
     return f"_mark_{process_id}"
 
 
-def marked(s: Scope, req: ibis.Table, source: ibis.Table | None = None) -> ibis.Table:
+def marked(s: Scope, req: ibis.Table) -> ibis.Table:
     """`req` with a `mark(id)` column for each process whose rule looks beyond the request: its
     presence in a small set of keys (commissioning days, anchor requests, pairs), joined once.
 
-    The key sets come from `source` (default: the period's included requests), of which only
-    the anchor and pair SRVs are read. Everything else `flags` needs is on the request itself, so
+    The key sets come from the period's included requests, of which only the anchor and pair
+    SRVs are read (`_rule_requests`). Everything else `flags` needs is on the request itself, so
     a caller may group the marked requests first and compute the flags on the groups."""
-    src = _rule_requests(s) if source is None else source
+    src = _rule_requests(s)
     t = req
     for p in s.m.processes:
         a = p.attribution
@@ -136,17 +136,8 @@ def flags(s: Scope, t: ibis.Table, keep_marks: bool = False) -> ibis.Table:
     return t if keep_marks else t.drop(*marks(s))
 
 
-def flagged(s: Scope, req: ibis.Table) -> ibis.Table:
-    """`req` with one boolean column per process (`flag(id)`): whether the request belongs to it.
-
-    Each rule is a condition on the request itself, or on its presence in a small set of keys
-    joined once (`marked`): one pass over the requests decides every process, instead of one
-    set of members per process joined back by record."""
-    return flags(s, marked(s, req))
-
-
 def per_process(s: Scope, f: ibis.Table, column: str = "process_id") -> ibis.Table:
-    """Each row of a `flagged` table once per process it belongs to, the process's id in
+    """Each row of a `flags` table once per process it belongs to, the process's id in
     `column`: its processes as a list (null where it does not belong), unnested, nulls dropped."""
     ids = ibis.array([ibis.ifelse(f[flag(p.id)], p.id, ibis.null("string")) for p in s.m.processes])
     t = f.mutate(**{column: ids.unnest()})
