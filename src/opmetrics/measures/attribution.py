@@ -182,11 +182,6 @@ def _mark_bits(s: Scope, t: ibis.Table) -> ibis.Value:
     return sum(bits[1:], bits[0]) if bits else ibis.literal(0, "int64")
 
 
-def _with_processes(s: Scope, req: ibis.Table) -> ibis.Table:
-    """`req` joined to its processes: one row per request and process."""
-    return join_processes(s, marked(s, req))
-
-
 def join_processes(s: Scope, t: ibis.Table) -> ibis.Table:
     """A `marked` table joined to its processes (`process_id`), one row per row and process,
     the marks dropped: as `per_process(s, flags(s, t))`, with the rules decided once per
@@ -203,7 +198,7 @@ def join_processes(s: Scope, t: ibis.Table) -> ibis.Table:
 
 def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
     """(_rec, process_id) for every request attributed to a process: one row per pair."""
-    return _with_processes(s, req).select("_rec", "process_id")
+    return join_processes(s, marked(s, req)).select("_rec", "process_id")
 
 
 def attribution(s: Scope) -> ibis.Table:
@@ -213,4 +208,4 @@ def attribution(s: Scope) -> ibis.Table:
 
 def process_requests(s: Scope) -> ibis.Table:
     """Included requests joined to the processes they are attributed to (one row per pair)."""
-    return _with_processes(s, classified_requests(s).filter(ibis._.included))
+    return join_processes(s, marked(s, classified_requests(s).filter(ibis._.included)))
