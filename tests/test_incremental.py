@@ -184,23 +184,24 @@ def test_histogram_median_is_the_exact_median(groups):
                     "n": int(n),
                 }
             )
-    t = ibis.memtable(
-        pa.Table.from_pylist(rows).cast(
-            pa.schema(
-                [
-                    ("scope", pa.string()),
-                    ("key", pa.string()),
-                    ("rate", pa.string()),
-                    ("day", pa.date32()),
-                    ("segment", pa.string()),
-                    ("rtt_ms", pa.int64()),
-                    ("n", pa.int64()),
-                ]
-            )
-        )
+    schema = pa.schema(
+        [
+            ("scope", pa.string()),
+            ("key", pa.string()),
+            ("rate", pa.string()),
+            ("day", pa.date32()),
+            ("segment", pa.string()),
+            ("rtt_ms", pa.int64()),
+            ("n", pa.int64()),
+        ]
     )
+    # Two levels, as RSVP's segment levels are: each group's rows in one of them.
+    levels = [
+        ibis.memtable(pa.Table.from_pylist([r for r in rows if int(r["key"]) % 2 == odd], schema))
+        for odd in (0, 1)
+    ]
     con = ibis.duckdb.connect()
-    out = con.to_pyarrow(_median_ms(t)).to_pylist()
+    out = con.to_pyarrow(_median_ms(levels)).to_pylist()
     assert len(out) == len(groups)
     for r in out:
         values = [v for v, n in groups[int(r["key"])] for _ in range(n)]

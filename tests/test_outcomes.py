@@ -537,3 +537,37 @@ def test_latest_extract_decides_the_commissioning_day_when_a_device_has_several(
     # 23:30 UTC on 12 October is 00:30 on 13 October in the UK (BST)
     assert days == {D2: dt.date(2026, 10, 13), D3: dt.date(2026, 10, 7)}
     s.release()
+    # Re-reducing some days: only the devices commissioned on those days.
+    for day, want in [
+        (dt.date(2026, 10, 7), {D3}),
+        (dt.date(2026, 10, 12), set()),
+        (dt.date(2026, 10, 13), {D2}),
+    ]:
+        one = Scope(store.ibis(), meth, "2026-10", AS_OF, materialise=materialise, days=(day,))
+        assert {r["device_id"] for r in commissioning_days(one).to_pyarrow().to_pylist()} == want
+        one.release()
+
+
+@pytest.mark.parametrize("materialise", [True, False])
+def test_commissioning_days_from_one_extract(store, tmp_path, meth, materialise):
+    """Every device in one extract (taken at one time, as a monthly extract is): D1 was
+    commissioned on 5 October, D2 in September, D3 at 23:30 UTC on 30 October (the same day in
+    the UK, on GMT again). A run over some days sees only those days' devices."""
+    rows = [
+        device(D1, commissioned_at="2026-10-05T09:30:00Z"),
+        device(D2, commissioned_at="2026-09-20T09:30:00Z"),
+        device(D3, commissioned_at="2026-10-30T23:30:00Z"),
+    ]
+    for r in rows:
+        r["installed_at"] = r["commissioned_at"].replace("09:30", "09:00").replace("23:30", "23:00")
+    load_rows(store, tmp_path, "devices", rows)
+    assert store.count("quarantine") == 0
+    for days, want in [
+        (None, {D1: dt.date(2026, 10, 5), D3: dt.date(2026, 10, 30)}),
+        ((dt.date(2026, 10, 5),), {D1: dt.date(2026, 10, 5)}),
+        ((dt.date(2026, 10, 6), dt.date(2026, 10, 30)), {D3: dt.date(2026, 10, 30)}),
+    ]:
+        s = Scope(store.ibis(), meth, "2026-10", AS_OF, materialise=materialise, days=days)
+        got = {r["device_id"]: r["comm_day"] for r in commissioning_days(s).to_pyarrow().to_pylist()}
+        assert got == want
+        s.release()

@@ -147,18 +147,18 @@ def _replace_days(
     state rows out, the stale days' new ones in."""
     con, backend = store.con, store.ibis()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    for name, expr in exprs.items():
+    tables = [("report_date", name, lambda e=expr: e) for name, expr in exprs.items()]
+    # The daily rows are assembled from the cubes as just stored.
+    tables.append(("day", DAILY_TABLE, lambda: daily_rsvp(sub, stored_cubes(store))))
+    for day, name, build in tables:
+        expr = build()
         if not store.has_table(name):
-            con.execute(f"CREATE TABLE {name} AS {backend.compile(expr.limit(0))}")
-        con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [stale + gone])
+            # Through Ibis, not compiled SQL: an expression may read in-memory tables (the
+            # rules per combination), which Ibis registers as it runs it.
+            backend.create_table(name, schema=expr.schema())
+        con.execute(f"DELETE FROM {name} WHERE {day} IN (SELECT unnest(?))", [stale + gone])
         if stale:
-            con.execute(f"INSERT INTO {name} BY NAME {backend.compile(expr)}")
-    daily = daily_rsvp(sub, stored_cubes(store))
-    if not store.has_table(DAILY_TABLE):
-        con.execute(f"CREATE TABLE {DAILY_TABLE} AS {backend.compile(daily.limit(0))}")
-    con.execute(f"DELETE FROM {DAILY_TABLE} WHERE day IN (SELECT unnest(?))", [stale + gone])
-    if stale:
-        con.execute(f"INSERT INTO {DAILY_TABLE} BY NAME {backend.compile(daily)}")
+            backend.insert(name, expr)
     con.execute("DELETE FROM day_state WHERE report_date IN (SELECT unnest(?))", [stale + gone])
     state = [[d, fp, now] for d, fp in fingerprints.items()]
     con.executemany("INSERT INTO day_state VALUES (?, ?, ?)", state)
