@@ -10,6 +10,7 @@ import datetime as dt
 import pytest
 from conftest import alert, load_rows, overridden, sr
 
+from opmetrics.measures.incremental import clear, refresh, stored_cubes
 from opmetrics.measures.records import (
     SCRATCH,
     Scope,
@@ -18,12 +19,14 @@ from opmetrics.measures.records import (
     drop_scratch,
     latest_devices,
 )
+from opmetrics.measures.rsvp import compute_rsvp
 from opmetrics.measures.run import compute
 from opmetrics.methodology import pmel
 
 D1 = "00-DB-00-00-00-00-00-01"
 D2 = "00-DB-00-00-00-00-00-02"
 D3 = "00-DB-00-00-00-00-00-03"
+D4 = "00-DB-00-00-00-00-00-04"
 AS_OF = dt.datetime(2026, 11, 1, 0, 0)
 
 
@@ -70,8 +73,11 @@ def test_attribution_ic_cos_tariff_and_pairs(store, tmp_path, meth):
     D2 gets a 6.23 on 7 Oct from SUP-A, then a 1.1.1 and a 6.8 the same day from SUP-A (CoS) and
     a 1.1.1 from SUP-B the same day (not the gaining party: tariff update).
     D3 gets 6.15.2 + 6.17 the same day (a pair), and a lone 6.15.2 the next day (unpaired).
+    D4 gets a 6.23 whose report status is not counted (1), then a 1.1.1 the same day from the
+    same party: an excluded 6.23 anchors nothing, so that is a tariff update.
     I&C = {8.1.1, 1.1.1 (5 Oct)}: 2. CoS = {6.23, 1.1.1, 6.8}: 3. Tariff = {1.1.1 6 Oct, SUP-B
-    1.1.1}: 2. Security = the pair: 2 of 3 credential requests; SEC1 paired 6.15.2 1 of 2.
+    1.1.1, D4's 1.1.1}: 3. Security = the pair: 2 of 3 credential requests; SEC1 paired 6.15.2
+    1 of 2. The same again when the days are re-reduced on their own (no classified copy).
     """
     assert load_rows(store, tmp_path, "devices", [device(D1)]).quarantined == 0
     reqs = [
@@ -85,6 +91,8 @@ def test_attribution_ic_cos_tariff_and_pairs(store, tmp_path, meth):
         sr(8, srv="6.15.2", device_id=D3, received_at=t(8, 9), responded_at=t(8, 9, 0, 3)),
         sr(9, srv="6.17", device_id=D3, received_at=t(8, 10), responded_at=t(8, 10, 0, 3)),
         sr(10, srv="6.15.2", device_id=D3, received_at=t(9, 9), responded_at=t(9, 9, 0, 3)),
+        sr(11, srv="6.23", device_id=D4, received_at=t(9, 1), responded_at=t(9, 1, 0, 3), report_status="1"),
+        sr(12, srv="1.1.1", device_id=D4, received_at=t(9, 9), responded_at=t(9, 9, 0, 3)),
     ]
     assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
     compute(store, meth, "2026-10", as_of=AS_OF)
@@ -96,10 +104,20 @@ def test_attribution_ic_cos_tariff_and_pairs(store, tmp_path, meth):
     }
     assert vol["install_commission"] == 2
     assert vol["change_of_supplier"] == 3
-    assert vol["tariff_updates"] == 2
+    assert vol["tariff_updates"] == 3
     assert vol["security_key_management"] == 2
     paired = outcome(store, "SEC1.pairs", "srv", "6.15.2")
     assert (paired["numerator"], paired["denominator"]) == (1, 2)
+    clear(store)
+    s = Scope(store.ibis(), meth, "2026-10", AS_OF, materialise=True, scratch=True)
+    assert len(refresh(store, s, "again")) == 5  # every day with requests, reduced alone
+    again = {
+        r["key"]: r["volume"]
+        for r in compute_rsvp(s, stored_cubes(store)).to_pylist()
+        if (r["scope"], r["rate"], r["segment"]) == ("process", "month", "All")
+    }
+    s.release()
+    assert again == vol
 
 
 def test_party_resends_count_each_and_attempt_table(store, tmp_path, meth):

@@ -13,7 +13,13 @@ import itertools
 import ibis
 import pyarrow as pa
 
-from opmetrics.measures.records import Scope, classified_requests, commissioning_days, requests_in_period
+from opmetrics.measures.records import (
+    Scope,
+    classified_requests,
+    commissioning_days,
+    included_alone,
+    requests_in_period,
+)
 from opmetrics.methodology import Process
 
 KEYS = ["device_id", "party_id", "report_date"]
@@ -86,10 +92,16 @@ def _rule_requests(s: Scope) -> ibis.Table:
     def build() -> ibis.Table:
         if s.is_materialised("classified_requests"):
             req = classified_requests(s)
-        else:
-            sr = requests_in_period(s)
-            req = classified_requests(s, sr.filter(sr.srv.isin(srvs or ["-"])))
-        return req.filter(req.included & req.srv.isin(srvs or ["-"])).select(*KEYS, "srv")
+            return req.filter(req.included & req.srv.isin(srvs or ["-"])).select(*KEYS, "srv")
+        sr = requests_in_period(s)
+        sr = sr.filter(sr.srv.isin(srvs or ["-"]))
+        included = included_alone(s, sr)
+        if included is not None:
+            # Only the inclusion rules: no RTT, TRT or failure-alert lookup (0.50 s to 0.28 s
+            # at 0.3 of a national day).
+            return sr.filter(included).select(*KEYS, "srv")
+        req = classified_requests(s, sr)
+        return req.filter(req.included).select(*KEYS, "srv")
 
     return s.cached("rule_requests", build)
 

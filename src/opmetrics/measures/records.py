@@ -263,14 +263,7 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
     comms_failure = t.response_code.isin(m.payload.failure_response_codes).fill_null(False)
     alert_failure = t._alert_failure
     no_response_failure = ~has_response if m.payload.no_response_is_failure else ibis.literal(False)
-    status_ok = t.report_status.isin(m.report_status.included)
-    outside_codes = list(m.counting.outside_dcc_control_codes)
-    outside = (
-        t.response_code.isin(outside_codes).fill_null(False)
-        if m.counting.exclude_outside_dcc_control and outside_codes
-        else ibis.literal(False)
-    )
-    pmel = _pmel_rule(t, s.exceptions, "received_at")
+    status_ok, pmel, outside = _inclusion(s, t)
     rule = ibis.cases(
         (
             ~status_ok,
@@ -322,6 +315,29 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
     if not m.counting.party_retries_count_separately:
         t = collapse_party_retries(s, t)
     return t
+
+
+def _inclusion(s: Scope, t: ibis.Table) -> tuple[ibis.Value, ibis.Value, ibis.Value]:
+    """What includes a request, reading its own row alone: its report status is counted, the
+    PMEL exception that excludes it (null if none), its response code is outside DCC control."""
+    m = s.m
+    status_ok = t.report_status.isin(m.report_status.included)
+    outside_codes = list(m.counting.outside_dcc_control_codes)
+    outside = (
+        t.response_code.isin(outside_codes).fill_null(False)
+        if m.counting.exclude_outside_dcc_control and outside_codes
+        else ibis.literal(False)
+    )
+    return status_ok, _pmel_rule(t, s.exceptions, "received_at"), outside
+
+
+def included_alone(s: Scope, t: ibis.Table) -> ibis.Value | None:
+    """Whether each request of `t` is included, where that reads its own row alone (when party
+    resends count separately); None when resends are collapsed into chains first."""
+    if not s.m.counting.party_retries_count_separately:
+        return None
+    status_ok, pmel, outside = _inclusion(s, t)
+    return status_ok & pmel.isnull() & ~outside
 
 
 def record_key(t: ibis.Table) -> ibis.Value:
