@@ -30,53 +30,62 @@ def flag(process_id: str) -> str:
     return f"_in_{process_id}"
 
 
-def _key_set(keys: ibis.Table, cols: list[str], mark: str) -> ibis.Table:
-    """Distinct keys renamed for a left join, with a `mark` column that is true where one matched."""
-    return (
-        keys.select(*cols)
-        .distinct()
-        .rename({f"_k{i}": c for i, c in enumerate(cols)})
-        .mutate(**{mark: ibis.literal(True)})
-    )
-
-
-def _marked(t: ibis.Table, keys: ibis.Table, on: list[str], mark: str) -> ibis.Table:
-    """`t` with `mark`: whether its `on` columns are among `keys` (a left join to a small set of
-    distinct keys, so no request is repeated)."""
-    k = _key_set(keys, on, mark)
-    j = t.left_join(k, [t[c] == k[f"_k{i}"] for i, c in enumerate(on)])
-    return j.drop(*[f"_k{i}" for i in range(len(on))])
-
-
 def mark(process_id: str) -> str:
     """The column of `marked` saying whether a request's keys met its process's rule (true or null)."""
     return f"_mark_{process_id}"
 
 
-def marked(s: Scope, req: ibis.Table) -> ibis.Table:
-    """`req` with a `mark(id)` column for each process whose rule looks beyond the request: its
-    presence in a small set of keys (commissioning days, anchor requests, pairs), joined once.
+def _rules(s: Scope) -> list[Process]:
+    """The processes whose rule looks beyond the request itself (and so has a mark)."""
+    on = s.m.attribution.enabled
+    return [p for p in s.m.processes if on and p.attribution.rule not in ("all", "not_in")]
 
+
+def marked(s: Scope, req: ibis.Table) -> ibis.Table:
+    """`req` with a `mark(id)` column for each process whose rule looks beyond the request
+    (true or null): whether its keys are among a small set of keys (commissioning days,
+    anchor requests, pairs).
+
+    Every rule's keys are a device and a UK day, some with a party: all the sets become one
+    table of (device, day) with, per rule, a flag or the list of parties, so the requests meet
+    them in one join (three joins of 33 M requests on text keys took 1.8 s of CPU a pass).
     The key sets come from the period's included requests, of which only the anchor and pair
     SRVs are read (`_rule_requests`). Everything else `flags` needs is on the request itself, so
     a caller may group the marked requests first and compute the flags on the groups."""
+    rules = _rules(s)
+    if not rules:
+        return req
     src = _rule_requests(s)
-    t = req
-    for p in s.m.processes:
+    parts = []
+    for p in rules:
         a = p.attribution
-        if not s.m.attribution.enabled or a.rule in ("all", "not_in"):
-            continue
         if a.rule == "commissioning_day":
             dev = commissioning_days(s)
-            keys, on = dev.select(device_id=dev.device_id, report_date=dev.comm_day), KEYS[::2]
+            k = dev.select(device_id=dev.device_id, report_date=dev.comm_day, party_id=ibis.null("string"))
         elif a.rule == "same_day_as":
-            keys, on = src.filter(src.srv == a.anchor_srv), KEYS
+            k = src.filter(src.srv == a.anchor_srv)
         else:  # pairs: both SRVs of the pair to the same device, from the same party, on the same UK day
             first, second = a.pair
             k1 = src.filter(src.srv == first).select(*KEYS).distinct()
-            keys, on = k1.semi_join(src.filter(src.srv == second), KEYS), KEYS
-        t = _marked(t, keys, on, mark(p.id))
-    return t
+            k = k1.semi_join(src.filter(src.srv == second), KEYS)
+        parts.append(k.select(*KEYS, _rule=ibis.literal(p.id)))
+    keys = ibis.union(*parts)
+    mine = {p.id: keys._rule == p.id for p in rules}
+    per_day = keys.group_by(_kd="device_id", _kr="report_date").aggregate(
+        **{
+            f"_k_{p.id}": mine[p.id].any()
+            if p.attribution.rule == "commissioning_day"
+            else keys.party_id.collect(where=mine[p.id])
+            for p in rules
+        }
+    )
+    j = req.left_join(per_day, [req.device_id == per_day._kd, req.report_date == per_day._kr])
+    def met(p: Process) -> ibis.Value:
+        k = j[f"_k_{p.id}"]
+        return k if p.attribution.rule == "commissioning_day" else k.contains(j.party_id)
+
+    marks_met = {mark(p.id): ibis.ifelse(met(p), True, ibis.null("boolean")) for p in rules}
+    return j.mutate(**marks_met).drop("_kd", "_kr", *[f"_k_{p.id}" for p in rules])
 
 
 def _rule_requests(s: Scope) -> ibis.Table:
@@ -108,8 +117,7 @@ def _rule_requests(s: Scope) -> ibis.Table:
 
 def marks(s: Scope) -> list[str]:
     """The columns `marked` adds."""
-    on = s.m.attribution.enabled
-    return [mark(p.id) for p in s.m.processes if on and p.attribution.rule not in ("all", "not_in")]
+    return [mark(p.id) for p in _rules(s)]
 
 
 def flags(s: Scope, t: ibis.Table, keep_marks: bool = False) -> ibis.Table:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import ibis
 
 from opmetrics.measures.attribution import join_processes, marked, marks
-from opmetrics.measures.records import Scope, classified_alerts, classified_requests, in_scope
+from opmetrics.measures.records import Scope, classified_alerts, classified_requests, in_scope, speed_requests
 
 # What one day's request cube is keyed by: enough for RSVP's region / SMETS2 / All levels and
 # CPM1-2's mode and criticality filters.
@@ -52,9 +52,14 @@ def _fine(s: Scope, key: str, by: list[str], sums: Callable[[ibis.Table], dict],
     assert "smets" in by
 
     def build() -> ibis.Table:
-        t = marked(s, classified_requests(s).filter(ibis._.included))
         if rtt:
-            t = t.filter(t.speed_counted).mutate(rtt_ms=t.rtt_ms.cast("int64"))
+            # Without a classified copy, the histogram's requests are read with no lookups.
+            t = speed_requests(s)
+            if t is None:
+                t = classified_requests(s).filter(ibis._.included & ibis._.speed_counted)
+            t = marked(s, t).mutate(rtt_ms=ibis._.rtt_ms.cast("int64"))
+        else:
+            t = marked(s, classified_requests(s).filter(ibis._.included))
         return t.group_by([*by, "srv", *marks(s)]).aggregate(**sums(t))
 
     return s.cached(key, build)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from opmetrics.engine.store import Store
 from opmetrics.measures.daily import DayCubes, alert_cube, daily_rsvp, request_cube, rtt_histogram
-from opmetrics.measures.records import Scope, classified_requests
+from opmetrics.measures.records import Scope, classified_requests, failure_links
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -56,16 +56,8 @@ def day_fingerprints(store: Store, s: Scope, global_fp: str) -> dict[dt.date, st
         f"SELECT report_date, {lineage} FROM alerts WHERE report_date BETWEEN ? AND ? GROUP BY 1",
         [first, last],
     )
-    codes = list(s.m.payload.failure_alert_codes)
-    linked = _per_day(
-        store,
-        # request_id is the requests' key (the contract), so each failure alert meets one request
-        "SELECT r.report_date, count(*), sum(hash(a._file_id, a._row)) "
-        "FROM (SELECT request_id, _file_id, _row FROM alerts WHERE alert_code IN (SELECT unnest(?))) a "
-        "JOIN service_requests r ON a.request_id = r.request_id "
-        "WHERE r.report_date BETWEEN ? AND ? GROUP BY 1",
-        [codes, first, last],
-    )
+    links = store.ibis().compile(failure_links(s))  # a table of the run's, when materialised
+    linked = _per_day(store, f"SELECT report_date, count(*), sum(hash(_alert)) FROM ({links}) GROUP BY 1", [])
     days = sorted(set(req) | set(al))
     parts = {d: f"{global_fp}|{req.get(d, '-')}|{al.get(d, '-')}|{linked.get(d, '-')}" for d in days}
     if not s.m.counting.party_retries_count_separately:
@@ -117,6 +109,7 @@ def refresh(store: Store, s: Scope, exceptions_fp: str, share: bool = False) -> 
         # writing the copy took 4.9 s and the cubes' two passes over it 5.6 s; classifying as
         # they group, the two passes take 3.5 s.
         sub = dataclasses.replace(s, days=tuple(stale), _cache={}, _tables={})
+        sub.keep("failure_links", failure_links(s))  # the period's, as the fingerprints read them
         sub.keep("classified_requests", classified_requests(dataclasses.replace(sub, materialise=False)))
     try:
         # Building the expressions materialises the shared intermediates, outside the transaction

@@ -71,21 +71,22 @@ class Scope:
         """`build()`, evaluated once per Scope into a table when `materialise` is set: TEMP, or a
         scratch table of the store (on Spark, which has no temporary tables through Ibis, a
         cached DataFrame)."""
+        if key in self._cache:  # made earlier, or given to `keep`
+            return self._cache[key]
         if not self.materialise:
             return build()
-        if key not in self._cache:
-            if self.engine == "pyspark":
-                expr = build()
-                # Ibis registers in-memory tables (the TRT table) only when it executes a query,
-                # and caching needs them registered first: an empty query does that through the
-                # public API.
-                expr.limit(0).to_pyarrow()
-                self._cache[key] = expr.cache()
-            else:
-                name = f"{SCRATCH if self.scratch else '_om_'}{key}_{uuid.uuid4().hex[:8]}"
-                with self.unordered():  # a table's rows have no order to keep
-                    self._cache[key] = self.con.create_table(name, build(), temp=not self.scratch)
-                self._tables[key] = name
+        if self.engine == "pyspark":
+            expr = build()
+            # Ibis registers in-memory tables (the TRT table) only when it executes a query,
+            # and caching needs them registered first: an empty query does that through the
+            # public API.
+            expr.limit(0).to_pyarrow()
+            self._cache[key] = expr.cache()
+        else:
+            name = f"{SCRATCH if self.scratch else '_om_'}{key}_{uuid.uuid4().hex[:8]}"
+            with self.unordered():  # a table's rows have no order to keep
+                self._cache[key] = self.con.create_table(name, build(), temp=not self.scratch)
+            self._tables[key] = name
         return self._cache[key]
 
     def is_materialised(self, key: str) -> bool:
@@ -243,21 +244,14 @@ def classified_requests(s: Scope, table: ibis.Table | None = None) -> ibis.Table
 def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
     m = s.m
     trt = ibis.memtable(m.trt_rows()).rename(trt_srv="srv", trt_smets="smets", trt_mode="mode")
-    alerts = s.con.table("alerts")
-    failing = alerts.filter(
-        alerts.alert_code.isin(m.payload.failure_alert_codes) & alerts.request_id.notnull()
-    )
     t = sr.left_join(trt, [sr.srv == trt.trt_srv, sr.smets == trt.trt_smets, sr.mode == trt.trt_mode]).drop(
         "trt_srv", "trt_smets", "trt_mode"
     )
-    # A column of its own, so that the join to the failure alerts is made once per request
-    # (`failed` and `failure_reason` both read it).
-    t = t.mutate(_alert_failure=t.request_id.isin(failing.request_id))
+    # A column of its own, so that the lookup is made once per request (`failed` and
+    # `failure_reason` both read it).
+    t = t.mutate(_alert_failure=record_key(t).isin(failure_links(s)._rec))
     default_trt = ibis.cases(
         *[(t.mode == mode, secs) for mode, secs in m.trt_defaults_seconds.items()], else_=None
-    )
-    start = (
-        t.quarantine_released_at.coalesce(t.received_at) if m.speed.exclude_quarantine_time else t.received_at
     )
     has_response = t.responded_at.notnull()
     comms_failure = t.response_code.isin(m.payload.failure_response_codes).fill_null(False)
@@ -286,7 +280,7 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
         rule=rule,
         segment=t.region,
         trt_s=t.trt_s.coalesce(default_trt),
-        rtt_ms=t.responded_at.delta(start, unit="millisecond"),
+        rtt_ms=_rtt_ms(s, t),
         has_response=has_response,
         failed=comms_failure | alert_failure | no_response_failure,
         failure_reason=ibis.cases(
@@ -301,7 +295,7 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
             (comms_failure, "response: communications failure code"),
             else_="response: other code",
         ),
-        speed_counted=t.mode.isin(m.speed.rtt_modes) & has_response,
+        speed_counted=_speed_counted(s, t),
         # DSP automatic retries: one request (and success if any attempt succeeded), or each
         # attempt counted, all but the last as failures (counting.dsp_retries_count_once).
         count_weight=ibis.literal(1) if m.counting.dsp_retries_count_once else t.dsp_attempts,
@@ -315,6 +309,32 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
     if not m.counting.party_retries_count_separately:
         t = collapse_party_retries(s, t)
     return t
+
+
+def _rtt_ms(s: Scope, t: ibis.Table) -> ibis.Value:
+    """Round-trip time in milliseconds (null without a response); quarantine time excluded
+    if the methodology says so."""
+    start = t.received_at
+    if s.m.speed.exclude_quarantine_time:
+        start = t.quarantine_released_at.coalesce(t.received_at)
+    return t.responded_at.delta(start, unit="millisecond")
+
+
+def _speed_counted(s: Scope, t: ibis.Table) -> ibis.Value:
+    """Whether a request's RTT counts in Speed: its mode is measured and it was answered."""
+    return t.mode.isin(s.m.speed.rtt_modes) & t.responded_at.notnull()
+
+
+def speed_requests(s: Scope) -> ibis.Table | None:
+    """The period's included, speed-counted requests with `segment` and `rtt_ms`, read from
+    their own rows alone (None where inclusion needs more, or the classified requests are
+    already a table): the RTT histogram needs no TRT, payload or failure-alert lookup."""
+    sr = requests_in_period(s)
+    included = included_alone(s, sr)
+    if included is None or s.is_materialised("classified_requests"):
+        return None
+    t = sr.filter(included & _speed_counted(s, sr))
+    return t.mutate(segment=t.region, rtt_ms=_rtt_ms(s, t))
 
 
 def _inclusion(s: Scope, t: ibis.Table) -> tuple[ibis.Value, ibis.Value, ibis.Value]:
@@ -338,6 +358,25 @@ def included_alone(s: Scope, t: ibis.Table) -> ibis.Value | None:
         return None
     status_ok, pmel, outside = _inclusion(s, t)
     return status_ok & pmel.isnull() & ~outside
+
+
+def failure_links(s: Scope) -> ibis.Table:
+    """Each failure alert (N12/N13) linked to a request of the period: the request's record
+    key (`_rec`) and UK day, and the alert's record key (`_alert`). Computed once per run, for
+    the requests to look their failure up by an integer, not the long request_id text, and for
+    the days' fingerprints (a late failure alert changes its request's day)."""
+
+    def build() -> ibis.Table:
+        a = s.con.table("alerts")
+        a = a.filter(a.alert_code.isin(s.m.payload.failure_alert_codes) & a.request_id.notnull())
+        a = a.select(_rid=a.request_id, _alert=record_key(a))
+        r = requests_in_period(s)
+        r = r.select("request_id", "report_date", _rec=record_key(r))
+        # request_id is the requests' key (the contract): an alert meets one request at most
+        j = a.inner_join(r, a._rid == r.request_id)
+        return j.select("_rec", "report_date", "_alert")
+
+    return s.cached("failure_links", build)
 
 
 def record_key(t: ibis.Table) -> ibis.Value:
