@@ -81,8 +81,11 @@ def marked(s: Scope, req: ibis.Table) -> ibis.Table:
     )
     j = req.left_join(per_day, [req.device_id == per_day._kd, req.report_date == per_day._kr])
     def met(p: Process) -> ibis.Value:
-        k = j[f"_k_{p.id}"]
-        return k if p.attribution.rule == "commissioning_day" else k.contains(j.party_id)
+        # Only a request of the rule's own SRVs is marked (a rule reads no other's mark), so a
+        # read to a device commissioned that day does not split the cubes' groups.
+        a, k = p.attribution, j[f"_k_{p.id}"]
+        own = j.srv.isin([c for c in p.srvs if a.rule != "pairs" or c in a.pair])
+        return k.notnull() & own & (k if a.rule == "commissioning_day" else k.contains(j.party_id))
 
     marks_met = {mark(p.id): ibis.ifelse(met(p), True, ibis.null("boolean")) for p in rules}
     return j.mutate(**marks_met).drop("_kd", "_kr", *[f"_k_{p.id}" for p in rules])
