@@ -106,7 +106,10 @@ def _rule_requests(s: Scope) -> ibis.Table:
             req = classified_requests(s)
             return req.filter(req.included & req.srv.isin(srvs or ["-"])).select(*KEYS, "srv")
         sr = requests_in_period(s)
-        sr = sr.filter(sr.srv.isin(srvs or ["-"]))
+        # The range is implied by the list; DuckDB reads a range filter into the scan itself,
+        # so the other columns are read for the rows in it only (0.44 s to 0.33 s for the
+        # scan at a national day), where a list filter is applied after reading every row.
+        sr = sr.filter(sr.srv.between(min(srvs or ["-"]), max(srvs or ["-"])) & sr.srv.isin(srvs or ["-"]))
         included = included_alone(s, sr)
         if included is not None:
             # Only the inclusion rules: no RTT, TRT or failure-alert lookup (0.50 s to 0.28 s
