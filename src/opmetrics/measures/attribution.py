@@ -80,6 +80,7 @@ def marked(s: Scope, req: ibis.Table) -> ibis.Table:
         }
     )
     j = req.left_join(per_day, [req.device_id == per_day._kd, req.report_date == per_day._kr])
+
     def met(p: Process) -> ibis.Value:
         # Only a request of the rule's own SRVs is marked (a rule reads no other's mark), so a
         # read to a device commissioned that day does not split the cubes' groups.
@@ -96,20 +97,21 @@ def _rule_requests(s: Scope) -> ibis.Table:
     (a few per cent of the requests), computed once per run: read from the classified
     requests when they are materialised, else classifying those SRVs alone, so that a pass
     over all the requests shares nothing with it."""
-    srvs = sorted(
+    # Sorted, so that the first and last bound them ("-" where no rule has an anchor or a pair).
+    wanted = sorted(
         {p.attribution.anchor_srv for p in s.m.processes if p.attribution.rule == "same_day_as"}
         | {c for p in s.m.processes if p.attribution.rule == "pairs" for c in p.attribution.pair}
-    )
+    ) or ["-"]
 
     def build() -> ibis.Table:
         if s.is_materialised("classified_requests"):
             req = classified_requests(s)
-            return req.filter(req.included & req.srv.isin(srvs or ["-"])).select(*KEYS, "srv")
+            return req.filter(req.included & req.srv.isin(wanted)).select(*KEYS, "srv")
         sr = requests_in_period(s)
         # The range is implied by the list; DuckDB reads a range filter into the scan itself,
         # so the other columns are read for the rows in it only (0.44 s to 0.33 s for the
         # scan at a national day), where a list filter is applied after reading every row.
-        sr = sr.filter(sr.srv.between(min(srvs or ["-"]), max(srvs or ["-"])) & sr.srv.isin(srvs or ["-"]))
+        sr = sr.filter(sr.srv.between(wanted[0], wanted[-1]) & sr.srv.isin(wanted))
         included = included_alone(s, sr)
         if included is not None:
             # Only the inclusion rules: no RTT, TRT or failure-alert lookup (0.50 s to 0.28 s
