@@ -140,11 +140,8 @@ def _replace_days(
     state rows out, the stale days' new ones in."""
     con, backend = store.con, store.ibis()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    tables = [("report_date", name, lambda e=expr: e) for name, expr in exprs.items()]
-    # The daily rows are assembled from the cubes as just stored.
-    tables.append(("day", DAILY_TABLE, lambda: daily_rsvp(sub, stored_cubes(store))))
-    for day, name, build in tables:
-        expr = build()
+
+    def replace(name: str, day: str, expr: ir.Table) -> None:
         if not store.has_table(name):
             # Through Ibis, not compiled SQL: an expression may read in-memory tables (the
             # rules per combination), which Ibis registers as it runs it.
@@ -152,6 +149,11 @@ def _replace_days(
         con.execute(f"DELETE FROM {name} WHERE {day} IN (SELECT unnest(?))", [stale + gone])
         if stale:
             backend.insert(name, expr)
+
+    for name, expr in exprs.items():
+        replace(name, "report_date", expr)
+    # The daily rows are assembled from the cubes as just stored.
+    replace(DAILY_TABLE, "day", daily_rsvp(sub, stored_cubes(store)))
     con.execute("DELETE FROM day_state WHERE report_date IN (SELECT unnest(?))", [stale + gone])
     state = [[d, fp, now] for d, fp in fingerprints.items()]
     con.executemany("INSERT INTO day_state VALUES (?, ?, ?)", state)

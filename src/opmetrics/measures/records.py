@@ -329,9 +329,11 @@ def speed_requests(s: Scope) -> ibis.Table | None:
     """The period's included, speed-counted requests with `segment` and `rtt_ms`, read from
     their own rows alone (None where inclusion needs more, or the classified requests are
     already a table): the RTT histogram needs no TRT, payload or failure-alert lookup."""
+    if s.is_materialised("classified_requests"):
+        return None
     sr = requests_in_period(s)
     included = included_alone(s, sr)
-    if included is None or s.is_materialised("classified_requests"):
+    if included is None:
         return None
     t = sr.filter(included & _speed_counted(s, sr))
     return t.mutate(segment=t.region, rtt_ms=_rtt_ms(s, t))
