@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pyarrow as pa
@@ -134,7 +135,8 @@ def test_chain_outcomes_match_a_walk_through_each_chain(sends):
     that first succeeded. The expectation walks the sorted sends in plain Python."""
     import ibis
 
-    from opmetrics.measures.records import Scope, cached_chain_outcomes, chain_outcomes
+    from opmetrics.measures import records
+    from opmetrics.measures.records import Scope, chain_outcomes
 
     start = dt.datetime(2026, 10, 1)
     rows = [
@@ -159,15 +161,24 @@ def test_chain_outcomes_match_a_walk_through_each_chain(sends):
                 want[head] = attempt
             prev = r
     con = ibis.duckdb.connect()
-    t = ibis.memtable(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "minute"} for r in rows]))
+    cols = [{**{k: v for k, v in r.items() if k != "minute"}, "minute_id": r["minute"]} for r in rows]
+    t = ibis.memtable(pa.Table.from_pylist(cols))
     s = Scope(con=con, m=M, period="2026-10", as_of=dt.datetime(2026, 11, 1))
     got = {r["head_id"]: r["won"] for r in con.to_pyarrow(chain_outcomes(s, t)).to_pylist()}
     assert got == want
-    # The same chains when they are built a part of the devices at a time (national volume).
+    # With the keys sent more than once given as a table, and the first send's columns carried.
     s = Scope(con=con, m=M, period="2026-10", as_of=dt.datetime(2026, 11, 1), materialise=True)
-    parts = cached_chain_outcomes(s, "chains", t, part_rows=max(1, len(rows) // 3))
-    assert {r["head_id"]: r["won"] for r in con.to_pyarrow(parts).to_pylist()} == want
+    repeated = s.cached("repeated", lambda: records.repeated_chain_hashes(t))
+    carried = con.to_pyarrow(chain_outcomes(s, t, carry=["party_id", "minute_id"], repeated=repeated))
+    by_id = {r["request_id"]: r for r in rows}
+    for r in carried.to_pylist():
+        assert r["won"] == want[r["head_id"]]
+        head = by_id[r["head_id"]]
+        assert (r["party_id"], r["minute_id"]) == (head["party_id"], head["minute"])
     s.release()
+    # Every key on one hash: every send is sorted into chains by its exact keys, same result.
+    with mock.patch.object(records, "chain_hash", lambda t: ibis.literal(7, "int64")):
+        assert {r["head_id"]: r["won"] for r in con.to_pyarrow(chain_outcomes(s, t)).to_pylist()} == want
 
 
 @settings(max_examples=40, deadline=None)

@@ -6,23 +6,25 @@ from __future__ import annotations
 
 import ibis
 
-from opmetrics.measures.attribution import attribution
+from opmetrics.measures.attribution import join_processes, marked, marks
 from opmetrics.measures.outcome import Context, Row, rows_of, share_row
-from opmetrics.measures.records import Scope, cached_chain_outcomes, classified_requests
+from opmetrics.measures.records import Scope, chain_outcomes, classified_requests, repeated_chain_hashes
 
 BUCKETS = ("1st attempt", "2nd attempt", "later attempt", "never")
 
 
 def att1(s: Scope, ctx: Context) -> list[Row]:
-    # The chains (a grouping, two semi-joins, three window sorts) go to a narrow temporary
-    # table first, a part of the devices at a time, and only then meet the processes on
-    # record key: as one query, this ran out of DuckDB's memory at 1.25 of a national day.
-    # The counts are read into a dict, so row order means nothing and joins may spill.
+    # Each chain counts under the processes of its first send, decided from that send's SRV,
+    # SMETS and attribution marks, carried through the chaining: no join of the chains to a
+    # table of every request's processes. The sends are marked before they are chained, where
+    # DuckDB knows their number and builds the join on the rule keys (marking the chains, it
+    # built on the chains: 6.2 s of CPU at a national day). The counts are read into a dict, so
+    # row order means nothing and joins may spill.
     with s.unordered():
         included = classified_requests(s).filter(ibis._.included)
-        c = cached_chain_outcomes(s, "att1_chains", included, head="_rec")
-        att = attribution(s)
-        j = c.inner_join(att, c.head_id == att._rec)
+        repeated = s.cached("att1_repeated", lambda: repeated_chain_hashes(included))
+        c = chain_outcomes(s, marked(s, included), "_rec", ["srv", "smets", *marks(s)], repeated)
+        j = join_processes(s, c)
         bucket = ibis.cases(
             (j.won == 1, BUCKETS[0]),
             (j.won == 2, BUCKETS[1]),
@@ -30,7 +32,7 @@ def att1(s: Scope, ctx: Context) -> list[Row]:
             else_=BUCKETS[3],
         )
         rows = rows_of(j.group_by(["process_id", bucket.name("b")]).aggregate(n=j.count()))
-    s.forget("att1_chains")
+    s.forget("att1_repeated")
     per: dict[str, dict[str, int]] = {}
     for r in rows:
         per.setdefault(r["process_id"], {})[r["b"]] = r["n"]

@@ -17,6 +17,7 @@ from opmetrics.measures.records import (
     Scope,
     classified_requests,
     commissioning_days,
+    has_classified_copy,
     included_alone,
     requests_in_period,
 )
@@ -104,7 +105,7 @@ def _rule_requests(s: Scope) -> ibis.Table:
     ) or ["-"]
 
     def build() -> ibis.Table:
-        if s.is_materialised("classified_requests"):
+        if has_classified_copy(s):
             req = classified_requests(s)
             return req.filter(req.included & req.srv.isin(wanted)).select(*KEYS, "srv")
         sr = requests_in_period(s)
@@ -227,11 +228,6 @@ def join_processes(s: Scope, t: ibis.Table) -> ibis.Table:
 def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
     """(_rec, process_id) for every request attributed to a process: one row per pair."""
     return join_processes(s, marked(s, req)).select("_rec", "process_id")
-
-
-def attribution(s: Scope) -> ibis.Table:
-    """(_rec, process_id) of the included requests of the period, computed once per run."""
-    return s.cached("attribution", lambda: attributed(s, classified_requests(s).filter(ibis._.included)))
 
 
 def process_requests(s: Scope) -> ibis.Table:

@@ -19,27 +19,18 @@ def _cos_requests(s: Scope) -> ibis.Table:
     req = classified_requests(s).filter(ibis._.included)
     cos = req.filter(req.srv == "6.23")
     later = req.filter((req.srv != "6.23") & (req.response_category == "response: success code"))
-    later = later.select(
-        l_dev=later.device_id, l_party=later.party_id, l_day=later.report_date, l_at=later.received_at
-    )
-    hit = (
-        cos.inner_join(
-            later,
-            [
-                cos.device_id == later.l_dev,
-                cos.party_id == later.l_party,
-                cos.report_date == later.l_day,
-                later.l_at > cos.received_at,
-            ],
-        )
-        .select("request_id")
-        .distinct()
-    )
-    hit = hit.rename(hit_id="request_id")
-    j = cos.left_join(hit, cos.request_id == hit.hit_id)
-    return j.mutate(overturned=j.failed & j.hit_id.notnull(), ok=~j.failed | j.hit_id.notnull()).drop(
-        "hit_id"
-    )
+    # A failure is overturned when a later SRV reached the device that day: when the last
+    # such SRV came after it. The SRVs are first narrowed to the keys of a 6.23 (a semi-join,
+    # built on the few 6.23s), then reduced to their last time per key: no join of pairs,
+    # which DuckDB built on the millions of later SRVs (1.5 s of CPU at 0.3 of a day).
+    keys = ["device_id", "party_id", "report_date"]
+    later = later.semi_join(cos, keys)
+    last = later.group_by(keys).aggregate(l_last=later.received_at.max())
+    last = last.rename(l_dev="device_id", l_party="party_id", l_day="report_date")
+    same = [cos.device_id == last.l_dev, cos.party_id == last.l_party, cos.report_date == last.l_day]
+    j = cos.left_join(last, same)
+    hit = (j.l_last > j.received_at).fill_null(False)
+    return j.mutate(overturned=j.failed & hit, ok=~j.failed | hit).drop("l_dev", "l_party", "l_day", "l_last")
 
 
 def cos1(s: Scope, ctx: Context) -> list[Row]:

@@ -16,7 +16,13 @@ from opmetrics.measures.outcome import (
     share_row,
     success_rows,
 )
-from opmetrics.measures.records import Scope, chain_outcomes, classified_requests, latest_devices
+from opmetrics.measures.records import (
+    Scope,
+    chain_outcomes,
+    classified_requests,
+    latest_devices,
+    repeated_chain_hashes,
+)
 
 
 def _topups(s: Scope) -> ibis.Table:
@@ -72,7 +78,10 @@ def pp1_non_communicating(s: Scope, ctx: Context) -> list[Row]:
 
 
 def pp1_attempts(s: Scope, ctx: Context) -> list[Row]:
-    j = chain_outcomes(s, _topups(s))
+    t = _topups(s)
+    # The keys sent more than once are read twice (by the sends chained and by the rest).
+    repeated = s.cached("pp1_repeated", lambda: repeated_chain_hashes(t))
+    j = chain_outcomes(s, t, repeated=repeated)
     bucket = ibis.cases(
         (j.won == 1, "1st attempt"),
         (j.won == 2, "2nd attempt"),
@@ -80,6 +89,7 @@ def pp1_attempts(s: Scope, ctx: Context) -> list[Row]:
         else_="never",
     )
     rows = {r["b"]: r["n"] for r in rows_of(j.group_by(b=bucket).aggregate(n=j.count()))}
+    s.forget("pp1_repeated")
     total = sum(rows.values())
     return [
         share_row("success on attempt", b, rows.get(b, 0), total)

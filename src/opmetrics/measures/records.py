@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -59,7 +59,8 @@ class Scope:
     # 3.2 GB of memory and spill, and scans of them ran 5 to 8 times faster.
     scratch: bool = False
     _cache: dict[str, ibis.Table] = field(default_factory=dict, repr=False)
-    _tables: dict[str, str] = field(default_factory=dict, repr=False)  # key -> its TEMP or scratch table
+    # key -> its TEMP or scratch table (on Spark: the key of each cached DataFrame)
+    _tables: dict[str, str] = field(default_factory=dict, repr=False)
     _unordered: int = field(default=0, repr=False)  # depth of `unordered` blocks
 
     @property
@@ -82,6 +83,7 @@ class Scope:
             # public API.
             expr.limit(0).to_pyarrow()
             self._cache[key] = expr.cache()
+            self._tables[key] = key
         else:
             name = f"{SCRATCH if self.scratch else '_om_'}{key}_{uuid.uuid4().hex[:8]}"
             with self.unordered():  # a table's rows have no order to keep
@@ -92,25 +94,13 @@ class Scope:
     def is_materialised(self, key: str) -> bool:
         """Whether `cached(key, ...)` has written its table (or cached its Spark DataFrame), so
         that reading part of it again costs less than evaluating it again."""
-        return key in self._tables or (self.engine == "pyspark" and self.materialise and key in self._cache)
+        return key in self._tables
 
     def keep(self, key: str, expr: ibis.Table) -> ibis.Table:
         """Answer `cached(key, ...)` with `expr` as it is, making no table (an expression that
         is as cheap to read as a copy of it would be)."""
         self._cache[key] = expr
         return expr
-
-    def cached_parts(self, key: str, parts: list[Callable[[], ibis.Table]]) -> ibis.Table:
-        """Like `cached`, for a table built as the union of `parts`, one query per part on
-        DuckDB: each query's memory then depends on its part, not on the whole table."""
-        if not self.materialise or self.engine != "duckdb" or len(parts) == 1:
-            return self.cached(key, lambda: ibis.union(*(build() for build in parts)))
-        if key not in self._cache:
-            self.cached(key, parts[0])
-            with self.unordered():
-                for build in parts[1:]:
-                    self.con.insert(self._tables[key], build(), database=self._database)
-        return self._cache[key]
 
     @property
     def _database(self) -> str | None:
@@ -136,21 +126,22 @@ class Scope:
         """Drop one table made by `cached` before the run ends (a measure's own large
         intermediate, so that its temporary storage is freed for the measures after it)."""
         t = self._cache.pop(key, None)
-        if t is None:
+        if t is None or key not in self._tables:  # never made, or an expression given to `keep`
             return
+        name = self._tables.pop(key)
         if self.engine == "pyspark":
             t.release()
-            return
-        if key in self._tables:  # else an expression given to `keep`
-            self.con.drop_table(self._tables.pop(key), database=self._database, force=True)
+        else:
+            self.con.drop_table(name, database=self._database, force=True)
 
     def release(self) -> None:
-        """Drop the tables (or uncache the Spark DataFrames) made by `cached`."""
-        for name in self._tables.values():
-            self.con.drop_table(name, database=self._database, force=True)
-        if self.engine == "pyspark":
-            for t in self._cache.values():
-                t.release()
+        """Drop the tables (or uncache the Spark DataFrames) made by `cached`; forget the
+        expressions given to `keep`."""
+        for key, name in self._tables.items():
+            if self.engine == "pyspark":
+                self._cache[key].release()
+            else:
+                self.con.drop_table(name, database=self._database, force=True)
         self._tables.clear()
         self._cache.clear()
 
@@ -236,27 +227,67 @@ def in_scope(s: Scope, t: ibis.Table, day: str = "report_date") -> ibis.Table:
 
 def classified_requests(s: Scope, table: ibis.Table | None = None) -> ibis.Table:
     """service_requests with inclusion rule, payload outcome, RTT and TRT per record."""
-    if table is None:
-        return s.cached("classified_requests", lambda: _classify_requests(s, requests_in_period(s)))
-    return _classify_requests(s, table)
+    if table is not None:
+        return _classify_requests(s, table)
+    alone = s.m.counting.party_retries_count_separately  # else the chains are collapsed first
+    if s.materialise and alone and "classified_requests" not in s._cache:
+        # Only the lookups (TRT, failure alert, record key) and the two flags every measure
+        # reads are kept as a table: the other columns are each a function of one row,
+        # computed as they are read. Writing them all took 28 s at a national day, the lookups
+        # alone (and the input's columns) 20 s.
+        looked_up = s.cached("looked_up_requests", lambda: _flags(s, _lookups(s, requests_in_period(s))))
+        return s.keep("classified_requests", _classify(s, looked_up))
+    return s.cached("classified_requests", lambda: _classify_requests(s, requests_in_period(s)))
+
+
+def has_classified_copy(s: Scope) -> bool:
+    """Whether the classified requests are read from a table of this run's (so that reading a
+    part of them costs less than classifying those rows again)."""
+    return s.is_materialised("classified_requests") or s.is_materialised("looked_up_requests")
 
 
 def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
+    return _classify(s, _lookups(s, sr))
+
+
+def _lookups(s: Scope, sr: ibis.Table) -> ibis.Table:
+    """The requests with what classifying them looks up in other tables: the TRT (`trt_s`),
+    whether a failure alert is linked (`_alert_failure`), and the record key (`_rec`)."""
     m = s.m
     trt = ibis.memtable(m.trt_rows()).rename(trt_srv="srv", trt_smets="smets", trt_mode="mode")
     t = sr.left_join(trt, [sr.srv == trt.trt_srv, sr.smets == trt.trt_smets, sr.mode == trt.trt_mode]).drop(
         "trt_srv", "trt_smets", "trt_mode"
     )
-    # A column of its own, so that the lookup is made once per request (`failed` and
-    # `failure_reason` both read it).
-    t = t.mutate(_alert_failure=record_key(t).isin(failure_links(s)._rec))
     default_trt = ibis.cases(
         *[(t.mode == mode, secs) for mode, secs in m.trt_defaults_seconds.items()], else_=None
     )
+    # One integer per stored record (its file and row): joins between a request and its
+    # processes use it, not the long request_id text (half the cost at national volume).
+    rec = record_key(t)
+    linked = rec.isin(failure_links(s)._rec)
+    return t.mutate(_rec=rec, trt_s=t.trt_s.coalesce(default_trt), _alert_failure=linked)
+
+
+def _flags(s: Scope, t: ibis.Table) -> ibis.Table:
+    """Looked-up requests (`_lookups`) with `included` and `failed`: the two columns nearly
+    every measure filters or counts by, kept with the lookups in a classified copy."""
+    m = s.m
+    comms_failure = t.response_code.isin(m.payload.failure_response_codes).fill_null(False)
+    no_response = t.responded_at.isnull() if m.payload.no_response_is_failure else ibis.literal(False)
+    status_ok, pmel, outside = _inclusion(s, t)
+    return t.mutate(
+        included=status_ok & pmel.isnull() & ~outside, failed=comms_failure | t._alert_failure | no_response
+    )
+
+
+def _classify(s: Scope, t: ibis.Table) -> ibis.Table:
+    """Looked-up requests (`_lookups`), flagged or not (`_flags`), with every column of their
+    classification."""
+    m = s.m
+    if "included" not in t.columns:
+        t = _flags(s, t)
     has_response = t.responded_at.notnull()
     comms_failure = t.response_code.isin(m.payload.failure_response_codes).fill_null(False)
-    alert_failure = t._alert_failure
-    no_response_failure = ~has_response if m.payload.no_response_is_failure else ibis.literal(False)
     status_ok, pmel, outside = _inclusion(s, t)
     rule = ibis.cases(
         (
@@ -273,19 +304,13 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
         else_=ibis.literal("included: report status in reporting set"),
     )
     t = t.mutate(
-        # One integer per stored record (its file and row): joins between a request and its
-        # processes use it, not the long request_id text (half the cost at national volume).
-        _rec=record_key(t),
-        included=status_ok & pmel.isnull() & ~outside,
         rule=rule,
         segment=t.region,
-        trt_s=t.trt_s.coalesce(default_trt),
         rtt_ms=_rtt_ms(s, t),
         has_response=has_response,
-        failed=comms_failure | alert_failure | no_response_failure,
         failure_reason=ibis.cases(
             (comms_failure, ibis.literal("response code ") + t.response_code),
-            (alert_failure, ibis.literal("failure alert (N12/N13) linked to request")),
+            (t._alert_failure, ibis.literal("failure alert (N12/N13) linked to request")),
             (~has_response, ibis.literal("no response")),
             else_=None,
         ),
@@ -329,7 +354,7 @@ def speed_requests(s: Scope) -> ibis.Table | None:
     """The period's included, speed-counted requests with `segment` and `rtt_ms`, read from
     their own rows alone (None where inclusion needs more, or the classified requests are
     already a table): the RTT histogram needs no TRT, payload or failure-alert lookup."""
-    if s.is_materialised("classified_requests"):
+    if has_classified_copy(s):
         return None
     sr = requests_in_period(s)
     included = included_alone(s, sr)
@@ -343,7 +368,7 @@ def _inclusion(s: Scope, t: ibis.Table) -> tuple[ibis.Value, ibis.Value, ibis.Va
     """What includes a request, reading its own row alone: its report status is counted, the
     PMEL exception that excludes it (null if none), its response code is outside DCC control."""
     m = s.m
-    status_ok = t.report_status.isin(m.report_status.included)
+    status_ok = in_ranges(t.report_status, m.report_status.included)
     outside_codes = list(m.counting.outside_dcc_control_codes)
     outside = (
         t.response_code.isin(outside_codes).fill_null(False)
@@ -351,6 +376,22 @@ def _inclusion(s: Scope, t: ibis.Table) -> tuple[ibis.Value, ibis.Value, ibis.Va
         else ibis.literal(False)
     )
     return status_ok, _pmel_rule(t, s.exceptions, "received_at"), outside
+
+
+def in_ranges(col: ibis.Value, values: list[int]) -> ibis.Value:
+    """`col.isin(values)` for integers, as comparisons with the runs of consecutive values:
+    DuckDB makes a join of a list of more than a few values (three of them, 0.18 s of CPU each,
+    in a pass over a national day's requests)."""
+    runs: list[list[int]] = []
+    for v in sorted(set(values)):
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    if not runs:
+        return ibis.literal(False)
+    tests = [col == lo if lo == hi else col.between(lo, hi) for lo, hi in runs]
+    return ibis.or_(*tests).fill_null(False)
 
 
 def included_alone(s: Scope, t: ibis.Table) -> ibis.Value | None:
@@ -414,55 +455,55 @@ def attempt_chains(s: Scope, t: ibis.Table) -> ibis.Table:
     return chained.union(single.select(*chained.columns).cast(chained.schema()))
 
 
-def chain_outcomes(s: Scope, t: ibis.Table, key: str = "request_id") -> ibis.Table:
-    """One row per chain of resends: its first send's `key` (as `head_id`) and the attempt
-    that first succeeded (`won`, null if none), for "success on which attempt" (ATT1, PP1).
-
-    A send with no other of its SRV, party and device in the period (most sends at national
-    volume) is its own chain, won at once or never: only the rest are sorted into chains.
-    """
-    # One grouping finds the chains of one and gives their outcome (the send itself): only
-    # the sends of the other groups are read again, to be sorted into chains. The two reads
-    # of `t` select different columns, so that they share no subquery: DuckDB would copy a
-    # shared one in full (materialised, it took 8.2 s against 5.6 s at 0.3 of a national day).
-    k = t.select(*dict.fromkeys([*CHAIN_KEYS, key, "failed"]))
-    g = k.group_by(CHAIN_KEYS).aggregate(_sends=k.count(), _head=k[key].max(), _failed=k.failed.any())
-    alone = g.filter(g._sends == 1)
-    first_time = ibis.ifelse(alone._failed, ibis.null("int64"), ibis.literal(1, "int64"))
-    single = alone.select(head_id=alone._head, won=first_time)
-    sends = t.select(*dict.fromkeys([key, "request_id", *CHAIN_KEYS, "received_at", "failed"]))
-    repeated = sends.semi_join(g.filter(g._sends > 1).select(*CHAIN_KEYS), CHAIN_KEYS)
-    c = _chains(s, repeated, sizes=False)
-    # One grouping, no self-join: a chain has exactly one first attempt.
-    j = c.group_by([*CHAIN_KEYS, "chain_no"]).aggregate(
-        head_id=c[key].max(where=c.attempt_no == 1), won=c.attempt_no.min(where=~c.failed)
-    )
-    return j.select(head_id=j.head_id, won=j.won.cast("int64")).union(single)
+def chain_hash(t: ibis.Table) -> ibis.Value:
+    """An integer per chain key (party, device, SRV). Keys that share one are only sorted into
+    chains together with their exact keys, so a collision costs time, never a wrong chain."""
+    return t.party_id.hash() ^ t.device_id.hash() ^ t.srv.hash()
 
 
-# Sends chained in one query, at most (about): at 1.25 of a national day, chaining 50 M sends
-# in one query ran out of DuckDB's 2 GB memory limit; ATT1 over 10 M ran in a 150 MB limit.
-CHAIN_PART_ROWS = 8_000_000
+def repeated_chain_hashes(t: ibis.Table) -> ibis.Table:
+    """`_h` of the chain keys sent more than once in `t` (hashes of keys sent once are not)."""
+    k = t.select(_h=chain_hash(t))
+    return k.group_by("_h").aggregate(_n=k.count()).filter(ibis._._n > 1).select("_h")
 
 
-def cached_chain_outcomes(
-    s: Scope, key: str, t: ibis.Table, part_rows: int = CHAIN_PART_ROWS, head: str = "request_id"
+def chain_outcomes(
+    s: Scope,
+    t: ibis.Table,
+    key: str = "request_id",
+    carry: Sequence[str] = (),
+    repeated: ibis.Table | None = None,
 ) -> ibis.Table:
-    """`chain_outcomes(s, t, head)` into a cached table, chained about `part_rows` sends at a time.
+    """One row per chain of resends: its first send's `key` (as `head_id`), the attempt that
+    first succeeded (`won`, null if none) and the first send's `carry` columns, for "success on
+    which attempt" (ATT1, PP1).
 
-    A chain never leaves its device, so splitting the sends by a hash of the device gives the
-    same chains; DuckDB's memory then depends on the part's size, not the period's.
+    A send whose chain key no other send shares (most sends at national volume) is its own
+    chain, won at once or never. Those are told apart by a grouping of one integer per send
+    (`repeated`: `repeated_chain_hashes(t)`, given when the caller keeps it as a table, since
+    it is read twice); only the other sends are sorted into chains, by their exact keys. At a
+    national day: 3 M keys of 33 M sent more than once; grouping the hash took 2.9 s where the
+    three text keys took 4.9 s.
     """
-    parts = 1
-    if s.materialise and s.engine == "duckdb":
-        parts = max(1, -(-int(t.count().execute()) // part_rows))
-    if parts == 1:
-        return s.cached(key, lambda: chain_outcomes(s, t, head))
-    # Ibis reads the hash as a signed integer, so the remainder may be negative: fold it back.
-    bucket = (t.device_id.hash() % parts + parts) % parts
-    return s.cached_parts(
-        key, [lambda k=k: chain_outcomes(s, t.filter(bucket == k), head) for k in range(parts)]
+    carry = list(dict.fromkeys(carry))
+    if repeated is None:
+        repeated = repeated_chain_hashes(t)
+    h = t.mutate(_h=chain_hash(t))
+    alone = h.anti_join(repeated, "_h")
+    first_time = ibis.ifelse(alone.failed, ibis.null("int64"), ibis.literal(1, "int64"))
+    single = alone.select(head_id=alone[key], won=first_time, **{c: alone[c] for c in carry})
+    sends = h.semi_join(repeated, "_h")
+    sends = sends.select(*dict.fromkeys([key, "request_id", *CHAIN_KEYS, "received_at", "failed", *carry]))
+    c = _chains(s, sends, sizes=False)
+    # One grouping, no self-join: a chain has exactly one first attempt.
+    first = c.attempt_no == 1
+    j = c.group_by([*CHAIN_KEYS, "chain_no"]).aggregate(
+        head_id=c[key].max(where=first),
+        won=c.attempt_no.min(where=~c.failed),
+        **{f"_c_{x}": c[x].max(where=first) for x in carry},
     )
+    chained = j.select(head_id=j.head_id, won=j.won.cast("int64"), **{x: j[f"_c_{x}"] for x in carry})
+    return chained.union(single.cast(chained.schema()))
 
 
 def _chains(s: Scope, t: ibis.Table, sizes: bool = True) -> ibis.Table:
