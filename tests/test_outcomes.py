@@ -589,3 +589,46 @@ def test_commissioning_days_from_one_extract(store, tmp_path, meth, materialise)
         got = {r["device_id"]: r["comm_day"] for r in commissioning_days(s).to_pyarrow().to_pylist()}
         assert got == want
         s.release()
+
+
+def test_success_rows_sums_each_breakdown_from_one_grouping():
+    """Six rows (region, SRV, ok): North/2.2 ok, North/2.2 failed, North/1.1.1 ok, South/2.2 ok,
+    (no region)/2.2 failed, (no region)/1.1.1 ok. By hand: All 4 of 6; region North 2 of 3,
+    South 1 of 1, then the missing region last, 1 of 2; SRV 1.1.1 2 of 2, 2.2 2 of 4; region x
+    SRV North 1.1.1 1/1, North 2.2 1/2, South 2.2 1/1, none 1.1.1 1/1, none 2.2 0/1."""
+    import ibis
+    import pyarrow as pa
+
+    from opmetrics.measures.outcome import success_rows
+
+    rows = [
+        ("North", "2.2", True),
+        ("North", "2.2", False),
+        ("North", "1.1.1", True),
+        ("South", "2.2", True),
+        (None, "2.2", False),
+        (None, "1.1.1", True),
+    ]
+    t = ibis.memtable(pa.table({k: [r[i] for r in rows] for i, k in enumerate(["region", "srv", "ok"])}))
+    by = {"region": ["region"], "srv": ["srv"], "region x srv": ["region", "srv"]}
+    got = [
+        (r["breakdown"], r["key1"], r["key2"], r["numerator"], r["denominator"])
+        for r in success_rows(t, t.ok, by)
+    ]
+    assert got == [
+        ("all", "All", "", 4, 6),
+        ("region", "North", "", 2, 3),
+        ("region", "South", "", 1, 1),
+        ("region", "", "", 1, 2),
+        ("srv", "1.1.1", "", 2, 2),
+        ("srv", "2.2", "", 2, 4),
+        ("region x srv", "North", "1.1.1", 1, 1),
+        ("region x srv", "North", "2.2", 1, 2),
+        ("region x srv", "South", "2.2", 1, 1),
+        ("region x srv", "", "1.1.1", 1, 1),
+        ("region x srv", "", "2.2", 0, 1),
+    ]
+    # An empty input: the overall row alone, nothing to share.
+    empty = t.filter(t.srv == "9.9")
+    none = success_rows(empty, empty.ok, by)
+    assert [(r["numerator"], r["denominator"], r["value"]) for r in none] == [(0, 0, None)]
