@@ -266,3 +266,21 @@ def test_processes_joined_per_combination_equal_the_rules_per_row(rows):
 
     want = pairs(per_process(s, flags(s, t)))
     assert pairs(join_processes(s, t)) == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.integers(-3, 40), max_size=25),
+    probes=st.lists(st.one_of(st.none(), st.integers(-5, 45)), min_size=1, max_size=30),
+)
+def test_in_ranges_equals_membership_in_the_list(values, probes):
+    """Report statuses are tested as runs of consecutive values: the same answer as Python's
+    `in` for any list (gaps, repeats, unsorted, empty) and any value, a missing one false."""
+    import ibis
+
+    from opmetrics.measures.records import in_ranges
+
+    con = ibis.duckdb.connect()
+    t = ibis.memtable(pa.table({"v": pa.array(probes, pa.int64())}))
+    got = con.to_pyarrow(t.select(hit=in_ranges(t.v, values))).column("hit").to_pylist()
+    assert got == [p is not None and p in values for p in probes]
