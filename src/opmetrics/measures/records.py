@@ -430,10 +430,13 @@ def record_key(t: ibis.Table) -> ibis.Value:
 CHAIN_KEYS = ["party_id", "device_id", "srv"]
 
 
-def _alone_and_repeated(t: ibis.Table) -> tuple[ibis.Table, ibis.Table]:
-    """The sends with no other of their SRV, party and device in `t`, and the rest."""
-    repeated = t.group_by(CHAIN_KEYS).aggregate(_sends=t.count()).filter(ibis._._sends > 1).drop("_sends")
-    return t.anti_join(repeated, CHAIN_KEYS), t.semi_join(repeated, CHAIN_KEYS)
+def _alone_and_repeated(t: ibis.Table, repeated: ibis.Table | None = None) -> tuple[ibis.Table, ibis.Table]:
+    """The sends with no other of their SRV, party and device in `t`, and the rest, told apart
+    by `repeated` (`repeated_chain_hashes(t)`, computed here unless given)."""
+    if repeated is None:
+        repeated = repeated_chain_hashes(t)
+    h = t.mutate(_h=chain_hash(t))
+    return h.anti_join(repeated, "_h").drop("_h"), h.semi_join(repeated, "_h").drop("_h")
 
 
 def attempt_chains(s: Scope, t: ibis.Table) -> ibis.Table:
@@ -486,13 +489,9 @@ def chain_outcomes(
     three text keys took 4.9 s.
     """
     carry = list(dict.fromkeys(carry))
-    if repeated is None:
-        repeated = repeated_chain_hashes(t)
-    h = t.mutate(_h=chain_hash(t))
-    alone = h.anti_join(repeated, "_h")
+    alone, sends = _alone_and_repeated(t, repeated)
     first_time = ibis.ifelse(alone.failed, ibis.null("int64"), ibis.literal(1, "int64"))
     single = alone.select(head_id=alone[key], won=first_time, **{c: alone[c] for c in carry})
-    sends = h.semi_join(repeated, "_h")
     sends = sends.select(*dict.fromkeys([key, "request_id", *CHAIN_KEYS, "received_at", "failed", *carry]))
     c = _chains(s, sends, sizes=False)
     # One grouping, no self-join: a chain has exactly one first attempt.
