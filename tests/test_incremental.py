@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import ibis
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -22,7 +23,11 @@ from hypothesis import strategies as st
 
 from opmetrics.engine.store import Store
 from opmetrics.ingest.load import find_files, load_file
+from opmetrics.measures.attempts import att1
+from opmetrics.measures.attribution import process_requests
 from opmetrics.measures.daily import GROUP, _median_ms
+from opmetrics.measures.incremental import stored_cubes
+from opmetrics.measures.outcome import Context
 from opmetrics.measures.records import Scope, classified_requests
 from opmetrics.measures.run import compute
 from opmetrics.methodology import load
@@ -60,7 +65,22 @@ def _load(store: Store, files: list[Path]) -> None:
 def _results(db: Path) -> dict[str, set]:
     con = duckdb.connect(str(db), read_only=True)
     out = {}
-    for t in ("rsvp", "cpm", "outcomes", "day_requests", "day_rtt", "day_alerts"):
+    for t in (
+        "rsvp",
+        "cpm",
+        "outcomes",
+        "diagnostics",
+        "benchmarks",
+        "legs",
+        "day_requests",
+        "day_rtt",
+        "day_alerts",
+        "day_diagnostics",
+        "day_legs",
+        "day_legs_ms",
+        "day_att1",
+        "day_att1_open",
+    ):
         cols = [c[0] for c in con.execute(f"DESCRIBE {t}").fetchall() if c[0] != "run_id"]
         rows = con.execute(f"SELECT {', '.join(cols)} FROM {t}").fetchall()
         out[t] = sorted(rows, key=repr)
@@ -207,3 +227,76 @@ def test_histogram_median_is_the_exact_median(groups):
         values = [v for v, n in groups[int(r["key"])] for _ in range(n)]
         assert (r["med_lo"] + r["med_hi"]) / 2 == np.median(values)
         assert set(GROUP) <= set(r)
+
+
+def test_month_legs_and_diagnostics_from_day_cubes_equal_numpy_over_the_records(month, tmp_path):
+    """The legs' exact medians and means, and the diagnostics' counts, merged from four days'
+    cubes, against numpy over every on-demand request of the month and its processes."""
+    m = load(None)
+    store = Store(tmp_path / "legs.duckdb")
+    _load(store, find_files([month["data"]]))
+    as_of = dt.datetime(2026, 11, 1, 12)
+    compute(store, m, PERIOD, as_of=as_of)
+    assert store.con.execute("SELECT count(DISTINCT report_date) FROM day_legs_ms").fetchall()[0][0] == DAYS
+    s = Scope(store.ibis(), m, PERIOD, as_of)
+    rec = process_requests(s).to_pyarrow().to_pandas()
+    s.release()
+    rec = rec[rec["mode"] == "on-demand"]
+
+    def ms(a: str, b: str) -> pd.Series:
+        return (rec[b] - rec[a]).dt.total_seconds().mul(1000).round()
+
+    rec = rec.assign(
+        _han=ms("chf_reached_at", "device_answered_at"),
+        _rtt=rec["rtt_ms"].where(rec["device_answered_at"].notna()),
+    )
+    got = {
+        (r["process_id"], r["key"]): r for r in store.rows("SELECT * FROM legs WHERE breakdown = 'region'")
+    }
+    checked = 0
+    for (process, region), g in rec.groupby(["process_id", "region"]):
+        r = got[(process, region)]
+        assert r["requests"] == len(g)
+        for col, name in (("_rtt", "rtt_median_s"), ("_han", "han_median_s")):
+            v = g[col].dropna().to_numpy(dtype=np.int64)
+            if len(v):
+                assert r[name] == pytest.approx(np.median(v) / 1000, abs=1e-12), (process, region, name)
+                checked += 1
+            else:
+                assert r[name] is None
+        han = g["_han"].dropna()
+        if len(han):
+            assert r["han_mean_s"] == pytest.approx(han.mean() / 1000, rel=1e-12)
+    assert checked > 10
+    diag = store.rows("SELECT process_id, sum(n) AS n, sum(ok) AS ok FROM day_diagnostics GROUP BY 1")
+    want = rec.groupby("process_id").agg(
+        n=("srv", "size"), ok=("response_category", lambda c: (c == "response: success code").sum())
+    )
+    assert {r["process_id"]: (r["n"], r["ok"]) for r in diag} == {
+        p: (int(w.n), int(w.ok)) for p, w in want.iterrows()
+    }
+    store.close()
+
+
+def test_att1_folded_day_by_day_equals_chaining_the_month_at_once(month, tmp_path):
+    """ATT1 from the stored day folds (chains carried over midnight) against the chains of the
+    month's sends found in one pass; the month must hold chains that cross midnight, with
+    later attempts, or the test proves nothing."""
+    m = load(None)
+    store = Store(tmp_path / "att.duckdb")
+    _load(store, find_files([month["data"]]))
+    as_of = dt.datetime(2026, 11, 1, 12)
+    compute(store, m, PERIOD, as_of=as_of)
+    crossed = store.con.execute(
+        "SELECT count(*) FROM day_att1_open o JOIN day_att1_state s USING (report_date) "
+        "WHERE o.report_date < (SELECT max(report_date) FROM day_att1_state)"
+    ).fetchall()[0][0]
+    assert crossed > 0
+    s = Scope(store.ibis(), m, PERIOD, as_of, materialise=True)
+    folded = att1(s, Context(None, {}, stored_cubes(store).attempts))
+    whole = att1(s, Context(None, {}))
+    s.release()
+    store.close()
+    assert folded == whole
+    later = sum(r["numerator"] for r in whole if r["key1"] in ("2nd attempt", "later attempt"))
+    assert later > 0

@@ -1,19 +1,63 @@
 """First- and second-time success per business process (supplementary indicators, 001
 l.6560-6600; 003 "success on which attempt"): chains of SEC Party resends of the same SRV to
-the same device, bucketed by the attempt that succeeded."""
+the same device, bucketed by the attempt that succeeded.
+
+A chain lasts as long as its resends keep failing within `retry_window_minutes` of each other
+(a day, in methodology 2026.4), so it often crosses midnight. `compute` therefore folds the
+chains day by day (`fold_days`): a day's sends continue the chains still open at the end of the
+day before, which stand as one failed row each; the chains that end on a day are counted into
+`day_att1`, those open at its end are kept in `day_att1_open`. The month is the sum of its days'
+counts plus the chains open at its last day (never succeeded), equal to chaining the month's
+sends in one go (tested). A late or corrected day folds again, and the days after it until the
+chains handed on are unchanged. Spark, which keeps no state between runs, chains the month in
+one go.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import ibis
 
-from opmetrics.measures.attribution import join_processes, marked, marks
+from opmetrics.measures.attribution import join_processes, mark_bits, marked, marks
 from opmetrics.measures.outcome import Context, Row, rows_of, share_row
-from opmetrics.measures.records import Scope, chain_outcomes, classified_requests, repeated_chain_hashes
+from opmetrics.measures.records import (
+    CHAIN_KEYS,
+    Scope,
+    _alone_and_repeated,
+    _chains,
+    chain_outcomes,
+    classified_requests,
+    in_scope,
+    repeated_chain_hashes,
+)
 
 BUCKETS = ("1st attempt", "2nd attempt", "later attempt", "never")
 
 
+def _bucket(won: ibis.Value) -> ibis.Value:
+    return ibis.cases(
+        (won == 1, BUCKETS[0]),
+        (won == 2, BUCKETS[1]),
+        (won.notnull(), BUCKETS[2]),
+        else_=BUCKETS[3],
+    )
+
+
 def att1(s: Scope, ctx: Context) -> list[Row]:
+    rows = _whole_period(s) if ctx.attempts is None else rows_of(_from_days(s, *ctx.attempts))
+    per: dict[str, dict[str, int]] = {}
+    for r in rows:
+        per.setdefault(r["process_id"], {})[r["b"]] = r["n"]
+    out = []
+    for p in s.m.processes:
+        got = per.get(p.id, {})
+        total = sum(got.values())
+        out += [share_row(p.id, b, got.get(b, 0), total, note="chains of resends") for b in BUCKETS]
+    return out
+
+
+def _whole_period(s: Scope) -> list[Row]:
     # Each chain counts under the processes of its first send, decided from that send's SRV,
     # SMETS and attribution marks, carried through the chaining: no join of the chains to a
     # table of every request's processes. The sends are marked before they are chained, where
@@ -25,23 +69,152 @@ def att1(s: Scope, ctx: Context) -> list[Row]:
         repeated = s.cached("att1_repeated", lambda: repeated_chain_hashes(included))
         c = chain_outcomes(s, marked(s, included), "_rec", ["srv", "smets", *marks(s)], repeated)
         j = join_processes(s, c)
-        bucket = ibis.cases(
-            (j.won == 1, BUCKETS[0]),
-            (j.won == 2, BUCKETS[1]),
-            (j.won.notnull(), BUCKETS[2]),
-            else_=BUCKETS[3],
-        )
-        rows = rows_of(j.group_by(["process_id", bucket.name("b")]).aggregate(n=j.count()))
+        rows = rows_of(j.group_by(["process_id", _bucket(j.won).name("b")]).aggregate(n=j.count()))
     s.forget("att1_repeated")
-    per: dict[str, dict[str, int]] = {}
-    for r in rows:
-        per.setdefault(r["process_id"], {})[r["b"]] = r["n"]
-    out = []
-    for p in s.m.processes:
-        got = per.get(p.id, {})
-        total = sum(got.values())
-        out += [share_row(p.id, b, got.get(b, 0), total, note="chains of resends") for b in BUCKETS]
-    return out
+    return rows
+
+
+def _from_days(s: Scope, closed: ibis.Table, still_open: ibis.Table, folded: ibis.Table) -> ibis.Table:
+    """(process_id, b, n) of the period: its days' ended chains plus those open at the last
+    day folded (`folded`: a table of the days folded, `report_date`)."""
+    closed = in_scope(s, closed)
+    folded = in_scope(s, folded)
+    last = folded.aggregate(_last=folded.report_date.max())
+    never = still_open.semi_join(last, still_open.report_date == last._last)
+    never = join_processes(s, never, bits="_bits")
+    never = never.group_by("process_id").aggregate(n=never.count()).mutate(b=ibis.literal(BUCKETS[3]))
+    both = ibis.union(closed.select("process_id", "b", "n"), never.select("process_id", "b", "n"))
+    return both.group_by(["process_id", "b"]).aggregate(n=both.n.sum().cast("int64"))
+
+
+OPEN_COLUMNS = ["report_date", *CHAIN_KEYS, "last_at", "attempts", "smets", "_bits"]
+
+
+def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tuple[ibis.Table, ibis.Table]:
+    """The chains of a run of consecutive folded `days`, as folding them one by one would hand
+    them on: (the chains that ended, per day, process and bucket: report_date, process_id, b,
+    n; those open at the end of each day, as OPEN_COLUMNS).
+
+    `carried`: the chains open at the end of the day folded before (OPEN_COLUMNS), each standing
+    as one failed row of its attempts so far, at its last send's time. A chain ends on the day
+    of its success, or on the first day at whose end no resend can still come within the window
+    of its last send; until then it is open at the end of each day, with its attempts and last
+    send so far. The days are chained in one pass, not one query per day: a month's first
+    compute folds every day at once."""
+    first, last = days[0], days[-1]
+    req = classified_requests(s)
+    sends = marked(s, req.filter(req.included & req.report_date.between(first, last)))
+    sends = sends.select(
+        *CHAIN_KEYS,
+        "report_date",
+        "received_at",
+        "request_id",
+        "failed",
+        smets=sends.smets.cast("int64"),
+        _bits=mark_bits(s, sends),
+        _w=ibis.literal(1, "int64"),
+    )
+    if carried is not None:
+        pseudo = carried.select(
+            *CHAIN_KEYS,
+            "report_date",
+            received_at=carried.last_at,
+            request_id=ibis.literal(""),  # orders before any later send (none at the same time)
+            failed=ibis.literal(True),
+            smets=carried.smets,
+            _bits=carried._bits,
+            _w=carried.attempts,
+        )
+        sends = ibis.union(sends, pseudo.cast(sends.schema()))
+    repeated = s.cached("att1_repeated", lambda: repeated_chain_hashes(sends))
+    alone, resent = _alone_and_repeated(sends, repeated)
+    # Per chain: its head's SMETS and marks, the attempt that won, its last send, and the days
+    # of its first and last sends. A send alone in its key is a chain of one (chain_no 0).
+    single = alone.select(
+        *CHAIN_KEYS,
+        chain_no=ibis.literal(0, "int64"),
+        smets=alone.smets,
+        _bits=alone._bits,
+        won=ibis.ifelse(alone.failed, ibis.null("int64"), alone._w),
+        last_at=alone.received_at,
+        first_day=alone.report_date,
+        last_day=alone.report_date,
+    )
+    # The resent keys' chains, as of the end of each day they have sends on: the head's SMETS
+    # and marks, the attempt that won, the attempts and last send so far. Kept as a table: the
+    # chains and their open days are read from it, and the sort behind it is done once.
+    ch = _chains(s, resent, sizes=False, weight="_w")
+    head = ch.attempt_no == ch._w
+    per_day = ch.group_by([*CHAIN_KEYS, "chain_no", "report_date"]).aggregate(
+        smets=ch.smets.max(where=head),
+        _bits=ch._bits.max(where=head),
+        won=ch.attempt_no.min(where=~ch.failed).cast("int64"),
+        attempts=ch.attempt_no.max().cast("int64"),
+        last_at=ch.received_at.max(),
+    )
+    per_day = s.cached("att1_per_day", lambda: per_day)
+    grouped = per_day.group_by([*CHAIN_KEYS, "chain_no"]).aggregate(
+        smets=per_day.smets.max(),
+        _bits=per_day._bits.max(),
+        won=per_day.won.min(),
+        last_at=per_day.last_at.max(),
+        first_day=per_day.report_date.min(),
+        last_day=per_day.report_date.max(),
+    )
+    chains = ibis.union(grouped.select(*single.columns).cast(single.schema()), single)
+
+    # The span's days and their ends; a chain not won ends on the first day at whose end the
+    # window since its last send has passed.
+    window = ibis.interval(minutes=s.m.counting.retry_window_minutes)
+    cal = ibis.memtable({"day": days, "day_end": [s.day_start(d + dt.timedelta(days=1)) for d in days]}).cast(
+        {"day": "date", "day_end": "timestamp"}
+    )
+    lapsed = chains.filter(chains.won.isnull())
+    lapsed = lapsed.inner_join(cal, [cal.day >= lapsed.last_day, cal.day_end > lapsed.last_at + window])
+    lapsed = lapsed.group_by([*CHAIN_KEYS, "chain_no"]).aggregate(_lapse=lapsed.day.min())
+    lapsed = s.cached("att1_lapsed", lambda: lapsed)  # the failed chains alone: few
+    keys = [*CHAIN_KEYS, "chain_no"]
+
+    def with_end(t: ibis.Table) -> ibis.Table:
+        j = t.left_join(lapsed, keys)
+        return j.select(*t.columns, end_day=ibis.ifelse(j.won.notnull(), j.last_day, j._lapse))
+
+    ended = join_processes(s, with_end(chains), bits="_bits")
+    ended = ended.filter(ended.end_day.notnull())
+    ended = ended.group_by(
+        [ended.end_day.name("report_date"), "process_id", _bucket(ended.won).name("b")]
+    ).aggregate(n=ended.count())
+
+    # Open at the end of a day: a chain whose first send is on or before it and that has not
+    # ended by it. A send alone in its key that succeeded ends on its day: left out first.
+    c = with_end(ibis.union(chains.filter(chains.chain_no != 0), single.filter(single.won.isnull())))
+    spans = c.filter((c.first_day < c.end_day) | c.end_day.isnull())
+    at = spans.inner_join(
+        cal, [cal.day >= spans.first_day, spans.end_day.isnull() | (cal.day < spans.end_day)]
+    ).select(*keys, "smets", "_bits", report_date="day")
+    # Its attempts and last send as of that day: from its sends up to the day (the pseudo row
+    # of a carried chain stands for those before the span).
+    sent = ibis.union(
+        per_day.select(*keys, _d="report_date", _a="attempts", _t="last_at"),
+        alone.filter(alone.failed).select(
+            *CHAIN_KEYS,
+            chain_no=ibis.literal(0, "int64"),
+            _d=alone.report_date,
+            _a=alone._w,
+            _t=alone.received_at,
+        ),
+    )
+    j = at.inner_join(sent, [*[at[k] == sent[k] for k in keys], sent._d <= at.report_date])
+    still_open = j.group_by([*keys, "report_date", "smets", "_bits"]).aggregate(
+        attempts=j._a.max().cast("int64"), last_at=j._t.max()
+    )
+    return ended.select("report_date", "process_id", "b", "n"), still_open.select(*OPEN_COLUMNS)
+
+
+def forget_fold(s: Scope) -> None:
+    """Drop the tables `fold_days` kept."""
+    for key in ("att1_repeated", "att1_per_day", "att1_lapsed"):
+        s.forget(key)
 
 
 MEASURES = {"ATT1": att1}

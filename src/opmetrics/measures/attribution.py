@@ -201,28 +201,29 @@ def _memberships(s: Scope) -> ibis.Table:
     )
     each = per_process(s, flags(s, c, keep_marks=True))
     return each.select(
-        process_id=each.process_id, _l_srv=each.srv, _l_smets=each._smets, _l_marks=_mark_bits(s, each)
+        process_id=each.process_id, _l_srv=each.srv, _l_smets=each._smets, _l_marks=mark_bits(s, each)
     )
 
 
-def _mark_bits(s: Scope, t: ibis.Table) -> ibis.Value:
+def mark_bits(s: Scope, t: ibis.Table) -> ibis.Value:
     """A `marked` table's marks as the bits of one integer (one join key instead of several)."""
     bits = [t[m].notnull().cast("int64") * (1 << i) for i, m in enumerate(marks(s))]
     return sum(bits[1:], bits[0]) if bits else ibis.literal(0, "int64")
 
 
-def join_processes(s: Scope, t: ibis.Table) -> ibis.Table:
+def join_processes(s: Scope, t: ibis.Table, bits: str | None = None) -> ibis.Table:
     """A `marked` table joined to its processes (`process_id`), one row per row and process,
     the marks dropped: as `per_process(s, flags(s, t))`, with the rules decided once per
-    combination instead of once per row."""
+    combination instead of once per row. `bits`: a column holding the marks as `mark_bits`
+    gives them, in a table without the marks (chains carried from day to day)."""
     look = _memberships(s)
     on = [
         t.srv == look._l_srv,
         t.smets.fill_null(NO_SMETS) == look._l_smets,
-        _mark_bits(s, t) == look._l_marks,
+        (mark_bits(s, t) if bits is None else t[bits]) == look._l_marks,
     ]
     j = t.inner_join(look, on)
-    return j.drop("_l_srv", "_l_smets", "_l_marks", *marks(s))
+    return j.drop("_l_srv", "_l_smets", "_l_marks", *(marks(s) if bits is None else []))
 
 
 def attributed(s: Scope, req: ibis.Table) -> ibis.Table:

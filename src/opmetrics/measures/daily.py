@@ -32,12 +32,19 @@ ALERT_KEYS = ["report_date", "segment"]
 
 @dataclass
 class DayCubes:
-    """The three per-day aggregate tables (as Ibis tables) a month is assembled from."""
+    """The per-day aggregate tables (as Ibis tables) a month is assembled from."""
 
     requests: ibis.Table  # additive counts per REQUEST_KEYS
     rtt: ibis.Table  # exact RTT histogram: n per RTT_KEYS (speed-counted responses only)
     alerts: ibis.Table  # CPM3 counts per ALERT_KEYS
     daily: ibis.Table | None = None  # RSVP's daily rows, kept from when each day was reduced
+    # The diagnostics' and legs' own cubes (`diagnostics.day_counts`, `legs.day_sums` and
+    # `legs.day_histogram`); when missing, those families read the records.
+    diagnostics: ibis.Table | None = None
+    legs: ibis.Table | None = None
+    legs_ms: ibis.Table | None = None
+    # ATT1's chains folded day by day (ended, still open, days folded: see `attempts`).
+    attempts: tuple[ibis.Table, ibis.Table, ibis.Table] | None = None
 
 
 def _fine(s: Scope, key: str, by: list[str], sums: Callable[[ibis.Table], dict], rtt: bool) -> ibis.Table:
@@ -185,15 +192,6 @@ def median_from_counts(h: ibis.Table, keys: list[str], value: str, n: str = "n")
         med_lo=j[value].min(where=j._cum > j._lo),
         med_hi=j[value].min(where=j._cum > j._hi),
     )
-
-
-def exact_median(t: ibis.Table, keys: list[str], value: str) -> ibis.Table:
-    """Exact median of an integer column per `keys` (nulls ignored), as `median`: counts per
-    distinct value first, so memory holds the distinct values, not every record."""
-    t = t.filter(t[value].notnull())
-    h = t.group_by([*keys, value]).aggregate(n=t.count())
-    m = median_from_counts(h, keys, value)
-    return m.select(*keys, median=(m.med_lo + m.med_hi).cast("float64") / 2)
 
 
 def _median_ms(levels: list[ibis.Table]) -> ibis.Table:

@@ -16,15 +16,51 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from opmetrics.engine.store import Store
+from opmetrics.measures import legs
+from opmetrics.measures.attempts import fold_days, forget_fold
 from opmetrics.measures.daily import DayCubes, alert_cube, daily_rsvp, request_cube, rtt_histogram
+from opmetrics.measures.diagnostics import day_counts
 from opmetrics.measures.records import Scope, classified_requests, failure_links
 
 if TYPE_CHECKING:
+    import ibis
     import ibis.expr.types as ir
 
-CUBE_TABLES = {"day_requests": request_cube, "day_rtt": rtt_histogram, "day_alerts": alert_cube}
+CUBE_TABLES = {
+    "day_requests": request_cube,
+    "day_rtt": rtt_histogram,
+    "day_alerts": alert_cube,
+    "day_diagnostics": day_counts,
+    "day_legs": legs.day_sums,
+    "day_legs_ms": legs.day_histogram,
+}
+# Part of every day's fingerprint: raise it when a cube's definition changes, so that stores
+# reduced by an older opmetrics reduce their days again.
+CUBES_VERSION = 2
 # Derived from the cubes of the same day: RSVP's daily rows (so a month-end run only merges).
 DAILY_TABLE = "day_rsvp"
+
+# ATT1's chains of resends, folded day by day (`attempts.fold_days`): the chains that ended on
+# each day, per process and bucket; those still open at its end; and what each day was folded
+# from (its inputs' fingerprint and that of the chains carried in) and handed on.
+FOLD_TABLES = {
+    "day_att1": "report_date DATE, process_id VARCHAR, b VARCHAR, n BIGINT",
+    "day_att1_open": (
+        "report_date DATE, party_id VARCHAR, device_id VARCHAR, srv VARCHAR, last_at TIMESTAMP, "
+        "attempts BIGINT, smets BIGINT, _bits BIGINT"
+    ),
+}
+_OPEN_FINGERPRINT = (
+    "SELECT report_date, count(*), sum(hash(party_id, device_id, srv, last_at, attempts, smets, _bits)) "
+    "FROM day_att1_open WHERE report_date IN (SELECT unnest(?)) GROUP BY 1"
+)
+_FOLD_STATE = """
+CREATE TABLE IF NOT EXISTS day_att1_state (
+    report_date DATE PRIMARY KEY,
+    fingerprint VARCHAR NOT NULL,
+    carried VARCHAR NOT NULL,
+    handed_on VARCHAR NOT NULL
+)"""
 
 _STATE = """
 CREATE TABLE IF NOT EXISTS day_state (
@@ -72,7 +108,7 @@ def global_fingerprint(store: Store, s: Scope, exceptions_fp: str) -> str:
     dev = store.con.execute(
         "SELECT count(*), sum(hash(_file_id, _row)) FROM devices WHERE extracted_at <= ?", [s.as_of]
     ).fetchall()[0]
-    return f"{s.m.fingerprint}|{exceptions_fp}|{dev[0]}:{dev[1]}"
+    return f"cubes {CUBES_VERSION}|{s.m.fingerprint}|{exceptions_fp}|{dev[0]}:{dev[1]}"
 
 
 def refresh(store: Store, s: Scope, exceptions_fp: str, share: bool = False) -> list[dt.date]:
@@ -92,40 +128,135 @@ def refresh(store: Store, s: Scope, exceptions_fp: str, share: bool = False) -> 
     )
     stale = sorted(d for d, fp in want.items() if have.get(d) != fp)
     gone = sorted(d for d in have if d not in want)
-    complete = all(store.has_table(n) for n in [*CUBE_TABLES, DAILY_TABLE])
+    complete = all(store.has_table(n) for n in [*CUBE_TABLES, DAILY_TABLE, *FOLD_TABLES, "day_att1_state"])
     if complete and not stale and not gone:
+        _refresh_folds(store, s, want, share=False)  # a fold left undone (an interrupted run)
         return []
     if not complete:
         # A store from an older opmetrics (or a half-set): start the cubes afresh for every period.
         clear(store)
         stale, gone = sorted(want), []
-    if share and set(stale) == set(want) and s.materialise:
-        # Every day of the period is reduced (a first compute, or a rebuild) and every measure
-        # follows: classify and attribute the month once, for the cubes and the measures.
-        sub = s
-    else:
-        # The stale days' requests are classified as each cube groups them, with no classified
-        # copy written: each cube then reads only the columns it uses. At 0.3 of a national day,
-        # writing the copy took 4.9 s and the cubes' two passes over it 5.6 s; classifying as
-        # they group, the two passes take 3.5 s.
-        sub = dataclasses.replace(s, days=tuple(stale), _cache={}, _tables={})
-        sub.keep("failure_links", failure_links(s))  # the period's, as the fingerprints read them
-        sub.keep("classified_requests", classified_requests(dataclasses.replace(sub, materialise=False)))
+    whole = share and set(stale) == set(want) and s.materialise
+    # Every day of the period is reduced (a first compute, or a rebuild) and every measure
+    # follows: classify and attribute the month once, for the cubes and the measures.
+    sub = s if whole else _days_scope(s, stale)
     try:
         # Building the expressions materialises the shared intermediates, outside the transaction
-        # that replaces the days' cubes.
-        exprs = {name: build(sub) for name, build in CUBE_TABLES.items()}
-        con.execute("BEGIN TRANSACTION")
-        try:
-            _replace_days(store, exprs, sub, stale, gone, {d: want[d] for d in stale})
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        # that replaces the days' cubes. A cube's rows have no order, so DuckDB need not keep
+        # one through the joins, which lets them spill.
+        with sub.unordered():
+            exprs = {name: build(sub) for name, build in CUBE_TABLES.items()}
+            con.execute("BEGIN TRANSACTION")
+            try:
+                _replace_days(store, exprs, sub, stale, gone, {d: want[d] for d in stale})
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
     finally:
         if sub is not s:
             sub.release()
+    _refresh_folds(store, s, want, share=whole)
     return stale
+
+
+def _days_scope(s: Scope, days: list[dt.date]) -> Scope:
+    """A scope of some of the period's days whose requests are classified as each cube groups
+    them, with no classified copy written: each cube then reads only the columns it uses. At
+    0.3 of a national day, writing the copy took 4.9 s and the cubes' two passes over it 5.6 s;
+    classifying as they group, the two passes take 3.5 s."""
+    sub = dataclasses.replace(s, days=tuple(days), _cache={}, _tables={})
+    sub.keep("failure_links", failure_links(s))  # the period's, as the fingerprints read them
+    sub.keep("classified_requests", classified_requests(dataclasses.replace(sub, materialise=False)))
+    return sub
+
+
+def _refresh_folds(store: Store, s: Scope, want: dict[dt.date, str], share: bool) -> list[dt.date]:
+    """Fold ATT1's chains of resends day by day, from the first day whose inputs or carried
+    chains changed; return the days folded.
+
+    A day's fold is current while its inputs' fingerprint and the fingerprint of the chains
+    carried into it are those it was folded with: a late or corrected day folds again, and so
+    does each day after it until the chains it hands on are the same as before. Consecutive
+    days whose inputs changed fold together (a month's first compute: every day at once).
+    `share`: fold from the scope's own classified records (every day is being reduced)."""
+    con = store.con
+    con.execute(_FOLD_STATE)
+    for name, columns in FOLD_TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+    have = {
+        d: (fp, carried, out)
+        for d, fp, carried, out in con.execute(
+            "SELECT report_date, fingerprint, carried, handed_on FROM day_att1_state "
+            "WHERE report_date BETWEEN ? AND ?",
+            [s.first, s.last],
+        ).fetchall()
+    }
+    gone = [d for d in have if d not in want]
+    if gone:
+        for name in [*FOLD_TABLES, "day_att1_state"]:
+            con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [gone])
+    days = sorted(want)
+    folded: list[dt.date] = []
+    carried_fp, previous = "", None  # a period's first day carries no chain
+    i = 0
+    while i < len(days):
+        if have.get(days[i], ("", "", ""))[:2] == (want[days[i]], carried_fp):
+            carried_fp, previous = have[days[i]][2], days[i]
+            i += 1
+            continue
+        j = i + 1
+        while j < len(days) and have.get(days[j], ("",))[0] != want[days[j]]:
+            j += 1
+        span = days[i:j]
+        carried_fp = _fold(store, s, span, previous, {d: want[d] for d in span}, carried_fp, share)
+        folded += span
+        previous, i = span[-1], j
+    return folded
+
+
+def _fold(
+    store: Store,
+    s: Scope,
+    span: list[dt.date],
+    previous: dt.date | None,
+    inputs: dict[dt.date, str],
+    carried_fp: str,
+    share: bool,
+) -> str:
+    """Fold `span` (consecutive days) on the chains open at the end of `previous`, replacing
+    their stored folds; return the fingerprint of the chains the span's last day hands on."""
+    con, backend = store.con, store.ibis()
+    scope = s if share else _days_scope(s, span)
+    carried = None
+    if previous is not None:
+        o = backend.table("day_att1_open")
+        carried = o.filter(o.report_date == previous)
+    try:
+        with scope.unordered():
+            ended, still_open = fold_days(scope, span, carried)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for name in [*FOLD_TABLES, "day_att1_state"]:
+                    con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [span])
+                backend.insert("day_att1", ended)
+                backend.insert("day_att1_open", still_open)
+                handed = {d: f"{n}:{h}" for d, n, h in con.execute(_OPEN_FINGERPRINT, [span]).fetchall()}
+                rows = []
+                for d in span:
+                    out = handed.get(d, "0:None")
+                    rows.append([d, inputs[d], carried_fp, out])
+                    carried_fp = out
+                con.executemany("INSERT INTO day_att1_state VALUES (?, ?, ?, ?)", rows)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+    finally:
+        forget_fold(scope)
+        if scope is not s:
+            scope.release()
+    return carried_fp
 
 
 def _replace_days(
@@ -161,7 +292,7 @@ def _replace_days(
 
 def clear(store: Store) -> None:
     """Forget every stored cube: the next compute reduces every day again."""
-    for name in [*CUBE_TABLES, DAILY_TABLE]:
+    for name in [*CUBE_TABLES, DAILY_TABLE, *FOLD_TABLES, "day_att1_state"]:
         store.con.execute(f"DROP TABLE IF EXISTS {name}")
     store.con.execute(_STATE)
     store.con.execute("DELETE FROM day_state")
@@ -171,4 +302,36 @@ def stored_cubes(store: Store) -> DayCubes:
     """The stored cubes as Ibis tables (call `refresh` first)."""
     b = store.ibis()
     daily = b.table(DAILY_TABLE) if store.has_table(DAILY_TABLE) else None
-    return DayCubes(b.table("day_requests"), b.table("day_rtt"), b.table("day_alerts"), daily)
+    return DayCubes(
+        b.table("day_requests"),
+        b.table("day_rtt"),
+        b.table("day_alerts"),
+        daily,
+        b.table("day_diagnostics"),
+        b.table("day_legs"),
+        b.table("day_legs_ms"),
+        _stored_folds(store),
+    )
+
+
+def _stored_folds(store: Store) -> tuple[ibis.Table, ibis.Table, ibis.Table] | None:
+    names = [*FOLD_TABLES, "day_att1_state"]
+    if not all(store.has_table(n) for n in names):
+        return None  # the cubes are being written, before the first fold
+    b = store.ibis()
+    return b.table(names[0]), b.table(names[1]), b.table(names[2])
+
+
+def reduced_cubes(s: Scope) -> DayCubes:
+    """Every cube of the scope's days, reduced now and kept for the run (Spark, which holds no
+    state between runs)."""
+    c = {name: s.cached(name, lambda build=build: build(s)) for name, build in CUBE_TABLES.items()}
+    return DayCubes(
+        c["day_requests"],
+        c["day_rtt"],
+        c["day_alerts"],
+        None,
+        c["day_diagnostics"],
+        c["day_legs"],
+        c["day_legs_ms"],
+    )

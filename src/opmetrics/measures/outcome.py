@@ -42,9 +42,16 @@ MeasureFn = Callable[[Scope, "Context"], list[Row]]
 class Context:
     """What measure functions share: the RSVP result and row counts of every input table."""
 
-    def __init__(self, rsvp: pa.Table, input_rows: dict[str, int]):
+    def __init__(
+        self,
+        rsvp: pa.Table,
+        input_rows: dict[str, int],
+        attempts: tuple[ibis.Table, ibis.Table, ibis.Table] | None = None,
+    ):
         self.rsvp = rsvp
         self.input_rows = input_rows
+        # ATT1's stored day folds (ended chains, open chains, days folded), when kept.
+        self.attempts = attempts
 
 
 def pct(n: int | None, d: int | None) -> float | None:

@@ -505,8 +505,12 @@ def chain_outcomes(
     return chained.union(single.cast(chained.schema()))
 
 
-def _chains(s: Scope, t: ibis.Table, sizes: bool = True) -> ibis.Table:
-    """Number each send's chain and attempt; with `sizes`, each chain's size and success."""
+def _chains(s: Scope, t: ibis.Table, sizes: bool = True, weight: str | None = None) -> ibis.Table:
+    """Number each send's chain and attempt; with `sizes`, each chain's size and success.
+
+    `weight`: a column counting each row as that many attempts (a chain carried from an earlier
+    day stands as one failed row of its attempts so far); the attempt number is then the running
+    sum of weights from the chain's start."""
 
     def keys(t: ibis.Table) -> list[ibis.Column]:
         return [t[k] for k in CHAIN_KEYS]
@@ -515,20 +519,27 @@ def _chains(s: Scope, t: ibis.Table, sizes: bool = True) -> ibis.Table:
     window_ms = s.m.counting.retry_window_minutes * 60_000
     prev_failed = t.failed.lag().over(w)
     prev_at = t.received_at.lag().over(w)
+    if weight is None:
+        send_no = ibis.row_number().over(w)
+    else:
+        running = ibis.cumulative_window(group_by=keys(t), order_by=[t.received_at, t.request_id])
+        send_no = t[weight].sum().over(running).cast("int64")
     t = t.mutate(
         _new_chain=(
             prev_failed.isnull()
             | ~prev_failed
             | (t.received_at.delta(prev_at, unit="millisecond") > window_ms)
         ).cast("int64"),
-        _send_no=ibis.row_number().over(w),
+        _send_no=send_no,
     )
     # The attempt number counts from the send that started the chain: two sorts of the sends
-    # (the one above, and the running sums below), not a third one per chain.
+    # (the one above, and the running sums below), not a third one per chain. Weighted, a
+    # chain starting at a row counts from the attempts before it, plus one.
+    before = t._send_no if weight is None else t._send_no - t[weight] + 1
     running = ibis.cumulative_window(group_by=keys(t), order_by=[t.received_at, t.request_id])
     t = t.mutate(
         chain_no=t._new_chain.sum().over(running),
-        _chain_start=ibis.ifelse(t._new_chain == 1, t._send_no, None).max().over(running),
+        _chain_start=ibis.ifelse(t._new_chain == 1, before, None).max().over(running),
     )
     t = t.mutate(attempt_no=t._send_no - t._chain_start + 1).drop("_new_chain", "_send_no", "_chain_start")
     if not sizes:

@@ -17,10 +17,10 @@ from opmetrics.engine.store import Store
 from opmetrics.measures.availability import compute_availability, previous_period
 from opmetrics.measures.benchmarks import compute_benchmarks
 from opmetrics.measures.cpm import compute_cpm
-from opmetrics.measures.daily import DayCubes, day_cubes
+from opmetrics.measures.daily import DayCubes
 from opmetrics.measures.diagnostics import compute_diagnostics
 from opmetrics.measures.diagnostics import counts as diagnostic_counts
-from opmetrics.measures.incremental import refresh, stored_cubes
+from opmetrics.measures.incremental import reduced_cubes, refresh, stored_cubes
 from opmetrics.measures.legs import compute_legs
 from opmetrics.measures.outcome import Context, compute_outcomes
 from opmetrics.measures.records import Scope, drop_scratch, month_bounds, uk_midnight_utc
@@ -148,16 +148,13 @@ def measure_suite(
     step = on_step or (lambda _i: None)
     step(1)
     rsvp = compute_rsvp(scope, cubes)
-    # Diagnostics and legs run before the outcome families fill DuckDB's memory with their
-    # intermediates. Their results are grouped or explicitly sorted, so DuckDB need not keep
-    # insertion order, which lets its joins spill. (The out-of-memory failure at a third of a
-    # national day was fixed by summing diagnostics per device; whether this setting is still
-    # needed without it was not measured.)
+    # Diagnostics, benchmarks and legs merge their own day cubes. Their results are grouped or
+    # explicitly sorted, so DuckDB need not keep insertion order, which lets a month's merge spill.
     with scope.unordered():
-        by_party = diagnostic_counts(scope)
-        legs = compute_legs(scope)
+        by_party = diagnostic_counts(scope, cubes.diagnostics)
+        legs = compute_legs(scope, cubes.legs, cubes.legs_ms)
     step(2)
-    outcomes = compute_outcomes(scope, Context(rsvp, counts))
+    outcomes = compute_outcomes(scope, Context(rsvp, counts, cubes.attempts))
     step(3)
     avail = compute_availability(scope, counts, previous_availability)
     step(4)
@@ -290,15 +287,9 @@ def compute_spark(
     con = sp.connect(root, spark)
     scope = Scope(con, m, period, as_of, sp.exceptions(root), materialise=True)
     try:
-        raw = day_cubes(scope)
-        cubes = DayCubes(
-            scope.cached("cube_requests", lambda: raw.requests),
-            scope.cached("cube_rtt", lambda: raw.rtt),
-            scope.cached("cube_alerts", lambda: raw.alerts),
-        )
         return measure_suite(
             scope,
-            cubes,
+            reduced_cubes(scope),
             sp.input_rows(root),
             history_of(cpm_rows, period),
             previous_availability_of(availability_rows, period),
