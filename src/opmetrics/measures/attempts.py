@@ -88,6 +88,8 @@ def _from_days(s: Scope, closed: ibis.Table, still_open: ibis.Table, folded: ibi
 
 
 OPEN_COLUMNS = ["report_date", *CHAIN_KEYS, "last_at", "attempts", "smets", "_bits"]
+# What a failed send alone in its key keeps, beyond its day, SRV, SMETS and marks.
+_ONE_BY_ONE = ["party_id", "device_id", "received_at", "_w"]
 
 
 def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tuple[ibis.Table, ibis.Table]:
@@ -128,17 +130,28 @@ def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tupl
         sends = ibis.union(sends, pseudo.cast(sends.schema()))
     repeated = s.cached("att1_repeated", lambda: repeated_chain_hashes(sends))
     alone, resent = _alone_and_repeated(sends, repeated)
-    # Per chain: its head's SMETS and marks, the attempt that won, its last send, and the days
-    # of its first and last sends. A send alone in its key is a chain of one (chain_no 0).
-    single = alone.select(
+    # The sends alone in their key, in one pass: those that succeeded are chains of one won at
+    # once, needed only as counts per day, SRV, SMETS and marks; those that failed (few) are
+    # chains that may go on, kept one by one. (The keys of a success are nulled, so the
+    # successes fall into few groups.)
+    lone = alone.mutate(
+        **{k: ibis.ifelse(alone.failed, alone[k], ibis.null(alone[k].type())) for k in _ONE_BY_ONE}
+    )
+    lone = lone.group_by(["report_date", "srv", "smets", "_bits", "failed", *_ONE_BY_ONE]).aggregate(
+        n=lone.count()
+    )
+    lone = s.cached("att1_lone", lambda: lone)
+    won_at_once = lone.filter(~lone.failed)
+    failed = lone.filter(lone.failed)
+    single = failed.select(
         *CHAIN_KEYS,
         chain_no=ibis.literal(0, "int64"),
-        smets=alone.smets,
-        _bits=alone._bits,
-        won=ibis.ifelse(alone.failed, ibis.null("int64"), alone._w),
-        last_at=alone.received_at,
-        first_day=alone.report_date,
-        last_day=alone.report_date,
+        smets=failed.smets,
+        _bits=failed._bits,
+        won=ibis.null("int64"),
+        last_at=failed.received_at,
+        first_day=failed.report_date,
+        last_day=failed.report_date,
     )
     # The resent keys' chains, as of the end of each day they have sends on: the head's SMETS
     # and marks, the attempt that won, the attempts and last send so far. Kept as a table: the
@@ -179,15 +192,18 @@ def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tupl
         j = t.left_join(lapsed, keys)
         return j.select(*t.columns, end_day=ibis.ifelse(j.won.notnull(), j.last_day, j._lapse))
 
-    ended = join_processes(s, with_end(chains), bits="_bits")
-    ended = ended.filter(ended.end_day.notnull())
-    ended = ended.group_by(
-        [ended.end_day.name("report_date"), "process_id", _bucket(ended.won).name("b")]
-    ).aggregate(n=ended.count())
+    e = with_end(chains)
+    e = e.filter(e.end_day.notnull())
+    e = e.group_by(
+        [e.end_day.name("report_date"), "srv", "smets", "_bits", _bucket(e.won).name("b")]
+    ).aggregate(n=e.count())
+    at_once = won_at_once.select("report_date", "srv", "smets", "_bits", b=ibis.literal(BUCKETS[0]), n="n")
+    ended = join_processes(s, ibis.union(e, at_once.cast(e.schema())), bits="_bits")
+    ended = ended.group_by(["report_date", "process_id", "b"]).aggregate(n=ended.n.sum().cast("int64"))
 
     # Open at the end of a day: a chain whose first send is on or before it and that has not
-    # ended by it. A send alone in its key that succeeded ends on its day: left out first.
-    c = with_end(ibis.union(chains.filter(chains.chain_no != 0), single.filter(single.won.isnull())))
+    # ended by it.
+    c = with_end(chains)
     spans = c.filter((c.first_day < c.end_day) | c.end_day.isnull())
     at = spans.inner_join(
         cal, [cal.day >= spans.first_day, spans.end_day.isnull() | (cal.day < spans.end_day)]
@@ -196,12 +212,12 @@ def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tupl
     # of a carried chain stands for those before the span).
     sent = ibis.union(
         per_day.select(*keys, _d="report_date", _a="attempts", _t="last_at"),
-        alone.filter(alone.failed).select(
+        failed.select(
             *CHAIN_KEYS,
             chain_no=ibis.literal(0, "int64"),
-            _d=alone.report_date,
-            _a=alone._w,
-            _t=alone.received_at,
+            _d=failed.report_date,
+            _a=failed._w,
+            _t=failed.received_at,
         ),
     )
     j = at.inner_join(sent, [*[at[k] == sent[k] for k in keys], sent._d <= at.report_date])
@@ -213,7 +229,7 @@ def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tupl
 
 def forget_fold(s: Scope) -> None:
     """Drop the tables `fold_days` kept."""
-    for key in ("att1_repeated", "att1_per_day", "att1_lapsed"):
+    for key in ("att1_repeated", "att1_lone", "att1_per_day", "att1_lapsed"):
         s.forget(key)
 
 
