@@ -93,14 +93,14 @@ def test_benchmarks_industry_best_and_position_by_hand():
 
 
 def test_counts_per_device_set_equal_a_join_of_every_request(tmp_path, meth):
-    """`counts` sums per device before looking devices up (so a national day fits in memory);
-    an independent row-by-row join of each request to its device must give the same table."""
+    """`counts` (the day cubes of two days, summed) must give the same table as an independent
+    row-by-row join of each on-demand request to its device, in Python."""
     import datetime as dt
 
     from opmetrics.engine.store import Store
     from opmetrics.ingest.load import find_files, load_file
     from opmetrics.measures.attribution import process_requests
-    from opmetrics.measures.diagnostics import counts
+    from opmetrics.measures.diagnostics import COUNT_KEYS, counts
     from opmetrics.measures.records import Scope, latest_devices
     from opmetrics.simulate.generator import Faults, simulate_month
 
@@ -127,16 +127,7 @@ def test_counts_per_device_set_equal_a_join_of_every_request(tmp_path, meth):
         acc[1] += r["response_category"] == "response: success code"
         acc[2] += r["rtt_ms"] if timed else 0
         acc[3] += timed
-    cols = (
-        "process_id",
-        "party_id",
-        "srv",
-        "region",
-        "ch_variant",
-        "manufacturer",
-        "model",
-        "firmware_version",
-    )
+    cols = COUNT_KEYS
     have = {tuple(g[c] for c in cols): [g["n"], g["ok"], g["rtt_ms_sum"], g["rtt_n"]] for g in got}
     assert len(got) == len(have) > 10  # one row per group, and enough groups to mean something
     assert have == want

@@ -92,17 +92,9 @@ OPEN_COLUMNS = ["report_date", *CHAIN_KEYS, "last_at", "attempts", "smets", "_bi
 _ONE_BY_ONE = ["party_id", "device_id", "received_at", "_w"]
 
 
-def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tuple[ibis.Table, ibis.Table]:
-    """The chains of a run of consecutive folded `days`, as folding them one by one would hand
-    them on: (the chains that ended, per day, process and bucket: report_date, process_id, b,
-    n; those open at the end of each day, as OPEN_COLUMNS).
-
-    `carried`: the chains open at the end of the day folded before (OPEN_COLUMNS), each standing
-    as one failed row of its attempts so far, at its last send's time. A chain ends on the day
-    of its success, or on the first day at whose end no resend can still come within the window
-    of its last send; until then it is open at the end of each day, with its attempts and last
-    send so far. The days are chained in one pass, not one query per day: a month's first
-    compute folds every day at once."""
+def _sends(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> ibis.Table:
+    """The included sends of `days` with what chaining reads, and each carried chain as one
+    failed send of its attempts so far (weight `_w`), at its last send's time."""
     first, last = days[0], days[-1]
     req = classified_requests(s)
     sends = marked(s, req.filter(req.included & req.report_date.between(first, last)))
@@ -128,6 +120,21 @@ def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tupl
             _w=carried.attempts,
         )
         sends = ibis.union(sends, pseudo.cast(sends.schema()))
+    return sends
+
+
+def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tuple[ibis.Table, ibis.Table]:
+    """The chains of a run of consecutive folded `days`, as folding them one by one would hand
+    them on: (the chains that ended, per day, process and bucket: report_date, process_id, b,
+    n; those open at the end of each day, as OPEN_COLUMNS).
+
+    `carried`: the chains open at the end of the day folded before (OPEN_COLUMNS), each standing
+    as one failed row of its attempts so far, at its last send's time. A chain ends on the day
+    of its success, or on the first day at whose end no resend can still come within the window
+    of its last send; until then it is open at the end of each day, with its attempts and last
+    send so far. The days are chained in one pass, not one query per day: a month's first
+    compute folds every day at once."""
+    sends = _sends(s, days, carried)
     repeated = s.cached("att1_repeated", lambda: repeated_chain_hashes(sends))
     alone, resent = _alone_and_repeated(sends, repeated)
     # The sends alone in their key, in one pass: those that succeeded are chains of one won at
@@ -201,15 +208,20 @@ def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tupl
     ended = join_processes(s, ibis.union(e, at_once.cast(e.schema())), bits="_bits")
     ended = ended.group_by(["report_date", "process_id", "b"]).aggregate(n=ended.n.sum().cast("int64"))
 
-    # Open at the end of a day: a chain whose first send is on or before it and that has not
-    # ended by it.
-    c = with_end(chains)
+    still_open = _open_at_day_ends(with_end(chains), cal, per_day, failed)
+    return ended.select("report_date", "process_id", "b", "n"), still_open.select(*OPEN_COLUMNS)
+
+
+def _open_at_day_ends(c: ibis.Table, cal: ibis.Table, per_day: ibis.Table, failed: ibis.Table) -> ibis.Table:
+    """Each chain open at the end of each day of the calendar `cal`: one whose first send is on
+    or before it and that has not ended by it (`end_day`), with its attempts and last send as
+    of that day (from `per_day`, the resent keys' chains per day, and `failed`, the failed
+    sends alone in their key; the pseudo row of a carried chain stands for its sends before)."""
+    keys = [*CHAIN_KEYS, "chain_no"]
     spans = c.filter((c.first_day < c.end_day) | c.end_day.isnull())
     at = spans.inner_join(
         cal, [cal.day >= spans.first_day, spans.end_day.isnull() | (cal.day < spans.end_day)]
     ).select(*keys, "smets", "_bits", report_date="day")
-    # Its attempts and last send as of that day: from its sends up to the day (the pseudo row
-    # of a carried chain stands for those before the span).
     sent = ibis.union(
         per_day.select(*keys, _d="report_date", _a="attempts", _t="last_at"),
         failed.select(
@@ -221,10 +233,9 @@ def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tupl
         ),
     )
     j = at.inner_join(sent, [*[at[k] == sent[k] for k in keys], sent._d <= at.report_date])
-    still_open = j.group_by([*keys, "report_date", "smets", "_bits"]).aggregate(
+    return j.group_by([*keys, "report_date", "smets", "_bits"]).aggregate(
         attempts=j._a.max().cast("int64"), last_at=j._t.max()
     )
-    return ended.select("report_date", "process_id", "b", "n"), still_open.select(*OPEN_COLUMNS)
 
 
 def forget_fold(s: Scope) -> None:
