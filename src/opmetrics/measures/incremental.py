@@ -112,10 +112,11 @@ def global_fingerprint(store: Store, s: Scope, exceptions_fp: str) -> str:
 
 
 def refresh(store: Store, s: Scope, exceptions_fp: str, share: bool = False) -> list[dt.date]:
-    """Bring the stored cubes of the period's days up to date; return the days re-reduced.
+    """Bring the stored cubes of the period's days up to date, then ATT1's day folds
+    (`_refresh_folds`); return the days whose cubes were re-reduced.
 
     `share`: the caller goes on to compute every measure with `s`, so when every day is reduced
-    the cubes read the scope's own (full-width) classified records and attribution.
+    the cubes and folds read the scope's own (full-width) classified records and attribution.
     """
     con = store.con
     con.execute(_STATE)
