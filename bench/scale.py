@@ -253,7 +253,7 @@ def step_assemble(work: Path, days: int = 30) -> dict:
     from opmetrics.measures.benchmarks import compute_benchmarks
     from opmetrics.measures.daily import assemble_rsvp
     from opmetrics.measures.diagnostics import compute_diagnostics, counts
-    from opmetrics.measures.incremental import CUBE_TABLES, DAILY_TABLE, FOLD_TABLES, stored_cubes
+    from opmetrics.measures.incremental import ALL_FOLD_TABLES, CUBE_TABLES, DAILY_TABLE, stored_cubes
     from opmetrics.measures.legs import compute_legs
     from opmetrics.measures.outcome import Context
     from opmetrics.measures.records import Scope
@@ -263,7 +263,7 @@ def step_assemble(work: Path, days: int = 30) -> dict:
     month_db.unlink(missing_ok=True)
     con = duckdb.connect(str(month_db))
     con.execute(f"ATTACH '{(work / 'om.duckdb').as_posix()}' AS day (READ_ONLY)")
-    days_of = [*CUBE_TABLES, *FOLD_TABLES, "day_att1_state"]
+    days_of = [*CUBE_TABLES, *ALL_FOLD_TABLES]
     for name, day in [*((n, "report_date") for n in days_of), (DAILY_TABLE, "day")]:
         con.execute(
             f"CREATE TABLE {name} AS SELECT * REPLACE ({day} + CAST(i AS INTEGER) AS {day}) "

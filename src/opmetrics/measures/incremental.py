@@ -50,6 +50,9 @@ FOLD_TABLES = {
         "attempts BIGINT, smets BIGINT, _bits BIGINT"
     ),
 }
+# The fold tables and the table of what each day was folded from: written and cleared together.
+FOLD_STATE = "day_att1_state"
+ALL_FOLD_TABLES = (*FOLD_TABLES, FOLD_STATE)
 _OPEN_FINGERPRINT = (
     "SELECT report_date, count(*), sum(hash(party_id, device_id, srv, last_at, attempts, smets, _bits)) "
     "FROM day_att1_open WHERE report_date IN (SELECT unnest(?)) GROUP BY 1"
@@ -129,7 +132,7 @@ def refresh(store: Store, s: Scope, exceptions_fp: str, share: bool = False) -> 
     )
     stale = sorted(d for d, fp in want.items() if have.get(d) != fp)
     gone = sorted(d for d in have if d not in want)
-    complete = all(store.has_table(n) for n in [*CUBE_TABLES, DAILY_TABLE, *FOLD_TABLES, "day_att1_state"])
+    complete = all(store.has_table(n) for n in [*CUBE_TABLES, DAILY_TABLE, *ALL_FOLD_TABLES])
     if complete and not stale and not gone:
         _refresh_folds(store, s, want, share=False)  # a fold left undone (an interrupted run)
         return []
@@ -195,7 +198,7 @@ def _refresh_folds(store: Store, s: Scope, want: dict[dt.date, str], share: bool
     }
     gone = [d for d in have if d not in want]
     if gone:
-        for name in [*FOLD_TABLES, "day_att1_state"]:
+        for name in ALL_FOLD_TABLES:
             con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [gone])
     days = sorted(want)
     folded: list[dt.date] = []
@@ -238,7 +241,7 @@ def _fold(
             ended, still_open = fold_days(scope, span, carried)
             con.execute("BEGIN TRANSACTION")
             try:
-                for name in [*FOLD_TABLES, "day_att1_state"]:
+                for name in ALL_FOLD_TABLES:
                     con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [span])
                 backend.insert("day_att1", ended)
                 backend.insert("day_att1_open", still_open)
@@ -293,7 +296,7 @@ def _replace_days(
 
 def clear(store: Store) -> None:
     """Forget every stored cube: the next compute reduces every day again."""
-    for name in [*CUBE_TABLES, DAILY_TABLE, *FOLD_TABLES, "day_att1_state"]:
+    for name in [*CUBE_TABLES, DAILY_TABLE, *ALL_FOLD_TABLES]:
         store.con.execute(f"DROP TABLE IF EXISTS {name}")
     store.con.execute(_STATE)
     store.con.execute("DELETE FROM day_state")
@@ -316,7 +319,7 @@ def stored_cubes(store: Store) -> DayCubes:
 
 
 def _stored_folds(store: Store) -> tuple[ibis.Table, ibis.Table, ibis.Table] | None:
-    names = [*FOLD_TABLES, "day_att1_state"]
+    names = ALL_FOLD_TABLES
     if not all(store.has_table(n) for n in names):
         return None  # the cubes are being written, before the first fold
     b = store.ibis()
