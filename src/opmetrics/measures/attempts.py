@@ -24,11 +24,11 @@ from opmetrics.measures.outcome import Context, Row, rows_of, share_row
 from opmetrics.measures.records import (
     CHAIN_KEYS,
     Scope,
-    _alone_and_repeated,
-    _chains,
+    alone_and_repeated,
     chain_outcomes,
     classified_requests,
     in_scope,
+    number_chains,
     repeated_chain_hashes,
 )
 
@@ -136,7 +136,7 @@ def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tupl
     compute folds every day at once."""
     sends = _sends(s, days, carried)
     repeated = s.cached("att1_repeated", lambda: repeated_chain_hashes(sends))
-    alone, resent = _alone_and_repeated(sends, repeated)
+    alone, resent = alone_and_repeated(sends, repeated)
     # The sends alone in their key, in one pass: those that succeeded are chains of one won at
     # once, needed only as counts per day, SRV, SMETS and marks; those that failed (few) are
     # chains that may go on, kept one by one. (The keys of a success are nulled, so the
@@ -163,7 +163,7 @@ def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tupl
     # The resent keys' chains, as of the end of each day they have sends on: the head's SMETS
     # and marks, the attempt that won, the attempts and last send so far. Kept as a table: the
     # chains and their open days are read from it, and the sort behind it is done once.
-    ch = _chains(s, resent, sizes=False, weight="_w")
+    ch = number_chains(s, resent, sizes=False, weight="_w")
     head = ch.attempt_no == ch._w
     per_day = ch.group_by([*CHAIN_KEYS, "chain_no", "report_date"]).aggregate(
         smets=ch.smets.max(where=head),

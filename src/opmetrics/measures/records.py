@@ -430,7 +430,7 @@ def record_key(t: ibis.Table) -> ibis.Value:
 CHAIN_KEYS = ["party_id", "device_id", "srv"]
 
 
-def _alone_and_repeated(t: ibis.Table, repeated: ibis.Table | None = None) -> tuple[ibis.Table, ibis.Table]:
+def alone_and_repeated(t: ibis.Table, repeated: ibis.Table | None = None) -> tuple[ibis.Table, ibis.Table]:
     """The sends with no other of their SRV, party and device in `t`, and the rest, told apart
     by `repeated` (`repeated_chain_hashes(t)`, computed here unless given)."""
     if repeated is None:
@@ -447,14 +447,14 @@ def attempt_chains(s: Scope, t: ibis.Table) -> ibis.Table:
     with no other of its SRV, party and device in the period is a chain of one, numbered
     without the window functions (most sends at national volume: it saves sorting them).
     """
-    alone, repeated = _alone_and_repeated(t)
+    alone, repeated = alone_and_repeated(t)
     single = alone.mutate(
         chain_no=ibis.literal(1, "int64"),
         attempt_no=ibis.literal(1, "int64"),
         chain_size=ibis.literal(1, "int64"),
         chain_succeeded=~ibis._.failed,
     )
-    chained = _chains(s, repeated)
+    chained = number_chains(s, repeated)
     return chained.union(single.select(*chained.columns).cast(chained.schema()))
 
 
@@ -489,11 +489,11 @@ def chain_outcomes(
     three text keys took 4.9 s.
     """
     carry = list(dict.fromkeys(carry))
-    alone, sends = _alone_and_repeated(t, repeated)
+    alone, sends = alone_and_repeated(t, repeated)
     first_time = ibis.ifelse(alone.failed, ibis.null("int64"), ibis.literal(1, "int64"))
     single = alone.select(head_id=alone[key], won=first_time, **{c: alone[c] for c in carry})
     sends = sends.select(*dict.fromkeys([key, "request_id", *CHAIN_KEYS, "received_at", "failed", *carry]))
-    c = _chains(s, sends, sizes=False)
+    c = number_chains(s, sends, sizes=False)
     # One grouping, no self-join: a chain has exactly one first attempt.
     first = c.attempt_no == 1
     j = c.group_by([*CHAIN_KEYS, "chain_no"]).aggregate(
@@ -505,7 +505,7 @@ def chain_outcomes(
     return chained.union(single.cast(chained.schema()))
 
 
-def _chains(s: Scope, t: ibis.Table, sizes: bool = True, weight: str | None = None) -> ibis.Table:
+def number_chains(s: Scope, t: ibis.Table, sizes: bool = True, weight: str | None = None) -> ibis.Table:
     """Number each send's chain and attempt; with `sizes`, each chain's size and success.
 
     `weight`: a column counting each row as that many attempts (a chain carried from an earlier
