@@ -27,7 +27,7 @@ from opmetrics.measures.attempts import att1
 from opmetrics.measures.attribution import process_requests
 from opmetrics.measures.daily import GROUP, _median_ms
 from opmetrics.measures.incremental import stored_cubes
-from opmetrics.measures.outcome import Context
+from opmetrics.measures.outcome import Context, cell_builders
 from opmetrics.measures.records import Scope, classified_requests
 from opmetrics.measures.run import compute
 from opmetrics.methodology import load
@@ -80,6 +80,8 @@ def _results(db: Path) -> dict[str, set]:
         "day_legs_ms",
         "day_att1",
         "day_att1_open",
+        "day_att1_srv",
+        *cell_builders(),
     ):
         cols = [c[0] for c in con.execute(f"DESCRIBE {t}").fetchall() if c[0] != "run_id"]
         rows = con.execute(f"SELECT {', '.join(cols)} FROM {t}").fetchall()
@@ -300,3 +302,92 @@ def test_att1_folded_day_by_day_equals_chaining_the_month_at_once(month, tmp_pat
     assert folded == whole
     later = sum(r["numerator"] for r in whole if r["key1"] in ("2nd attempt", "later attempt"))
     assert later > 0
+
+
+def _outcome(rows: list[dict], measure: str) -> dict[tuple[str, str, str], dict]:
+    return {(r["breakdown"], r["key1"], r["key2"]): r for r in rows if r["measure"] == measure}
+
+
+def test_outcomes_merged_from_days_reduced_one_by_one_equal_the_records(month, tmp_path):
+    """Each day loaded and computed in turn, so every day's outcome cells are reduced alone:
+    the month's outcome measures then equal a store computed once over the whole month, and
+    the figures that count devices, pairs, parties and alerts equal pandas over the records
+    (a device topped up on two days is one device; a sum of the days' counts would not be)."""
+    m = load(None)
+    as_of = dt.datetime(2026, 11, 1, 12)
+    files = find_files([month["data"]])
+    by_day = Store(tmp_path / "days.duckdb")
+    static = [f for f in files if f.parent.name not in ("service_requests", "alerts")]
+    _load(by_day, static)
+    for i in range(DAYS):
+        day = (dt.date(2026, 10, 1) + dt.timedelta(days=i)).isoformat()
+        _load(by_day, [f for f in files if f not in static and f.stem == day])
+        assert compute(by_day, m, PERIOD, as_of=as_of).days_reduced >= 1
+    got = by_day.rows("SELECT * FROM outcomes")
+    s = Scope(by_day.ibis(), m, PERIOD, as_of)
+    req = classified_requests(s).to_pyarrow().to_pandas()
+    alerts = by_day.con.execute(
+        "SELECT * FROM alerts WHERE report_date BETWEEN ? AND ?", [s.first, s.last]
+    ).df()
+    s.release()
+    by_day.close()
+
+    once = Store(tmp_path / "once.duckdb")
+    _load(once, files)
+    compute(once, m, PERIOD, as_of=as_of)
+    whole = once.rows("SELECT * FROM outcomes")
+    s = Scope(once.ibis(), m, PERIOD, as_of)
+    rec = process_requests(s).to_pyarrow().to_pandas()
+    s.release()
+    once.close()
+    key = ["measure", "breakdown", "key1", "key2", "numerator", "denominator", "value", "status", "note"]
+    assert [tuple(r[k] for k in key) for r in got] == [tuple(r[k] for k in key) for r in whole]
+
+    inc = req[req["included"]]
+    top = inc[inc["srv"].isin(m.measure("PP1").srvs)]
+    assert top.groupby("device_id")["report_date"].nunique().max() > 1  # devices topped up on two days
+    vol = _outcome(got, "PP1.volumes")
+    assert vol[("volume", "unique devices", "")]["numerator"] == top["device_id"].nunique()
+    assert vol[("volume", "failed", "")]["numerator"] == int(top["failed"].sum())
+    for region, g in top.groupby("region"):
+        assert vol[("region", region, "successful")]["note"] == (
+            f"{int(g['failed'].sum())} failed, {g['device_id'].nunique()} devices"
+        )
+
+    cos = inc[inc["srv"] == "6.23"]
+    tr1 = _outcome(got, "TR1.cos_volumes")
+    attempted = tr1[("volume", "attempted CoS (devices sent a 6.23)", "")]["numerator"]
+    assert attempted == cos["device_id"].nunique() > 0
+
+    lt1 = _outcome(got, "LT1")
+    assert len(lt1) > 10
+    for (process, party), g in rec.groupby(["process_id", "party_id"]):
+        assert lt1[(process, party, "within TRT")]["numerator"] == int(g["within_trt"].sum())
+        assert lt1[(process, party, "within TRT")]["denominator"] == len(g)
+        ok = int(((~g["failed"]).astype(int) * g["count_weight"] - g["extra_failures"]).sum())
+        assert lt1[(process, party, "success")]["numerator"] == ok
+
+    a, b = m.measure("SEC1.pairs").srvs
+    sec = inc[inc["srv"].isin([a, b])]
+    keys = ["device_id", "party_id", "report_date"]
+    both = sec.groupby(keys)["srv"].transform("nunique") == 2
+    pairs = _outcome(got, "SEC1.pairs")
+    for srv, g in sec.groupby("srv"):
+        assert (pairs[("srv", srv, "")]["numerator"], pairs[("srv", srv, "")]["denominator"]) == (
+            int(both[g.index].sum()),
+            len(g),
+        )
+
+    sent = _outcome(got, "FC1")
+    per_party = req.groupby("party_id").size()
+    assert {k[1]: r["numerator"] for k, r in sent.items() if r["numerator"]} == per_party.to_dict()
+
+    al = alerts[~alerts["suppressed"].fillna(True).astype(bool)]  # a null flag: not included
+    limit = m.outcomes.alert_trt_seconds * 1000
+    in_time = (al["delivered_at"] - al["raised_at"]).dt.total_seconds().mul(1000) <= limit
+    a1 = _outcome(got, "A1")
+    for region, g in al.groupby("region"):
+        assert (a1[("region", region, "")]["numerator"], a1[("region", region, "")]["denominator"]) == (
+            int(in_time[g.index].sum()),
+            len(g),
+        )

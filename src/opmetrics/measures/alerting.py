@@ -4,31 +4,46 @@ from __future__ import annotations
 
 import ibis
 
-from opmetrics.measures.outcome import Context, Row, count_row, rows_of, success_rows
+from opmetrics.measures.outcome import Context, Row, cell_shares, count_row, day_cells, rows_of
 from opmetrics.measures.records import Scope, classified_alerts
 
 
-def _alerts(s: Scope) -> ibis.Table:
-    t = classified_alerts(s).filter(ibis._.included)
+def day_alert_outcomes(s: Scope) -> ibis.Table:
+    """The alert outcomes' day cells, from one pass over every alert of the day: per region,
+    kind, device type and alert code, whether included (and why not: suppressed), delivered
+    within A1's SLA (`ok`) and delivered at all. A1 and PP1's local credit alerts read them."""
+    t = classified_alerts(s)
     limit = s.m.outcomes.alert_trt_seconds * 1000
-    return t.mutate(ok=(t.delivered_at.notnull() & (t.delivery_ms <= limit)).fill_null(False))
+    ok = (t.delivered_at.notnull() & (t.delivery_ms <= limit)).fill_null(False)
+    keys = ["report_date", "region", "kind", "device_type", "alert_code", "included", "suppressed"]
+    return t.group_by([*keys, ok.name("ok"), t.delivered_at.isnull().name("undelivered")]).aggregate(
+        n=t.count()
+    )
+
+
+def alert_cells(s: Scope, ctx: Context) -> ibis.Table:
+    return day_cells(s, ctx, "day_alert_outcomes", day_alert_outcomes)
 
 
 def a1(s: Scope, ctx: Context) -> list[Row]:
-    t = _alerts(s)
-    out = success_rows(t, t.ok, {"region": ["region"], "kind": ["kind"]})
-    sup = s.con.table("alerts")
-    sup = sup.filter(sup.report_date.between(s.first, s.last) & sup.suppressed)
-    out[0]["note"] = f"{rows_of(sup.aggregate(n=sup.count()))[0]['n']} suppressed alerts excluded"
+    a = alert_cells(s, ctx)
+    t = a.filter(a.included)
+    out = cell_shares(
+        t.mutate(_ok=ibis.ifelse(t.ok, t.n, 0)), "_ok", "n", {"region": ["region"], "kind": ["kind"]}
+    )
+    sup = rows_of(a.aggregate(n=ibis.ifelse(a.suppressed, a.n, 0).sum()))[0]["n"] or 0
+    out[0]["note"] = f"{sup} suppressed alerts excluded"
     return out
 
 
 def a1_failures_by_code(s: Scope, ctx: Context) -> list[Row]:
-    t = _alerts(s)
-    f = t.filter(~t.ok)
+    a = alert_cells(s, ctx)
+    f = a.filter(a.included & ~a.ok)
     rows = rows_of(
         f.group_by("alert_code")
-        .aggregate(n=f.count(), undelivered=f.delivered_at.isnull().cast("int64").sum())
+        .aggregate(
+            n=f.n.sum().cast("int64"), undelivered=ibis.ifelse(f.undelivered, f.n, 0).sum().cast("int64")
+        )
         .order_by([ibis.desc("n"), "alert_code"])
     )
     return [
@@ -38,3 +53,4 @@ def a1_failures_by_code(s: Scope, ctx: Context) -> list[Row]:
 
 
 MEASURES = {"A1": a1, "A1.failures_by_code": a1_failures_by_code}
+CELLS = {"day_alert_outcomes": day_alert_outcomes}

@@ -20,7 +20,7 @@ import datetime as dt
 import ibis
 
 from opmetrics.measures.attribution import join_processes, mark_bits, marked, marks
-from opmetrics.measures.outcome import Context, Row, rows_of, share_row
+from opmetrics.measures.outcome import Context, Folds, Row, rows_of, share_row
 from opmetrics.measures.records import (
     CHAIN_KEYS,
     Scope,
@@ -35,7 +35,7 @@ from opmetrics.measures.records import (
 BUCKETS = ("1st attempt", "2nd attempt", "later attempt", "never")
 
 
-def _bucket(won: ibis.Value) -> ibis.Value:
+def bucket(won: ibis.Value) -> ibis.Value:
     return ibis.cases(
         (won == 1, BUCKETS[0]),
         (won == 2, BUCKETS[1]),
@@ -45,7 +45,7 @@ def _bucket(won: ibis.Value) -> ibis.Value:
 
 
 def att1(s: Scope, ctx: Context) -> list[Row]:
-    rows = _whole_period(s) if ctx.attempts is None else rows_of(_from_days(s, *ctx.attempts))
+    rows = _whole_period(s) if ctx.attempts is None else rows_of(_from_days(s, ctx.attempts))
     per: dict[str, dict[str, int]] = {}
     for r in rows:
         per.setdefault(r["process_id"], {})[r["b"]] = r["n"]
@@ -69,19 +69,35 @@ def _whole_period(s: Scope) -> list[Row]:
         repeated = s.cached("att1_repeated", lambda: repeated_chain_hashes(included))
         c = chain_outcomes(s, marked(s, included), "_rec", ["srv", "smets", *marks(s)], repeated)
         j = join_processes(s, c)
-        rows = rows_of(j.group_by(["process_id", _bucket(j.won).name("b")]).aggregate(n=j.count()))
+        rows = rows_of(j.group_by(["process_id", bucket(j.won).name("b")]).aggregate(n=j.count()))
     s.forget("att1_repeated")
     return rows
 
 
-def _from_days(s: Scope, closed: ibis.Table, still_open: ibis.Table, folded: ibis.Table) -> ibis.Table:
-    """(process_id, b, n) of the period: its days' ended chains plus those open at the last
-    day folded (`folded`: a table of the days folded, `report_date`)."""
-    closed = in_scope(s, closed)
-    folded = in_scope(s, folded)
+def _open_at_end(s: Scope, folds: Folds) -> ibis.Table:
+    """The chains open at the end of the period's last folded day: they never succeeded."""
+    folded = in_scope(s, folds.state)
     last = folded.aggregate(_last=folded.report_date.max())
-    never = still_open.semi_join(last, still_open.report_date == last._last)
-    never = join_processes(s, never, bits="_bits")
+    return folds.still_open.semi_join(last, folds.still_open.report_date == last._last)
+
+
+def chains_of_srvs(s: Scope, folds: Folds, srvs: list[str]) -> dict[str, int]:
+    """Chains of resends of `srvs` per bucket over the period, each chain once (PP1.attempts),
+    from the stored day folds: those ended on its days plus those open at its end."""
+    ended = in_scope(s, folds.ended_by_srv)
+    ended = ended.filter(ended.srv.isin(srvs))
+    got = {r["b"]: r["n"] for r in rows_of(ended.group_by("b").aggregate(n=ended.n.sum().cast("int64")))}
+    never = _open_at_end(s, folds)
+    never = never.filter(never.srv.isin(srvs))
+    got[BUCKETS[3]] = got.get(BUCKETS[3], 0) + rows_of(never.aggregate(n=never.count()))[0]["n"]
+    return got
+
+
+def _from_days(s: Scope, folds: Folds) -> ibis.Table:
+    """(process_id, b, n) of the period: its days' ended chains plus those open at the last
+    day folded."""
+    closed = in_scope(s, folds.ended)
+    never = join_processes(s, _open_at_end(s, folds), bits="_bits")
     never = never.group_by("process_id").aggregate(n=never.count()).mutate(b=ibis.literal(BUCKETS[3]))
     both = ibis.union(closed.select("process_id", "b", "n"), never.select("process_id", "b", "n"))
     return both.group_by(["process_id", "b"]).aggregate(n=both.n.sum().cast("int64"))
@@ -123,10 +139,13 @@ def _sends(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> ibis.Ta
     return sends
 
 
-def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tuple[ibis.Table, ibis.Table]:
+def fold_days(
+    s: Scope, days: list[dt.date], carried: ibis.Table | None
+) -> tuple[ibis.Table, ibis.Table, ibis.Table]:
     """The chains of a run of consecutive folded `days`, as folding them one by one would hand
     them on: (the chains that ended, per day, process and bucket: report_date, process_id, b,
-    n; those open at the end of each day, as OPEN_COLUMNS).
+    n; those open at the end of each day, as OPEN_COLUMNS; the chains that ended per day, SRV
+    and bucket, each chain once: report_date, srv, b, n).
 
     `carried`: the chains open at the end of the day folded before (OPEN_COLUMNS), each standing
     as one failed row of its attempts so far, at its last send's time. A chain ends on the day
@@ -202,14 +221,20 @@ def fold_days(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> tupl
     e = with_end(chains)
     e = e.filter(e.end_day.notnull())
     e = e.group_by(
-        [e.end_day.name("report_date"), "srv", "smets", "_bits", _bucket(e.won).name("b")]
+        [e.end_day.name("report_date"), "srv", "smets", "_bits", bucket(e.won).name("b")]
     ).aggregate(n=e.count())
     at_once = won_at_once.select("report_date", "srv", "smets", "_bits", b=ibis.literal(BUCKETS[0]), n="n")
-    ended = join_processes(s, ibis.union(e, at_once.cast(e.schema())), bits="_bits")
+    both = ibis.union(e, at_once.cast(e.schema()))
+    by_srv = both.group_by(["report_date", "srv", "b"]).aggregate(n=both.n.sum().cast("int64"))
+    ended = join_processes(s, both, bits="_bits")
     ended = ended.group_by(["report_date", "process_id", "b"]).aggregate(n=ended.n.sum().cast("int64"))
 
     still_open = _open_at_day_ends(with_end(chains), cal, per_day, failed)
-    return ended.select("report_date", "process_id", "b", "n"), still_open.select(*OPEN_COLUMNS)
+    return (
+        ended.select("report_date", "process_id", "b", "n"),
+        still_open.select(*OPEN_COLUMNS),
+        by_srv.select("report_date", "srv", "b", "n"),
+    )
 
 
 def _open_at_day_ends(c: ibis.Table, cal: ibis.Table, per_day: ibis.Table, failed: ibis.Table) -> ibis.Table:

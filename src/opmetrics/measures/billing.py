@@ -6,7 +6,7 @@ import datetime as dt
 
 import ibis
 
-from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row, success_rows
+from opmetrics.measures.outcome import Context, Row, cell_shares, count_row, day_cells, rows_of, share_row
 from opmetrics.measures.records import Scope, classified_requests, latest_devices
 
 
@@ -25,39 +25,68 @@ def _with_silence(s: Scope, t: ibis.Table) -> ibis.Table:
     return j.mutate(non_communicating=silent).drop("nc_last")
 
 
-def _b1_reads(s: Scope) -> ibis.Table:
-    srvs = s.m.measure("B1.scheduled_reads").srvs
+def _read_srvs(s: Scope) -> list[str]:
+    ids = ("B1.schedules", "B1.scheduled_reads", "B2")
+    return sorted({c for i in ids for c in s.m.measure(i).srvs})
+
+
+def day_reads(s: Scope) -> ibis.Table:
+    """B1's and B2's day cells: the included requests of their SRVs per SRV, mode, region,
+    response category, failure, silence of the device (B1's exclusion) and whether answered
+    within B1's hours (`ok_read`)."""
     t = classified_requests(s).filter(ibis._.included)
-    return _with_silence(s, t.filter(t.srv.isin(srvs) & (t.mode == "dcc-scheduled")))
+    t = _with_silence(s, t.filter(t.srv.isin(_read_srvs(s))))
+    hours = s.m.outcomes.scheduled_read_hours
+    ok_read = (t.has_response & (t.rtt_ms <= hours * 3_600_000)).fill_null(False)
+    keys = ["report_date", "srv", "mode", "region", "response_category", "failed", "non_communicating"]
+    return t.group_by([*keys, ok_read.name("ok_read")]).aggregate(n=t.count())
+
+
+def day_silent_reads(s: Scope) -> ibis.Table:
+    """Scheduled reads to non-communicating devices per region and device: B1 excludes them,
+    and reports how many devices, which days cannot sum."""
+    t = classified_requests(s).filter(ibis._.included)
+    t = t.filter(t.srv.isin(s.m.measure("B1.scheduled_reads").srvs) & (t.mode == "dcc-scheduled"))
+    t = _with_silence(s, t)
+    t = t.filter(t.non_communicating)
+    return t.group_by(["report_date", "region", "device_id"]).aggregate(n=t.count())
+
+
+def _reads(s: Scope, ctx: Context, measure: str) -> ibis.Table:
+    t = day_cells(s, ctx, "day_reads", day_reads)
+    t = t.filter(t.srv.isin(s.m.measure(measure).srvs))
+    return t.mutate(_ok=ibis.ifelse(t.failed, 0, t.n))
 
 
 def b1_schedules(s: Scope, ctx: Context) -> list[Row]:
-    t = classified_requests(s).filter(ibis._.included)
-    t = t.filter(t.srv.isin(s.m.measure("B1.schedules").srvs))
-    return success_rows(t, ~t.failed, {"region": ["region"]})
+    return cell_shares(_reads(s, ctx, "B1.schedules"), "_ok", "n", {"region": ["region"]})
 
 
 def b1_scheduled_reads(s: Scope, ctx: Context) -> list[Row]:
-    t = _b1_reads(s)
-    t = t.filter(~t.non_communicating)
-    hours = s.m.outcomes.scheduled_read_hours
-    ok = t.has_response & (t.rtt_ms <= hours * 3_600_000)
-    return success_rows(t, ok.fill_null(False), {"region": ["region"], "srv": ["srv"]})
+    t = _reads(s, ctx, "B1.scheduled_reads")
+    t = t.filter((t.mode == "dcc-scheduled") & ~t.non_communicating)
+    t = t.mutate(_read=ibis.ifelse(t.ok_read, t.n, 0))
+    return cell_shares(t, "_read", "n", {"region": ["region"], "srv": ["srv"]})
 
 
 def b1_categories(s: Scope, ctx: Context) -> list[Row]:
     srvs = s.m.measure("B1.schedules").srvs + s.m.measure("B1.scheduled_reads").srvs
-    t = classified_requests(s).filter(ibis._.included)
+    t = day_cells(s, ctx, "day_reads", day_reads)
     t = t.filter(t.srv.isin(srvs))
-    total = rows_of(t.aggregate(n=t.count()))[0]["n"]
-    rows = rows_of(t.group_by("response_category").aggregate(n=t.count()).order_by("response_category"))
+    rows = rows_of(
+        t.group_by("response_category").aggregate(n=t.n.sum().cast("int64")).order_by("response_category")
+    )
+    total = sum(r["n"] for r in rows)
     return [share_row("category", r["response_category"], r["n"], total) for r in rows]
 
 
 def b1_non_communicating(s: Scope, ctx: Context) -> list[Row]:
-    t = _b1_reads(s)
-    t = t.filter(t.non_communicating)
-    rows = rows_of(t.group_by("region").aggregate(n=t.count(), dev=t.device_id.nunique()).order_by("region"))
+    t = day_cells(s, ctx, "day_silent_reads", day_silent_reads)
+    rows = rows_of(
+        t.group_by("region")
+        .aggregate(n=t.n.sum().cast("int64"), dev=t.device_id.nunique())
+        .order_by("region")
+    )
     total = sum(r["n"] for r in rows)
     out = [count_row("all", "All", total, note="read requests excluded from B1")]
     out += [count_row("region", r["region"], r["n"], note=f"{r['dev']} devices") for r in rows]
@@ -65,9 +94,7 @@ def b1_non_communicating(s: Scope, ctx: Context) -> list[Row]:
 
 
 def b2(s: Scope, ctx: Context) -> list[Row]:
-    t = classified_requests(s).filter(ibis._.included)
-    t = t.filter(t.srv.isin(s.m.measure("B2").srvs))
-    return success_rows(t, ~t.failed, {"region": ["region"], "mode": ["mode"]})
+    return cell_shares(_reads(s, ctx, "B2"), "_ok", "n", {"region": ["region"], "mode": ["mode"]})
 
 
 MEASURES = {
@@ -77,3 +104,4 @@ MEASURES = {
     "B1.non_communicating": b1_non_communicating,
     "B2": b2,
 }
+CELLS = {"day_reads": day_reads, "day_silent_reads": day_silent_reads}

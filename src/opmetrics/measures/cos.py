@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ibis
 
-from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row, success_rows
+from opmetrics.measures.outcome import Context, Row, cell_shares, count_row, day_cells, rows_of, share_row
 from opmetrics.measures.records import Scope, classified_requests
 
 
@@ -33,27 +33,56 @@ def _cos_requests(s: Scope) -> ibis.Table:
     return j.mutate(overturned=j.failed & hit, ok=~j.failed | hit).drop("l_dev", "l_party", "l_day", "l_last")
 
 
-def cos1(s: Scope, ctx: Context) -> list[Row]:
+def day_cos(s: Scope) -> ibis.Table:
+    """CoS1's day cells: 6.23s, successes and overturned failures per party, region and device
+    type (the overturning SRVs are looked for on the same UK day, so a day holds its own)."""
     t = cos_requests(s)
-    out = success_rows(t, t.ok, {"region": ["region"]})
-    n = rows_of(t.aggregate(o=t.overturned.cast("int64").sum()))[0]["o"] or 0
+    return t.group_by(["report_date", "party_id", "region", "device_type"]).aggregate(
+        n=t.count(),
+        ok=t.ok.cast("int64").sum().cast("int64"),
+        overturned=t.overturned.cast("int64").sum().cast("int64"),
+    )
+
+
+def day_cos_devices(s: Scope) -> ibis.Table:
+    """Each device sent a 6.23 on a day, and whether one succeeded: the month's attempted and
+    successful CoS count devices, which days cannot sum."""
+    t = cos_requests(s)
+    return t.group_by(["report_date", "device_id"]).aggregate(ok=t.ok.cast("int64").max())
+
+
+def day_cos_codes(s: Scope) -> ibis.Table:
+    """6.23s with a reportable status that failed or got another code, per response code; `incl`
+    of them counted in CoS1 (the rest are outside DCC control)."""
+    t = classified_requests(s)
+    t = t.filter((t.srv == "6.23") & t.report_status.isin(s.m.report_status.included))
+    bad = t.filter(t.failed | (t.response_category == "response: other code"))
+    return bad.group_by(["report_date", bad.response_code.fill_null("no response").name("code")]).aggregate(
+        n=bad.count(), incl=bad.included.cast("int64").sum().cast("int64")
+    )
+
+
+def _cos(s: Scope, ctx: Context) -> ibis.Table:
+    return day_cells(s, ctx, "day_cos", day_cos)
+
+
+def cos1(s: Scope, ctx: Context) -> list[Row]:
+    t = _cos(s, ctx)
+    out = cell_shares(t, "ok", "n", {"region": ["region"]})
+    n = rows_of(t.aggregate(o=t.overturned.sum()))[0]["o"] or 0
     out[0]["note"] = f"{n} failure responses overturned by the gaining party's later SRVs"
     return out
 
 
 def cos1_segments(s: Scope, ctx: Context) -> list[Row]:
-    t = cos_requests(s)
-    return success_rows(t, t.ok, {"device_type x region": ["device_type", "region"]})[1:]
+    return cell_shares(_cos(s, ctx), "ok", "n", {"device_type x region": ["device_type", "region"]})[1:]
 
 
 def cos1_failure_codes(s: Scope, ctx: Context) -> list[Row]:
-    t = classified_requests(s)
-    t = t.filter((t.srv == "6.23") & t.report_status.isin(s.m.report_status.included))
-    bad = t.filter(t.failed | (t.response_category == "response: other code"))
-    code = bad.response_code.fill_null("no response")
+    t = day_cells(s, ctx, "day_cos_codes", day_cos_codes)
     rows = rows_of(
-        bad.group_by(code=code)
-        .aggregate(n=bad.count(), incl=bad.included.cast("int64").sum())
+        t.group_by("code")
+        .aggregate(n=t.n.sum().cast("int64"), incl=t.incl.sum().cast("int64"))
         .order_by([ibis.desc("n"), "code"])
     )
     return [
@@ -68,8 +97,7 @@ def cos1_failure_codes(s: Scope, ctx: Context) -> list[Row]:
 
 
 def cos1_daily_by_party(s: Scope, ctx: Context) -> list[Row]:
-    t = cos_requests(s)
-    return success_rows(t, t.ok, {"day x party": ["report_date", "party_id"]})[1:]
+    return cell_shares(_cos(s, ctx), "ok", "n", {"day x party": ["report_date", "party_id"]})[1:]
 
 
 def tr1_cos_volumes(s: Scope, ctx: Context) -> list[Row]:
@@ -78,14 +106,15 @@ def tr1_cos_volumes(s: Scope, ctx: Context) -> list[Row]:
     reg = s.con.table("registration_changes")
     reg = reg.filter(reg.report_date.between(s.first, s.last))
     r_reg = rows_of(reg.aggregate(n=reg.count(), dcc=reg.dcc_enrolled.cast("int64").sum()))[0]
-    t = cos_requests(s)
-    r = rows_of(t.aggregate(dev=t.device_id.nunique(), ok=t.device_id.nunique(where=t.ok)))[0]
+    d = day_cells(s, ctx, "day_cos_devices", day_cos_devices)
+    d = d.group_by("device_id").aggregate(ok=d.ok.max())
+    r = rows_of(d.aggregate(dev=d.count(), ok=d.ok.sum()))[0]
     return [
         count_row("volume", "industry CoS (registration data)", r_reg["n"]),
         count_row("volume", "industry CoS, DCC enrolled", r_reg["dcc"] or 0),
         count_row("volume", "attempted CoS (devices sent a 6.23)", r["dev"]),
-        count_row("volume", "successful CoS", r["ok"]),
-        share_row("rate", "successful / attempted CoS", r["ok"], r["dev"]),
+        count_row("volume", "successful CoS", r["ok"] or 0),
+        share_row("rate", "successful / attempted CoS", r["ok"] or 0, r["dev"]),
     ]
 
 
@@ -96,3 +125,4 @@ MEASURES = {
     "CoS1.daily_by_party": cos1_daily_by_party,
     "TR1.cos_volumes": tr1_cos_volumes,
 }
+CELLS = {"day_cos": day_cos, "day_cos_devices": day_cos_devices, "day_cos_codes": day_cos_codes}

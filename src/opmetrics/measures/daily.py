@@ -16,12 +16,16 @@ DuckDB and Spark run the same definitions.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import ibis
 
 from opmetrics.measures.attribution import join_processes, marked, marks
 from opmetrics.measures.records import Scope, classified_alerts, classified_requests, in_scope, speed_requests
+
+if TYPE_CHECKING:
+    from opmetrics.measures.outcome import Folds
 
 # What one day's request cube is keyed by: enough for RSVP's region / SMETS2 / All levels and
 # CPM1-2's mode and criticality filters.
@@ -43,8 +47,10 @@ class DayCubes:
     diagnostics: ibis.Table | None = None
     legs: ibis.Table | None = None
     legs_ms: ibis.Table | None = None
-    # ATT1's chains folded day by day (ended, still open, days folded: see `attempts`).
-    attempts: tuple[ibis.Table, ibis.Table, ibis.Table] | None = None
+    # ATT1's chains folded day by day (see `attempts`).
+    attempts: Folds | None = None
+    # The outcome measures' day cells, by table name (`outcome.day_cells`).
+    outcomes: dict[str, ibis.Table] = field(default_factory=dict)
 
 
 def _fine(s: Scope, key: str, by: list[str], sums: Callable[[ibis.Table], dict], rtt: bool) -> ibis.Table:

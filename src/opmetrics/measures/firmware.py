@@ -6,7 +6,16 @@ import datetime as dt
 
 import ibis
 
-from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row, success_rows
+from opmetrics.measures.outcome import (
+    Context,
+    Row,
+    cell_shares,
+    count_row,
+    day_cells,
+    rows_of,
+    share_row,
+    success_rows,
+)
 from opmetrics.measures.records import Scope, classified_requests
 
 DF2_ORDER = [
@@ -17,22 +26,57 @@ DF2_ORDER = [
 ]
 
 
-def df1(s: Scope, ctx: Context) -> list[Row]:
+def _df_srvs(s: Scope) -> list[str]:
+    return sorted({*s.m.measure("DF1").srvs, *s.m.measure("DF3").srvs})
+
+
+def day_firmware(s: Scope) -> ibis.Table:
+    """DF1's and DF3's day cells: included requests of their SRVs per SRV, SMETS, region,
+    device type, response category and failure."""
+    t = classified_requests(s).filter(ibis._.included)
+    t = t.filter(t.srv.isin(_df_srvs(s)))
+    keys = ["report_date", "srv", "smets", "region", "device_type", "response_category", "failed"]
+    return t.group_by(keys).aggregate(n=t.count())
+
+
+def day_firmware_devices(s: Scope) -> ibis.Table:
+    """The devices sent DF1's SRVs each day (DF1 counts devices, which days cannot sum)."""
     t = classified_requests(s).filter(ibis._.included)
     t = t.filter(t.srv.isin(s.m.measure("DF1").srvs))
-    out = success_rows(t, ~t.failed, {"region": ["region"], "device_type": ["device_type"]})
-    n = rows_of(t.aggregate(d=t.device_id.nunique()))[0]["d"]
-    out[0]["note"] = f"{n} devices; success is an acknowledgement of the command (001 l.982)"
-    return out
+    return t.select("report_date", "device_id").distinct()
 
 
-def df2_outcomes(s: Scope) -> ibis.Table:
-    """Each acknowledged 11.1 with the first verification alert within the SLA, and its category."""
+def day_firmware_sends(s: Scope) -> ibis.Table:
+    """DF2's acknowledged 11.1s, one row each (few): whether a verification alert followed
+    within the SLA is decided at report time, from the alerts of the days after."""
     o = s.m.outcomes
     t = classified_requests(s).filter(ibis._.included)
     t = t.filter(
         (t.srv == "11.1") & (t.response_code == o.firmware_ack_code) & t.smets.isin(o.firmware_smets)
     )
+    return t.select("report_date", "request_id", "device_id", "responded_at", "region")
+
+
+def _firmware(s: Scope, ctx: Context, measure: str) -> ibis.Table:
+    t = day_cells(s, ctx, "day_firmware", day_firmware)
+    t = t.filter(t.srv.isin(s.m.measure(measure).srvs))
+    return t.mutate(_ok=ibis.ifelse(t.failed, 0, t.n))
+
+
+def df1(s: Scope, ctx: Context) -> list[Row]:
+    out = cell_shares(
+        _firmware(s, ctx, "DF1"), "_ok", "n", {"region": ["region"], "device_type": ["device_type"]}
+    )
+    d = day_cells(s, ctx, "day_firmware_devices", day_firmware_devices)
+    n = rows_of(d.aggregate(d=d.device_id.nunique()))[0]["d"]
+    out[0]["note"] = f"{n} devices; success is an acknowledgement of the command (001 l.982)"
+    return out
+
+
+def df2_outcomes(s: Scope, ctx: Context) -> ibis.Table:
+    """Each acknowledged 11.1 with the first verification alert within the SLA, and its category."""
+    o = s.m.outcomes
+    t = day_cells(s, ctx, "day_firmware_sends", day_firmware_sends)
     a = s.con.table("alerts")
     a = a.filter(
         a.alert_code.isin([o.firmware_success_alert, o.firmware_failure_alert]) & (a.raised_at <= s.as_of)
@@ -56,7 +100,7 @@ def df2_outcomes(s: Scope) -> ibis.Table:
 
 
 def df2(s: Scope, ctx: Context) -> list[Row]:
-    t = df2_outcomes(s)
+    t = df2_outcomes(s, ctx)
     rows = {r["category"]: r["n"] for r in rows_of(t.group_by("category").aggregate(n=t.count()))}
     decided = sum(rows.get(c, 0) for c in DF2_ORDER[:3])
     out = [share_row("category", c, rows.get(c, 0), decided) for c in DF2_ORDER[:3]]
@@ -72,9 +116,9 @@ def df2(s: Scope, ctx: Context) -> list[Row]:
 
 
 def df3(s: Scope, ctx: Context) -> list[Row]:
-    t = classified_requests(s).filter(ibis._.included)
-    t = t.filter(t.srv.isin(s.m.measure("DF3").srvs) & t.smets.isin(s.m.outcomes.firmware_smets))
-    return success_rows(t, ~t.failed, {"response category": ["response_category"], "region": ["region"]})
+    t = _firmware(s, ctx, "DF3")
+    t = t.filter(t.smets.isin(s.m.outcomes.firmware_smets))
+    return cell_shares(t, "_ok", "n", {"response category": ["response_category"], "region": ["region"]})
 
 
 def _chf(s: Scope) -> ibis.Table:
@@ -98,3 +142,8 @@ def chf2(s: Scope, ctx: Context) -> list[Row]:
 
 
 MEASURES = {"DF1": df1, "DF2": df2, "DF3": df3, "CHF1": chf1, "CHF2": chf2}
+CELLS = {
+    "day_firmware": day_firmware,
+    "day_firmware_devices": day_firmware_devices,
+    "day_firmware_sends": day_firmware_sends,
+}

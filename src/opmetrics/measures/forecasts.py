@@ -3,8 +3,17 @@ Requests in the month as a share of its forecast, flagged when outside the toler
 
 from __future__ import annotations
 
-from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row
-from opmetrics.measures.records import Scope
+import ibis
+
+from opmetrics.measures.outcome import Context, Row, count_row, day_cells, rows_of, share_row
+from opmetrics.measures.records import Scope, in_scope
+
+
+def day_sent(s: Scope) -> ibis.Table:
+    """Every Service Request received (whatever its status) per day and party: what FC1 holds
+    against the forecasts, and IC2 notes per day."""
+    sr = in_scope(s, s.con.table("service_requests"))
+    return sr.group_by(["report_date", "party_id"]).aggregate(n=sr.count())
 
 
 def fc1(s: Scope, ctx: Context) -> list[Row]:
@@ -12,9 +21,10 @@ def fc1(s: Scope, ctx: Context) -> list[Row]:
     f = s.con.table("forecasts")
     f = f.filter(f.report_date.between(s.first, s.last))
     forecast = {r["party_id"]: r["requests"] for r in rows_of(f.select("party_id", "requests"))}
-    sr = s.con.table("service_requests")
-    sr = sr.filter(sr.report_date.between(s.first, s.last))
-    sent = {r["party_id"]: r["n"] for r in rows_of(sr.group_by("party_id").aggregate(n=sr.count()))}
+    t = day_cells(s, ctx, "day_sent", day_sent)
+    sent = {
+        r["party_id"]: r["n"] for r in rows_of(t.group_by("party_id").aggregate(n=t.n.sum().cast("int64")))
+    }
     out: list[Row] = []
     for party in sorted(set(forecast) | set(sent)):
         actual, fc = sent.get(party, 0), forecast.get(party)
@@ -34,3 +44,4 @@ def fc1(s: Scope, ctx: Context) -> list[Row]:
 
 
 MEASURES = {"FC1": fc1}
+CELLS = {"day_sent": day_sent}

@@ -20,10 +20,10 @@ from opmetrics.measures import legs
 from opmetrics.measures.attempts import fold_days, forget_fold
 from opmetrics.measures.daily import DayCubes, alert_cube, daily_rsvp, request_cube, rtt_histogram
 from opmetrics.measures.diagnostics import day_counts
+from opmetrics.measures.outcome import Folds, cell_builders
 from opmetrics.measures.records import Scope, classified_requests, failure_links
 
 if TYPE_CHECKING:
-    import ibis
     import ibis.expr.types as ir
 
 CUBE_TABLES = {
@@ -33,10 +33,12 @@ CUBE_TABLES = {
     "day_diagnostics": day_counts,
     "day_legs": legs.day_sums,
     "day_legs_ms": legs.day_histogram,
+    # The outcome measures' day cells (`outcome.day_cells`), e.g. day_cos, day_topups.
+    **cell_builders(),
 }
 # Part of every day's fingerprint: raise it when a cube's definition changes, so that stores
 # reduced by an older opmetrics reduce their days again.
-CUBES_VERSION = 2
+CUBES_VERSION = 3
 # Derived from the cubes of the same day: RSVP's daily rows (so a month-end run only merges).
 DAILY_TABLE = "day_rsvp"
 
@@ -49,6 +51,7 @@ FOLD_TABLES = {
         "report_date DATE, party_id VARCHAR, device_id VARCHAR, srv VARCHAR, last_at TIMESTAMP, "
         "attempts BIGINT, smets BIGINT, _bits BIGINT"
     ),
+    "day_att1_srv": "report_date DATE, srv VARCHAR, b VARCHAR, n BIGINT",
 }
 # The fold tables and the table of what each day was folded from: written and cleared together.
 FOLD_STATE = "day_att1_state"
@@ -238,13 +241,14 @@ def _fold(
         carried = o.filter(o.report_date == previous)
     try:
         with scope.unordered():
-            ended, still_open = fold_days(scope, span, carried)
+            ended, still_open, by_srv = fold_days(scope, span, carried)
             con.execute("BEGIN TRANSACTION")
             try:
                 for name in ALL_FOLD_TABLES:
                     con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [span])
                 backend.insert("day_att1", ended)
                 backend.insert("day_att1_open", still_open)
+                backend.insert("day_att1_srv", by_srv)
                 handed = {d: f"{n}:{h}" for d, n, h in con.execute(_OPEN_FINGERPRINT, [span]).fetchall()}
                 rows = []
                 for d in span:
@@ -315,15 +319,15 @@ def stored_cubes(store: Store) -> DayCubes:
         b.table("day_legs"),
         b.table("day_legs_ms"),
         _stored_folds(store),
+        {name: b.table(name) for name in cell_builders()},
     )
 
 
-def _stored_folds(store: Store) -> tuple[ibis.Table, ibis.Table, ibis.Table] | None:
-    names = ALL_FOLD_TABLES
-    if not all(store.has_table(n) for n in names):
+def _stored_folds(store: Store) -> Folds | None:
+    if not all(store.has_table(n) for n in ALL_FOLD_TABLES):
         return None  # the cubes are being written, before the first fold
     b = store.ibis()
-    return b.table(names[0]), b.table(names[1]), b.table(names[2])
+    return Folds(b.table("day_att1"), b.table("day_att1_open"), b.table(FOLD_STATE), b.table("day_att1_srv"))
 
 
 def reduced_cubes(s: Scope) -> DayCubes:
@@ -338,4 +342,6 @@ def reduced_cubes(s: Scope) -> DayCubes:
         c["day_diagnostics"],
         c["day_legs"],
         c["day_legs_ms"],
+        None,
+        {name: c[name] for name in cell_builders()},
     )

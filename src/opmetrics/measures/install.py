@@ -6,7 +6,8 @@ import datetime as dt
 
 import ibis
 
-from opmetrics.measures.outcome import Context, Row, count_row, grouped_shares, rows_of, share_row
+from opmetrics.measures.forecasts import day_sent
+from opmetrics.measures.outcome import Context, Row, count_row, day_cells, grouped_shares, rows_of, share_row
 from opmetrics.measures.records import Scope, latest_devices
 
 IC_TYPES = ["CHF", "ESME", "GSME"]
@@ -110,9 +111,11 @@ def ic2(s: Scope, ctx: Context) -> list[Row]:
     incidents = rows_of(
         inc.select("incident_id", "category", "raised_at", "resolved_at").order_by("incident_id")
     )
-    sr = s.con.table("service_requests")
-    sr = sr.filter(sr.report_date.between(s.first, s.last))
-    volume = {r["report_date"]: r["n"] for r in rows_of(sr.group_by("report_date").aggregate(n=sr.count()))}
+    sent = day_cells(s, ctx, "day_sent", day_sent)
+    volume = {
+        r["report_date"]: r["n"]
+        for r in rows_of(sent.group_by("report_date").aggregate(n=sent.n.sum().cast("int64")))
+    }
     threshold = s.m.outcomes.ic2_deviation_alert_pct
     out = []
     for r in _daily_vs_prediction(s, by_party=False):

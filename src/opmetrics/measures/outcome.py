@@ -9,12 +9,12 @@ The measure functions live in one module per business-process family.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import ibis
 import pyarrow as pa
 
-from opmetrics.measures.records import Scope
+from opmetrics.measures.records import Scope, in_scope
 
 NO_EVENTS = "No Events"
 
@@ -40,18 +40,47 @@ MeasureFn = Callable[[Scope, "Context"], list[Row]]
 
 
 class Context:
-    """What measure functions share: the RSVP result and row counts of every input table."""
+    """What measure functions share: the RSVP result, row counts of every input table, and the
+    stored day cubes the measures merge when the run keeps them."""
 
     def __init__(
         self,
         rsvp: pa.Table,
         input_rows: dict[str, int],
-        attempts: tuple[ibis.Table, ibis.Table, ibis.Table] | None = None,
+        attempts: Folds | None = None,
+        cells: dict[str, ibis.Table] | None = None,
     ):
         self.rsvp = rsvp
         self.input_rows = input_rows
-        # ATT1's stored day folds (ended chains, open chains, days folded), when kept.
+        # ATT1's stored day folds, when kept.
         self.attempts = attempts
+        # The outcome measures' stored day cells (`day_cells`), by table name, when kept.
+        self.cells = cells or {}
+
+
+class Folds(NamedTuple):
+    """The stored day folds of the chains of resends (`attempts.fold_days`)."""
+
+    ended: ibis.Table  # chains ended per day, process and bucket
+    still_open: ibis.Table  # chains open at the end of each day
+    state: ibis.Table  # the days folded
+    ended_by_srv: ibis.Table  # chains ended per day, SRV and bucket (PP1.attempts)
+
+
+CellBuilder = Callable[[Scope], ibis.Table]
+
+
+def day_cells(s: Scope, ctx: Context, name: str, build: CellBuilder) -> ibis.Table:
+    """The period's rows of the day cells `name`: from the stored day cubes when the run keeps
+    them (a month end then merges days reduced once, and reads no records), else built now
+    from the period's records, once per run (Spark, or a measure called on its own).
+
+    A builder groups by `report_date` first, and every other column is a sum, a count or a
+    grouping key, so the month is the sum of its days (tested against the records in one go)."""
+    stored = ctx.cells.get(name)
+    if stored is not None:
+        return in_scope(s, stored)
+    return s.cached(name, lambda: build(s))
 
 
 def pct(n: int | None, d: int | None) -> float | None:
@@ -105,21 +134,23 @@ def success_rows(t: ibis.Table, ok: ibis.Value, by: dict[str, list[str]]) -> lis
 
     One grouping by every breakdown's columns, summed up in Python per breakdown: one pass
     over `t`, where a query per breakdown read it (and evaluated its joins) again each time."""
+    t = t.mutate(_ok=ok.cast("int64"), _one=ibis.literal(1, "int64"))
+    return cell_shares(t, "_ok", "_one", by)
+
+
+def cell_shares(t: ibis.Table, n: str, d: str, by: dict[str, list[str]]) -> list[Row]:
+    """As `success_rows`, from day cells: the share sum(`n`) / sum(`d`) overall and per
+    breakdown."""
     cols = list(dict.fromkeys(c for cs in by.values() for c in cs))
-    t = t.mutate(_ok=ok.cast("int64"))
-    fine = (
-        t.group_by(cols).aggregate(n=t._ok.sum(), d=t.count())
-        if cols
-        else t.aggregate(n=t._ok.sum(), d=t.count())
-    )
-    cells = rows_of(fine)
-    out = [share_row("all", "All", sum(r["n"] or 0 for r in cells), sum(r["d"] for r in cells))]
+    agg = {"n": t[n].sum().cast("int64"), "d": t[d].sum().cast("int64")}
+    cells = rows_of(t.group_by(cols).aggregate(**agg) if cols else t.aggregate(**agg))
+    out = [share_row("all", "All", sum(r["n"] or 0 for r in cells), sum(r["d"] or 0 for r in cells))]
     for name, cs in by.items():
         sums: dict[tuple[Any, ...], list[int]] = {}
         for r in cells:
             cell = sums.setdefault(tuple(r[c] for c in cs), [0, 0])
             cell[0] += r["n"] or 0
-            cell[1] += r["d"]
+            cell[1] += r["d"] or 0
         # As ORDER BY the columns orders them on DuckDB: ascending, nulls last.
         for keys in sorted(sums, key=lambda k: [(v is None, v) for v in k]):
             n, d = sums[keys]
@@ -160,6 +191,27 @@ def registry() -> dict[str, MeasureFn]:
     ):
         reg.update(mod.MEASURES)
     return reg
+
+
+def cell_builders() -> dict[str, CellBuilder]:
+    """Every family's day cells (`day_cells`), by stored table name: reduced once per UK day
+    with the other day cubes (`measures.incremental`)."""
+    from opmetrics.measures import (
+        alerting,
+        billing,
+        cos,
+        firmware,
+        forecasts,
+        league,
+        prepayment,
+        providers,
+        security,
+    )
+
+    out: dict[str, CellBuilder] = {}
+    for mod in (cos, billing, prepayment, firmware, alerting, security, league, forecasts, providers):
+        out.update(mod.CELLS)
+    return out
 
 
 def compute_outcomes(s: Scope, ctx: Context, on_measure: Callable[[str], None] | None = None) -> pa.Table:

@@ -6,15 +6,18 @@ import datetime as dt
 
 import ibis
 
+from opmetrics.measures.alerting import alert_cells
+from opmetrics.measures.attempts import BUCKETS, bucket, chains_of_srvs
 from opmetrics.measures.outcome import (
     Context,
     Row,
+    cell_shares,
     count_row,
+    day_cells,
     grouped_shares,
     pct,
     rows_of,
     share_row,
-    success_rows,
 )
 from opmetrics.measures.records import (
     Scope,
@@ -30,11 +33,31 @@ def _topups(s: Scope) -> ibis.Table:
     return t.filter(t.srv.isin(s.m.measure("PP1").srvs))
 
 
-def pp1(s: Scope, ctx: Context) -> list[Row]:
+def day_topups(s: Scope) -> ibis.Table:
+    """PP1's day cells: included top-ups per region, device type and failure reason."""
     t = _topups(s)
-    return success_rows(
-        t,
-        ~t.failed,
+    return t.group_by(["report_date", "region", "device_type", "failed", "failure_reason"]).aggregate(
+        n=t.count()
+    )
+
+
+def day_topup_devices(s: Scope) -> ibis.Table:
+    """The devices topped up each day per region: PP1 counts unique devices, which days cannot
+    sum."""
+    t = _topups(s)
+    return t.select("report_date", "region", "device_id").distinct()
+
+
+def _topup_cells(s: Scope, ctx: Context) -> ibis.Table:
+    t = day_cells(s, ctx, "day_topups", day_topups)
+    return t.mutate(_ok=ibis.ifelse(t.failed, 0, t.n), _f=ibis.ifelse(t.failed, t.n, 0))
+
+
+def pp1(s: Scope, ctx: Context) -> list[Row]:
+    return cell_shares(
+        _topup_cells(s, ctx),
+        "_ok",
+        "n",
         {
             "region": ["region"],
             "device_type": ["device_type"],
@@ -44,25 +67,27 @@ def pp1(s: Scope, ctx: Context) -> list[Row]:
 
 
 def pp1_volumes(s: Scope, ctx: Context) -> list[Row]:
-    t = _topups(s)
-    r = rows_of(t.aggregate(n=t.count(), f=t.failed.cast("int64").sum(), dev=t.device_id.nunique()))[0]
+    t = _topup_cells(s, ctx)
+    d = day_cells(s, ctx, "day_topup_devices", day_topup_devices)
+    sums = {"n": t.n.sum().cast("int64"), "f": t._f.sum().cast("int64")}
+    r = rows_of(t.aggregate(**sums))[0]
+    dev = rows_of(d.aggregate(dev=d.device_id.nunique()))[0]["dev"]
     out = [
-        count_row("volume", "successful", r["n"] - (r["f"] or 0)),
+        count_row("volume", "successful", (r["n"] or 0) - (r["f"] or 0)),
         count_row("volume", "failed", r["f"] or 0),
-        count_row("volume", "unique devices", r["dev"]),
+        count_row("volume", "unique devices", dev),
     ]
-    for x in rows_of(
-        t.group_by("region")
-        .aggregate(n=t.count(), f=t.failed.cast("int64").sum(), dev=t.device_id.nunique())
-        .order_by("region")
-    ):
+    devices = {
+        x["region"]: x["dev"] for x in rows_of(d.group_by("region").aggregate(dev=d.device_id.nunique()))
+    }
+    for x in rows_of(t.group_by("region").aggregate(**sums).order_by("region")):
         out.append(
             count_row(
                 "region",
                 x["region"],
                 x["n"] - x["f"],
                 "successful",
-                note=f"{x['f']} failed, {x['dev']} devices",
+                note=f"{x['f']} failed, {devices[x['region']]} devices",
             )
         )
     return out
@@ -78,53 +103,59 @@ def pp1_non_communicating(s: Scope, ctx: Context) -> list[Row]:
 
 
 def pp1_attempts(s: Scope, ctx: Context) -> list[Row]:
-    t = _topups(s)
-    # The keys sent more than once are read twice (by the sends chained and by the rest).
-    repeated = s.cached("pp1_repeated", lambda: repeated_chain_hashes(t))
-    j = chain_outcomes(s, t, repeated=repeated)
-    bucket = ibis.cases(
-        (j.won == 1, "1st attempt"),
-        (j.won == 2, "2nd attempt"),
-        (j.won.notnull(), "later attempt"),
-        else_="never",
-    )
-    rows = {r["b"]: r["n"] for r in rows_of(j.group_by(b=bucket).aggregate(n=j.count()))}
-    s.forget("pp1_repeated")
+    srvs = s.m.measure("PP1").srvs
+    if ctx.attempts is not None:
+        rows = chains_of_srvs(s, ctx.attempts, srvs)
+    else:
+        t = _topups(s)
+        # The keys sent more than once are read twice (by the sends chained and by the rest).
+        repeated = s.cached("pp1_repeated", lambda: repeated_chain_hashes(t))
+        j = chain_outcomes(s, t, repeated=repeated)
+        rows = {r["b"]: r["n"] for r in rows_of(j.group_by(b=bucket(j.won)).aggregate(n=j.count()))}
+        s.forget("pp1_repeated")
     total = sum(rows.values())
-    return [
-        share_row("success on attempt", b, rows.get(b, 0), total)
-        for b in ("1st attempt", "2nd attempt", "later attempt", "never")
-    ]
+    return [share_row("success on attempt", b, rows.get(b, 0), total) for b in BUCKETS]
 
 
 def pp1_failure_reasons(s: Scope, ctx: Context) -> list[Row]:
-    t = _topups(s)
-    tot = rows_of(t.aggregate(n=t.count(), f=t.failed.cast("int64").sum()))[0]
+    t = _topup_cells(s, ctx)
+    tot = rows_of(t.aggregate(n=t.n.sum().cast("int64"), f=t._f.sum().cast("int64")))[0]
     rate = pct(tot["f"] or 0, tot["n"]) or 0.0
     threshold = s.m.outcomes.topup_failure_reason_threshold_pct
     required = "required" if rate > threshold else "for information"
     note = f"failure rate {rate:.2f} % vs threshold {threshold:g} %: reasons {required}"
     f = t.filter(t.failed)
     rows = rows_of(
-        f.group_by("failure_reason").aggregate(n=f.count()).order_by([ibis.desc("n"), "failure_reason"])
+        f.group_by("failure_reason")
+        .aggregate(n=f.n.sum().cast("int64"))
+        .order_by([ibis.desc("n"), "failure_reason"])
     )
     return [share_row("failure reason", r["failure_reason"], r["n"], tot["f"], note=note) for r in rows]
 
 
 def pp1_local_credit(s: Scope, ctx: Context) -> list[Row]:
-    a = s.con.table("alerts")
-    a = a.filter(a.report_date.between(s.first, s.last) & (a.alert_code == s.m.outcomes.local_credit_alert))
+    a = alert_cells(s, ctx)
+    a = a.filter(a.alert_code == s.m.outcomes.local_credit_alert)
     rows = rows_of(
-        a.group_by(["device_type", "region"]).aggregate(n=a.count()).order_by(["device_type", "region"])
+        a.group_by(["device_type", "region"])
+        .aggregate(n=a.n.sum().cast("int64"))
+        .order_by(["device_type", "region"])
     )
     out = [count_row("all", "All", sum(r["n"] for r in rows))]
     return out + [count_row("device_type x region", r["device_type"], r["n"], r["region"]) for r in rows]
 
 
-def pp2(s: Scope, ctx: Context) -> list[Row]:
+def day_pp2(s: Scope) -> ibis.Table:
+    """PP2's day cells: included requests of its SRVs per SRV, device type, region and failure."""
     t = classified_requests(s).filter(ibis._.included)
     t = t.filter(t.srv.isin(s.m.measure("PP2").srvs))
-    return success_rows(t, ~t.failed, {"srv": ["srv"], "device_type x region": ["device_type", "region"]})
+    return t.group_by(["report_date", "srv", "device_type", "region", "failed"]).aggregate(n=t.count())
+
+
+def pp2(s: Scope, ctx: Context) -> list[Row]:
+    t = day_cells(s, ctx, "day_pp2", day_pp2)
+    t = t.mutate(_ok=ibis.ifelse(t.failed, 0, t.n))
+    return cell_shares(t, "_ok", "n", {"srv": ["srv"], "device_type x region": ["device_type", "region"]})
 
 
 MEASURES = {
@@ -136,3 +167,4 @@ MEASURES = {
     "PP1.local_credit": pp1_local_credit,
     "PP2": pp2,
 }
+CELLS = {"day_topups": day_topups, "day_topup_devices": day_topup_devices, "day_pp2": day_pp2}

@@ -4,7 +4,9 @@ is data: the methodology's `service_provider_measures`."""
 
 from __future__ import annotations
 
-from opmetrics.measures.outcome import Context, Row, rows_of, share_row
+import ibis
+
+from opmetrics.measures.outcome import Context, Row, day_cells, rows_of, share_row
 from opmetrics.measures.records import Scope, classified_requests
 
 
@@ -42,20 +44,32 @@ def sp1(s: Scope, ctx: Context) -> list[Row]:
     return out
 
 
-def sp2(s: Scope, ctx: Context) -> list[Row]:
-    """On-demand requests with legs of the journey: the DSP's time (outbound and return) within
-    the TRT less the CSP's target, by region."""
+def day_dsp_time(s: Scope) -> ibis.Table:
+    """SP2's day cells: on-demand requests with legs of the journey per region, and how many
+    had the DSP's time within the TRT less the CSP's target (none, when the methodology sets
+    no CSP target: SP2 is then not reported)."""
     csp = s.m.legs.csp_trt_seconds.get("on-demand")
-    if csp is None:
-        return []
     t = classified_requests(s)
     t = t.filter(t.included & (t.mode == "on-demand") & t.csp_sent_at.notnull() & t.csp_returned_at.notnull())
     start = t.quarantine_released_at.coalesce(t.received_at)
     dsp = t.csp_sent_at.delta(start, unit="millisecond") + t.responded_at.delta(
         t.csp_returned_at, unit="millisecond"
     )
-    within = (dsp <= (t.trt_s - csp) * 1000).cast("int64")
-    g = rows_of(t.group_by("region").aggregate(n=t.count(), ok=within.sum()).order_by("region"))
+    within = (dsp <= (t.trt_s - csp) * 1000).cast("int64") if csp is not None else ibis.literal(0, "int64")
+    return t.group_by(["report_date", "region"]).aggregate(n=t.count(), ok=within.sum().cast("int64"))
+
+
+def sp2(s: Scope, ctx: Context) -> list[Row]:
+    """On-demand requests with legs of the journey: the DSP's time (outbound and return) within
+    the TRT less the CSP's target, by region."""
+    if s.m.legs.csp_trt_seconds.get("on-demand") is None:
+        return []
+    t = day_cells(s, ctx, "day_dsp_time", day_dsp_time)
+    g = rows_of(
+        t.group_by("region")
+        .aggregate(n=t.n.sum().cast("int64"), ok=t.ok.sum().cast("int64"))
+        .order_by("region")
+    )
     total_n, total_ok = sum(r["n"] for r in g), sum(r["ok"] for r in g)
     return [share_row("region", r["region"], r["ok"], r["n"]) for r in g] + (
         [share_row("region", "All", total_ok, total_n)] if g else []
@@ -63,3 +77,4 @@ def sp2(s: Scope, ctx: Context) -> list[Row]:
 
 
 MEASURES = {"SP1": sp1, "SP2": sp2}
+CELLS = {"day_dsp_time": day_dsp_time}

@@ -154,7 +154,7 @@ def measure_suite(
         by_party = diagnostic_counts(scope, cubes.diagnostics)
         legs = compute_legs(scope, cubes.legs, cubes.legs_ms)
     step(2)
-    outcomes = compute_outcomes(scope, Context(rsvp, counts, cubes.attempts))
+    outcomes = compute_outcomes(scope, Context(rsvp, counts, cubes.attempts, cubes.outcomes))
     step(3)
     avail = compute_availability(scope, counts, previous_availability)
     step(4)

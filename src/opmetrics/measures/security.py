@@ -5,20 +5,35 @@ from __future__ import annotations
 import ibis
 
 from opmetrics.measures.attribution import KEYS
-from opmetrics.measures.outcome import Context, Row, rows_of, share_row
+from opmetrics.measures.outcome import Context, Row, day_cells, rows_of, share_row
 from opmetrics.measures.records import Scope, classified_requests
 
 
-def sec1_pairs(s: Scope, ctx: Context) -> list[Row]:
+def day_pairs(s: Scope) -> ibis.Table:
+    """SEC1's day cells: the requests of each of the pair's SRVs, and how many of them have the
+    other SRV to the same device from the same party. A pair is sought on one UK day (`KEYS`
+    hold the day), so each day holds its own pairs."""
     a, b = s.m.measure("SEC1.pairs").srvs
     t = classified_requests(s).filter(ibis._.included)
     t = t.filter(t.srv.isin([a, b]))
     k1 = t.filter(t.srv == a).select(*KEYS).distinct()
     k2 = t.filter(t.srv == b).select(*KEYS).distinct()
-    paired = t.semi_join(k1.semi_join(k2, KEYS), KEYS).select(pid="request_id", p=ibis.literal(1))
+    paired = t.semi_join(k1.semi_join(k2, KEYS), KEYS).select(pid="request_id", p=ibis.literal(1, "int64"))
     j = t.left_join(paired, t.request_id == paired.pid)
-    rows = rows_of(j.group_by("srv").aggregate(n=j.count(), paired=j.p.fill_null(0).sum()).order_by("srv"))
+    return j.group_by(["report_date", "srv"]).aggregate(
+        n=j.count(), paired=j.p.fill_null(0).sum().cast("int64")
+    )
+
+
+def sec1_pairs(s: Scope, ctx: Context) -> list[Row]:
+    t = day_cells(s, ctx, "day_pairs", day_pairs)
+    rows = rows_of(
+        t.group_by("srv")
+        .aggregate(n=t.n.sum().cast("int64"), paired=t.paired.sum().cast("int64"))
+        .order_by("srv")
+    )
     return [share_row("srv", r["srv"], r["paired"], r["n"], note="paired / all") for r in rows]
 
 
 MEASURES = {"SEC1.pairs": sec1_pairs}
+CELLS = {"day_pairs": day_pairs}
