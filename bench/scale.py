@@ -594,6 +594,14 @@ a 50 M-device estate, simulated for {DAY}.
     path.write_text(text)
 
 
+def machine() -> dict:
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+        "python": platform.python_version(),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", default="0.1,0.3,1,1.25", help="fractions of a national day")
@@ -620,11 +628,7 @@ def main() -> None:
             shutil.rmtree(a.work / f"p{fr:g}", ignore_errors=True)
         result = {
             "date": dt.date.today().isoformat(),
-            "machine": {
-                "cores": os.cpu_count(),
-                "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
-                "python": platform.python_version(),
-            },
+            "machine": machine(),
             "points": points,
         }
         a.json.parent.mkdir(parents=True, exist_ok=True)
