@@ -10,7 +10,8 @@ day before, which stand as one failed row each; the chains that end on a day are
 counts plus the chains open at its last day (never succeeded), equal to chaining the month's
 sends in one go (tested). A late or corrected day folds again, and the days after it until the
 chains handed on are unchanged. Spark, which keeps no state between runs, chains the month in
-one go.
+one go. The fold also counts the chains that ended per SRV (`day_att1_srv`), each chain once,
+from which PP1's top-up attempts are read.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ Every outcome row is (measure, breakdown, key1, key2, numerator, denominator, va
 status, note). A measure whose input table is empty reports "missing input" with the reason;
 one whose input is present but has nothing relevant reports "No Events" (001 l.5342-5372).
 The measure functions live in one module per business-process family.
+
+A measure that reads the service requests or alerts does so through its family's day cells
+(`day_cells`): small tables reduced once per UK day with the other day cubes and merged over the
+period, so a month-end run reads no records. Where a measure counts devices, its cells keep the
+day's distinct devices, which a month merges by counting them again.
 """
 
 from __future__ import annotations
