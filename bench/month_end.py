@@ -24,14 +24,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from scale import machine  # bench/ is the script's directory, so on its path
+import scale  # bench/ is the script's directory, so on its path
 
 ROOT = Path(__file__).resolve().parents[1]
 NATIONAL_REQUESTS = 33_000_000
@@ -99,17 +96,12 @@ STEPS = {"simulate": step_simulate, "load": step_load, "compute": step_compute}
 
 
 def run_step(name: str, work: Path, *args: str) -> dict:
-    """One step in a child process; wall time and peak RSS measured from outside."""
-    cmd = [sys.executable, __file__, "_step", name, str(work), *args]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    out = proc.stdout.read() if proc.stdout else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"step {name} {' '.join(args)} failed (exit {os.waitstatus_to_exitcode(status)})")
-    result = json.loads(out.strip().splitlines()[-1])
-    return {"seconds": round(seconds, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024), **result}
+    """One step in a child process (wall time and peak RSS measured from outside); a step that
+    fails stops the run."""
+    got = scale.run_step(name, work, *args, script=__file__)
+    if "failed" in got:
+        raise SystemExit(f"step {name} {' '.join(args)} failed: {got['failed']}")
+    return got
 
 
 def _row(what: str, step: dict) -> str:
@@ -243,7 +235,7 @@ def main() -> None:
     result = {
         "date": dt.date.today().isoformat(),
         "fraction": a.fraction,
-        "machine": machine(),
+        "machine": scale.machine(),
         "simulate": sim,
         "static": static,
         "days": days,
@@ -258,7 +250,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "_step":
-        print(json.dumps(STEPS[sys.argv[2]](Path(sys.argv[3]), *sys.argv[4:]), default=str))
-    else:
-        main()
+    scale.entry(STEPS, main)

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -345,9 +346,10 @@ STEPS = {
 # ---- the harness ----------------------------------------------------------------------------
 
 
-def run_step(name: str, work: Path, *args: str) -> dict:
-    """Run one step in a child process; its wall time and peak RSS are measured from outside."""
-    cmd = [sys.executable, __file__, "_step", name, str(work), *args]
+def run_step(name: str, work: Path, *args: str, script: str = __file__) -> dict:
+    """Run one step of `script` (this one, or another bench script that runs its steps through
+    `entry`) in a child process; its wall time and peak RSS are measured from outside."""
+    cmd = [sys.executable, script, "_step", name, str(work), *args]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -637,8 +639,14 @@ def main() -> None:
     log(f"done; table in {a.doc}")
 
 
-if __name__ == "__main__":
+def entry(steps: dict, main: Callable[[], None]) -> None:
+    """A bench script's entry point: `_step NAME WORK ARGS...` runs one step in this process
+    and prints its result as JSON (for `run_step`); anything else runs the harness."""
     if len(sys.argv) > 1 and sys.argv[1] == "_step":
-        print(json.dumps(STEPS[sys.argv[2]](Path(sys.argv[3]), *sys.argv[4:]), default=str))
+        print(json.dumps(steps[sys.argv[2]](Path(sys.argv[3]), *sys.argv[4:]), default=str))
     else:
         main()
+
+
+if __name__ == "__main__":
+    entry(STEPS, main)
