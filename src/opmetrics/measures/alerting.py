@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ibis
 
-from opmetrics.measures.outcome import Context, Row, cell_shares, count_row, day_cells, rows_of
+from opmetrics.measures.outcome import Context, Row, count_row, day_cells, rows_of, success_rows
 from opmetrics.measures.records import Scope, classified_alerts
 
 
@@ -28,9 +28,7 @@ def alert_cells(s: Scope, ctx: Context) -> ibis.Table:
 def a1(s: Scope, ctx: Context) -> list[Row]:
     a = alert_cells(s, ctx)
     t = a.filter(a.included)
-    out = cell_shares(
-        t.mutate(_ok=ibis.ifelse(t.ok, t.n, 0)), "_ok", "n", {"region": ["region"], "kind": ["kind"]}
-    )
+    out = success_rows(t, t.ok, {"region": ["region"], "kind": ["kind"]}, weight="n")
     sup = rows_of(a.aggregate(n=ibis.ifelse(a.suppressed, a.n, 0).sum()))[0]["n"] or 0
     out[0]["note"] = f"{sup} suppressed alerts excluded"
     return out

@@ -6,7 +6,7 @@ import datetime as dt
 
 import ibis
 
-from opmetrics.measures.outcome import Context, Row, cell_shares, count_row, day_cells, rows_of, share_row
+from opmetrics.measures.outcome import Context, Row, count_row, day_cells, rows_of, share_row, success_rows
 from opmetrics.measures.records import Scope, classified_requests, latest_devices
 
 
@@ -54,19 +54,18 @@ def day_silent_reads(s: Scope) -> ibis.Table:
 
 def _reads(s: Scope, ctx: Context, measure: str) -> ibis.Table:
     t = day_cells(s, ctx, "day_reads", day_reads)
-    t = t.filter(t.srv.isin(s.m.measure(measure).srvs))
-    return t.mutate(_ok=ibis.ifelse(t.failed, 0, t.n))
+    return t.filter(t.srv.isin(s.m.measure(measure).srvs))
 
 
 def b1_schedules(s: Scope, ctx: Context) -> list[Row]:
-    return cell_shares(_reads(s, ctx, "B1.schedules"), "_ok", "n", {"region": ["region"]})
+    t = _reads(s, ctx, "B1.schedules")
+    return success_rows(t, ~t.failed, {"region": ["region"]}, weight="n")
 
 
 def b1_scheduled_reads(s: Scope, ctx: Context) -> list[Row]:
     t = _reads(s, ctx, "B1.scheduled_reads")
     t = t.filter((t.mode == "dcc-scheduled") & ~t.non_communicating)
-    t = t.mutate(_read=ibis.ifelse(t.ok_read, t.n, 0))
-    return cell_shares(t, "_read", "n", {"region": ["region"], "srv": ["srv"]})
+    return success_rows(t, t.ok_read, {"region": ["region"], "srv": ["srv"]}, weight="n")
 
 
 def b1_categories(s: Scope, ctx: Context) -> list[Row]:
@@ -94,7 +93,8 @@ def b1_non_communicating(s: Scope, ctx: Context) -> list[Row]:
 
 
 def b2(s: Scope, ctx: Context) -> list[Row]:
-    return cell_shares(_reads(s, ctx, "B2"), "_ok", "n", {"region": ["region"], "mode": ["mode"]})
+    t = _reads(s, ctx, "B2")
+    return success_rows(t, ~t.failed, {"region": ["region"], "mode": ["mode"]}, weight="n")
 
 
 MEASURES = {

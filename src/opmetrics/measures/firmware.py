@@ -9,7 +9,6 @@ import ibis
 from opmetrics.measures.outcome import (
     Context,
     Row,
-    cell_shares,
     count_row,
     day_cells,
     rows_of,
@@ -59,14 +58,12 @@ def day_firmware_sends(s: Scope) -> ibis.Table:
 
 def _firmware(s: Scope, ctx: Context, measure: str) -> ibis.Table:
     t = day_cells(s, ctx, "day_firmware", day_firmware)
-    t = t.filter(t.srv.isin(s.m.measure(measure).srvs))
-    return t.mutate(_ok=ibis.ifelse(t.failed, 0, t.n))
+    return t.filter(t.srv.isin(s.m.measure(measure).srvs))
 
 
 def df1(s: Scope, ctx: Context) -> list[Row]:
-    out = cell_shares(
-        _firmware(s, ctx, "DF1"), "_ok", "n", {"region": ["region"], "device_type": ["device_type"]}
-    )
+    t = _firmware(s, ctx, "DF1")
+    out = success_rows(t, ~t.failed, {"region": ["region"], "device_type": ["device_type"]}, weight="n")
     d = day_cells(s, ctx, "day_firmware_devices", day_firmware_devices)
     n = rows_of(d.aggregate(d=d.device_id.nunique()))[0]["d"]
     out[0]["note"] = f"{n} devices; success is an acknowledgement of the command (001 l.982)"
@@ -122,7 +119,8 @@ def df2(s: Scope, ctx: Context) -> list[Row]:
 def df3(s: Scope, ctx: Context) -> list[Row]:
     t = _firmware(s, ctx, "DF3")
     t = t.filter(t.smets.isin(s.m.outcomes.firmware_smets))
-    return cell_shares(t, "_ok", "n", {"response category": ["response_category"], "region": ["region"]})
+    by = {"response category": ["response_category"], "region": ["region"]}
+    return success_rows(t, ~t.failed, by, weight="n")
 
 
 def _chf(s: Scope) -> ibis.Table:

@@ -26,6 +26,8 @@ from opmetrics.measures.records import Scope, classified_requests, failure_links
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
+# The outcome measures' day cells (`outcome.day_cells`), e.g. day_cos, day_topups.
+CELL_TABLES = cell_builders()
 CUBE_TABLES = {
     "day_requests": request_cube,
     "day_rtt": rtt_histogram,
@@ -33,8 +35,7 @@ CUBE_TABLES = {
     "day_diagnostics": day_counts,
     "day_legs": legs.day_sums,
     "day_legs_ms": legs.day_histogram,
-    # The outcome measures' day cells (`outcome.day_cells`), e.g. day_cos, day_topups.
-    **cell_builders(),
+    **CELL_TABLES,
 }
 # Part of every day's fingerprint: raise it when a cube's definition changes, so that stores
 # reduced by an older opmetrics reduce their days again.
@@ -319,7 +320,7 @@ def stored_cubes(store: Store) -> DayCubes:
         b.table("day_legs"),
         b.table("day_legs_ms"),
         _stored_folds(store),
-        {name: b.table(name) for name in cell_builders()},
+        {name: b.table(name) for name in CELL_TABLES},
     )
 
 
@@ -343,5 +344,5 @@ def reduced_cubes(s: Scope) -> DayCubes:
         c["day_legs"],
         c["day_legs_ms"],
         None,
-        {name: c[name] for name in cell_builders()},
+        {name: c[name] for name in CELL_TABLES},
     )

@@ -134,13 +134,17 @@ def grouped_shares(t: ibis.Table, ok: ibis.Value, name: str, cols: list[str], no
     return out
 
 
-def success_rows(t: ibis.Table, ok: ibis.Value, by: dict[str, list[str]]) -> list[Row]:
+def success_rows(
+    t: ibis.Table, ok: ibis.Value, by: dict[str, list[str]], weight: str | None = None
+) -> list[Row]:
     """Success share overall ("all") and per breakdown: {breakdown name: [columns]}.
+    `weight`: a column counting each row as that many (day cells: their count `n`).
 
     One grouping by every breakdown's columns, summed up in Python per breakdown: one pass
     over `t`, where a query per breakdown read it (and evaluated its joins) again each time."""
-    t = t.mutate(_ok=ok.cast("int64"), _one=ibis.literal(1, "int64"))
-    return cell_shares(t, "_ok", "_one", by)
+    w = ibis.literal(1, "int64") if weight is None else t[weight]
+    t = t.mutate(_ok=ibis.ifelse(ok, w, 0).cast("int64"), _w=w)
+    return cell_shares(t, "_ok", "_w", by)
 
 
 def cell_shares(t: ibis.Table, n: str, d: str, by: dict[str, list[str]]) -> list[Row]:

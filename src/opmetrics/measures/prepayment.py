@@ -11,13 +11,13 @@ from opmetrics.measures.attempts import BUCKETS, bucket, chains_of_srvs
 from opmetrics.measures.outcome import (
     Context,
     Row,
-    cell_shares,
     count_row,
     day_cells,
     grouped_shares,
     pct,
     rows_of,
     share_row,
+    success_rows,
 )
 from opmetrics.measures.records import (
     Scope,
@@ -50,20 +50,17 @@ def day_topup_devices(s: Scope) -> ibis.Table:
 
 def _topup_cells(s: Scope, ctx: Context) -> ibis.Table:
     t = day_cells(s, ctx, "day_topups", day_topups)
-    return t.mutate(_ok=ibis.ifelse(t.failed, 0, t.n), _f=ibis.ifelse(t.failed, t.n, 0))
+    return t.mutate(_f=ibis.ifelse(t.failed, t.n, 0))
 
 
 def pp1(s: Scope, ctx: Context) -> list[Row]:
-    return cell_shares(
-        _topup_cells(s, ctx),
-        "_ok",
-        "n",
-        {
-            "region": ["region"],
-            "device_type": ["device_type"],
-            "device_type x region": ["device_type", "region"],
-        },
-    )
+    t = _topup_cells(s, ctx)
+    by = {
+        "region": ["region"],
+        "device_type": ["device_type"],
+        "device_type x region": ["device_type", "region"],
+    }
+    return success_rows(t, ~t.failed, by, weight="n")
 
 
 def pp1_volumes(s: Scope, ctx: Context) -> list[Row]:
@@ -154,8 +151,8 @@ def day_pp2(s: Scope) -> ibis.Table:
 
 def pp2(s: Scope, ctx: Context) -> list[Row]:
     t = day_cells(s, ctx, "day_pp2", day_pp2)
-    t = t.mutate(_ok=ibis.ifelse(t.failed, 0, t.n))
-    return cell_shares(t, "_ok", "n", {"srv": ["srv"], "device_type x region": ["device_type", "region"]})
+    by = {"srv": ["srv"], "device_type x region": ["device_type", "region"]}
+    return success_rows(t, ~t.failed, by, weight="n")
 
 
 MEASURES = {
