@@ -38,8 +38,8 @@ import duckdb
 
 PERIOD = "2026-10"
 # Columns that describe a run rather than what the data says: when something happened on this
-# machine, and how many days a compute had to re-reduce (a resumed run finds some done).
-WALL_CLOCK = {"loaded_at", "computed_at", "issued_at", "days_reduced"}
+# machine, and how many days a compute had to re-reduce or refold (a resumed run finds some done).
+WALL_CLOCK = {"loaded_at", "computed_at", "issued_at", "days_reduced", "days_refolded"}
 # Secrets generated at random per database (the league key is fixed through the environment).
 RANDOM_PER_DATABASE = {"report_secrets"}
 STAMP = re.compile(rb"20\d\d-\d\d-\d\d \d\d:\d\d(:\d\d)? UTC")

@@ -110,7 +110,7 @@ def test_attribution_ic_cos_tariff_and_pairs(store, tmp_path, meth):
     assert (paired["numerator"], paired["denominator"]) == (1, 2)
     clear(store)
     s = Scope(store.ibis(), meth, "2026-10", AS_OF, materialise=True, scratch=True)
-    assert len(refresh(store, s, "again")) == 5  # every day with requests, reduced alone
+    assert len(refresh(store, s, "again").reduced) == 5  # every day with requests, reduced alone
     again = {
         r["key"]: r["volume"]
         for r in compute_rsvp(s, stored_cubes(store)).to_pylist()

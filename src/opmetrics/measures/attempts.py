@@ -264,10 +264,4 @@ def _open_at_day_ends(c: ibis.Table, cal: ibis.Table, per_day: ibis.Table, faile
     )
 
 
-def forget_fold(s: Scope) -> None:
-    """Drop the tables `fold_days` kept."""
-    for key in ("att1_repeated", "att1_lone", "att1_per_day", "att1_lapsed"):
-        s.forget(key)
-
-
 MEASURES = {"ATT1": att1}

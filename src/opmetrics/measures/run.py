@@ -56,6 +56,7 @@ class RunInfo:
     pmel_version: str
     pmel_applied: str
     days_reduced: int = 0
+    days_refolded: int = 0  # ATT1's day folds redone (see `incremental.refresh`)
 
 
 def _store_period(store: Store, name: str, period: str, rows: pa.Table) -> None:
@@ -213,7 +214,7 @@ def compute(
     applied = ", ".join(e.exception_id for e in scope.exceptions)
     try:
         step(STEPS[0])
-        reduced = refresh(store, scope, f"{register_version}|{applied}", share=True)
+        refreshed = refresh(store, scope, f"{register_version}|{applied}")
         tables = measure_suite(
             scope,
             stored_cubes(store),
@@ -245,7 +246,8 @@ def compute(
         as_of=scope.as_of,
         pmel_version=register_version,
         pmel_applied=applied,
-        days_reduced=len(reduced),
+        days_reduced=len(refreshed.reduced),
+        days_refolded=len(refreshed.refolded),
     )
     step(STEPS[5])
     con.execute("BEGIN TRANSACTION")

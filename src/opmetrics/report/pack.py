@@ -410,7 +410,8 @@ def build_pack(
     D.write_table(out / "datafiles" / "league", D.LEAGUE_COLUMNS, league_rows, prov)
 
     step("Recording the issue")
-    provenance = {k: v for k, v in run.__dict__.items() if k not in ("computed_at", "days_reduced")}
+    per_run = ("computed_at", "days_reduced", "days_refolded")  # not part of what the figures rest on
+    provenance = {k: v for k, v in run.__dict__.items() if k not in per_run}
     figures = {
         "provenance": provenance,
         "edition": edition,
