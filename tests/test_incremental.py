@@ -26,7 +26,7 @@ from opmetrics.ingest.load import find_files, load_file
 from opmetrics.measures.attempts import att1
 from opmetrics.measures.attribution import process_requests
 from opmetrics.measures.daily import GROUP, _median_ms
-from opmetrics.measures.incremental import stored_cubes
+from opmetrics.measures.incremental import MONTH_TOTALS, stored_cubes
 from opmetrics.measures.outcome import Context, cell_builders
 from opmetrics.measures.records import Scope, classified_requests
 from opmetrics.measures.run import compute
@@ -82,6 +82,7 @@ def _results(db: Path) -> dict[str, set]:
         "day_att1_open",
         "day_att1_srv",
         *cell_builders(),
+        *(month for month, _ in MONTH_TOTALS.values()),
     ):
         cols = [c[0] for c in con.execute(f"DESCRIBE {t}").fetchall() if c[0] != "run_id"]
         rows = con.execute(f"SELECT {', '.join(cols)} FROM {t}").fetchall()
@@ -149,6 +150,17 @@ def test_late_and_corrected_days_recompute_only_themselves_and_equal_a_full_run(
     a, b = _results(tmp_path / "inc.duckdb"), _results(tmp_path / "full.duckdb")
     for table in a:
         assert a[table] == b[table], table
+    # The month totals, updated day by day on the incremental store, are its days merged.
+    con = duckdb.connect(str(tmp_path / "inc.duckdb"), read_only=True)
+    for day_cube, (month_total, keys) in MONTH_TOTALS.items():
+        cols = ", ".join(keys)
+        merged = con.execute(
+            f"SELECT ?, {cols}, sum(n) FROM {day_cube} WHERE report_date BETWEEN ? AND ? GROUP BY ALL",
+            [PERIOD, dt.date(2026, 10, 1), dt.date(2026, 10, 31)],
+        ).fetchall()
+        kept = con.execute(f"SELECT * FROM {month_total}").fetchall()
+        assert len(kept) > 100 and sorted(kept, key=repr) == sorted(merged, key=repr), month_total
+    con.close()
     # and the correction did move the figures: day 3's failures rose by the twelve E62s
     con = duckdb.connect(str(tmp_path / "full.duckdb"), read_only=True)
     fails = con.execute(

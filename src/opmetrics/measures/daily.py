@@ -51,6 +51,17 @@ class DayCubes:
     attempts: Folds | None = None
     # The outcome measures' day cells, by table name (`outcome.day_cells`).
     outcomes: dict[str, ibis.Table] = field(default_factory=dict)
+    # Histograms kept merged per period, by the name of their day cube (`day_rtt`,
+    # `day_legs_ms`): the same keys and count `n`, with `period` in place of `report_date`.
+    months: dict[str, ibis.Table] = field(default_factory=dict)
+
+    def month_of(self, s: Scope, name: str, days: ibis.Table | None) -> tuple[ibis.Table | None, bool]:
+        """The period's rows of day cube `name` (`days`), and whether they are already merged
+        (its month total, when there is one and the scope is the whole period)."""
+        month = self.months.get(name)
+        if days is None or month is None or s.days is not None:
+            return (None if days is None else in_scope(s, days)), False
+        return month.filter(month.period == s.period).drop("period"), True
 
 
 def _fine(s: Scope, key: str, by: list[str], sums: Callable[[ibis.Table], dict], rtt: bool) -> ibis.Table:
@@ -212,11 +223,12 @@ def _median_ms(levels: list[ibis.Table]) -> ibis.Table:
     return ibis.union(*meds)
 
 
-def _assemble_rate(s: Scope, req: ibis.Table, rtt: ibis.Table, rate: str) -> ibis.Table:
-    """RSVP rows at one rate from (already period-filtered) cubes."""
+def _assemble_rate(s: Scope, req: ibis.Table, rtt: ibis.Table, rate: str, merged: bool = False) -> ibis.Table:
+    """RSVP rows at one rate from (already period-filtered) cubes; `merged`: `rtt` is already
+    the month's histogram."""
     late = s.m.speed.no_response_counts_as_late
     keys = ["scope", "key", "segment", "smets"]
-    if rate == "month":
+    if rate == "month" and not merged:
         # Merge the days' histograms first: a month of days shrinks to one row per RTT value.
         rtt = rtt.group_by([*keys, "rtt_ms"]).aggregate(n=rtt.n.sum().cast("int64"))
     sums = [
@@ -271,10 +283,11 @@ def daily_rsvp(s: Scope, cubes: DayCubes) -> ibis.Table:
 def assemble_rsvp(s: Scope, cubes: DayCubes) -> ibis.Table:
     """The RSVP table for the scope's period from the day cubes: the monthly rows assembled
     now, the daily rows from `cubes.daily` (stored when each day was reduced) or assembled now."""
-    req, rtt = in_scope(s, cubes.requests), in_scope(s, cubes.rtt)
-    month = _assemble_rate(s, req, rtt, "month")
+    req = in_scope(s, cubes.requests)
+    rtt, merged = cubes.month_of(s, "day_rtt", cubes.rtt)
+    month = _assemble_rate(s, req, rtt, "month", merged)
     if cubes.daily is None:
-        days = _assemble_rate(s, req, rtt, "day")
+        days = _assemble_rate(s, req, in_scope(s, cubes.rtt), "day")
     else:
         days = in_scope(s, cubes.daily, "day").select(*month.columns).cast(month.schema())
     return ibis.union(month, days).order_by(GROUP)

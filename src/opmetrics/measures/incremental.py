@@ -42,6 +42,13 @@ CUBE_TABLES = {
 CUBES_VERSION = 3
 # Derived from the cubes of the same day: RSVP's daily rows (so a month-end run only merges).
 DAILY_TABLE = "day_rsvp"
+# Histograms whose month is also kept merged, per period (`_update_month_totals`): a count per
+# whole millisecond repeats most values day after day, so the month's merged rows are several
+# times fewer than its days' rows, and month-end medians read those. Keys, besides the count n.
+MONTH_TOTALS = {
+    "day_rtt": ("month_rtt", ["scope", "key", "segment", "smets", "rtt_ms"]),
+    "day_legs_ms": ("month_legs_ms", ["process_id", "breakdown", "key", "leg", "ms"]),
+}
 
 # ATT1's chains of resends, folded day by day (`attempts.fold_days`): the chains that ended on
 # each day, per process and bucket; those still open at its end; and what each day was folded
@@ -146,7 +153,7 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> Refreshed:
     )
     stale = sorted(d for d, fp in want.items() if have.get(d) != fp)
     gone = sorted(d for d in have if d not in want)
-    complete = all(store.has_table(n) for n in [*CUBE_TABLES, DAILY_TABLE, *ALL_FOLD_TABLES])
+    complete = all(store.has_table(n) for n in [*CUBE_TABLES, DAILY_TABLE, *_MONTH_TABLES, *ALL_FOLD_TABLES])
     if complete and not stale and not gone:
         # A fold may have been left undone (an interrupted run).
         return Refreshed([], _refresh_folds(store, s, want))
@@ -287,9 +294,14 @@ def _replace_days(
             # Through Ibis, not compiled SQL: an expression may read in-memory tables (the
             # rules per combination), which Ibis registers as it runs it.
             backend.create_table(name, schema=expr.schema())
+        total = MONTH_TOTALS.get(name)
+        if total:
+            _keep_old_counts(store, name, total[1], stale + gone)
         con.execute(f"DELETE FROM {name} WHERE {day} IN (SELECT unnest(?))", [stale + gone])
         if stale:
             backend.insert(name, expr)
+        if total:
+            _update_month_totals(store, name, *total, sub.period, stale)
 
     for name, expr in exprs.items():
         replace(name, "report_date", expr)
@@ -300,9 +312,47 @@ def _replace_days(
     con.executemany("INSERT INTO day_state VALUES (?, ?, ?)", state)
 
 
+_MONTH_TABLES = [month for month, _ in MONTH_TOTALS.values()]
+
+
+def _keep_old_counts(store: Store, name: str, keys: list[str], days: list[dt.date]) -> None:
+    """The counts of `days` as stored in `name` before they are replaced, negated (`_old_counts`)."""
+    cols = ", ".join(keys)
+    store.con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _old_counts AS SELECT {cols}, -n AS n FROM {name} "
+        "WHERE report_date IN (SELECT unnest(?))",
+        [days],
+    )
+
+
+def _update_month_totals(
+    store: Store, name: str, month: str, keys: list[str], period: str, stale: list[dt.date]
+) -> None:
+    """`month`'s rows of `period` moved by the replaced days' change: their old counts out,
+    their new ones in; a value whose count falls to 0 goes. Only the values the days hold are
+    touched (rewriting the month's rows cost as much as merging its days)."""
+    con, cols = store.con, ", ".join(keys)
+    if not store.has_table(month):
+        con.execute(f"CREATE TABLE {month} AS SELECT ''::VARCHAR AS period, {cols}, n FROM {name} LIMIT 0")
+    same = " AND ".join(f"m.{k} IS NOT DISTINCT FROM d.{k}" for k in keys)
+    con.execute(
+        f"""MERGE INTO {month} m USING (
+            SELECT {cols}, sum(n)::BIGINT AS n FROM (
+                SELECT {cols}, n FROM _old_counts
+                UNION ALL SELECT {cols}, n FROM {name} WHERE report_date IN (SELECT unnest(?))
+            ) GROUP BY ALL HAVING sum(n) <> 0
+        ) d ON m.period = ? AND {same}
+        WHEN MATCHED AND m.n + d.n = 0 THEN DELETE
+        WHEN MATCHED THEN UPDATE SET n = m.n + d.n
+        WHEN NOT MATCHED THEN INSERT VALUES (?, {", ".join(f"d.{k}" for k in keys)}, d.n)""",
+        [stale, period, period],
+    )
+    con.execute("DROP TABLE _old_counts")
+
+
 def clear(store: Store) -> None:
     """Forget every stored cube: the next compute reduces every day again."""
-    for name in [*CUBE_TABLES, DAILY_TABLE, *ALL_FOLD_TABLES]:
+    for name in [*CUBE_TABLES, DAILY_TABLE, *_MONTH_TABLES, *ALL_FOLD_TABLES]:
         store.con.execute(f"DROP TABLE IF EXISTS {name}")
     store.con.execute(_STATE)
     store.con.execute("DELETE FROM day_state")
@@ -322,6 +372,7 @@ def stored_cubes(store: Store) -> DayCubes:
         b.table("day_legs_ms"),
         _stored_folds(store),
         {name: b.table(name) for name in CELL_TABLES},
+        {name: b.table(month) for name, (month, _) in MONTH_TOTALS.items() if store.has_table(month)},
     )
 
 

@@ -126,11 +126,17 @@ def day_histogram(s: Scope) -> ibis.Table:
     return ibis.union(*parts).select("report_date", *KEYS, "leg", "ms", "n")
 
 
-def compute_legs(s: Scope, sums: ibis.Table | None = None, histogram: ibis.Table | None = None) -> pa.Table:
+def compute_legs(
+    s: Scope, sums: ibis.Table | None = None, histogram: ibis.Table | None = None, merged: bool = False
+) -> pa.Table:
     """The legs of the period, merged from the stored day cubes (`day_sums`, `day_histogram`),
-    or from the records when they are not given."""
+    or from the records when they are not given; `merged`: `histogram` is the period's own,
+    already merged (`DayCubes.month_of`)."""
     sums = day_sums(s) if sums is None else in_scope(s, sums)
-    histogram = day_histogram(s) if histogram is None else in_scope(s, histogram)
+    if histogram is None:
+        histogram = day_histogram(s)
+    elif not merged:
+        histogram = in_scope(s, histogram)
     out = (
         sums.group_by(KEYS)
         .aggregate(**{c: sums[c].sum().cast("int64") for c in _SUMS})
@@ -138,7 +144,9 @@ def compute_legs(s: Scope, sums: ibis.Table | None = None, histogram: ibis.Table
         .to_pyarrow()
     )
     # Exact medians from the month's counts per millisecond (memory bounded at national volume).
-    h = histogram.group_by([*KEYS, "leg", "ms"]).aggregate(n=histogram.n.sum().cast("int64"))
+    h = histogram
+    if not merged:
+        h = h.group_by([*KEYS, "leg", "ms"]).aggregate(n=h.n.sum().cast("int64"))
     m = median_from_counts(h, [*KEYS, "leg"], "ms")
     m = m.select(*KEYS, "leg", median=(m.med_lo + m.med_hi).cast("float64") / 2)
     medians = {

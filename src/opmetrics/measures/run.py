@@ -153,7 +153,7 @@ def measure_suite(
     # explicitly sorted, so DuckDB need not keep insertion order, which lets a month's merge spill.
     with scope.unordered():
         by_party = diagnostic_counts(scope, cubes.diagnostics)
-        legs = compute_legs(scope, cubes.legs, cubes.legs_ms)
+        legs = compute_legs(scope, cubes.legs, *cubes.month_of(scope, "day_legs_ms", cubes.legs_ms))
     step(2)
     outcomes = compute_outcomes(scope, Context(rsvp, counts, cubes.attempts, cubes.outcomes))
     step(3)
