@@ -61,6 +61,11 @@ FOLD_TABLES = {
     ),
     "day_att1_srv": "report_date DATE, srv VARCHAR, b VARCHAR, n BIGINT",
 }
+# Consecutive days to fold fold together while their requests add up to at most this many (a
+# day with more folds alone). Chaining grows faster than its rows: at 0.03 of national volume
+# (1.1 M requests a day), a month's 31 days folded in 80.1 s at once, 43.8 s eight days at a
+# time, 34.7 s three at a time and 38.5 s one at a time, with the same folds.
+FOLD_SPAN_REQUESTS = 4_000_000
 # The fold tables and the table of what each day was folded from: written and cleared together.
 FOLD_STATE = "day_att1_state"
 ALL_FOLD_TABLES = (*FOLD_TABLES, FOLD_STATE)
@@ -198,7 +203,7 @@ def _refresh_folds(store: Store, s: Scope, want: dict[dt.date, str]) -> list[dt.
     A day's fold is current while its inputs' fingerprint and the fingerprint of the chains
     carried into it are those it was folded with: a late or corrected day folds again, and so
     does each day after it until the chains it hands on are the same as before. Consecutive
-    days whose inputs changed fold together (a month's first compute: every day at once)."""
+    days whose inputs changed fold together, up to FOLD_SPAN_REQUESTS requests at a time."""
     con = store.con
     con.execute(_FOLD_STATE)
     for name, columns in FOLD_TABLES.items():
@@ -216,6 +221,12 @@ def _refresh_folds(store: Store, s: Scope, want: dict[dt.date, str]) -> list[dt.
         for name in ALL_FOLD_TABLES:
             con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [gone])
     days = sorted(want)
+    requests = dict(
+        con.execute(
+            "SELECT report_date, count(*) FROM service_requests WHERE report_date BETWEEN ? AND ? GROUP BY 1",
+            [s.first, s.last],
+        ).fetchall()
+    )
     folded: list[dt.date] = []
     carried_fp, previous = "", None  # a period's first day carries no chain
     i = 0
@@ -224,9 +235,12 @@ def _refresh_folds(store: Store, s: Scope, want: dict[dt.date, str]) -> list[dt.
             carried_fp, previous = have[days[i]][2], days[i]
             i += 1
             continue
-        j = i + 1
+        j, rows = i + 1, requests.get(days[i], 0)
         while j < len(days) and have.get(days[j], ("",))[0] != want[days[j]]:
-            j += 1
+            more = requests.get(days[j], 0)  # a day without requests never starts a new span
+            if more and rows + more > FOLD_SPAN_REQUESTS:
+                break
+            rows, j = rows + more, j + 1
         span = days[i:j]
         carried_fp = _fold(store, s, span, previous, {d: want[d] for d in span}, carried_fp)
         folded += span
