@@ -221,12 +221,7 @@ def _refresh_folds(store: Store, s: Scope, want: dict[dt.date, str]) -> list[dt.
         for name in ALL_FOLD_TABLES:
             con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [gone])
     days = sorted(want)
-    requests = dict(
-        con.execute(
-            "SELECT report_date, count(*) FROM service_requests WHERE report_date BETWEEN ? AND ? GROUP BY 1",
-            [s.first, s.last],
-        ).fetchall()
-    )
+    requests: dict[dt.date, int] | None = None  # per day, counted once a day needs folding
     folded: list[dt.date] = []
     carried_fp, previous = "", None  # a period's first day carries no chain
     i = 0
@@ -235,6 +230,14 @@ def _refresh_folds(store: Store, s: Scope, want: dict[dt.date, str]) -> list[dt.
             carried_fp, previous = have[days[i]][2], days[i]
             i += 1
             continue
+        if requests is None:
+            requests = dict(
+                con.execute(
+                    "SELECT report_date, count(*) FROM service_requests "
+                    "WHERE report_date BETWEEN ? AND ? GROUP BY 1",
+                    [s.first, s.last],
+                ).fetchall()
+            )
         j, rows = i + 1, requests.get(days[i], 0)
         while j < len(days) and have.get(days[j], ("",))[0] != want[days[j]]:
             more = requests.get(days[j], 0)  # a day without requests never starts a new span
