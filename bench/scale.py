@@ -282,7 +282,7 @@ def step_assemble(work: Path, days: int = 30) -> dict:
         t1 = time.perf_counter()
         with s.unordered():
             by_party = counts(s, cubes.diagnostics)
-            legs = compute_legs(s, cubes.legs, cubes.legs_ms)
+            legs = compute_legs(s, cubes.legs, *cubes.month_of(s, "day_legs_ms", cubes.legs_ms))
         compute_diagnostics(by_party), compute_benchmarks(by_party)
         t2 = time.perf_counter()
         att1 = compute_att1(s, Context(None, {}, cubes.attempts))

@@ -10,9 +10,11 @@ register or devices extract changes every day's fingerprint and so rebuilds the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 from opmetrics.engine.store import Store
@@ -42,7 +44,7 @@ CUBE_TABLES = {
 CUBES_VERSION = 3
 # Derived from the cubes of the same day: RSVP's daily rows (so a month-end run only merges).
 DAILY_TABLE = "day_rsvp"
-# Histograms whose month is also kept merged, per period (`_update_month_totals`): a count per
+# Histograms whose month is also kept merged, per period (`_month_total_moved`): a count per
 # whole millisecond repeats most values day after day, so the month's merged rows are several
 # times fewer than its days' rows, and month-end medians read those. Keys, besides the count n.
 MONTH_TOTALS = {
@@ -311,14 +313,10 @@ def _replace_days(
             # Through Ibis, not compiled SQL: an expression may read in-memory tables (the
             # rules per combination), which Ibis registers as it runs it.
             backend.create_table(name, schema=expr.schema())
-        total = MONTH_TOTALS.get(name)
-        if total:
-            _keep_old_counts(store, name, total[1], stale + gone)
-        con.execute(f"DELETE FROM {name} WHERE {day} IN (SELECT unnest(?))", [stale + gone])
-        if stale:
-            backend.insert(name, expr)
-        if total:
-            _update_month_totals(store, name, *total, sub.period, stale)
+        with _month_total_moved(store, name, sub.period, stale, gone):
+            con.execute(f"DELETE FROM {name} WHERE {day} IN (SELECT unnest(?))", [stale + gone])
+            if stale:
+                backend.insert(name, expr)
 
     for name, expr in exprs.items():
         replace(name, "report_date", expr)
@@ -332,23 +330,26 @@ def _replace_days(
 _MONTH_TABLES = [month for month, _ in MONTH_TOTALS.values()]
 
 
-def _keep_old_counts(store: Store, name: str, keys: list[str], days: list[dt.date]) -> None:
-    """The counts of `days` as stored in `name` before they are replaced, negated (`_old_counts`)."""
-    cols = ", ".join(keys)
-    store.con.execute(
+@contextlib.contextmanager
+def _month_total_moved(
+    store: Store, name: str, period: str, stale: list[dt.date], gone: list[dt.date]
+) -> Iterator[None]:
+    """Around replacing days of day cube `name`: its month total (`MONTH_TOTALS`), if it has
+    one, moved by the change, the days' old counts out and their new ones in; a value whose
+    count falls to 0 goes. Only the values the days hold are touched (rewriting the month's
+    rows cost as much as merging its days). One MERGE of old and new counts together: the old
+    ones are kept aside, negated, before the days are replaced."""
+    if name not in MONTH_TOTALS:
+        yield
+        return
+    month, keys = MONTH_TOTALS[name]
+    con, cols = store.con, ", ".join(keys)
+    con.execute(
         f"CREATE OR REPLACE TEMP TABLE _old_counts AS SELECT {cols}, -n AS n FROM {name} "
         "WHERE report_date IN (SELECT unnest(?))",
-        [days],
+        [stale + gone],
     )
-
-
-def _update_month_totals(
-    store: Store, name: str, month: str, keys: list[str], period: str, stale: list[dt.date]
-) -> None:
-    """`month`'s rows of `period` moved by the replaced days' change: their old counts out,
-    their new ones in; a value whose count falls to 0 goes. Only the values the days hold are
-    touched (rewriting the month's rows cost as much as merging its days)."""
-    con, cols = store.con, ", ".join(keys)
+    yield
     if not store.has_table(month):
         con.execute(f"CREATE TABLE {month} AS SELECT ''::VARCHAR AS period, {cols}, n FROM {name} LIMIT 0")
     same = " AND ".join(f"m.{k} IS NOT DISTINCT FROM d.{k}" for k in keys)

@@ -130,13 +130,11 @@ def compute_legs(
     s: Scope, sums: ibis.Table | None = None, histogram: ibis.Table | None = None, merged: bool = False
 ) -> pa.Table:
     """The legs of the period, merged from the stored day cubes (`day_sums`, `day_histogram`),
-    or from the records when they are not given; `merged`: `histogram` is the period's own,
-    already merged (`DayCubes.month_of`)."""
+    or from the records when they are not given. `histogram` is the period's rows as
+    `DayCubes.month_of` gives them, and `merged` says whether they are already the month's."""
     sums = day_sums(s) if sums is None else in_scope(s, sums)
     if histogram is None:
         histogram = day_histogram(s)
-    elif not merged:
-        histogram = in_scope(s, histogram)
     out = (
         sums.group_by(KEYS)
         .aggregate(**{c: sums[c].sum().cast("int64") for c in _SUMS})

@@ -59,6 +59,11 @@ class RunInfo:
     days_refolded: int = 0  # ATT1's day folds redone (see `incremental.refresh`)
 
 
+# RunInfo's fields that say how a run went on this machine, not what its figures rest on: two
+# runs over the same inputs and methodology differ in them (a resumed run finds days done).
+PER_RUN = ("computed_at", "days_reduced", "days_refolded")
+
+
 def _store_period(store: Store, name: str, period: str, rows: pa.Table) -> None:
     con = store.con
     con.register("_rows", rows)

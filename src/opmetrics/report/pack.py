@@ -21,6 +21,7 @@ from opmetrics.engine.store import Store
 from opmetrics.measures.availability import display_pct
 from opmetrics.measures.operations import working_day_after
 from opmetrics.measures.records import month_bounds
+from opmetrics.measures.run import PER_RUN
 from opmetrics.methodology import Methodology, pmel
 from opmetrics.report import datafiles as D
 from opmetrics.report.charts import availability_svg, daily_rsvp_svg, trend_svg
@@ -410,8 +411,7 @@ def build_pack(
     D.write_table(out / "datafiles" / "league", D.LEAGUE_COLUMNS, league_rows, prov)
 
     step("Recording the issue")
-    per_run = ("computed_at", "days_reduced", "days_refolded")  # not part of what the figures rest on
-    provenance = {k: v for k, v in run.__dict__.items() if k not in per_run}
+    provenance = {k: v for k, v in run.__dict__.items() if k not in PER_RUN}
     figures = {
         "provenance": provenance,
         "edition": edition,
