@@ -144,7 +144,7 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> Refreshed:
     """Bring the stored cubes of the period's days up to date, then ATT1's day folds
     (`_refresh_folds`).
 
-    The days are reduced in a scope of their own (`_days_scope`) even when every day of the
+    The days are reduced in a scope of their own (`days_scope`) even when every day of the
     period is, as on a first compute: no classified copy of the records is written, since the
     measures that follow read the cubes and cells, not the records. At 0.3 of a national day
     the first compute took 32.0 and 34.2 s that way, against 36.8 s writing the copy (6.5 s)
@@ -168,7 +168,7 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> Refreshed:
         # A store from an older opmetrics (or a half-set): start the cubes afresh for every period.
         clear(store)
         stale, gone = sorted(want), []
-    sub = _days_scope(s, stale)
+    sub = days_scope(s, stale)
     try:
         # Building the expressions materialises the shared intermediates, outside the transaction
         # that replaces the days' cubes. A cube's rows have no order, so DuckDB need not keep
@@ -187,7 +187,7 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> Refreshed:
     return Refreshed(stale, _refresh_folds(store, s, want))
 
 
-def _days_scope(s: Scope, days: list[dt.date]) -> Scope:
+def days_scope(s: Scope, days: list[dt.date]) -> Scope:
     """A scope of some of the period's days whose requests are classified as each cube groups
     them, with no classified copy written: each cube then reads only the columns it uses. At
     0.3 of a national day, writing the copy took 4.9 s and the cubes' two passes over it 5.6 s;
@@ -264,7 +264,7 @@ def _fold(
     """Fold `span` (consecutive days) on the chains open at the end of `previous`, replacing
     their stored folds; return the fingerprint of the chains the span's last day hands on."""
     con, backend = store.con, store.ibis()
-    scope = _days_scope(s, span)
+    scope = days_scope(s, span)
     carried = None
     if previous is not None:
         o = backend.table("day_att1_open")
