@@ -89,7 +89,9 @@ def day_counts(s: Scope) -> ibis.Table:
     timed = t.speed_counted.fill_null(False)
     # Each request meets its device directly: summing per device first barely shrank the rows
     # (4.06 M requests to 3.92 M groups at 0.3 of a national day, 2.2 s of CPU for nothing).
-    # The join is built on the requests' few narrow columns, not on the extract.
+    # The join is built on the requests' few narrow columns, not on the extract, and carries
+    # flags, not counts: at a national day it outgrows the memory limit and spills, and without
+    # three 8-byte columns per request it took 10.6 s against 13.0 s (same results).
     per_request = t.select(
         "report_date",
         "process_id",
@@ -97,10 +99,9 @@ def day_counts(s: Scope) -> ibis.Table:
         "srv",
         "region",
         "device_id",
-        n=ibis.literal(1, "int64"),
-        ok=(t.response_category == "response: success code").cast("int64"),
-        rtt_ms_sum=ibis.ifelse(timed, t.rtt_ms, 0).cast("int64"),
-        rtt_n=timed.cast("int64"),
+        ok=t.response_category == "response: success code",
+        timed=timed,
+        rtt=ibis.ifelse(timed, t.rtt_ms, None).cast("int64"),
     )
     d = latest_devices(s).select("device_id", "ch_variant", "manufacturer", "model", d_fw="firmware_version")
     j = per_request.left_join(d, per_request.device_id == d.device_id)
@@ -112,7 +113,12 @@ def day_counts(s: Scope) -> ibis.Table:
     }
     return j.group_by(
         [j.report_date, j.process_id, j.party_id, j.srv, j.region, *(v.name(k) for k, v in cols.items())]
-    ).aggregate(**{c: j[c].sum().cast("int64") for c in COUNT_SUMS})
+    ).aggregate(
+        n=j.count(),
+        ok=j.ok.cast("int64").sum().cast("int64"),
+        rtt_ms_sum=j.rtt.sum().fill_null(0).cast("int64"),
+        rtt_n=j.timed.cast("int64").sum().cast("int64"),
+    )
 
 
 def counts(s: Scope, days: ibis.Table | None = None) -> list[dict[str, Any]]:
