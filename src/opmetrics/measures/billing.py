@@ -7,7 +7,7 @@ import datetime as dt
 import ibis
 
 from opmetrics.measures.outcome import Context, Row, count_row, day_cells, rows_of, share_row, success_rows
-from opmetrics.measures.records import Scope, classified_requests, latest_devices
+from opmetrics.measures.records import Scope, classified_requests, included_requests, latest_devices
 
 
 def _with_silence(s: Scope, t: ibis.Table) -> ibis.Table:
@@ -45,8 +45,8 @@ def day_reads(s: Scope) -> ibis.Table:
 def day_silent_reads(s: Scope) -> ibis.Table:
     """Scheduled reads to non-communicating devices per region and device: B1 excludes them,
     and reports how many devices, which days cannot sum."""
-    t = classified_requests(s).filter(ibis._.included)
-    t = t.filter(t.srv.isin(s.m.measure("B1.scheduled_reads").srvs) & (t.mode == "dcc-scheduled"))
+    srvs = s.m.measure("B1.scheduled_reads").srvs
+    t = included_requests(s, lambda r: r.srv.isin(srvs) & (r.mode == "dcc-scheduled"))
     t = _with_silence(s, t)
     t = t.filter(t.non_communicating)
     return t.group_by(["report_date", "region", "device_id"]).aggregate(n=t.count())

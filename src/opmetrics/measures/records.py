@@ -364,6 +364,21 @@ def speed_requests(s: Scope) -> ibis.Table | None:
     return t.mutate(segment=t.region, rtt_ms=_rtt_ms(s, t))
 
 
+def included_requests(s: Scope, keep: Callable[[ibis.Table], ibis.Value]) -> ibis.Table:
+    """The period's included requests that `keep` selects, with the input's columns alone:
+    read from their own rows where inclusion allows (no TRT, payload or failure-alert lookup,
+    which a left join keeps in a query even when nothing reads them), else from the classified
+    requests."""
+    if not has_classified_copy(s):
+        sr = requests_in_period(s)
+        sr = sr.filter(keep(sr))
+        included = included_alone(s, sr)
+        if included is not None:
+            return sr.filter(included)
+    t = classified_requests(s)
+    return t.filter(t.included & keep(t))
+
+
 def _inclusion(s: Scope, t: ibis.Table) -> tuple[ibis.Value, ibis.Value, ibis.Value]:
     """What includes a request, reading its own row alone: its report status is counted, the
     PMEL exception that excludes it (null if none), its response code is outside DCC control."""
