@@ -20,6 +20,7 @@ from opmetrics.measures.records import (
     has_classified_copy,
     included_alone,
     requests_in_period,
+    srv_in,
 )
 from opmetrics.methodology import Process
 
@@ -109,10 +110,7 @@ def _rule_requests(s: Scope) -> ibis.Table:
             req = classified_requests(s)
             return req.filter(req.included & req.srv.isin(wanted)).select(*KEYS, "srv")
         sr = requests_in_period(s)
-        # The range is implied by the list; DuckDB reads a range filter into the scan itself,
-        # so the other columns are read for the rows in it only (0.44 s to 0.33 s for the
-        # scan at a national day), where a list filter is applied after reading every row.
-        sr = sr.filter(sr.srv.between(wanted[0], wanted[-1]) & sr.srv.isin(wanted))
+        sr = sr.filter(srv_in(sr, wanted))
         included = included_alone(s, sr)
         if included is not None:
             # Only the inclusion rules: no RTT, TRT or failure-alert lookup (0.50 s to 0.28 s

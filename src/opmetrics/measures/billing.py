@@ -7,7 +7,7 @@ import datetime as dt
 import ibis
 
 from opmetrics.measures.outcome import Context, Row, count_row, day_cells, rows_of, share_row, success_rows
-from opmetrics.measures.records import Scope, classified_requests, included_requests, latest_devices
+from opmetrics.measures.records import Scope, classified_requests, included_requests, latest_devices, srv_in
 
 
 def _with_silence(s: Scope, t: ibis.Table) -> ibis.Table:
@@ -35,7 +35,7 @@ def day_reads(s: Scope) -> ibis.Table:
     response category, failure, silence of the device (B1's exclusion) and whether answered
     within B1's hours (`ok_read`)."""
     t = classified_requests(s).filter(ibis._.included)
-    t = _with_silence(s, t.filter(t.srv.isin(_read_srvs(s))))
+    t = _with_silence(s, t.filter(srv_in(t, _read_srvs(s))))
     hours = s.m.outcomes.scheduled_read_hours
     ok_read = (t.has_response & (t.rtt_ms <= hours * 3_600_000)).fill_null(False)
     keys = ["report_date", "srv", "mode", "region", "response_category", "failed", "non_communicating"]
@@ -46,7 +46,7 @@ def day_silent_reads(s: Scope) -> ibis.Table:
     """Scheduled reads to non-communicating devices per region and device: B1 excludes them,
     and reports how many devices, which days cannot sum."""
     srvs = s.m.measure("B1.scheduled_reads").srvs
-    t = included_requests(s, lambda r: r.srv.isin(srvs) & (r.mode == "dcc-scheduled"))
+    t = included_requests(s, srvs, lambda r: r.mode == "dcc-scheduled")
     t = _with_silence(s, t)
     t = t.filter(t.non_communicating)
     return t.group_by(["report_date", "region", "device_id"]).aggregate(n=t.count())

@@ -15,7 +15,7 @@ from opmetrics.measures.outcome import (
     share_row,
     success_rows,
 )
-from opmetrics.measures.records import Scope, classified_requests
+from opmetrics.measures.records import Scope, classified_requests, included_requests, srv_in
 
 DF2_ORDER = [
     "verified (8F72)",
@@ -33,15 +33,14 @@ def day_firmware(s: Scope) -> ibis.Table:
     """DF1's and DF3's day cells: included requests of their SRVs per SRV, SMETS, region,
     device type, response category and failure."""
     t = classified_requests(s).filter(ibis._.included)
-    t = t.filter(t.srv.isin(_df_srvs(s)))
+    t = t.filter(srv_in(t, _df_srvs(s)))
     keys = ["report_date", "srv", "smets", "region", "device_type", "response_category", "failed"]
     return t.group_by(keys).aggregate(n=t.count())
 
 
 def day_firmware_devices(s: Scope) -> ibis.Table:
     """The devices sent DF1's SRVs each day (DF1 counts devices, which days cannot sum)."""
-    t = classified_requests(s).filter(ibis._.included)
-    t = t.filter(t.srv.isin(s.m.measure("DF1").srvs))
+    t = included_requests(s, s.m.measure("DF1").srvs)
     return t.select("report_date", "device_id").distinct()
 
 
@@ -49,9 +48,8 @@ def day_firmware_sends(s: Scope) -> ibis.Table:
     """DF2's acknowledged 11.1s, one row each (few): whether a verification alert followed
     within the SLA is decided at report time, from the alerts of the days after."""
     o = s.m.outcomes
-    t = classified_requests(s).filter(ibis._.included)
-    t = t.filter(
-        (t.srv == "11.1") & (t.response_code == o.firmware_ack_code) & t.smets.isin(o.firmware_smets)
+    t = included_requests(
+        s, ["11.1"], lambda r: (r.response_code == o.firmware_ack_code) & r.smets.isin(o.firmware_smets)
     )
     return t.select("report_date", "request_id", "device_id", "responded_at", "region")
 

@@ -23,14 +23,16 @@ from opmetrics.measures.records import (
     Scope,
     chain_outcomes,
     classified_requests,
+    included_requests,
     latest_devices,
     repeated_chain_hashes,
+    srv_in,
 )
 
 
 def _topups(s: Scope) -> ibis.Table:
     t = classified_requests(s).filter(ibis._.included)
-    return t.filter(t.srv.isin(s.m.measure("PP1").srvs))
+    return t.filter(srv_in(t, s.m.measure("PP1").srvs))
 
 
 def day_topups(s: Scope) -> ibis.Table:
@@ -44,7 +46,7 @@ def day_topups(s: Scope) -> ibis.Table:
 def day_topup_devices(s: Scope) -> ibis.Table:
     """The devices topped up each day per region: PP1 counts unique devices, which days cannot
     sum."""
-    t = _topups(s)
+    t = included_requests(s, s.m.measure("PP1").srvs)
     return t.select("report_date", "region", "device_id").distinct()
 
 
@@ -145,7 +147,7 @@ def pp1_local_credit(s: Scope, ctx: Context) -> list[Row]:
 def day_pp2(s: Scope) -> ibis.Table:
     """PP2's day cells: included requests of its SRVs per SRV, device type, region and failure."""
     t = classified_requests(s).filter(ibis._.included)
-    t = t.filter(t.srv.isin(s.m.measure("PP2").srvs))
+    t = t.filter(srv_in(t, s.m.measure("PP2").srvs))
     return t.group_by(["report_date", "srv", "device_type", "region", "failed"]).aggregate(n=t.count())
 
 

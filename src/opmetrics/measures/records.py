@@ -364,19 +364,36 @@ def speed_requests(s: Scope) -> ibis.Table | None:
     return t.mutate(segment=t.region, rtt_ms=_rtt_ms(s, t))
 
 
-def included_requests(s: Scope, keep: Callable[[ibis.Table], ibis.Value]) -> ibis.Table:
-    """The period's included requests that `keep` selects, with the input's columns alone:
-    read from their own rows where inclusion allows (no TRT, payload or failure-alert lookup,
-    which a left join keeps in a query even when nothing reads them), else from the classified
-    requests."""
+def srv_in(t: ibis.Table, srvs: Sequence[str]) -> ibis.Value:
+    """`t.srv.isin(srvs)`, with the range of `srvs` it implies: DuckDB reads a range filter
+    into the scan itself, so a pass over the requests reads the other columns for the rows in
+    the range alone, where a list filter is applied after reading every row (SEC1's pairs: 1.3 s
+    against 2.3 s at a national day)."""
+    ordered = sorted(srvs)
+    if not ordered:
+        return ibis.literal(False)
+    return t.srv.between(ordered[0], ordered[-1]) & t.srv.isin(ordered)
+
+
+def included_requests(
+    s: Scope, srvs: Sequence[str], keep: Callable[[ibis.Table], ibis.Value] | None = None
+) -> ibis.Table:
+    """The period's included requests of `srvs` that `keep` (if given) selects, with the
+    input's columns alone: read from their own rows where inclusion allows (no TRT, payload or
+    failure-alert lookup, which a left join keeps in a query even when nothing reads it), else
+    from the classified requests."""
+
+    def wanted(t: ibis.Table) -> ibis.Value:
+        return srv_in(t, srvs) if keep is None else srv_in(t, srvs) & keep(t)
+
     if not has_classified_copy(s):
         sr = requests_in_period(s)
-        sr = sr.filter(keep(sr))
+        sr = sr.filter(wanted(sr))
         included = included_alone(s, sr)
         if included is not None:
             return sr.filter(included)
     t = classified_requests(s)
-    return t.filter(t.included & keep(t))
+    return t.filter(t.included & wanted(t))
 
 
 def _inclusion(s: Scope, t: ibis.Table) -> tuple[ibis.Value, ibis.Value, ibis.Value]:

@@ -6,7 +6,7 @@ import ibis
 
 from opmetrics.measures.attribution import KEYS
 from opmetrics.measures.outcome import Context, Row, day_cells, rows_of, share_row
-from opmetrics.measures.records import Scope, classified_requests
+from opmetrics.measures.records import Scope, included_requests
 
 
 def day_pairs(s: Scope) -> ibis.Table:
@@ -14,8 +14,7 @@ def day_pairs(s: Scope) -> ibis.Table:
     other SRV to the same device from the same party. A pair is sought on one UK day (`KEYS`
     hold the day), so each day holds its own pairs."""
     a, b = s.m.measure("SEC1.pairs").srvs
-    t = classified_requests(s).filter(ibis._.included)
-    t = t.filter(t.srv.isin([a, b]))
+    t = included_requests(s, [a, b])
     k1 = t.filter(t.srv == a).select(*KEYS).distinct()
     k2 = t.filter(t.srv == b).select(*KEYS).distinct()
     paired = t.semi_join(k1.semi_join(k2, KEYS), KEYS).select(pid="request_id", p=ibis.literal(1, "int64"))
