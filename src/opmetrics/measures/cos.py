@@ -5,7 +5,7 @@ from __future__ import annotations
 import ibis
 
 from opmetrics.measures.outcome import Context, Row, cell_shares, count_row, day_cells, rows_of, share_row
-from opmetrics.measures.records import Scope, classified_requests
+from opmetrics.measures.records import Scope, classified_requests, included_requests, success_code
 
 
 def cos_requests(s: Scope) -> ibis.Table:
@@ -18,7 +18,8 @@ def cos_requests(s: Scope) -> ibis.Table:
 def _cos_requests(s: Scope) -> ibis.Table:
     req = classified_requests(s).filter(ibis._.included)
     cos = req.filter(req.srv == "6.23")
-    later = req.filter((req.srv != "6.23") & (req.response_category == "response: success code"))
+    # Read from their own rows: a success code needs no lookup.
+    later = included_requests(s, None, lambda r: (r.srv != "6.23") & success_code(s, r))
     # A failure is overturned when a later SRV reached the device that day: when the last
     # such SRV came after it. The SRVs are first narrowed to the keys of a 6.23 (a semi-join,
     # built on the few 6.23s), then reduced to their last time per key: no join of pairs,

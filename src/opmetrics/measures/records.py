@@ -316,7 +316,7 @@ def _classify(s: Scope, t: ibis.Table) -> ibis.Table:
         ),
         response_category=ibis.cases(
             (~has_response, "no response"),
-            (t.response_code.isin(m.payload.success_response_codes), "response: success code"),
+            (success_code(s, t), "response: success code"),
             (comms_failure, "response: communications failure code"),
             else_="response: other code",
         ),
@@ -364,6 +364,12 @@ def speed_requests(s: Scope) -> ibis.Table | None:
     return t.mutate(segment=t.region, rtt_ms=_rtt_ms(s, t))
 
 
+def success_code(s: Scope, t: ibis.Table) -> ibis.Value:
+    """Whether a request was answered with a success code (its response category is
+    "response: success code"), from its own row."""
+    return t.responded_at.notnull() & t.response_code.isin(s.m.payload.success_response_codes)
+
+
 def srv_in(t: ibis.Table, srvs: Sequence[str]) -> ibis.Value:
     """`t.srv.isin(srvs)`, with the range of `srvs` it implies: DuckDB reads a range filter
     into the scan itself, so a pass over the requests reads the other columns for the rows in
@@ -376,15 +382,16 @@ def srv_in(t: ibis.Table, srvs: Sequence[str]) -> ibis.Value:
 
 
 def included_requests(
-    s: Scope, srvs: Sequence[str], keep: Callable[[ibis.Table], ibis.Value] | None = None
+    s: Scope, srvs: Sequence[str] | None, keep: Callable[[ibis.Table], ibis.Value] | None = None
 ) -> ibis.Table:
-    """The period's included requests of `srvs` that `keep` (if given) selects, with the
-    input's columns alone: read from their own rows where inclusion allows (no TRT, payload or
-    failure-alert lookup, which a left join keeps in a query even when nothing reads it), else
-    from the classified requests."""
+    """The period's included requests of `srvs` (None: of every SRV) that `keep` (if given)
+    selects, with the input's columns alone: read from their own rows where inclusion allows
+    (no TRT, payload or failure-alert lookup, which a left join keeps in a query even when
+    nothing reads it), else from the classified requests."""
 
     def wanted(t: ibis.Table) -> ibis.Value:
-        return srv_in(t, srvs) if keep is None else srv_in(t, srvs) & keep(t)
+        w = ibis.literal(True) if srvs is None else srv_in(t, srvs)
+        return w if keep is None else w & keep(t)
 
     if not has_classified_copy(s):
         sr = requests_in_period(s)
