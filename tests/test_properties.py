@@ -283,3 +283,79 @@ def test_in_ranges_equals_membership_in_the_list(values, probes):
     t = ibis.memtable(pa.table({"v": pa.array(probes, pa.int64())}))
     got = con.to_pyarrow(t.select(hit=in_ranges(t.v, values))).column("hit").to_pylist()
     assert got == [p is not None and p in values for p in probes]
+
+
+SRV_POOL = ["1.1.1", "10", "11.1", "2.2", "4.1.1", "6.15.2", "6.17", "6.2", "6.20.1", "6.23", "6.8", "8.1.1"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    srvs=st.lists(st.sampled_from(SRV_POOL), max_size=5),
+    probes=st.lists(
+        st.one_of(st.none(), st.sampled_from([*SRV_POOL, "6.16", "6.3", "0"])), min_size=1, max_size=30
+    ),
+)
+def test_srv_in_equals_membership_in_the_list(srvs, probes):
+    """An SRV list is tested with the range it implies as well: the same answer as Python's
+    `in` for any list (SRVs inside the range but not listed, such as 6.2 between 6.15.2 and
+    6.23, repeats, empty) and any value, a missing one false."""
+    import ibis
+
+    from opmetrics.measures.records import srv_in
+
+    con = ibis.duckdb.connect()
+    t = ibis.memtable(pa.table({"srv": pa.array(probes, pa.string())}))
+    got = con.to_pyarrow(t.select(hit=srv_in(t, srvs).fill_null(False))).column("hit").to_pylist()
+    assert got == [p is not None and p in srvs for p in probes]
+
+
+def test_included_requests_are_the_classified_ones(tmp_path):
+    """A cell reading its requests' own rows gets the same requests as from the classified
+    ones: included (report status, outside-DCC code) and of the SRVs asked, with or without a
+    classified copy, and as many as plain Python counts; a success code is the
+    classification's success category."""
+    from conftest import load_rows
+
+    from opmetrics.measures.records import Scope, classified_requests, included_requests, success_code
+
+    srvs = ["2.2", "6.15.2", "6.17", "6.20.1", "6.23", "4.1.1"]
+    codes = ["I0", "E20", "E4", None]  # E4: outside DCC control
+    statuses = [2, 8, 34, 1]  # 1: not reported
+    rows = [
+        sr(
+            i + 1,
+            srv=srvs[i % len(srvs)],
+            response_code=codes[i % 4],
+            responded_at=None if codes[i % 4] is None else "2026-10-05T10:00:02.000Z",
+            report_status=statuses[(i // 4) % 4],
+            mode="on-demand" if i % 3 else "dcc-scheduled",
+        )
+        for i in range(96)
+    ]
+    asked = ["6.15.2", "6.23", "6.17"]  # 6.20.1 lies in their range but is not asked for
+    outside = set(M.counting.outside_dcc_control_codes)
+    by_hand = sum(
+        r["srv"] in asked
+        and int(r["report_status"]) in M.report_status.included
+        and r["response_code"] not in outside
+        for r in rows
+    )
+    assert 0 < by_hand < sum(r["srv"] in asked for r in rows)
+    with Store(tmp_path / "t.duckdb") as store:
+        load_rows(store, tmp_path, "service_requests", rows)
+        for materialise in (False, True):
+            s = Scope(store.ibis(), M, "2026-10", dt.datetime(2026, 11, 1), materialise=materialise)
+            c = classified_requests(s)
+            assert len(included_requests(s, asked).to_pyarrow()) == by_hand
+            for keep in (None, lambda r: r.mode == "on-demand"):
+                want = c.filter(c.included & c.srv.isin(asked))
+                want = want if keep is None else want.filter(keep(want))
+                got = included_requests(s, asked, keep)
+                assert sorted(got.request_id.to_list()) == sorted(want.request_id.to_list())
+            every = included_requests(s, None)
+            assert sorted(every.request_id.to_list()) == sorted(c.filter(c.included).request_id.to_list())
+            ok = c.select(ok=success_code(s, c).fill_null(False), category=c.response_category).to_pyarrow()
+            assert ok.column("ok").to_pylist() == [
+                x == "response: success code" for x in ok.column("category").to_pylist()
+            ]
+            s.release()
