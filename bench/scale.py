@@ -644,7 +644,8 @@ a 50 M-device estate, simulated for {DAY}.
   the columns it needs: every alert joined to the request it answers (the legs of the
   journey, payload failures), every request's place in its chain of resends (ATT1, attempts
   before success) and every device's latest extract (the estate measures). No measure logic
-  is in them. They show how much of the all-measures floor's ratio the definitions
+  is in them, and they run with DuckDB's default memory limit (80% of the machine), not
+  opmetrics' 2 GB. They show how much of the all-measures floor's ratio the definitions
   themselves account for.
 
 - **opmetrics, all measures** is `compute` over the ingested store: the day cubes, RSVP, the
