@@ -77,11 +77,7 @@ def _fine(s: Scope, key: str, by: list[str], sums: Callable[[ibis.Table], dict],
 
     def build() -> ibis.Table:
         if rtt:
-            # Without a classified copy, the histogram's requests are read with no lookups.
-            t = speed_requests(s)
-            if t is None:
-                t = classified_requests(s).filter(ibis._.included & ibis._.speed_counted)
-            t = marked(s, t).mutate(rtt_ms=ibis._.rtt_ms.cast("int64"))
+            t = marked(s, speed_requests(s)).mutate(rtt_ms=ibis._.rtt_ms.cast("int64"))
         else:
             t = marked(s, classified_requests(s).filter(ibis._.included))
         return t.group_by([*by, "srv", *marks(s)]).aggregate(**sums(t))

@@ -350,17 +350,10 @@ def _speed_counted(s: Scope, t: ibis.Table) -> ibis.Value:
     return t.mode.isin(s.m.speed.rtt_modes) & t.responded_at.notnull()
 
 
-def speed_requests(s: Scope) -> ibis.Table | None:
-    """The period's included, speed-counted requests with `segment` and `rtt_ms`, read from
-    their own rows alone (None where inclusion needs more, or the classified requests are
-    already a table): the RTT histogram needs no TRT, payload or failure-alert lookup."""
-    if has_classified_copy(s):
-        return None
-    sr = requests_in_period(s)
-    included = included_alone(s, sr)
-    if included is None:
-        return None
-    t = sr.filter(included & _speed_counted(s, sr))
+def speed_requests(s: Scope) -> ibis.Table:
+    """The period's included, speed-counted requests with `segment` and `rtt_ms`: the RTT
+    histogram needs no TRT, payload or failure-alert lookup (`included_requests`)."""
+    t = included_requests(s, None, lambda r: _speed_counted(s, r))
     return t.mutate(segment=t.region, rtt_ms=_rtt_ms(s, t))
 
 
