@@ -27,7 +27,7 @@ import ibis
 import pyarrow as pa
 
 from opmetrics.measures.attribution import process_requests
-from opmetrics.measures.records import Scope, in_scope, latest_devices
+from opmetrics.measures.records import Scope, in_scope, latest_devices, success_code
 
 MIN_VOLUME = 30  # requests behind any rate the diagnostics compare
 TOP = 5  # explanations kept per party and process
@@ -99,7 +99,7 @@ def day_counts(s: Scope) -> ibis.Table:
         "srv",
         "region",
         "device_id",
-        ok=t.response_category == "response: success code",
+        ok=success_code(s, t),
         timed=timed,
         rtt=ibis.ifelse(timed, t.rtt_ms, None).cast("int64"),
     )
