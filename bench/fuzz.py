@@ -558,35 +558,41 @@ def fuzz_cli(n: int, base: Base, work: Path, seed: int = 6) -> Tally:
     rng, tally = random.Random(seed), Tally("cli")
     runner = CliRunner()
     db = work / "cli.duckdb"
-    for _ in range(n):
-        cmd = list(rng.choice(CLI_COMMANDS))
-        args = [*cmd]
-        for _ in range(rng.randint(0, 5)):
-            args.append(rng.choice(CLI_OPTIONS + CLI_VALUES))
-            if rng.random() < 0.6:
-                args.append(rng.choice(CLI_VALUES))
-        if cmd[0] == "simulate" and "--help" not in args:
-            # Never generate a month here: only argument errors are of interest.
-            args = [a for a in args if a not in ("tiny", "national")] + ["--scale", "galactic"]
-        if "--db" not in args and cmd[0] not in ("simulate", "check-methodology", "contract"):
-            args += ["--db", str(db)]
-        if cmd[0] == "contract":
-            args += [str(work / "contract.md")]
-        if "--out" in args:
-            k = args.index("--out")
-            args[k + 1 : k + 2] = [str(work / "out")]
-        tally.inputs += 1
-        res = runner.invoke(app, args, env={"COLUMNS": "120"}, catch_exceptions=True)
-        if res.exception is not None and not isinstance(res.exception, SystemExit):
-            tb = "".join(traceback.format_exception(res.exception, limit=-3))
-            tally.crash(f"opmetrics {' '.join(args)[:200]}: {tb[-600:]}")
-        elif res.exit_code not in (0, 1, 2):
-            tally.crash(f"opmetrics {' '.join(args)[:200]}: exit {res.exit_code}")
-        elif res.exit_code and not res.output.strip():
-            tally.crash(f"opmetrics {' '.join(args)[:200]}: failed without a message")
-        else:
-            tally.outcomes[f"exit {res.exit_code}"] += 1
+    # Relative paths among the random values (`--db party`) land in `work`, not the checkout.
+    with contextlib.chdir(work):
+        for _ in range(n):
+            _fuzz_cli_once(rng, tally, runner, app, db, work)
     return tally
+
+
+def _fuzz_cli_once(rng: random.Random, tally: Tally, runner: Any, app: Any, db: Path, work: Path) -> None:
+    cmd = list(rng.choice(CLI_COMMANDS))
+    args = [*cmd]
+    for _ in range(rng.randint(0, 5)):
+        args.append(rng.choice(CLI_OPTIONS + CLI_VALUES))
+        if rng.random() < 0.6:
+            args.append(rng.choice(CLI_VALUES))
+    if cmd[0] == "simulate" and "--help" not in args:
+        # Never generate a month here: only argument errors are of interest.
+        args = [a for a in args if a not in ("tiny", "national")] + ["--scale", "galactic"]
+    if "--db" not in args and cmd[0] not in ("simulate", "check-methodology", "contract"):
+        args += ["--db", str(db)]
+    if cmd[0] == "contract":
+        args += [str(work / "contract.md")]
+    if "--out" in args:
+        k = args.index("--out")
+        args[k + 1 : k + 2] = [str(work / "out")]
+    tally.inputs += 1
+    res = runner.invoke(app, args, env={"COLUMNS": "120"}, catch_exceptions=True)
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        tb = "".join(traceback.format_exception(res.exception, limit=-3))
+        tally.crash(f"opmetrics {' '.join(args)[:200]}: {tb[-600:]}")
+    elif res.exit_code not in (0, 1, 2):
+        tally.crash(f"opmetrics {' '.join(args)[:200]}: exit {res.exit_code}")
+    elif res.exit_code and not res.output.strip():
+        tally.crash(f"opmetrics {' '.join(args)[:200]}: failed without a message")
+    else:
+        tally.outcomes[f"exit {res.exit_code}"] += 1
 
 
 def fuzz_api(n: int, base: Base, work: Path, seed: int = 7) -> Tally:

@@ -65,3 +65,15 @@ def test_any_value_in_any_field_is_accepted_valid_or_quarantined_naming_it(
             assert res.quarantined == 1 and field in q[0]["all_reasons"], (field, value, q)
         if res.accepted:
             assert store.count(table) == 1
+
+
+def test_cli_fuzz_writes_relative_paths_into_its_own_folder(base, monkeypatch, tmp_path):
+    """`--db party` (a random value) opened a database named `party` wherever the fuzzer ran: one
+    was committed at the repository root. Every value is now relative to the fuzzer's folder."""
+    b, work = base
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(fuzz, "CLI_COMMANDS", [["users", "list"], ["exceptions", "list"], ["audit"]])
+    monkeypatch.setattr(fuzz, "CLI_OPTIONS", ["--db"])
+    monkeypatch.setattr(fuzz, "CLI_VALUES", ["party"])
+    fuzz.fuzz_cli(6, b, work)
+    assert list(tmp_path.iterdir()) == []
