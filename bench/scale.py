@@ -245,14 +245,19 @@ def step_pandas(work: Path) -> dict:
     trt = pd.DataFrame(m.trt_rows())
     sr = sr.merge(trt, on=["srv", "smets", "mode"], how="left")
     sr["trt_s"] = sr["trt_s"].fillna(sr["mode"].map(m.trt_defaults_seconds))
+    if m.critical_from == "catalogue":
+        catalogue = {x.srv: x.critical for x in m.srvs}
+        sr["critical"] = sr["srv"].map(catalogue).fillna(sr["critical"]).astype(bool)
     sr["day"] = sr["received_at"].dt.tz_convert(m.report_timezone).dt.date
-    outside = m.counting.outside_dcc_control_codes if m.counting.exclude_outside_dcc_control else []
+    outside = m.codes("failure_outside") if m.counting.exclude_outside_dcc_control else []
     sr = sr[sr["report_status"].isin(m.report_status.included) & ~sr["response_code"].isin(outside)]
     failing = al.loc[al["alert_code"].isin(m.payload.failure_alert_codes), "request_id"].dropna()
     start = sr["quarantine_released_at"].fillna(sr["received_at"])
     sr["rtt_ms"] = (sr["responded_at"] - start).dt.total_seconds() * 1000
-    answered = sr["responded_at"].notna()
-    sr["failed"] = sr["response_code"].isin(m.payload.failure_response_codes) | sr["request_id"].isin(failing)
+    held = sr["report_status"].isin(m.payload.undelivered_report_statuses)
+    answered = sr["responded_at"].notna() & ~held
+    payload = sr["response_code"].isin(m.codes("failure_dcc")) | sr["request_id"].isin(failing)
+    sr["failed"] = payload if m.payload.rsvp_success == "no_payload_failure" else False
     if m.payload.no_response_is_failure:
         sr["failed"] |= ~answered
     sr["within"] = answered & (sr["rtt_ms"] <= sr["trt_s"] * 1000)

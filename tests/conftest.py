@@ -111,5 +111,17 @@ def meth() -> methodology.Methodology:
     return methodology.load()
 
 
+# Each published methodology version, for tests that pin figures under both readings.
+VERSIONS = {
+    "2026.4": Path(methodology.__file__).parent / "opmetrics-2026.4.yaml",
+    "2027.1": methodology.default_path(),
+}
+
+
+@pytest.fixture(scope="session")
+def meths() -> dict[str, methodology.Methodology]:
+    return {v: methodology.load(p) for v, p in VERSIONS.items()}
+
+
 def load_rows(store: Store, tmp: Path, table: str, rows: list[dict[str, Any]], name: str = "in"):
     return load_file(store, write_csv(tmp / f"{name}-{table}.csv", rows, table), table)

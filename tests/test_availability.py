@@ -1,4 +1,5 @@
-"""Golden tests for service availability (001 l.4401-5133): minutes worked out by hand.
+"""Golden tests for service availability
+(001 l.4688 "A monthly view of end-to-end service availability"): minutes worked out by hand.
 
 October 2026 in UK time has 31 days and 44,700 minutes (BST ends on Sunday 25 October, a
 25-hour day). Core band = Mon-Fri 08:00-20:00 and Sat 08:00-12:00: 22 weekdays x 720 +
@@ -196,14 +197,15 @@ def test_an_outage_never_shows_100_percent(meth, start, seconds):
     assert display_pct(r["pct"]) != "100.00%"
 
 
-def test_bank_holidays_follow_the_methodology(meth):
+def test_bank_holidays_follow_the_methodology(meths):
     """August 2026: 21 weekdays, one of them (Mon 31st) the Late Summer bank holiday, and
-    5 Saturdays. "other": 20 x 720 + 5 x 240 = 15,600 core minutes; "weekday": 16,320."""
+    5 Saturdays. "other" (2026.4): 20 x 720 + 5 x 240 = 15,600 core minutes; "weekday" (2027.1,
+    the CPM text names Monday-Friday with no exception): 16,320."""
     first, last = dt.date(2026, 8, 1), dt.date(2026, 8, 31)
-    g = minute_grid(meth.availability, first, last, "Europe/London")
-    assert int(g.core.sum()) == 15_600
-    as_weekday = meth.availability.model_copy(update={"bank_holidays": "weekday"})
-    assert int(minute_grid(as_weekday, first, last, "Europe/London").core.sum()) == 16_320
+    old, new = meths["2026.4"].availability, meths["2027.1"].availability
+    assert (old.bank_holidays, new.bank_holidays) == ("other", "weekday")
+    assert int(minute_grid(old, first, last, "Europe/London").core.sum()) == 15_600
+    assert int(minute_grid(new, first, last, "Europe/London").core.sum()) == 16_320
 
 
 def test_maintenance_beyond_the_allowance_is_a_downtime_event(meth):

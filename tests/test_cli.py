@@ -26,7 +26,7 @@ def test_demo_writes_report_and_one_datafile_per_process(demo):
     page = out / "report" / "index.html"
     assert page.exists() and "Open the report" in output
     html = page.read_text()
-    assert "Methodology <b>2026.4</b>" in html and "input fingerprint" in html
+    assert "Methodology <b>2027.1</b>" in html and "input fingerprint" in html
     names = {p.stem for p in (out / "report" / "datafiles").glob("*.csv")}
     assert {"prepayment", "install_commission", "meter_reads", "billing", "cpm"} <= names
     assert len(names) == 17  # 11 processes, CPM table, outcomes, availability, league, legs, OPR
@@ -72,8 +72,11 @@ def test_explain_shows_rules_for_a_request(demo):
     con.close()
     res = runner.invoke(app, ["explain", rid, "--db", str(out / "opmetrics.duckdb")])
     assert res.exit_code == 0, res.output
-    assert '"failed": true' in res.output and "response code E21" in res.output
-    assert "row" in res.output and '"methodology": "2026.4"' in res.output
+    # 2027.1: an E21 reached the User, so RSVP counts no failure; it is a payload failure, and an
+    # outcome failure. 001 l.105 "success of an SRV would be if Users received a response".
+    assert '"failed": false' in res.output and '"payload_failure": true' in res.output
+    assert '"outcome_failed": true' in res.output and "response code E21" in res.output
+    assert "row" in res.output and '"methodology": "2027.1"' in res.output
 
 
 def test_ingest_reports_a_broken_file_and_exits_nonzero(tmp_path):

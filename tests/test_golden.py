@@ -1,20 +1,33 @@
 """Golden tests: a small hand-built month whose figures are worked out by hand below.
 
+Every figure is pinned under both methodology versions where they read the records differently:
+2026.4 counts a communications failure code (E21) or a linked failure alert (N13) as an RSVP
+failure; 2027.1 counts only no response received, as
+001 l.105 "success of an SRV would be if Users received a response to it, irrespective"
+reads; it reports those as payload failures beside it, takes the critical flag from the DUIS
+catalogue (6.23 is not critical there), and counts CPM6A's requests
+answered with a success code within the TRT.
+
 Prepayment (SRV 2.2, on-demand, TRT 30 s), North, received 2026-10-05 10:00Z (11:00 BST):
   r1 2 s I0 | r2 4 s I0 | r3 10 s I0 | r4 40 s I0 (late) | r5 no response (status 34: fail, late)
   r6 35 s E21 (fail, late) | r7 3 s I0 but a linked N13 alert (fail, on time)
   r8 status 1 "pending": excluded | r9 quarantined 1 h, answered 6 s after release: RTT 6 s
   r10 0.5 s E51 (status 8): a response, not a payload failure, on time
- North: volume 9, failures 3 (r5 r6 r7), RTTs {0.5,2,3,4,6,10,35,40}: mean 100.5/8 = 12.5625,
-        median (4+6)/2 = 5, min 0.5, max 40; within TRT 6 of 9 (r1 r2 r3 r7 r9 r10).
+ North: volume 9, failures 3 (r5 r6 r7) in 2026.4, 1 (r5) in 2027.1; payload failures 2 (r6 r7);
+        categories: no response 1 (r5), success code 6 (r1 r2 r3 r4 r7 r9), other code 2 (r6 r10);
+        RTTs {0.5,2,3,4,6,10,35,40}: mean 100.5/8 = 12.5625,
+        median (4+6)/2 = 5, min 0.5, max 40; within TRT 6 of 9 (r1 r2 r3 r7 r9 r10), of which
+        answered I0: 5 (r10's E51 is not a success code).
 SMETS1: s1 received 2026-09-30T23:30Z = 1 Oct 00:30 BST (in October), 8 s;
         s2 received 2026-10-31T23:30Z = 31 Oct 23:30 GMT (in October), 31 s (late).
         Outside October: s0 2026-09-30T22:59Z (30 Sep BST), s3 2026-11-01T00:00:00.5Z (1 Nov GMT).
  SMETS1: volume 2, failures 0, mean = median = 19.5, within 1 of 2.
- All: volume 11, failures 3, RTTs + {8, 31}: mean 139.5/10 = 13.95, median (6+8)/2 = 7, within 7/11.
+ All: volume 11, failures 3 (2027.1: 1), RTTs + {8, 31}: mean 139.5/10 = 13.95, median (6+8)/2 = 7,
+ within 7/11.
 Tariff (1.1.1 future-dated, Central): f1 1 h (on time), f2 25 h (late, TRT 86400 s): CPM2 1/2.
-6.23 (critical, on-demand, South, another device) c1 5 s: in CoS, not in CPM1 (critical).
-CPM1 (non-critical on-demand): North 6/9, SMETS1 1/2, All 7/11.
+6.23 (input critical, on-demand, South, another device) c1 5 s: in CoS; not in CPM1 under 2026.4
+  (critical as input), in it under 2027.1 (the DUIS catalogue says 6.23 is not critical).
+CPM1 (non-critical on-demand): North 6/9, SMETS1 1/2, All 7/11; 2027.1: South 1/1, All 8/12.
 CPM3 alerts: a1 10 s (on time), a2 61 s (late), a3 undelivered (late), a4 suppressed (not counted),
   a5 N13 1 s (on time): 2 of 4 = 50 %.
 """
@@ -22,7 +35,7 @@ CPM3 alerts: a1 10 s (on time), a2 61 s (late), a3 undelivered (late), a4 suppre
 from __future__ import annotations
 
 import pytest
-from conftest import alert, load_rows, rid, sr
+from conftest import VERSIONS, alert, load_rows, rid, sr
 
 from opmetrics.measures.run import compute
 
@@ -91,12 +104,18 @@ ALERTS = [
 ]
 
 
-@pytest.fixture
-def computed(store, tmp_path, meth):
+@pytest.fixture(params=list(VERSIONS))
+def computed(request, store, tmp_path, meths):
     assert load_rows(store, tmp_path, "service_requests", REQUESTS).quarantined == 0
     assert load_rows(store, tmp_path, "alerts", ALERTS).quarantined == 0
-    compute(store, meth, "2026-10")
+    compute(store, meths[request.param], "2026-10")
+    store.version = request.param
     return store
+
+
+def by_version(store, **values):
+    """The expectation of the version the store was computed with (`v2026_4=..., v2027_1=...`)."""
+    return values["v" + store.version.replace(".", "_")]
 
 
 def rsvp(store, scope, key, segment, rate="month", day=None):
@@ -113,8 +132,13 @@ def rsvp(store, scope, key, segment, rate="month", day=None):
 def test_prepayment_north_by_hand(computed):
     r = rsvp(computed, "process", "prepayment", "North")
     assert r["volume"] == 9
-    assert r["failures"] == 3
+    assert r["failures"] == by_version(computed, v2026_4=3, v2027_1=1)
+    assert r["payload_failures"] == 2
     assert r["no_response"] == 1
+    cats = [r[c] for c in ("no_response_success_code", "no_response_other_code")]
+    cats += [r[c] for c in ("response_success_code", "response_other_code")]
+    assert cats == [0, 1, 6, 2]
+    assert r["delivered_within_trt"] == 5
     assert r["rtt_count"] == 8
     assert r["rtt_mean_s"] == pytest.approx(12.5625)
     assert r["rtt_median_s"] == pytest.approx(5.0)
@@ -122,7 +146,8 @@ def test_prepayment_north_by_hand(computed):
     assert r["rtt_max_s"] == pytest.approx(40.0)
     assert (r["within_trt"], r["trt_denominator"]) == (6, 9)
     assert r["within_trt_pct"] == pytest.approx(100 * 6 / 9)
-    assert r["failure_pct"] == pytest.approx(100 * 3 / 9)
+    assert r["failure_pct"] == pytest.approx(100 * by_version(computed, v2026_4=3, v2027_1=1) / 9)
+    assert r["payload_failure_pct"] == pytest.approx(100 * 2 / 9)
 
 
 def test_uk_day_boundaries_and_smets1(computed):
@@ -137,7 +162,11 @@ def test_uk_day_boundaries_and_smets1(computed):
 
 def test_prepayment_all_segments(computed):
     r = rsvp(computed, "process", "prepayment", "All")
-    assert (r["volume"], r["failures"], r["within_trt"]) == (11, 3, 7)
+    assert (r["volume"], r["failures"], r["within_trt"]) == (
+        11,
+        by_version(computed, v2026_4=3, v2027_1=1),
+        7,
+    )
     assert r["rtt_mean_s"] == pytest.approx(13.95)
     assert r["rtt_median_s"] == pytest.approx(7.0)
     assert rsvp(computed, "process", "prepayment", "SMETS2")["volume"] == 9
@@ -158,11 +187,23 @@ def test_cpms_by_hand(computed):
     }
     assert rows[("CPM1", "North")][:2] == (6, 9)
     assert rows[("CPM1", "SMETS1")][:2] == (1, 2)
-    assert rows[("CPM1", "All")][:2] == (7, 11)
-    assert rows[("CPM1", "South")] == (0, 0, "No Events")  # the only South request is critical
+    assert rows[("CPM1", "All")][:2] == by_version(computed, v2026_4=(7, 11), v2027_1=(8, 12))
+    # The only South request is the 6.23: critical as input, not critical in the DUIS catalogue.
+    assert rows[("CPM1", "South")] == by_version(
+        computed, v2026_4=(0, 0, "No Events"), v2027_1=(1, 1, "target met")
+    )
     assert rows[("CPM2", "All")][:2] == (1, 2)
     assert rows[("CPM3", "All")][:2] == (2, 4)
     assert rows[("CPM3", "All")][2] == "below minimum"
+
+
+def test_cpm6a_counts_deliveries_within_the_trt_under_2027(computed):
+    """2027.1: a process is delivered within the TRT when it was answered with a success code in
+    time (North: r1 r2 r3 r7 r9; r10's E51 came in 0.5 s but is not a delivery)."""
+    n, d = computed.con.execute(
+        "SELECT numerator, denominator FROM cpm WHERE cpm='CPM6A' AND key='prepayment' AND segment='North'"
+    ).fetchone()
+    assert (n, d) == (by_version(computed, v2026_4=6, v2027_1=5), 9)
 
 
 def test_cpm6a_status_against_target_and_minimum(computed):

@@ -22,11 +22,14 @@ def _write(tmp_path: Path, mutate) -> Path:
 def test_shipped_methodology_matches_the_seeds():
     m = methodology.load()
     assert m.cpm("CPM1").target == 99.0 and m.cpm("CPM1").minimum == 96.0  # 003 CPM table
-    assert m.alerts.trt_seconds == 60  # 001 l.3442
+    assert m.alerts.trt_seconds == 60  # 001 l.3442 "within 60 seconds measured"
     assert m.process("prepayment").srvs == ["1.6", "2.1", "2.2"]  # 001 Table 4
     assert not m.process("install_commission").smets1
     assert 1 not in m.report_status.included and 34 in m.report_status.included
-    assert {"E20", "E21"} <= set(m.payload.failure_response_codes)
+    assert {"E20", "E21"} <= set(m.codes("failure_dcc"))  # 001 l.309 "Communications Failure"
+    assert m.category_of("I0") == "success" and m.category_of("I99") == "acknowledgement"
+    assert m.category_of("E4") == "failure_outside"  # 001 l.984 "it will result in an E4"
+    assert m.category_of("E999") == "other"  # an unlisted code is never a success
     assert len(m.fingerprint) == 64
 
 

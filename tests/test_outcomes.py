@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import alert, load_rows, overridden, sr
+from conftest import VERSIONS, alert, load_rows, overridden, sr
 
 from opmetrics.measures.incremental import clear, refresh, stored_cubes
 from opmetrics.measures.records import (
@@ -120,12 +120,16 @@ def test_attribution_ic_cos_tariff_and_pairs(store, tmp_path, meth):
     assert again == vol
 
 
-def test_party_resends_count_each_and_attempt_table(store, tmp_path, meth):
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_party_resends_count_each_and_attempt_table(store, tmp_path, meths, version):
     """003: 6 sends of a top-up to D1, success on the 2nd = 1 success + 5 failures ... here the
     sends are E21, I0 (chain 1 ends in success); then a new chain E21, E21, E21, I0 to D1 (the
     4th attempt wins: "later"); D2: one I0 (1st); D3: E20 then nothing (never).
-    Volume 8, failures 5 (E21, E21, E21, E21, E20). Chains: 4: 1st 1, 2nd 1, later 1, never 1.
+    PP1 (a top-up delivered): volume 8, failures 5 (E21, E21, E21, E21, E20) under both
+    versions. RSVP: 5 failures in 2026.4; none in 2027.1, where every send got a response.
+    Chains: 4: 1st 1, 2nd 1, later 1, never 1.
     """
+    meth = meths[version]
     codes = [("E21", 0), ("I0", 5), ("E21", 60), ("E21", 65), ("E21", 70), ("I0", 75)]
     reqs = [
         sr(i + 1, received_at=t(10, 18, m), responded_at=t(10, 18, m, 2), response_code=c)
@@ -146,7 +150,9 @@ def test_party_resends_count_each_and_attempt_table(store, tmp_path, meth):
     r = store.rows(
         "SELECT volume, failures FROM rsvp WHERE scope='srv' AND key='2.2' AND rate='month' AND segment='All'"
     )
-    assert (r[0]["volume"], r[0]["failures"]) == (8, 5)
+    assert (r[0]["volume"], r[0]["failures"]) == (8, 5 if version == "2026.4" else 0)
+    pp1 = store.rows("SELECT numerator, denominator FROM outcomes WHERE measure='PP1' AND breakdown='all'")
+    assert [(x["numerator"], x["denominator"]) for x in pp1] == [(3, 8)]
     got = {
         x["key1"]: x["numerator"] for x in store.rows("SELECT * FROM outcomes WHERE measure='PP1.attempts'")
     }

@@ -877,6 +877,52 @@ def check_methodology(path: Annotated[Path, typer.Argument(help="Methodology YAM
     )
 
 
+seeds_app = typer.Typer(help="The seed documents definitions cite: find a quote, check every citation.")
+app.add_typer(seeds_app, name="seeds")
+SeedsOpt = Annotated[
+    Path | None,
+    typer.Option("--seeds", help="Folder of the seed files (default: $OPMETRICS_SEEDS or ../shared/seeds)."),
+]
+
+
+def _seeds(folder: Path | None) -> Path:
+    from opmetrics.methodology import citations
+
+    found = folder or citations.seeds_dir()
+    if found is None or not all((found / f).exists() for f in citations.SEED_FILES.values()):
+        err.print(f"error: the seed files {', '.join(citations.SEED_FILES.values())} are not in {found}")
+        raise typer.Exit(1)
+    return found
+
+
+@seeds_app.command("find")
+def seeds_find(quote: Annotated[str, typer.Argument(help="Words to find.")], seeds: SeedsOpt = None) -> None:
+    """Where words are in the seeds, as a citation to paste: the seed, its lines, the words quoted."""
+    from opmetrics.methodology import citations
+
+    where = citations.locate(quote, _seeds(seeds))
+    if not where:
+        err.print(f'"{quote}" is not in the seeds')
+        raise typer.Exit(1)
+    for w in where:
+        console.print(f'{w} "{quote}"', markup=False, highlight=False)
+
+
+@seeds_app.command("check")
+def seeds_check(seeds: SeedsOpt = None) -> None:
+    """Check every seed citation in the repository: each carries a quote found at its lines."""
+    from opmetrics.methodology import citations
+
+    problems = citations.check_tree(folder=_seeds(seeds))
+    n = len(citations.tree_citations())
+    for p in problems:
+        console.print(p, markup=False, highlight=False)
+    if problems:
+        err.print(f"{len(problems)} of {n} citations do not hold")
+        raise typer.Exit(1)
+    console.print(f"[green]OK[/] {n} citations, each quote at its cited lines")
+
+
 users_app = typer.Typer(help="Dashboard and API users: dcc, panel, or party (one SEC Party).")
 app.add_typer(users_app, name="users")
 

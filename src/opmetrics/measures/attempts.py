@@ -27,9 +27,9 @@ from opmetrics.measures.records import (
     Scope,
     alone_and_repeated,
     chain_outcomes,
-    classified_requests,
     in_scope,
     number_chains,
+    outcome_requests,
     repeated_chain_hashes,
 )
 
@@ -66,7 +66,7 @@ def _whole_period(s: Scope) -> list[Row]:
     # built on the chains: 6.2 s of CPU at a national day). The counts are read into a dict, so
     # row order means nothing and joins may spill.
     with s.unordered():
-        included = classified_requests(s).filter(ibis._.included)
+        included = outcome_requests(s)
         repeated = s.cached("att1_repeated", lambda: repeated_chain_hashes(included))
         c = chain_outcomes(s, marked(s, included), "_rec", ["srv", "smets", *marks(s)], repeated)
         j = join_processes(s, c)
@@ -113,8 +113,8 @@ def _sends(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> ibis.Ta
     """The included sends of `days` with what chaining reads, and each carried chain as one
     failed send of its attempts so far (weight `_w`), at its last send's time."""
     first, last = days[0], days[-1]
-    req = classified_requests(s)
-    sends = marked(s, req.filter(req.included & req.report_date.between(first, last)))
+    req = outcome_requests(s)
+    sends = marked(s, req.filter(req.report_date.between(first, last)))
     sends = sends.select(
         *CHAIN_KEYS,
         "report_date",

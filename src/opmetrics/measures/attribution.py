@@ -1,4 +1,5 @@
-"""Business-process attribution: which requests belong to which process (001 l.904-935).
+"""Business-process attribution: which requests belong to which process
+(001 l.945 "Requirement 2.1.1 Table 4 Notes").
 
 The DCC cannot see inside a request, so it infers the process from context: I&C SRVs are those
 sent to a device on its commissioning day, CoS SRVs those sent the same day as a 6.23, tariff

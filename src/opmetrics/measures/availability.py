@@ -1,4 +1,4 @@
-"""Service availability and reliability (001 l.4401-5133, Table 13, Recommendations 10-11).
+"""Service availability and reliability (001 l.4688 "A monthly view of end-to-end service availability").
 
 Time is a grid of whole minutes in the period (UTC minute starts, each labelled with its UK
 day and time band). Every outage becomes a mask over that grid: an outage that covers any part

@@ -7,7 +7,7 @@ import datetime as dt
 import ibis
 
 from opmetrics.measures.outcome import Context, Row, count_row, day_cells, rows_of, share_row, success_rows
-from opmetrics.measures.records import Scope, classified_requests, included_requests, latest_devices, srv_in
+from opmetrics.measures.records import Scope, included_requests, latest_devices, outcome_requests, srv_in
 
 
 def _with_silence(s: Scope, t: ibis.Table) -> ibis.Table:
@@ -34,7 +34,7 @@ def day_reads(s: Scope) -> ibis.Table:
     """B1's and B2's day cells: the included requests of their SRVs per SRV, mode, region,
     response category, failure, silence of the device (B1's exclusion) and whether answered
     within B1's hours (`ok_read`)."""
-    t = classified_requests(s).filter(ibis._.included)
+    t = outcome_requests(s)
     t = _with_silence(s, t.filter(srv_in(t, _read_srvs(s))))
     hours = s.m.outcomes.scheduled_read_hours
     ok_read = (t.has_response & (t.rtt_ms <= hours * 3_600_000)).fill_null(False)

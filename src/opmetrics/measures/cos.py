@@ -5,18 +5,25 @@ from __future__ import annotations
 import ibis
 
 from opmetrics.measures.outcome import Context, Row, cell_shares, count_row, day_cells, rows_of, share_row
-from opmetrics.measures.records import Scope, classified_requests, included_requests, success_code
+from opmetrics.measures.records import (
+    Scope,
+    classified_requests,
+    included_requests,
+    outcome_requests,
+    success_code,
+)
 
 
 def cos_requests(s: Scope) -> ibis.Table:
     """Included 6.23s, each with `ok`: delivered, or a failure overturned because the gaining
-    party's later SRVs reached the device the same UK day (001 l.372, l.966). Four measures
+    party's later SRVs reached the device the same UK day
+    (001 l.371 "subsequent critical and non-critical SRs sent by the gaining supplier"). Four measures
     read it: computed once per run."""
     return s.cached("cos_requests", lambda: _cos_requests(s))
 
 
 def _cos_requests(s: Scope) -> ibis.Table:
-    req = classified_requests(s).filter(ibis._.included)
+    req = outcome_requests(s)
     cos = req.filter(req.srv == "6.23")
     # Read from their own rows: a success code needs no lookup.
     later = included_requests(s, None, lambda r: (r.srv != "6.23") & success_code(s, r))
@@ -57,7 +64,7 @@ def day_cos_codes(s: Scope) -> ibis.Table:
     of them counted in CoS1 (the rest are outside DCC control)."""
     t = classified_requests(s)
     t = t.filter((t.srv == "6.23") & t.report_status.isin(s.m.report_status.included))
-    bad = t.filter(t.failed | (t.response_category == "response: other code"))
+    bad = t.filter(t.outcome_failed | (t.response_category == "response: other code"))
     return bad.group_by(["report_date", bad.response_code.fill_null("no response").name("code")]).aggregate(
         n=bad.count(), incl=bad.included.cast("int64").sum().cast("int64")
     )

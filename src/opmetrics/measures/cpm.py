@@ -101,7 +101,8 @@ def _closed_incidents(s: Scope) -> ibis.Table:
 
 
 def _incident_targets(s: Scope, t: ibis.Table, measure: str) -> ibis.Value:
-    """Met target, with SMETS1 incidents held to their own target times (001 l.5427)."""
+    """Met target, with SMETS1 incidents held to their own target times
+    (001 l.5436 "There are differing Target Resolution Times for SMETS1 & SMETS2")."""
     cats = s.m.incidents.categories
     if measure == "resolution":
         limit = ibis.cases(
@@ -259,7 +260,7 @@ def compute_cpm(
                             "key": r["key"],
                             "segment": r["segment"],
                             "instance": True,
-                            "numerator": r["within_trt"],
+                            "numerator": r[c.numerator],
                             "denominator": r["trt_denominator"],
                         }
                     )

@@ -101,19 +101,51 @@ def _by_scope(
 
 _REQ_BY = ["report_date", "segment", "smets", "mode", "critical"]
 _RTT_BY = ["report_date", "segment", "smets", "rtt_ms"]
-_SUMS = ["records", "volume", "failures", "no_response", "responses", "within_trt", "rtt_count", "rtt_sum_ms"]
+# The four response categories of 001 l.941-944 "No Response received (successful response code)",
+# as RSVP columns (a success code is the SRV's own: `records.success_code`).
+CATEGORY_COLUMNS = [
+    "no_response_success_code",
+    "no_response_other_code",
+    "response_success_code",
+    "response_other_code",
+]
+_SUMS = [
+    "records",
+    "volume",
+    "failures",
+    "no_response",
+    "responses",
+    "within_trt",
+    "delivered_within_trt",
+    "payload_failures",
+    *CATEGORY_COLUMNS,
+    "rtt_count",
+    "rtt_sum_ms",
+]
+
+
+def _count(flag: ibis.Value) -> ibis.Value:
+    return flag.cast("int64").sum().cast("int64")
 
 
 def _request_sums(t: ibis.Table) -> dict:
     rtt = ibis.ifelse(t.speed_counted, t.rtt_ms, None).cast("int64")
+    got, ok = t.has_response, t.success_code
     return {
         "records": t.count(),
         "volume": t.count_weight.cast("int64").sum().cast("int64"),
         "failures": (t.failed.cast("int64") + t.extra_failures.cast("int64")).sum().cast("int64"),
-        "no_response": (~t.has_response).cast("int64").sum().cast("int64"),
-        "responses": t.has_response.cast("int64").sum().cast("int64"),
-        "within_trt": t.within_trt.cast("int64").sum().cast("int64"),
-        "rtt_count": t.speed_counted.cast("int64").sum().cast("int64"),
+        "no_response": _count(~got),
+        "responses": _count(got),
+        "within_trt": _count(t.within_trt),
+        # CPM6A's numerator when it counts deliveries: answered with a success code in time.
+        "delivered_within_trt": _count(t.within_trt & ~t.outcome_failed),
+        "payload_failures": _count(t.payload_failure),
+        "no_response_success_code": _count(~got & ok),
+        "no_response_other_code": _count(~got & ~ok),
+        "response_success_code": _count(got & ok),
+        "response_other_code": _count(got & ~ok),
+        "rtt_count": _count(t.speed_counted),
         "rtt_sum_ms": rtt.sum().cast("int64"),
         "rtt_min_ms": rtt.min(),
         "rtt_max_ms": rtt.max(),
@@ -238,7 +270,10 @@ def _assemble_rate(s: Scope, req: ibis.Table, rtt: ibis.Table, rate: str, merged
             rtt_min_ms=lv.rtt_min_ms.min(),
             rtt_max_ms=lv.rtt_max_ms.max(),
             within_trt=lv.within_trt.sum().cast("int64"),
+            delivered_within_trt=lv.delivered_within_trt.sum().cast("int64"),
             trt_denominator=(lv.records if late else lv.responses).sum().cast("int64"),
+            payload_failures=lv.payload_failures.sum().cast("int64"),
+            **{c: lv[c].sum().cast("int64") for c in CATEGORY_COLUMNS},
         )
         for lv in _levels(req, rate)
     ]
@@ -263,11 +298,15 @@ def _assemble_rate(s: Scope, req: ibis.Table, rtt: ibis.Table, rate: str, merged
         rtt_max_s=ibis.ifelse(counted, j.rtt_max_ms.cast("float64") / 1000, None),
         within_trt="within_trt",
         trt_denominator="trt_denominator",
+        delivered_within_trt="delivered_within_trt",
+        payload_failures="payload_failures",
+        **{c: c for c in CATEGORY_COLUMNS},
     )
     return out.mutate(
         within_trt_pct=ibis.ifelse(out.trt_denominator > 0, _pct(out.within_trt, out.trt_denominator), None),
         failure_pct=_pct(out.failures, out.volume),
         success_pct=_pct(out.volume - out.failures, out.volume),
+        payload_failure_pct=_pct(out.payload_failures, out.volume),
     )
 
 

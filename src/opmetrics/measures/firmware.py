@@ -15,7 +15,7 @@ from opmetrics.measures.outcome import (
     share_row,
     success_rows,
 )
-from opmetrics.measures.records import Scope, classified_requests, included_requests, srv_in
+from opmetrics.measures.records import Scope, included_requests, outcome_requests, srv_in
 
 DF2_ORDER = [
     "verified (8F72)",
@@ -32,7 +32,7 @@ def _df_srvs(s: Scope) -> list[str]:
 def day_firmware(s: Scope) -> ibis.Table:
     """DF1's and DF3's day cells: included requests of their SRVs per SRV, SMETS, region,
     device type, response category and failure."""
-    t = classified_requests(s).filter(ibis._.included)
+    t = outcome_requests(s)
     t = t.filter(srv_in(t, _df_srvs(s)))
     keys = ["report_date", "srv", "smets", "region", "device_type", "response_category", "failed"]
     return t.group_by(keys).aggregate(n=t.count())
@@ -64,7 +64,10 @@ def df1(s: Scope, ctx: Context) -> list[Row]:
     out = success_rows(t, ~t.failed, {"region": ["region"], "device_type": ["device_type"]}, weight="n")
     d = day_cells(s, ctx, "day_firmware_devices", day_firmware_devices)
     n = rows_of(d.aggregate(d=d.device_id.nunique()))[0]["d"]
-    out[0]["note"] = f"{n} devices; success is an acknowledgement of the command (001 l.982)"
+    out[0]["note"] = (
+        f"{n} devices; success is an acknowledgement of the command "
+        '(001 l.998 "merely an acknowledgement of the command")'
+    )
     return out
 
 

@@ -41,7 +41,7 @@ CUBE_TABLES = {
 }
 # Part of every day's fingerprint: raise it when a cube's definition changes, so that stores
 # reduced by an older opmetrics reduce their days again.
-CUBES_VERSION = 3
+CUBES_VERSION = 4
 # Derived from the cubes of the same day: RSVP's daily rows (so a month-end run only merges).
 DAILY_TABLE = "day_rsvp"
 # Histograms whose month is also kept merged, per period (`_month_total_moved`): a count per
@@ -309,6 +309,10 @@ def _replace_days(
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
     def replace(name: str, day: str, expr: ir.Table) -> None:
+        if store.has_table(name) and backend.table(name).columns != expr.columns:
+            # A cube whose columns changed (a newer opmetrics: CUBES_VERSION, so every day is
+            # stale and reduced again) is written anew.
+            con.execute(f"DROP TABLE {name}")
         if not store.has_table(name):
             # Through Ibis, not compiled SQL: an expression may read in-memory tables (the
             # rules per combination), which Ibis registers as it runs it.

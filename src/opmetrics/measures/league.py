@@ -1,4 +1,5 @@
-"""League tables (001 l.6270-6290, 003 customer analytics): each SEC Party's success and
+"""League tables
+(001 l.6381 "who is achieving best in class via an anonymised league table"): each SEC Party's success and
 within-TRT rates per business process, with the industry figures to compare against.
 
 Stored with party identities; the report anonymises them (`opmetrics.report.league`).
@@ -10,14 +11,14 @@ import ibis
 
 from opmetrics.measures.attribution import join_processes, mark_bits, marked
 from opmetrics.measures.outcome import Context, Row, day_cells, rows_of, share_row
-from opmetrics.measures.records import Scope, classified_requests
+from opmetrics.measures.records import Scope, outcome_requests
 
 
 def day_league(s: Scope) -> ibis.Table:
     """LT1's day cells: each party's volume, successes, requests and those within the TRT per
     process. The included requests are grouped by party, SRV, SMETS and marks first, and the
     groups joined to their processes: no join of every record."""
-    t = marked(s, classified_requests(s).filter(ibis._.included))
+    t = marked(s, outcome_requests(s))
     t = t.mutate(
         _ok=(~t.failed).cast("int64") * t.count_weight - t.extra_failures,
         _in=t.within_trt.cast("int64"),

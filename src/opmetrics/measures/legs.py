@@ -1,4 +1,5 @@
-"""Legs of the journey (issue 12; 001 l.3490-3570, 003 DCC proxy): where a request's round trip
+"""Legs of the journey (issue 12;
+003 l.296 "look at time taken to deliver SRVs"): where a request's round trip
 goes, so the DCC's own performance can be told apart from the home network and the device.
 
 From the optional leg timestamps of on-demand requests (contract 1.2):
@@ -8,7 +9,9 @@ From the optional leg timestamps of on-demand requests (contract 1.2):
 - home network: from the CHF/GPF to the device's answer (a gas meter may sleep for 30 minutes);
 - RTT excluding the home network: the round trip less the home-network leg;
 - DSP time: the DSP's outbound leg plus its return leg, against the DSP's share of the TRT
-  (TRT less the CSP's target, 001 l.3530); CSP time: the service provider's round trip.
+  (TRT less the CSP's target,
+  001 l.3530-3533 "then the DSP Target Response Time should be 5 seconds");
+  CSP time: the service provider's round trip.
 
 Requests without the legs count in `requests` but not in `with_legs`: coverage says how much
 of the traffic the figures stand on, and no legs at all means no proxy (stated, not guessed).

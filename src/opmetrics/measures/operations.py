@@ -1,5 +1,5 @@
-"""Incidents, defects, throttling, estate health, outage impact and timeliness (issue 5;
-001 l.5421-5760, l.6163-6260, Recommendations 16-19, 26-27).
+"""Incidents, defects, throttling, estate health, outage impact and timeliness (issue 5; the
+review's chapter 4: 001 l.5421 "4.2 Incident Management" to 001 l.6247 "4.8 Estate Health").
 
 These inputs are small (hundreds of rows a month), so each measure reads its rows once and
 works them out in Python, where every rule reads like the sentence it comes from.
@@ -269,7 +269,7 @@ def eh_firmware(s: Scope, ctx: Context) -> list[Row]:
     return out
 
 
-# --- Outage impact (001 l.5467-5485, Recommendation 16) ------------------------------------
+# --- Outage impact (001 l.5470 "can be used as a proxy for the scale of the issues") -----
 
 
 def _windows(s: Scope, ctx: Context) -> list[dict[str, Any]]:
@@ -413,7 +413,7 @@ def imp_volumes(s: Scope, ctx: Context, weeks: int = 4) -> list[Row]:
     return out
 
 
-# --- Timeliness (001 l.6163-6200, Recommendation 26) ---------------------------------------
+# --- Timeliness (001 l.6163 "4.7 Timeliness of PMR") -----------------------------------------
 
 
 def working_day_after(day: dt.date, n: int, subdiv: str = "ENG") -> dt.date:

@@ -2,7 +2,8 @@
 
 Every outcome row is (measure, breakdown, key1, key2, numerator, denominator, value, unit,
 status, note). A measure whose input table is empty reports "missing input" with the reason;
-one whose input is present but has nothing relevant reports "No Events" (001 l.5342-5372).
+one whose input is present but has nothing relevant reports "No Events"
+(001 l.5363 "will only be used where").
 The measure functions live in one module per business-process family.
 
 A measure that reads the service requests or alerts does so through its family's day cells

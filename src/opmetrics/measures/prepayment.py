@@ -22,16 +22,16 @@ from opmetrics.measures.outcome import (
 from opmetrics.measures.records import (
     Scope,
     chain_outcomes,
-    classified_requests,
     included_requests,
     latest_devices,
+    outcome_requests,
     repeated_chain_hashes,
     srv_in,
 )
 
 
 def _topups(s: Scope) -> ibis.Table:
-    t = classified_requests(s).filter(ibis._.included)
+    t = outcome_requests(s)
     return t.filter(srv_in(t, s.m.measure("PP1").srvs))
 
 
@@ -146,7 +146,7 @@ def pp1_local_credit(s: Scope, ctx: Context) -> list[Row]:
 
 def day_pp2(s: Scope) -> ibis.Table:
     """PP2's day cells: included requests of its SRVs per SRV, device type, region and failure."""
-    t = classified_requests(s).filter(ibis._.included)
+    t = outcome_requests(s)
     t = t.filter(srv_in(t, s.m.measure("PP2").srvs))
     return t.group_by(["report_date", "srv", "device_type", "region", "failed"]).aggregate(n=t.count())
 

@@ -1,4 +1,5 @@
-"""Service-provider measures (issue 12; 001 l.2694-3570): the CSPs' round-trip test messages
+"""Service-provider measures (issue 12;
+001 l.3497 "three CSP targets for"): the CSPs' round-trip test messages
 (SP1) and the DSP's own time against its share of the TRT (SP2). Which measures are reported
 is data: the methodology's `service_provider_measures`."""
 
@@ -12,7 +13,9 @@ from opmetrics.measures.records import Scope, classified_requests
 
 def sp1(s: Scope, ctx: Context) -> list[Row]:
     """Per provider and target: test messages back within the target; the provider's service
-    level is the average of its three shares (001 l.3500-3502). A lost message is a failure."""
+    level is the average of its three shares
+    (001 l.3500-3503 "An average of all three measures is used to calculate the CSP service level").
+    A lost message is a failure."""
     t = s.con.table("csp_test_messages")
     t = t.filter(t.report_date.between(s.first, s.last))
     rtt = t.returned_at.delta(t.sent_at, unit="millisecond")

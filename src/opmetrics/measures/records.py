@@ -240,6 +240,13 @@ def classified_requests(s: Scope, table: ibis.Table | None = None) -> ibis.Table
     return s.cached("classified_requests", lambda: _classify_requests(s, requests_in_period(s)))
 
 
+def outcome_requests(s: Scope) -> ibis.Table:
+    """The period's included requests as the outcome measures count them: `failed` is their
+    outcome failure (`outcome_failed`, `outcomes.success_basis`), not RSVP's."""
+    t = classified_requests(s).filter(ibis._.included)
+    return t.mutate(failed=t.outcome_failed)
+
+
 def has_classified_copy(s: Scope) -> bool:
     """Whether the classified requests are read from a table of this run's (so that reading a
     part of them costs less than classifying those rows again)."""
@@ -254,10 +261,19 @@ def _lookups(s: Scope, sr: ibis.Table) -> ibis.Table:
     """The requests with what classifying them looks up in other tables: the TRT (`trt_s`),
     whether a failure alert is linked (`_alert_failure`), and the record key (`_rec`)."""
     m = s.m
-    trt = ibis.memtable(m.trt_rows()).rename(trt_srv="srv", trt_smets="smets", trt_mode="mode")
+    if m.critical_from == "catalogue":
+        # Every catalogued SRV in every mode, with the catalogue's critical flag, which replaces
+        # the input's (kept only for an SRV the catalogue does not have).
+        trt = ibis.memtable(m.catalogue_rows()).rename(
+            trt_srv="srv", trt_smets="smets", trt_mode="mode", _cat_critical="critical"
+        )
+    else:
+        trt = ibis.memtable(m.trt_rows()).rename(trt_srv="srv", trt_smets="smets", trt_mode="mode")
     t = sr.left_join(trt, [sr.srv == trt.trt_srv, sr.smets == trt.trt_smets, sr.mode == trt.trt_mode]).drop(
         "trt_srv", "trt_smets", "trt_mode"
     )
+    if m.critical_from == "catalogue":
+        t = t.mutate(critical=t._cat_critical.coalesce(t.critical)).drop("_cat_critical")
     default_trt = ibis.cases(
         *[(t.mode == mode, secs) for mode, secs in m.trt_defaults_seconds.items()], else_=None
     )
@@ -269,15 +285,71 @@ def _lookups(s: Scope, sr: ibis.Table) -> ibis.Table:
 
 
 def _flags(s: Scope, t: ibis.Table) -> ibis.Table:
-    """Looked-up requests (`_lookups`) with `included` and `failed`: the two columns nearly
-    every measure filters or counts by, kept with the lookups in a classified copy."""
-    m = s.m
-    comms_failure = t.response_code.isin(m.payload.failure_response_codes).fill_null(False)
-    no_response = t.responded_at.isnull() if m.payload.no_response_is_failure else ibis.literal(False)
+    """Looked-up requests (`_lookups`) with `included`, `failed` (RSVP's) and `outcome_failed`
+    (the outcome measures'): the columns nearly every measure filters or counts by, kept with the
+    lookups in a classified copy."""
     status_ok, pmel, outside = _inclusion(s, t)
     return t.mutate(
-        included=status_ok & pmel.isnull() & ~outside, failed=comms_failure | t._alert_failure | no_response
+        included=status_ok & pmel.isnull() & ~outside,
+        failed=rsvp_failed(s, t, t._alert_failure),
+        outcome_failed=outcome_failed(s, t, t._alert_failure),
     )
+
+
+def received(s: Scope, t: ibis.Table) -> ibis.Value:
+    """Whether a response reached the User: one was sent, and its report status does not say it
+    stopped at the gateway (`payload.undelivered_report_statuses`)."""
+    sent = t.responded_at.notnull()
+    held = s.m.payload.undelivered_report_statuses
+    return sent if not held else sent & ~in_ranges(t.report_status, held)
+
+
+def payload_failure(s: Scope, t: ibis.Table, alert_failure: ibis.Value) -> ibis.Value:
+    """The Payload definition's failure, a failure_dcc response code or a linked failure alert
+    (N12/N13): 001 l.100 "A failure is recorded when a Service Response contains an Error"."""
+    comms = t.response_code.isin(s.m.codes("failure_dcc") or ["-"]).fill_null(False)
+    return comms | alert_failure
+
+
+def rsvp_failed(s: Scope, t: ibis.Table, alert_failure: ibis.Value) -> ibis.Value:
+    """RSVP's failure (`payload.rsvp_success`): no response received, and in 2026.4's reading a
+    payload failure too. 001 l.105 "If Users don't receive a response, this would count as a failure"."""
+    p = s.m.payload
+    missing = ~received(s, t) if p.no_response_is_failure else ibis.literal(False)
+    if p.rsvp_success == "response_received":
+        return missing
+    return payload_failure(s, t, alert_failure) | missing
+
+
+def success_code(s: Scope, t: ibis.Table) -> ibis.Value:
+    """Whether a request was answered with a code that means success for its SRV (the catalogue's
+    `success_codes`, else the "success" category: I0; 11.1's acknowledgement I99), from its own
+    row."""
+    m = s.m
+    default = m.codes("success") or ["-"]
+    own = {x.srv: tuple(x.success_codes) for x in m.srvs if x.success_codes}
+    code = t.response_code
+    if not own:
+        ok = code.isin(default)
+    else:
+        by_codes: dict[tuple[str, ...], list[str]] = {}
+        for srv, codes in own.items():
+            by_codes.setdefault(codes, []).append(srv)
+        ok = ibis.cases(
+            *[(t.srv.isin(srvs), code.isin(list(codes))) for codes, srvs in by_codes.items()],
+            else_=code.isin(default),
+        )
+    return t.responded_at.notnull() & ok.fill_null(False)
+
+
+def outcome_failed(s: Scope, t: ibis.Table, alert_failure: ibis.Value) -> ibis.Value:
+    """An outcome measure's failure (`outcomes.success_basis`): not answered with a success code
+    of its SRV ("response_codes"), or RSVP's 2026.4 failure ("payload")."""
+    if s.m.outcomes.success_basis == "payload":
+        p = s.m.payload
+        missing = t.responded_at.isnull() if p.no_response_is_failure else ibis.literal(False)
+        return payload_failure(s, t, alert_failure) | missing
+    return ~success_code(s, t)
 
 
 def _classify(s: Scope, t: ibis.Table) -> ibis.Table:
@@ -286,15 +358,15 @@ def _classify(s: Scope, t: ibis.Table) -> ibis.Table:
     m = s.m
     if "included" not in t.columns:
         t = _flags(s, t)
-    has_response = t.responded_at.notnull()
-    comms_failure = t.response_code.isin(m.payload.failure_response_codes).fill_null(False)
+    has_response = received(s, t)
+    comms_failure = t.response_code.isin(m.codes("failure_dcc") or ["-"]).fill_null(False)
     status_ok, pmel, outside = _inclusion(s, t)
     rule = ibis.cases(
         (
             ~status_ok,
             ibis.literal("excluded: report status ")
             + t.report_status.cast("string")
-            + " not in reporting (001 l.595-750)",
+            + ' not in reporting (001 l.598 "Included in Reporting")',
         ),
         (pmel.notnull(), pmel),
         (
@@ -308,18 +380,10 @@ def _classify(s: Scope, t: ibis.Table) -> ibis.Table:
         segment=t.region,
         rtt_ms=_rtt_ms(s, t),
         has_response=has_response,
-        failure_reason=ibis.cases(
-            (comms_failure, ibis.literal("response code ") + t.response_code),
-            (t._alert_failure, ibis.literal("failure alert (N12/N13) linked to request")),
-            (~has_response, ibis.literal("no response")),
-            else_=None,
-        ),
-        response_category=ibis.cases(
-            (~has_response, "no response"),
-            (success_code(s, t), "response: success code"),
-            (comms_failure, "response: communications failure code"),
-            else_="response: other code",
-        ),
+        success_code=success_code(s, t),
+        payload_failure=payload_failure(s, t, t._alert_failure),
+        failure_reason=_failure_reason(s, t, comms_failure),
+        response_category=response_category(s, t, has_response, comms_failure),
         speed_counted=_speed_counted(s, t),
         # DSP automatic retries: one request (and success if any attempt succeeded), or each
         # attempt counted, all but the last as failures (counting.dsp_retries_count_once).
@@ -336,6 +400,57 @@ def _classify(s: Scope, t: ibis.Table) -> ibis.Table:
     return t
 
 
+# The four response categories of 001 l.941-944 "No Response received (successful response code)"
+# (and l.990-993 for B1), in the order the seed lists them.
+CATEGORIES = (
+    "no response received: success code",
+    "no response received: other code",
+    "response received: success code",
+    "response received: other code",
+)
+
+
+def response_category(
+    s: Scope, t: ibis.Table, has_response: ibis.Value, comms_failure: ibis.Value
+) -> ibis.Value:
+    """A request's response category: the four of 001 l.941 "No Response received (successful"
+    and the three after it (a success code is its SRV's, `success_code`), or with
+    `payload.rsvp_success: no_payload_failure` 2026.4's four (no response; a success code; a
+    communications failure code; another code)."""
+    ok = success_code(s, t)
+    if s.m.payload.rsvp_success == "no_payload_failure":
+        return ibis.cases(
+            (~has_response, "no response"),
+            (ok, "response: success code"),
+            (comms_failure, "response: communications failure code"),
+            else_="response: other code",
+        )
+    return ibis.cases(
+        (has_response & ok, CATEGORIES[2]),
+        (has_response, CATEGORIES[3]),
+        (ok, CATEGORIES[0]),
+        else_=CATEGORIES[1],
+    )
+
+
+def _failure_reason(s: Scope, t: ibis.Table, comms_failure: ibis.Value) -> ibis.Value:
+    """Why an outcome measure counts a request as failed (null when it does not): no response,
+    or the response code; 2026.4's basis names a linked failure alert too."""
+    no_response = t.responded_at.isnull()
+    if s.m.outcomes.success_basis == "payload":
+        return ibis.cases(
+            (comms_failure, ibis.literal("response code ") + t.response_code),
+            (t._alert_failure, ibis.literal("failure alert (N12/N13) linked to request")),
+            (no_response, ibis.literal("no response")),
+            else_=None,
+        )
+    return ibis.cases(
+        (no_response, ibis.literal("no response")),
+        (~success_code(s, t), ibis.literal("response code ") + t.response_code),
+        else_=None,
+    )
+
+
 def _rtt_ms(s: Scope, t: ibis.Table) -> ibis.Value:
     """Round-trip time in milliseconds (null without a response); quarantine time excluded
     if the methodology says so."""
@@ -347,7 +462,7 @@ def _rtt_ms(s: Scope, t: ibis.Table) -> ibis.Value:
 
 def _speed_counted(s: Scope, t: ibis.Table) -> ibis.Value:
     """Whether a request's RTT counts in Speed: its mode is measured and it was answered."""
-    return t.mode.isin(s.m.speed.rtt_modes) & t.responded_at.notnull()
+    return t.mode.isin(s.m.speed.rtt_modes) & received(s, t)
 
 
 def speed_requests(s: Scope) -> ibis.Table:
@@ -355,12 +470,6 @@ def speed_requests(s: Scope) -> ibis.Table:
     histogram needs no TRT, payload or failure-alert lookup (`included_requests`)."""
     t = included_requests(s, None, lambda r: _speed_counted(s, r))
     return t.mutate(segment=t.region, rtt_ms=_rtt_ms(s, t))
-
-
-def success_code(s: Scope, t: ibis.Table) -> ibis.Value:
-    """Whether a request was answered with a success code (its response category is
-    "response: success code"), from its own row."""
-    return t.responded_at.notnull() & t.response_code.isin(s.m.payload.success_response_codes)
 
 
 def srv_in(t: ibis.Table, srvs: Sequence[str]) -> ibis.Value:
@@ -401,7 +510,7 @@ def _inclusion(s: Scope, t: ibis.Table) -> tuple[ibis.Value, ibis.Value, ibis.Va
     PMEL exception that excludes it (null if none), its response code is outside DCC control."""
     m = s.m
     status_ok = in_ranges(t.report_status, m.report_status.included)
-    outside_codes = list(m.counting.outside_dcc_control_codes)
+    outside_codes = m.codes("failure_outside")
     outside = (
         t.response_code.isin(outside_codes).fill_null(False)
         if m.counting.exclude_outside_dcc_control and outside_codes
@@ -584,14 +693,20 @@ def number_chains(s: Scope, t: ibis.Table, sizes: bool = True, weight: str | Non
 
 
 def collapse_party_retries(s: Scope, t: ibis.Table) -> ibis.Table:
-    """Count a chain of resends once, at its last send, successful if any send was."""
-    inc = attempt_chains(s, t.filter(t.included))
+    """Count a chain of resends once, at its last send, successful if any send was. A party
+    resends because the outcome failed, so the chains follow `outcome_failed`; the chain's RSVP
+    failure is that no send of it was answered (2026.4: the two are the same)."""
+    inc = t.filter(t.included)
+    inc = attempt_chains(s, inc.mutate(failed=inc.outcome_failed, _rsvp_failed=inc.failed))
+    chain = ibis.window(group_by=[*[inc[k] for k in CHAIN_KEYS], inc.chain_no])
+    rsvp_ok = (~inc._rsvp_failed).cast("int64").max().over(chain) == 1
     last = inc.attempt_no == inc.chain_size
     inc = inc.mutate(
         included=last,
         rule=ibis.ifelse(last, inc.rule, "excluded: a resend in a chain counted once (counting rule)"),
-        failed=~inc.chain_succeeded,
-    ).drop("attempt_no", "chain_size", "chain_succeeded", "chain_no")
+        failed=~rsvp_ok,
+        outcome_failed=~inc.chain_succeeded,
+    ).drop("attempt_no", "chain_size", "chain_succeeded", "chain_no", "_rsvp_failed")
     return inc.union(t.filter(~t.included))
 
 
@@ -612,7 +727,13 @@ def _classify_alerts(s: Scope, a: ibis.Table) -> ibis.Table:
     return a.mutate(
         included=~suppressed & pmel.isnull(),
         rule=ibis.cases(
-            (suppressed, ibis.literal("excluded: suppressed by Alert Management Mechanism (001 l.1000)")),
+            (
+                suppressed,
+                ibis.literal(
+                    "excluded: suppressed by Alert Management Mechanism "
+                    '(001 l.1007 "any Alerts that are suppressed")'
+                ),
+            ),
             (pmel.notnull(), pmel),
             else_=ibis.literal("included"),
         ),

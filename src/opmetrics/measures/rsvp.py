@@ -1,4 +1,5 @@
-"""RSVP (Rate, Speed, Volume, Payload) per SRV and per business process (001 l.3576-4060).
+"""RSVP (Rate, Speed, Volume, Payload) per SRV and per business process
+(001 l.3576 "Full Review - Generic Outcome based Measure - RSVP").
 
 Rate: monthly and daily. Speed: RTT mean, median (exact), min, max and % within TRT.
 Volume: requests included by the methodology. Payload: failures by the payload rule.

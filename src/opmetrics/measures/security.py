@@ -1,4 +1,5 @@
-"""Security and Key Management: credential SRVs seen in pairs (001 l.930)."""
+"""Security and Key Management: credential SRVs seen in pairs
+(001 l.960 "These SRVs should be seen in pairs")."""
 
 from __future__ import annotations
 

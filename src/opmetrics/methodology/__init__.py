@@ -16,8 +16,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Mode = Literal["on-demand", "future-dated", "dcc-scheduled"]
+MODES: tuple[Mode, ...] = ("on-demand", "future-dated", "dcc-scheduled")
 
-DEFAULT_FILE = "opmetrics-2026.4.yaml"
+# What a DUIS response code says about a request's fate (issue 31): the User got what it asked
+# for; an acknowledgement only; a failure within the DCC's control (communications failures);
+# a failure or rejection due to a factor outside it; anything else.
+# 003 l.278 "DCC exclude any Response Codes that indicate a failure due to a factor outside DCC".
+ResponseCategory = Literal["success", "acknowledgement", "failure_dcc", "failure_outside", "other"]
+
+DEFAULT_FILE = "opmetrics-2027.1.yaml"
 
 
 class MethodologyError(ValueError):
@@ -43,10 +50,35 @@ class ReportStatus(_Strict):
 
 
 class Payload(_Strict):
-    failure_response_codes: list[str]
+    """How a request's outcome is read (issue 31: `rsvp_success`; 2026.4 named the codes here,
+    2027.1 classifies every code in `response_codes`)."""
+
     failure_alert_codes: list[str]
     no_response_is_failure: bool
-    success_response_codes: list[str]
+    # RSVP's success: "response_received" = a response reached the User, whatever its code (001
+    # l.105); "no_payload_failure" = no response, a communications-failure code or a linked
+    # failure alert is a failure, any other response a success (2026.4).
+    rsvp_success: Literal["response_received", "no_payload_failure"] = "no_payload_failure"
+    # Report statuses whose response the DSP had but the User did not receive (the "No Response
+    # received" categories with a response code: 001 l.941 "No Response received (successful").
+    undelivered_report_statuses: list[int] = []
+    failure_response_codes: list[str] | None = None  # 2026.4 only
+    success_response_codes: list[str] | None = None  # 2026.4 only
+
+
+class ResponseCode(_Strict):
+    category: ResponseCategory
+    meaning: str
+    source: str = ""
+
+
+class ResponseCodes(_Strict):
+    """Every DUIS response code the project can receive, classified (issue 31)."""
+
+    source: str = ""
+    # The category of a code not listed (never silently a success).
+    unlisted: ResponseCategory = "other"
+    codes: dict[str, ResponseCode]
 
 
 class Speed(_Strict):
@@ -64,19 +96,31 @@ class AlertRules(_Strict):
 class Srv(_Strict):
     srv: str
     name: str
-    smets1: bool
+    # Applies to SMETS1 (001 Table 4); None where the seeds do not say (SRVs outside Table 4).
+    smets1: bool | None = None
     critical: bool
     trt: dict[Mode, int]
     trt_smets1: dict[Mode, int] = {}
+    non_device: bool = False  # answered by the DCC itself (DUIS "Non-Device Request")
+    trt_cited: list[Mode] = []  # the modes whose TRT is in the seeds' MoO table (others: defaults)
+    # The response codes that mean success for this SRV (empty: the "success" category's);
+    # 11.1's only response is an acknowledgement: 001 l.998 "merely an acknowledgement".
+    success_codes: list[str] = []
 
 
 class Attribution(_Strict):
-    """Which requests of a process's SRVs belong to it (001 l.904-935)."""
+    """Which requests of a process's SRVs belong to it (001 l.945 "Requirement 2.1.1 Table 4 Notes")."""
 
-    rule: Literal["all", "commissioning_day", "same_day_as", "not_in", "pairs"] = "all"
+    rule: Literal["all", "commissioning_day", "same_day_as", "not_in", "pairs", "user_roles"] = "all"
     anchor_srv: str | None = None
     processes: list[str] = []
     pair: list[str] = []
+    # commissioning_day: which day of the device counts ("commissioned": it reached Commissioned
+    # that UK day, 2026.4; "installed": it was installed that day, commissioned or not).
+    day_of: Literal["commissioned", "installed"] = "commissioned"
+    # pairs: the two SRVs pair on the same UK day (2026.4) or within the second SRV's TRT.
+    pair_within: Literal["same_day", "trt"] = "same_day"
+    user_roles: list[str] = []  # user_roles: the DUIS User Roles whose requests belong
 
     @model_validator(mode="after")
     def _complete(self) -> Attribution:
@@ -86,6 +130,8 @@ class Attribution(_Strict):
             raise ValueError("rule not_in needs processes")
         if self.rule == "pairs" and len(self.pair) != 2:
             raise ValueError("rule pairs needs exactly two SRVs in pair")
+        if self.rule == "user_roles" and not self.user_roles:
+            raise ValueError("rule user_roles needs user_roles")
         return self
 
 
@@ -106,7 +152,7 @@ class Counting(_Strict):
     party_retries_count_separately: bool
     retry_window_minutes: int = Field(gt=0)
     exclude_outside_dcc_control: bool
-    outside_dcc_control_codes: dict[str, str]
+    outside_dcc_control_codes: dict[str, str] | None = None  # 2026.4 only (2027.1: response_codes)
 
 
 class Outcomes(_Strict):
@@ -124,6 +170,9 @@ class Outcomes(_Strict):
     firmware_failure_alert: str
     firmware_smets: list[Literal[1, 2]]
     alert_trt_seconds: int = Field(gt=0)
+    # What success means to an outcome measure: "response_codes" = answered with the success
+    # codes its SRV (or the measure) names; "payload" = not a payload failure (2026.4).
+    success_basis: Literal["payload", "response_codes"] = "payload"
 
 
 def rag_status(pct: float | None, target: float, minimum: float) -> str:
@@ -171,7 +220,7 @@ class Subsystem(_Strict):
 
 
 class Service(_Strict):
-    """A DCC interface and the sub-systems it depends on (001 l.4470-4520)."""
+    """A DCC interface and the sub-systems it depends on (001 l.4700 "include sub-systems linked")."""
 
     name: str
     regional: bool
@@ -193,6 +242,14 @@ class Availability(_Strict):
     core_hours: CoreHours
     bank_holidays: Literal["other", "weekday"]
     holiday_subdivision: str
+    # Regions whose bank holidays follow another calendar (e.g. {North: SCT}); used when bank
+    # holidays are "other" time.
+    holiday_subdivisions: dict[str, str] = {}
+    # A regional Service's headline: "minutes" = its unplanned minutes over its uptime, summed
+    # over regions; "mean_of_regions" = the mean of the regions' percentages (2026.3).
+    headline: Literal["minutes", "mean_of_regions"] = "mean_of_regions"
+    # With no outages loaded: "missing_input" (no figure), or "available" (100 %, 2026.3).
+    without_outages: Literal["missing_input", "available"] = "available"
     process_dependencies: dict[str, list[str]] = {}
     degraded_below_pct: float = Field(ge=0, le=100)
 
@@ -276,6 +333,7 @@ class MeasureDef(_Strict):
     target: float | None = None
     minimum: float | None = None
     params: dict[str, float] = {}
+    modes: list[Mode] = []  # the modes it counts (empty: every mode)
 
 
 CpmKind = Literal[
@@ -304,6 +362,12 @@ class Cpm(_Strict):
     categories: list[int] = []
     per_category: bool = False
     service: Literal["certificate", "repository"] | None = None
+    # CPM6A: the business processes the CPM text names (None: every process); the others are
+    # reported with the same figures as indicators, without target or service credit.
+    processes: list[str] | None = None
+    # CPM6A's numerator: requests answered within the TRT ("within_trt", 2026.4), or answered
+    # with a success code within it ("delivered_within_trt").
+    numerator: Literal["within_trt", "delivered_within_trt"] = "within_trt"
 
     @model_validator(mode="after")
     def _minimum_below_target(self) -> Cpm:
@@ -327,6 +391,12 @@ class Methodology(_Strict):
     trt_defaults_seconds: dict[Mode, int]
     alerts: AlertRules
     srvs: list[Srv]
+    srvs_source: str = ""
+    # A request's critical flag (CPM1 counts non-critical ones): from the SRV catalogue, whatever
+    # the input says ("catalogue"; the input's flag only for an SRV not in it), or from the input
+    # ("input", 2026.4).
+    critical_from: Literal["input", "catalogue"] = "input"
+    response_codes: ResponseCodes | None = None
     processes: list[Process]
     attribution: AttributionSwitch
     counting: Counting
@@ -344,6 +414,23 @@ class Methodology(_Strict):
     league: League
     measures: list[MeasureDef]
     fingerprint: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _codes_of_2026(cls, data: object) -> object:
+        """A 2026.4 file names its codes in payload and counting: classify them as it read them
+        (its success codes, I99 among them, as success), so its figures stay as published."""
+        if not isinstance(data, dict) or data.get("response_codes") is not None:
+            return data
+        pay, cnt = data.get("payload") or {}, data.get("counting") or {}
+        codes: dict[str, dict[str, str]] = {}
+        for code in pay.get("success_response_codes") or []:
+            codes[code] = {"category": "success", "meaning": "success code (2026.4 payload)"}
+        for code in pay.get("failure_response_codes") or []:
+            codes[code] = {"category": "failure_dcc", "meaning": "communications failure (2026.4 payload)"}
+        for code, why in (cnt.get("outside_dcc_control_codes") or {}).items():
+            codes[code] = {"category": "failure_outside", "meaning": why}
+        return {**data, "response_codes": {"codes": codes, "source": "2026.4 payload and counting"}}
 
     @model_validator(mode="after")
     def _consistent(self) -> Methodology:
@@ -406,12 +493,43 @@ class Methodology(_Strict):
         missing_modes = {"on-demand", "future-dated", "dcc-scheduled"} - set(self.trt_defaults_seconds)
         if missing_modes:
             problems.append(f"trt_defaults_seconds: missing modes {sorted(missing_modes)}")
+        listed = set(self.response_codes.codes) if self.response_codes else set()
+        for s in self.srvs:
+            unknown_codes = [c for c in s.success_codes if c not in listed]
+            if unknown_codes:
+                problems.append(f"srv {s.srv}: success_codes {unknown_codes} are not in response_codes")
+        for p in self.processes:
+            unstated = [c for c in p.srvs if (srv := self.srv(c)) is not None and srv.smets1 is None]
+            if unstated:
+                problems.append(f"process {p.id!r}: SRVs {unstated} need smets1 (001 Table 4)")
+        for c in self.cpms:
+            unknown_p = [q for q in c.processes or [] if q not in ids]
+            if unknown_p:
+                problems.append(f"cpm {c.id}: unknown processes {unknown_p}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
     def srv(self, code: str) -> Srv | None:
         return next((s for s in self.srvs if s.srv == code), None)
+
+    def codes(self, *categories: ResponseCategory) -> list[str]:
+        """The listed response codes of these categories, sorted."""
+        rc = self.response_codes
+        return sorted(c for c, x in (rc.codes.items() if rc else []) if x.category in categories)
+
+    def category_of(self, code: str | None) -> ResponseCategory | None:
+        """A response code's category (None for no response)."""
+        if code is None:
+            return None
+        rc = self.response_codes
+        hit = rc.codes.get(code) if rc else None
+        return hit.category if hit else (rc.unlisted if rc else "other")
+
+    def success_codes_of(self, srv: str) -> list[str]:
+        """The codes that mean success for an SRV: its own, else the "success" category's."""
+        s = self.srv(srv)
+        return list(s.success_codes) if s is not None and s.success_codes else self.codes("success")
 
     def process(self, pid: str) -> Process:
         for p in self.processes:
@@ -436,6 +554,21 @@ class Methodology(_Strict):
                 table = {**s.trt, **(s.trt_smets1 if smets == 1 else {})}
                 for mode, secs in table.items():
                     rows.append({"srv": s.srv, "smets": smets, "mode": mode, "trt_s": secs})
+        return rows
+
+    def catalogue_rows(self) -> list[dict[str, object]]:
+        """(srv, smets, mode) -> TRT seconds and the catalogue's critical flag, for every SRV in
+        every mode: a mode an SRV does not list takes that mode's default TRT, so a request of a
+        catalogued SRV always finds its critical flag."""
+        rows = []
+        for s in self.srvs:
+            for smets in (1, 2):
+                table = {**s.trt, **(s.trt_smets1 if smets == 1 else {})}
+                for mode in MODES:
+                    secs = table.get(mode, self.trt_defaults_seconds[mode])
+                    rows.append(
+                        {"srv": s.srv, "smets": smets, "mode": mode, "trt_s": secs, "critical": s.critical}
+                    )
         return rows
 
 

@@ -1,6 +1,7 @@
 """The Performance Measurement Exceptions List (PMEL): an append-only register of exceptions.
 
-OPSG rejects any exception referenced in a report but not on the register (001 l.3120-3150).
+OPSG rejects any exception referenced in a report but not on the register (after
+001 l.3069 "Performance Measurement Exceptions List").
 So a computation applies only entries on this register, every excluded record names the entry
 that excluded it, and the register cannot be edited: an entry is withdrawn by appending a
 withdrawal. Each entry carries a SHA-256 chained to the previous one, so tampering shows.

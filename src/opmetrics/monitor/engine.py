@@ -148,7 +148,7 @@ class Monitor:
         )
         if not store.read_only:
             con.execute(_DDL)
-        self._fail_codes = list(m.payload.failure_response_codes)
+        self._fail_codes = m.codes("failure_dcc")
 
     # --- window queries -----------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Daily RSVP chart (001 l.3960-3990): average and max RTT, volume, failures, monthly average.
+"""Daily RSVP chart: average and max RTT, volume, failures, and the monthly average RTT
+(001 l.300 "shown as a dotted red line").
 
 Rendered by Matplotlib to inline SVG so the HTML page needs no network or JavaScript.
 """

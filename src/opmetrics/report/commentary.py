@@ -1,4 +1,5 @@
-"""Commentary (001 l.6700-6760): one Markdown file per period, one entry per measure.
+"""Commentary: one Markdown file per period, one entry per measure
+(001 l.587 "To provide commentary wherever there is a failure to achieve a Service Level").
 
     ## CPM1
     Free text explaining the figure...

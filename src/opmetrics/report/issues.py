@@ -1,4 +1,4 @@
-"""Pack versions and re-issue (issue 6, item 8; 001 l.8601-9347: figures re-issued without a
+"""Pack versions and re-issue (issue 6, item 8; 001 l.8601 "PMR Open Issues": figures re-issued without a
 record of what changed).
 
 Every pack written is recorded in the `pack_issues` table with its figures. Writing the same

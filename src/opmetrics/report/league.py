@@ -1,4 +1,4 @@
-"""Anonymised league tables (001 l.6270-6290, Recommendation 27's "12 pager"; 003).
+"""Anonymised league tables (001 l.6462 "report is included, as part of the PMR", the "12 pager"; 003).
 
 Parties appear as "Supplier A", "Supplier B", ... The letters are assigned per period by a
 keyed hash (HMAC-SHA256 of period and party id), so they are stable within a period, change

@@ -1,6 +1,7 @@
-"""The Ofgem Operational Performance Regime view (003 l.143-165): the OPR's CPM cells month by
-month. Ofgem's guidance scores any month without a reported value as zero, so a month that was
-never computed, or a cell with no value (missing input), shows the missing score, marked."""
+"""The Ofgem Operational Performance Regime view: the OPR's CPM cells month by month
+(003 l.153 "CPM 6 (service availability) and CPM 6A"). Ofgem's guidance scores any month
+without a reported value as zero, so a month that was never computed, or a cell with no value
+(missing input), shows the missing score, marked."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The OPSG summary paper (003 l.116-140): the standing metrics of the month on two or three
-pages, for the OPSG reporting meeting, with the anomalies of the month picked automatically.
+"""The OPSG summary paper (003 l.120 "Summary Paper Proposal"): the standing metrics of the
+month on two or three pages, for the OPSG reporting meeting, with the anomalies of the month
+picked automatically.
 
 Standing metrics (methodology `opsg_summary`): a group of SRVs per business process and the
 DCC alerts, each with volume, success, within TRT and median RTT against the previous month, and

@@ -543,7 +543,8 @@ CSP_PROVIDERS = {"North": "CSP North", "Central": "CSP Central", "South": "CSP S
 def csp_tests_table(
     starts: list[dt.datetime], wan_outage_day: int | None, rng: np.random.Generator
 ) -> pa.Table:
-    """Round-trip test messages per provider and target (001 l.3496-3502): most back well
+    """Round-trip test messages per provider and target
+    (001 l.3500 "Target RTTs are twenty-five seconds, two hours and twenty-two"): most back well
     within target, 1 % lost; the North's 25 s tests fail during the WAN outage (14:05-15:40)."""
     rows = []
     for d, start in enumerate(starts[:-1]):
