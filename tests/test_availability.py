@@ -9,6 +9,7 @@ October 2026 in UK time has 31 days and 44,700 minutes (BST ends on Sunday 25 Oc
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import ibis
 import pyarrow as pa
@@ -111,10 +112,14 @@ def test_outage_across_two_bands_midnight_and_the_bst_change_day(meth):
     assert pick(rows, "Registration Data Interface")["pct"] == 100.0
 
 
-def test_shared_subsystem_outage_hits_every_service_that_uses_it(meth):
+@pytest.mark.parametrize("version", ["2026.4", "2027.1"])
+def test_shared_subsystem_outage_hits_every_service_that_uses_it(meths, version):
     """DSP Core (no region) down Wed 14 Oct 10:00-10:45 BST (09:00Z-09:45Z), 45 core minutes.
     DSP Core serves the DCC User Interface (all four regions), the Registration Data Interface
-    and the Self-Service Interface: each loses 45 core minutes; the SMKI Services do not."""
+    and the Self-Service Interface: each loses 45 core minutes; the SMKI Services do not.
+    The DCC User Interface's headline: 2026.4 shows 45 clock minutes beside the mean of its
+    regions; 2027.1 its region-minutes, 4 x 45 of 4 x 44,700, which give the same percentage."""
+    meth = meths[version]
     rows = run(meth, [outage("o3", "DSP Core", "2026-10-14 09:00", "2026-10-14 09:45")])
     for svc, regions in (
         ("DCC User Interface", ["North", "Central", "South", "SMETS1"]),
@@ -125,7 +130,12 @@ def test_shared_subsystem_outage_hits_every_service_that_uses_it(meth):
             r = pick(rows, svc, region, band="core")
             assert r["unplanned_min"] == 45 and r["pct"] == pytest.approx(100 * (CORE - 45) / CORE)
     dui = pick(rows, "DCC User Interface")
-    assert (dui["unplanned_min"], dui["minutes"]) == (45, MONTH)  # clock time
+    if version == "2026.4":
+        assert (dui["unplanned_min"], dui["minutes"]) == (45, MONTH)  # clock time
+    else:
+        assert (dui["unplanned_min"], dui["uptime_min"]) == (4 * 45, 4 * MONTH)  # region-minutes
+        up = dui["uptime_min"]
+        assert dui["pct"] == pytest.approx(100 * (up - dui["unplanned_min"]) / up)
     assert dui["pct"] == pytest.approx(100 * (MONTH - 45) / MONTH)
     assert pick(rows, "SMKI Repository Interface")["pct"] == 100.0
     # Business-process view: every process through the DUI was unable to deliver for 45 min.
@@ -133,14 +143,20 @@ def test_shared_subsystem_outage_hits_every_service_that_uses_it(meth):
     assert pp["unplanned_min"] == 45 and pp["status"] == "Degraded"  # 99.899 % < 99.9 %
 
 
-def test_regional_subsystem_outage_hits_only_its_region(meth):
-    """CSP North WAN down 12 Oct 14:05-15:40 BST (13:05Z-14:40Z): 95 min, North only."""
+@pytest.mark.parametrize("version", ["2026.4", "2027.1"])
+def test_regional_subsystem_outage_hits_only_its_region(meths, version):
+    """CSP North WAN down 12 Oct 14:05-15:40 BST (13:05Z-14:40Z): 95 min, North only. Headline:
+    2026.4 the mean of the four regions (Table 13) beside 95 clock minutes; 2027.1 95 of
+    4 x 44,700 region-minutes, the same level, and the row's minutes reproduce it."""
+    meth = meths[version]
     rows = run(meth, [outage("o4", "CSP North WAN", "2026-10-12 13:05", "2026-10-12 14:40")])
     assert pick(rows, "DCC User Interface", "North")["unplanned_min"] == 95
-    # Headline: 95 clock minutes down; level = mean of the four regions (Table 13).
     dui = pick(rows, "DCC User Interface")
     assert dui["unplanned_min"] == 95
     assert dui["pct"] == pytest.approx((100 * (MONTH - 95) / MONTH + 3 * 100.0) / 4)
+    if version == "2027.1":
+        assert dui["uptime_min"] == 4 * MONTH
+        assert dui["pct"] == pytest.approx(100 * (4 * MONTH - 95) / (4 * MONTH))
     assert pick(rows, "DCC User Interface", "South")["unplanned_min"] == 0
     assert pick(rows, "change_of_supplier", "North", view="process")["unplanned_min"] == 95
     assert pick(rows, "change_of_supplier", "SMETS1", view="process")["unplanned_min"] == 0
@@ -229,3 +245,96 @@ def test_maintenance_beyond_the_allowance_is_a_downtime_event(meth):
     assert (rdi["planned_min"], rdi["unplanned_min"], rdi["events"]) == (360, 180, 1)
     assert rdi["mttr_hours"] == pytest.approx(3.0)
     assert rdi["mtbf_hours"] == pytest.approx((MONTH - 360 - 180) / 60)
+
+
+@pytest.mark.parametrize("version", ["2026.4", "2027.1"])
+def test_without_outages_availability_is_missing_input_not_100(meths, version):
+    """No outages loaded: 2026.3's reading assumed no outage (100 %, target met); 2027.1 says
+    "missing input" and shows no figure, like any measure without its input."""
+    con = ibis.duckdb.connect()
+    s = Scope(con=con, m=meths[version], period="2026-10", as_of=AS_OF)
+    rows = compute_availability(s, {"outages": 0}).to_pylist()
+    dui = pick(rows, "DCC User Interface")
+    overall = pick(rows, "Overall Service Availability", view="overall")
+    if version == "2026.4":
+        assert (dui["pct"], dui["status"]) == (100.0, "target met")
+    else:
+        assert all(r["pct"] is None and r["status"] == "missing input" for r in rows)
+        assert overall["pct"] is None and "missing input" in dui["note"]
+
+
+def test_major_incident_without_an_outage_row_is_flagged(meth):
+    """Cat 1 incident i1 names the DCC User Interface, 12 Oct, and has no outage row; Cat 2 i2
+    names the Registration Data Interface and its DSP Core outage is linked by incident id;
+    Cat 3 i3 (not major) names the SSI. Only i1 is flagged, on the DUI's headline row."""
+    con = ibis.duckdb.connect()
+    outages = [outage("o1", "DSP Core", "2026-10-14 09:00", "2026-10-14 09:45", incident_id="i2")]
+    schema = pa.schema(
+        [
+            ("outage_id", pa.string()),
+            ("service", pa.string()),
+            ("subsystem", pa.string()),
+            ("region", pa.string()),
+            ("start_at", pa.timestamp("us")),
+            ("end_at", pa.timestamp("us")),
+            ("planned", pa.bool_()),
+            ("incident_id", pa.string()),
+        ]
+    )
+    con.create_table("outages", pa.Table.from_pylist(outages, schema=schema))
+    incidents = [
+        {"incident_id": "i1", "category": 1, "services": "DCC User Interface",
+         "raised_at": z("2026-10-12 10:00"), "resolved_at": z("2026-10-12 12:00"), "dcc_responsible": True},
+        {"incident_id": "i2", "category": 2, "services": "Registration Data Interface",
+         "raised_at": z("2026-10-14 09:00"), "resolved_at": z("2026-10-14 10:00"), "dcc_responsible": True},
+        {"incident_id": "i3", "category": 3, "services": "Self-Service Interface",
+         "raised_at": z("2026-10-14 09:00"), "resolved_at": z("2026-10-14 10:00"), "dcc_responsible": True},
+    ]  # fmt: skip
+    con.create_table("incidents", pa.Table.from_pylist(incidents))
+    s = Scope(con=con, m=meth, period="2026-10", as_of=AS_OF)
+    rows = compute_availability(s, {"outages": 1, "incidents": 3}).to_pylist()
+    assert "no outage row on this Service: i1" in pick(rows, "DCC User Interface")["note"]
+    for svc in ("Registration Data Interface", "Self-Service Interface"):
+        assert "no outage row" not in pick(rows, svc)["note"]
+
+
+def test_lack_of_activity_proposes_candidate_outages_at_its_bounds(store, tmp_path, meth):
+    """Every weekday of October, 40 top-ups answered I0 in each of two 15-minute bins, 11:00 and
+    11:15 UK time (10:00 UTC in BST, 11:00 UTC from 26 October): the usual count of each is 40.
+    On Wed 14 Oct both bins have 20 successes and 20 E20s: 20 <= 0.5 x 40, a quiet window of two
+    bins, proposed as 11:00-11:30 UK with 40 of 80. On Thu 15 Oct both bins have 21 successes:
+    not quiet (one over the bound). On Fri 16 Oct only the first bin is quiet: one bin, shorter
+    than the two a window needs. Weekends have no traffic: their usual count, 0, is below the 30
+    that makes a quiet bin mean anything. Availability (no outages loaded) counts none of it."""
+    from conftest import load_rows, sr
+
+    from opmetrics.measures.run import compute
+
+    rows, n = [], 0
+    for day in range(1, 32):
+        d = dt.date(2026, 10, day)
+        if d.weekday() >= 5:
+            continue
+        for minute in (0, 15):
+            ok = {14: 20, 15: 21, 16: 20 if minute == 0 else 40}.get(day, 40)
+            local = dt.datetime(2026, 10, day, 11, minute, tzinfo=ZoneInfo("Europe/London"))
+            utc = local.astimezone(dt.UTC)
+            for k in range(40):
+                n += 1
+                at = f"{utc:%Y-%m-%dT%H}:{minute + k % 15:02d}:{k:02d}.000Z"
+                code = "I0" if k < ok else "E20"
+                rows.append(sr(n, received_at=at, responded_at=at[:-4] + "500Z", response_code=code))
+    assert load_rows(store, tmp_path, "service_requests", rows).quarantined == 0
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    got = store.rows(
+        "SELECT key1, key2, numerator, denominator, note FROM outcomes WHERE measure = 'AV1.activity_gaps'"
+    )
+    assert [(r["key1"], r["key2"], r["numerator"], r["denominator"]) for r in got] == [
+        ("North", "2026-10-14 11:00-11:30 UK", 40, 80)
+    ]
+    assert "not counted in availability" in got[0]["note"]
+    dui = store.rows(
+        "SELECT pct, status FROM availability WHERE view = 'service' AND subject = 'DCC User Interface' "
+        "AND region = 'All' AND band = 'all'"
+    )
+    assert dui == [{"pct": None, "status": "missing input"}]

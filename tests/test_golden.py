@@ -218,3 +218,24 @@ def test_records_outside_period_and_excluded_status_not_counted(computed):
     assert srv["volume"] == 11  # r8 (status 1), s0 (September) and s3 (November) left out
     info = computed.con.execute("SELECT requests_in_period, requests_included FROM runs").fetchone()
     assert info == (15, 14)  # 17 loaded, 2 outside October; r8 excluded by status
+
+
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_cpm6a_scope_is_the_processes_its_text_names(store, tmp_path, meths, version):
+    """003 l.12 "Change of Supplier, Tariff Updates, Meter Reads) (CPM6A)": a CH logistics request
+    (8.14.3, not in the list) is reported with CPM6A's figures as an indicator in 2027.1: no
+    target, no minimum, no credit, not a measure instance; in 2026.4 every process was one. One
+    8.14.3 in North, late (40 s against 30 s): 0 of 1 either way."""
+    reqs = [sr(1, srv="8.14.3", device_type="CHF", responded_at=at(40))]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    compute(store, meths[version], "2026-10")
+    sql = "SELECT * FROM cpm WHERE cpm = 'CPM6A' AND key = 'ch_logistics' AND segment = 'North'"
+    row = store.rows(sql)[0]
+    assert (row["numerator"], row["denominator"], row["pct"]) == (0, 1, 0.0)
+    if version == "2026.4":
+        assert row["instance"] and (row["target"], row["status"]) == (99.0, "below minimum")
+        assert row["service_credit_gbp"] > 0
+    else:
+        assert not row["instance"] and (row["target"], row["minimum"]) == (None, None)
+        assert (row["status"], row["service_credit_gbp"]) == ("indicator", 0.0)
+        assert "outside CPM6A's scope" in row["note"]

@@ -248,6 +248,26 @@ def _incident_counts(con: Any, s: Scope, svc: Service, events: list[Outage]) -> 
     return len(mine), cat12, cat345
 
 
+def _incidents_without_outage(s: Scope, outages: list[Outage]) -> dict[str, list[str]]:
+    """Category 1/2 incidents open in the period that name a Service (or are linked to none)
+    but have no outage row for it: a major incident without downtime needs a look, not a silent
+    100 %. Per Service name, the incident ids."""
+    inc = s.con.table("incidents")
+    start, end = s.day_start(s.first), s.day_start(s.last + dt.timedelta(days=1))
+    open_in_period = (inc.raised_at < end) & (inc.resolved_at.isnull() | (inc.resolved_at >= start))
+    rows = inc.filter((inc.category <= 2) & open_in_period).to_pyarrow().to_pylist()
+    svc_names = [x.name for x in s.m.availability.services]
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        named = [x for x in (r.get("services") or "").split(";") if x in svc_names]
+        linked = [o for o in outages if o.incident_id == r["incident_id"]]
+        for svc in named:
+            deps = s.m.availability.service(svc).subsystems  # type: ignore[union-attr]
+            if not any(o.service == svc or o.subsystem in deps for o in linked):
+                out.setdefault(svc, []).append(r["incident_id"])
+    return out
+
+
 def previous_period(period: str) -> str:
     y, mo = (int(x) for x in period.split("-"))
     y, mo = (y - 1, 12) if mo == 1 else (y, mo - 1)
@@ -270,11 +290,22 @@ def compute_availability(
     model = ServiceModel(av, grid, outages, s.as_of)
     bands = {"core": grid.core, "other": ~grid.core, "all": np.ones(grid.n, dtype=bool)}
     prev = previous or {}
-    note_missing = "" if has_outages else "no outages data loaded: availability assumes no outage"
+    # Without an outages input nothing says the Services were up: "missing input", like every
+    # other measure (2027.1); 2026.3's reading assumed no outage.
+    missing = not has_outages and av.without_outages == "missing_input"
+    if has_outages:
+        note_missing = ""
+    elif missing:
+        note_missing = "missing input: no outages data loaded"
+    else:
+        note_missing = "no outages data loaded: availability assumes no outage"
     unknown = sorted({o.subsystem for o in outages if av.subsystem(o.subsystem) is None})
+    unmatched = _incidents_without_outage(s, outages) if input_rows.get("incidents") else {}
     rows: list[dict[str, Any]] = []
 
     def row(view: str, subject: str, region: str, band: str, fig: dict, **kw: Any) -> dict[str, Any]:
+        if missing:
+            fig = {**fig, "unplanned_min": None, "uptime_min": None, "pct": None}
         r = {
             "view": view,
             "subject": subject,
@@ -290,6 +321,8 @@ def compute_availability(
             "period": s.period,
         }
         r.update(kw)
+        if missing:
+            r["status"] = "missing input"
         return r
 
     headline: list[float] = []
@@ -307,13 +340,17 @@ def compute_availability(
             for k, d in enumerate(grid.days):
                 fig = _figures(down, planned, over, grid.day_idx == k)
                 rows.append(row("daily", svc.name, region, "all", fig, day=d))
-        # Headline: clock-time minutes in which any part of the Service was down (so hours are
-        # real hours); for a regional Service the percentage is the mean over its regions, as
-        # in 001 Table 13 (regions 99.00 / 99.80 / 99.40 % -> Service 99.40 %).
+        # Headline of a regional Service: its region-minutes (`availability.headline: minutes`),
+        # so the row's own minutes reproduce its percentage; or (2026.3) clock-time minutes in
+        # which any region was down beside the mean of the regions' percentages, as in 001
+        # Table 13 (regions 99.00 / 99.80 / 99.40 % -> Service 99.40 %). MTTR and MTBF count
+        # clock time either way.
         u_down, u_planned, u_over, _ = model.masks(svc.subsystems, ALL, svc.name)
         for band in BANDS:
             fig = _figures(u_down, u_planned, u_over, bands[band])
-            if svc.regional:
+            if svc.regional and av.headline == "minutes":
+                fig = _pooled(list(per_region[band].values()))
+            elif svc.regional:
                 fig["pct"] = _pooled(list(per_region[band].values()))["pct"]
             extra: dict[str, Any] = {}
             if band == "all":
@@ -333,13 +370,20 @@ def compute_availability(
                 }
                 if fig["pct"] is not None:
                     headline.append(fig["pct"])
-            note = note_missing
-            if svc.regional:
-                note = (note + "; " if note else "") + (
+            notes = [note_missing] if note_missing else []
+            if svc.regional and av.headline == "minutes":
+                notes.append("minutes summed over the regions (region-minutes); MTTR and MTBF in clock time")
+            elif svc.regional:
+                notes.append(
                     "pct = mean of the regions (region-minutes pooled); minutes are clock time in "
                     "which any region was down"
                 )
-            rows.append(row("service", svc.name, ALL, band, fig, note=note, **extra))
+            if band == "all" and unmatched.get(svc.name):
+                notes.append(
+                    "Category 1/2 incident(s) with no outage row on this Service: "
+                    + ", ".join(unmatched[svc.name])
+                )
+            rows.append(row("service", svc.name, ALL, band, fig, note="; ".join(notes), **extra))
     overall = sum(headline) / len(headline) if headline else None
     rows.append(
         row(

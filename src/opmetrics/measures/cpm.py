@@ -19,6 +19,9 @@ from opmetrics.measures.records import Scope
 from opmetrics.methodology import Cpm
 
 NO_EVENTS = "No Events"
+# A row reported with a CPM's figures, outside the scope the CPM text gives it (CPM6A's
+# processes beyond those the text names): no target, no minimum, no service credit.
+INDICATOR = "indicator"
 
 SCHEMA = pa.schema(
     [
@@ -255,11 +258,13 @@ def compute_cpm(
         elif c.kind == "processes":
             for r in rsvp.to_pylist():
                 if r["scope"] == "process" and r["rate"] == "month" and r["segment"] in m.segments.all:
+                    scoped = c.processes is None or r["key"] in c.processes
                     got.append(
                         {
                             "key": r["key"],
                             "segment": r["segment"],
-                            "instance": True,
+                            "instance": scoped,
+                            "indicator": not scoped,
                             "numerator": r[c.numerator],
                             "denominator": r["trt_denominator"],
                         }
@@ -302,10 +307,15 @@ def compute_cpm(
                 else:
                     break
         share = amount * m.service_credits.weights.get(c.id, 0.0) / max(instances[c.id], 1)
+        indicator = r.pop("indicator", False)
+        if indicator:
+            run = 0
+            status = NO_EVENTS if pct is None else INDICATOR
+            note = note or f"outside {c.id}'s scope in the CPM text: reported for information"
         r.update(
             pct=pct,
-            target=c.target,
-            minimum=c.minimum,
+            target=None if indicator else c.target,
+            minimum=None if indicator else c.minimum,
             status=status,
             months_below_target=run,
             service_credit_gbp=round(_credit(c, pct, share), 2) if r["instance"] else 0.0,

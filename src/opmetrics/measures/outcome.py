@@ -170,6 +170,7 @@ def cell_shares(t: ibis.Table, n: str, d: str, by: dict[str, list[str]]) -> list
 
 def registry() -> dict[str, MeasureFn]:
     from opmetrics.measures import (
+        activity,
         alerting,
         attempts,
         billing,
@@ -198,6 +199,7 @@ def registry() -> dict[str, MeasureFn]:
         attempts,
         forecasts,
         providers,
+        activity,
     ):
         reg.update(mod.MEASURES)
     return reg
@@ -207,6 +209,7 @@ def cell_builders() -> dict[str, CellBuilder]:
     """Every family's day cells (`day_cells`), by stored table name: reduced once per UK day
     with the other day cubes (`measures.incremental`)."""
     from opmetrics.measures import (
+        activity,
         alerting,
         billing,
         cos,
@@ -220,6 +223,8 @@ def cell_builders() -> dict[str, CellBuilder]:
 
     out: dict[str, CellBuilder] = {}
     for mod in (cos, billing, prepayment, firmware, alerting, security, league, forecasts, providers):
+        out.update(mod.CELLS)
+    for mod in (activity,):
         out.update(mod.CELLS)
     return out
 

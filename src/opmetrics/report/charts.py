@@ -142,16 +142,19 @@ def availability_svg(
     return _svg(fig)
 
 
-def trend_svg(points: list[tuple[str, float | None, float | None]], target: float, title: str) -> str:
-    """Up to 13 months of success and within-TRT rates, with the target."""
+def trend_svg(
+    points: list[tuple[str, float | None, float | None]], target: float | None, title: str
+) -> str:
+    """Up to 13 months of success and within-TRT rates, with the target (none for an indicator)."""
     fig, ax = plt.subplots(figsize=(8.2, 2.6))
     x = list(range(len(points)))
     ax.plot(x, [p[1] for p in points], marker="o", ms=3, color="#1f4e79", label="success %")
     ax.plot(x, [p[2] for p in points], marker="s", ms=3, color="#c55a11", label="within TRT %")
-    ax.axhline(target, color="#2e7d32", ls="--", lw=1, label=f"target {target}%")
+    if target is not None:
+        ax.axhline(target, color="#2e7d32", ls="--", lw=1, label=f"target {target}%")
     ax.set_xticks(x, [p[0] for p in points], fontsize=7)
     vals = [v for p in points for v in p[1:] if v is not None]
-    low = min(vals + [target])
+    low = min(vals + ([] if target is None else [target]) or [100.0])
     ax.set_ylim(max(0.0, low - (100 - low) * 0.2 - 0.1), 100.2)
     ax.set_ylabel("%")
     ax.legend(loc="lower left", fontsize=7, frameon=False, ncol=3)

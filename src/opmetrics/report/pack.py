@@ -180,8 +180,8 @@ def _process_sections(
                 "region": s,
                 "id": "CPM6A",
                 "name": "Service Responses within TRT",
-                "target": cpm6a.target,
-                "minimum": cpm6a.minimum,
+                "target": c6a[s]["target"],
+                "minimum": c6a[s]["minimum"],
                 "actual": c6a[s]["pct"],
                 "status": c6a[s]["status"],
             }
@@ -233,7 +233,11 @@ def _process_sections(
                 )
                 if daily
                 else None,
-                "trend": trend_svg(trend_pts, cpm6a.target, f"{p.name}: monthly trend")
+                "trend": trend_svg(
+                    trend_pts,
+                    cpm6a.target if cpm6a.processes is None or p.id in cpm6a.processes else None,
+                    f"{p.name}: monthly trend",
+                )
                 if len(trend_pts) >= 2
                 else None,
                 "trend_months": len(trend_pts),
@@ -267,6 +271,7 @@ def _availability_view(f: Figures, m: Methodology) -> dict[str, Any]:
     return {
         "services": services,
         "processes": procs,
+        "candidates": [r for r in f.outcomes if r["measure"] == "AV1.activity_gaps" and r["unit"] == "%"],
         "overall": next((r for r in rows if r["view"] == "overall"), None),
         "chart": availability_svg(
             series,

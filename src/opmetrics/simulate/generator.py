@@ -213,6 +213,20 @@ def _ms(t: dt.datetime) -> int:
     return int(t.timestamp() * 1000)
 
 
+def uk_times(rng: np.random.Generator, start: dt.datetime, hourly: list[float], n: int) -> np.ndarray:
+    """`n` instants (ms since the epoch) in the UK day starting at `start`, drawn by the UK
+    wall-clock hour profile `hourly`: a day of 23, 24 or 25 hours has that many hours, each
+    weighted by its wall-clock hour (on 25 October 01:00-02:00 comes twice), so the clock
+    changes leave no hour without traffic and shift no traffic by an hour."""
+    first = start.astimezone(dt.UTC)
+    nxt = (start.astimezone(UK) + dt.timedelta(days=1)).replace(hour=0, minute=0, tzinfo=None)
+    hours = int((nxt.replace(tzinfo=UK).astimezone(dt.UTC) - first).total_seconds() // 3600)
+    wall = [(first + dt.timedelta(hours=h)).astimezone(UK).hour for h in range(hours)]
+    w = np.array([hourly[x] for x in wall], dtype=float)
+    hour = rng.choice(hours, size=n, p=w / w.sum()) + rng.random(n)
+    return _ms(start) + (hour * 3_600_000).astype(np.int64)
+
+
 def _local_ms(day_start: dt.datetime, hour: float) -> int:
     return _ms(day_start) + int(hour * 3_600_000)
 
@@ -261,12 +275,7 @@ class _DayGen:
     ) -> dict:
         """Rows of one SRV: random devices and times, or the given devices at the given times."""
         e, f = self.estate, self.faults
-        if at is None:
-            hours = np.array(P.HOURLY[spec.profile], dtype=float)
-            hour = rng.choice(24, size=n, p=hours / hours.sum()) + rng.random(n)
-            received = _ms(start) + (hour * 3_600_000).astype(np.int64)
-        else:
-            received = at.astype(np.int64)
+        received = uk_times(rng, start, P.HOURLY[spec.profile], n) if at is None else at.astype(np.int64)
         if dev is None:
             types = list(spec.devices)
             dtype_idx = np.array([P.DEVICE_TYPES.index(t) for t in types])[
@@ -483,10 +492,7 @@ class _DayGen:
         rng = np.random.default_rng([self.seed, day_no, 2, chunk])
         e, f = self.estate, self.faults
         dev = rng.integers(0, e.n, size=n)
-        hours = np.array(P.HOURLY["evening"], dtype=float)
-        raised = _ms(start) + (
-            (rng.choice(24, size=n, p=hours / hours.sum()) + rng.random(n)) * 3_600_000
-        ).astype(np.int64)
+        raised = uk_times(rng, start, P.HOURLY["evening"], n)
         is_dcc = rng.random(n) < 0.1
         dcodes, dp = list(P.DEVICE_ALERTS), np.array(list(P.DEVICE_ALERTS.values()))
         ccodes, cp = list(P.DCC_ALERTS), np.array(list(P.DCC_ALERTS.values()))
