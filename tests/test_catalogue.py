@@ -443,3 +443,21 @@ def test_sp1_csp_test_messages_and_sp2_dsp_share_of_the_trt(store, tmp_path, met
     assert level["value"] == pytest.approx((100 / 3 + 100 + 0) / 3)
     sp2 = {r["key1"]: r for r in store.rows("SELECT * FROM outcomes WHERE measure = 'SP2'")}
     assert share(sp2["North"]) == (1, 2) and share(sp2["All"]) == (1, 2)
+
+
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_b2_counts_on_demand_reads_only(store, tmp_path, meths, version):
+    """001 l.4218-4219 "Provide a measure of the success of on demand meter reads": an on-demand
+    4.6.1 answered I0 and a DCC-scheduled 4.6.1 answered E21. 2027.1's B2 counts the on-demand
+    read alone, 1 of 1; 2026.4 counted both, 1 of 2. B1.categories shows each mode's categories."""
+    reqs = [
+        sr(1, srv="4.6.1", received_at=t(7, 10), responded_at=t(7, 10, 0, 2)),
+        sr(2, srv="4.6.1", mode="dcc-scheduled", received_at=t(7, 11), responded_at=t(7, 11, 0, 2),
+           response_code="E21"),
+    ]  # fmt: skip
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    compute(store, meths[version], "2026-10", as_of=AS_OF)
+    assert share(outcome(store, "B2")) == ((1, 1) if version == "2027.1" else (1, 2))
+    if version == "2027.1":
+        other = "response received: other code"
+        assert share(outcome(store, "B1.categories", "category x mode", other, "dcc-scheduled")) == (1, 1)

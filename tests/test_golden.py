@@ -239,3 +239,28 @@ def test_cpm6a_scope_is_the_processes_its_text_names(store, tmp_path, meths, ver
         assert not row["instance"] and (row["target"], row["minimum"]) == (None, None)
         assert (row["status"], row["service_credit_gbp"]) == ("indicator", 0.0)
         assert "outside CPM6A's scope" in row["note"]
+
+
+def test_rsvp_by_mode_of_operation(computed):
+    """001 l.937 "an additional breakdown by SLA / Mode of Operation will be needed": the two
+    future-dated 1.1.1s (f1 on time, f2 25 h against 24 h) are their own mode row with their own
+    TRT, and the on-demand top-ups theirs (All: 11, within 7). Each (scope, key, segment)'s
+    modes add up to its RSVP month."""
+    rows = computed.rows("SELECT * FROM rsvp_modes")
+    f = [r for r in rows if (r["scope"], r["key"], r["segment"]) == ("srv", "1.1.1", "All")]
+    assert [(r["mode"], r["volume"], r["within_trt"], r["trt_denominator"]) for r in f] == [
+        ("future-dated", 2, 1, 2)
+    ]
+    top = [r for r in rows if (r["scope"], r["key"], r["segment"]) == ("process", "prepayment", "All")]
+    assert [(r["mode"], r["volume"], r["within_trt"]) for r in top] == [("on-demand", 11, 7)]
+    month = {
+        (r["scope"], r["key"], r["segment"]): r
+        for r in computed.rows("SELECT * FROM rsvp WHERE rate = 'month'")
+    }
+    sums: dict = {}
+    for r in rows:
+        k = (r["scope"], r["key"], r["segment"])
+        got = sums.setdefault(k, [0, 0, 0])
+        for i, c in enumerate(("volume", "failures", "within_trt")):
+            got[i] += r[c]
+    assert sums == {k: [r["volume"], r["failures"], r["within_trt"]] for k, r in month.items()}

@@ -53,8 +53,13 @@ def day_silent_reads(s: Scope) -> ibis.Table:
 
 
 def _reads(s: Scope, ctx: Context, measure: str) -> ibis.Table:
+    """The day cells of a measure's SRVs, in the modes it counts (`modes`; all when empty): B2
+    counts on-demand reads, B1's scheduled reads DCC-scheduled ones.
+    001 l.4218-4219 "Provide a measure of the success of on demand meter reads"."""
+    md = s.m.measure(measure)
     t = day_cells(s, ctx, "day_reads", day_reads)
-    return t.filter(t.srv.isin(s.m.measure(measure).srvs))
+    t = t.filter(t.srv.isin(md.srvs))
+    return t.filter(t.mode.isin(md.modes)) if md.modes else t
 
 
 def b1_schedules(s: Scope, ctx: Context) -> list[Row]:
@@ -64,7 +69,7 @@ def b1_schedules(s: Scope, ctx: Context) -> list[Row]:
 
 def b1_scheduled_reads(s: Scope, ctx: Context) -> list[Row]:
     t = _reads(s, ctx, "B1.scheduled_reads")
-    t = t.filter((t.mode == "dcc-scheduled") & ~t.non_communicating)
+    t = t.filter((t.mode == "dcc-scheduled") & ~t.non_communicating)  # 2026.4 names no modes
     return success_rows(t, t.ok_read, {"region": ["region"], "srv": ["srv"]}, weight="n")
 
 
@@ -76,7 +81,21 @@ def b1_categories(s: Scope, ctx: Context) -> list[Row]:
         t.group_by("response_category").aggregate(n=t.n.sum().cast("int64")).order_by("response_category")
     )
     total = sum(r["n"] for r in rows)
-    return [share_row("category", r["response_category"], r["n"], total) for r in rows]
+    out = [share_row("category", r["response_category"], r["n"], total) for r in rows]
+    # Per mode of operation, each mode's categories as shares of its requests:
+    # 001 l.937 "an additional breakdown by SLA / Mode of Operation will be needed".
+    by_mode = rows_of(
+        t.group_by(["mode", "response_category"]).aggregate(n=t.n.sum().cast("int64")).order_by(
+            ["mode", "response_category"]
+        )
+    )
+    per_mode: dict[str, int] = {}
+    for r in by_mode:
+        per_mode[r["mode"]] = per_mode.get(r["mode"], 0) + r["n"]
+    for r in by_mode:
+        n, d = r["n"], per_mode[r["mode"]]
+        out.append(share_row("category x mode", r["response_category"], n, d, r["mode"]))
+    return out
 
 
 def b1_non_communicating(s: Scope, ctx: Context) -> list[Row]:

@@ -310,6 +310,39 @@ def _assemble_rate(s: Scope, req: ibis.Table, rtt: ibis.Table, rate: str, merged
     )
 
 
+MODE_GROUP = ["scope", "key", "segment", "mode"]
+
+
+def assemble_modes(s: Scope, cubes: DayCubes) -> ibis.Table:
+    """RSVP's month by mode of operation, as
+    001 l.937 "an additional breakdown by SLA / Mode of Operation will be needed" asks: volume,
+    payload and within-TRT per SRV or process, segment
+    level and mode, each mode against its own TRT; from the same request cube as RSVP, so the
+    modes add up to RSVP's month. RTT statistics are RSVP's (`speed.rtt_modes`), not repeated
+    here."""
+    req = in_scope(s, cubes.requests)
+    late = s.m.speed.no_response_counts_as_late
+    levels = _levels(req, "month")
+    sums = [
+        lv.group_by(MODE_GROUP).aggregate(
+            volume=lv.volume.sum().cast("int64"),
+            failures=lv.failures.sum().cast("int64"),
+            payload_failures=lv.payload_failures.sum().cast("int64"),
+            no_response=lv.no_response.sum().cast("int64"),
+            within_trt=lv.within_trt.sum().cast("int64"),
+            delivered_within_trt=lv.delivered_within_trt.sum().cast("int64"),
+            trt_denominator=(lv.records if late else lv.responses).sum().cast("int64"),
+        )
+        for lv in levels
+    ]
+    out = ibis.union(*sums)
+    return out.mutate(
+        within_trt_pct=ibis.ifelse(out.trt_denominator > 0, _pct(out.within_trt, out.trt_denominator), None),
+        success_pct=_pct(out.volume - out.failures, out.volume),
+        payload_failure_pct=_pct(out.payload_failures, out.volume),
+    ).order_by(MODE_GROUP)
+
+
 def daily_rsvp(s: Scope, cubes: DayCubes) -> ibis.Table:
     """The daily RSVP rows of the scope's days: computed once per day when it is reduced."""
     return _assemble_rate(s, in_scope(s, cubes.requests), in_scope(s, cubes.rtt), "day")

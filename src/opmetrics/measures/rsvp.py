@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from opmetrics.measures.daily import DayCubes, assemble_rsvp, day_cubes
+from opmetrics.measures.daily import DayCubes, assemble_modes, assemble_rsvp, day_cubes
 from opmetrics.measures.records import Scope
 
 SEGMENT_TOTALS = ("SMETS2", "All")
@@ -22,4 +22,10 @@ SEGMENT_TOTALS = ("SMETS2", "All")
 def compute_rsvp(s: Scope, cubes: DayCubes | None = None) -> pa.Table:
     """The RSVP table; `cubes` defaults to reducing the period's records now."""
     tbl = assemble_rsvp(s, cubes or day_cubes(s)).to_pyarrow()
+    return tbl.append_column("period", pa.array([s.period] * tbl.num_rows, pa.string()))
+
+
+def compute_modes(s: Scope, cubes: DayCubes | None = None) -> pa.Table:
+    """RSVP's month per mode of operation (`daily.assemble_modes`)."""
+    tbl = assemble_modes(s, cubes or day_cubes(s)).to_pyarrow()
     return tbl.append_column("period", pa.array([s.period] * tbl.num_rows, pa.string()))

@@ -24,7 +24,7 @@ from opmetrics.measures.incremental import reduced_cubes, refresh, stored_cubes
 from opmetrics.measures.legs import compute_legs
 from opmetrics.measures.outcome import Context, compute_outcomes
 from opmetrics.measures.records import Scope, drop_scratch, month_bounds, uk_midnight_utc
-from opmetrics.measures.rsvp import compute_rsvp
+from opmetrics.measures.rsvp import compute_modes, compute_rsvp
 from opmetrics.methodology import Methodology, pmel
 
 RESULT_TABLES = ("rsvp", "cpm", "outcomes", "availability")
@@ -154,6 +154,7 @@ def measure_suite(
     step = on_step or (lambda _i: None)
     step(1)
     rsvp = compute_rsvp(scope, cubes)
+    modes = compute_modes(scope, cubes)
     # Diagnostics, benchmarks and legs merge their own day cubes. Their results are grouped or
     # explicitly sorted, so DuckDB need not keep insertion order, which lets a month's merge spill.
     with scope.unordered():
@@ -166,7 +167,7 @@ def measure_suite(
     step(4)
     cpm = compute_cpm(scope, rsvp, counts, history, avail, cubes)
     # rsvp, cpm, outcomes and availability carry their period already; the rest get it here.
-    tables = {"rsvp": rsvp, "cpm": cpm, "outcomes": outcomes, "availability": avail}
+    tables = {"rsvp": rsvp, "rsvp_modes": modes, "cpm": cpm, "outcomes": outcomes, "availability": avail}
     return tables | {
         name: t.append_column("period", pa.array([scope.period] * t.num_rows, pa.string()))
         for name, t in (

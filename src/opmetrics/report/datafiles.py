@@ -21,6 +21,13 @@ RSVP_COLUMNS = [
     "period", "rate", "day", "level", "process_id", "srv", "segment", "volume", "failures",
     "success_pct", "failure_pct", "no_response", "responses", "rtt_count", "rtt_mean_s",
     "rtt_median_s", "rtt_min_s", "rtt_max_s", "within_trt", "trt_denominator", "within_trt_pct",
+    "delivered_within_trt", "payload_failures", "payload_failure_pct", "no_response_success_code",
+    "no_response_other_code", "response_success_code", "response_other_code",
+]  # fmt: skip
+MODE_COLUMNS = [
+    "period", "scope", "key", "segment", "mode", "volume", "failures", "payload_failures",
+    "no_response", "within_trt", "delivered_within_trt", "trt_denominator", "within_trt_pct",
+    "success_pct", "payload_failure_pct",
 ]  # fmt: skip
 CPM_COLUMNS = [
     "period", "cpm", "key", "segment", "numerator", "denominator", "pct", "target", "minimum",

@@ -66,6 +66,7 @@ class Figures:
     legs: list[dict[str, Any]] = field(default_factory=list)  # legs of the journey, DCC proxy
     previous: dict[str, Any] = field(default_factory=dict)  # previous period's cpm and availability
     history: list[dict[str, Any]] = field(default_factory=list)  # monthly process RSVP, <= 13 periods
+    modes: list[dict[str, Any]] = field(default_factory=list)  # RSVP's month per mode of operation
 
     @property
     def first(self) -> dt.date:
@@ -108,6 +109,12 @@ def load_figures(store: Store, m: Methodology, period: str) -> Figures:
             store,
             "SELECT * EXCLUDE (run_id) FROM rsvp WHERE period = ? AND run_id = ? "
             "ORDER BY scope, key, rate, day NULLS FIRST, segment",
+            key,
+        ),
+        modes=_rows(
+            store,
+            "SELECT * EXCLUDE (run_id) FROM rsvp_modes WHERE period = ? AND run_id = ? "
+            "ORDER BY scope, key, segment, mode",
             key,
         ),
         cpm=_rows(store, f"SELECT * EXCLUDE (run_id) FROM cpm WHERE period = ? AND run_id = ? {order}", key),

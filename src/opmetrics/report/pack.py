@@ -197,7 +197,7 @@ def _process_sections(
                         {
                             "region": r["key1"],
                             "id": md.id,
-                            "name": md.definition.split(".")[0],
+                            "name": md.definition.split(". ")[0],
                             "target": md.target,
                             "minimum": md.minimum,
                             "actual": r["value"],
@@ -205,6 +205,7 @@ def _process_sections(
                         }
                     )
         attempts = {r["key1"]: r for r in outcomes if r["measure"] == "ATT1" and r["breakdown"] == p.id}
+        modes = [r for r in f.modes if r["scope"] == "process" and r["key"] == p.id and r["segment"] == "All"]
         trend_pts = [
             (r["period"], r["success_pct"], r["within_trt_pct"]) for r in f.history if r["key"] == p.id
         ]
@@ -222,6 +223,9 @@ def _process_sections(
                 "month": month,
                 "srvs": srv_rows,
                 "cpm6a": c6a,
+                # The SMETS2 and All columns of CPM6A's row, on CPM6A's own basis.
+                "cpm6a_numerator": cpm6a.numerator,
+                "modes": modes,
                 "measures": measures,
                 "attempts": attempts,
                 "segments": segments,
@@ -386,6 +390,7 @@ def build_pack(
             for r in rows
         ]
         D.write_table(out / "datafiles" / p.id, D.RSVP_COLUMNS, recs, prov)
+    D.write_table(out / "datafiles" / "modes", D.MODE_COLUMNS, f.modes, prov)
     D.write_table(out / "datafiles" / "cpm", D.CPM_COLUMNS, f.cpm, prov)
     D.write_table(out / "datafiles" / "outcomes", D.OUTCOME_COLUMNS, outcomes, prov)
     D.write_table(out / "datafiles" / "availability", D.AVAILABILITY_COLUMNS, f.availability, prov)
