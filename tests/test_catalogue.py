@@ -128,9 +128,11 @@ def test_prepayment_billing_meter_reads_and_device_firmware(store, tmp_path, met
 
 def test_install_commission_measures_impact_and_timeliness(store, tmp_path, meth):
     """Devices (extract 31 Oct): Mon 5 Oct c1 CHF North SUP-A installed 10:20Z, commissioned;
-    e1 ESME North SUP-A, commissioned. Mon 12 Oct: c2 CHF North SUP-A installed 10:15Z,
-    commissioned; c3 CHF North SUP-A not commissioned; g1 GSME South SUP-B commissioned.
-    IC1.installs: CHF North 2/3, ESME North 1/1, GSME South 1/1; 12 Oct CHF 1/2.
+    e1 ESME North SUP-A, commissioned, joined to c1. Mon 12 Oct: c2 CHF North SUP-A installed
+    10:15Z, commissioned, no meter joined; c3 CHF North SUP-A not commissioned; g1 GSME South
+    SUP-B commissioned. IC1.installs (a hub succeeds with a meter attached,
+    001 l.979 "at least one Meter attached"): CHF North 1/3, ESME North 1/1, GSME South 1/1;
+    12 Oct CHF 0/2.
     IC1.prediction (same weekday last week): 12 Oct SUP-A 2 of 2; 19 Oct SUP-A 0 of 2;
     5 Oct SUP-A 2 of 0 -> No Events (nothing predicted).
     IC2: 12 Oct 3 installs vs 2 predicted = +50 %, beyond 25 %, with Cat 2 incident i1 open.
@@ -158,6 +160,7 @@ def test_install_commission_measures_impact_and_timeliness(store, tmp_path, meth
             device_id=E1,
             device_type="ESME",
             region="North",
+            ch_id=C1,
             installed_at=t(5, 10, 25),
             commissioned_at=t(5, 10, 55),
             **base,
@@ -235,9 +238,9 @@ def test_install_commission_measures_impact_and_timeliness(store, tmp_path, meth
     assert load_rows(store, tmp_path, "incidents", inc).quarantined == 0
     compute(store, meth, "2026-10", as_of=AS_OF)
 
-    assert share(outcome(store, "IC1.installs", "device_type x region", "CHF", "North")) == (2, 3)
+    assert share(outcome(store, "IC1.installs", "device_type x region", "CHF", "North")) == (1, 3)
     assert share(outcome(store, "IC1.installs", "device_type x region", "GSME", "South")) == (1, 1)
-    assert share(outcome(store, "IC1.installs", "day x device_type", "2026-10-12", "CHF")) == (1, 2)
+    assert share(outcome(store, "IC1.installs", "day x device_type", "2026-10-12", "CHF")) == (0, 2)
     assert share(outcome(store, "IC1.prediction", "day x party", "2026-10-12", "SUP-A")) == (2, 2)
     assert share(outcome(store, "IC1.prediction", "day x party", "2026-10-19", "SUP-A")) == (0, 2)
     assert outcome(store, "IC1.prediction", "day x party", "2026-10-05", "SUP-A")["status"] == "No Events"

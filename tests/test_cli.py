@@ -29,7 +29,8 @@ def test_demo_writes_report_and_one_datafile_per_process(demo):
     assert "Methodology <b>2027.1</b>" in html and "input fingerprint" in html
     names = {p.stem for p in (out / "report" / "datafiles").glob("*.csv")}
     assert {"prepayment", "install_commission", "meter_reads", "billing", "cpm"} <= names
-    assert len(names) == 18  # 11 processes, modes, CPM table, outcomes, availability, league, legs, OPR
+    # 11 processes, modes, device types, CPM table, outcomes, availability, league, legs, OPR
+    assert len(names) == 19
     assert all((out / "report" / "datafiles" / f"{n}.xlsx").exists() for n in names)
     assert (out / "report" / "pmr-2026-10.pdf").stat().st_size > 100_000
     assert "commentary outstanding" in html and "during the CSP North WAN outage on the 12th" in html

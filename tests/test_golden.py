@@ -264,3 +264,22 @@ def test_rsvp_by_mode_of_operation(computed):
         for i, c in enumerate(("volume", "failures", "within_trt")):
             got[i] += r[c]
     assert sums == {k: [r["volume"], r["failures"], r["within_trt"]] for k, r in month.items()}
+
+
+def test_rsvp_by_device_type_adds_up(computed):
+    """001 l.307 "the TRT target should also be provided for Gas Smart Metering Equipment": RSVP's
+    month per device type. The golden top-ups all went to ESME: one row, 11 of which 7 in time;
+    for every (scope, key, segment) the device types add up to RSVP's month."""
+    rows = computed.rows("SELECT * FROM rsvp_devices")
+    top = [r for r in rows if (r["scope"], r["key"], r["segment"]) == ("process", "prepayment", "All")]
+    assert [(r["device_type"], r["volume"], r["within_trt"]) for r in top] == [("ESME", 11, 7)]
+    month = {
+        (r["scope"], r["key"], r["segment"]): (r["volume"], r["failures"], r["within_trt"])
+        for r in computed.rows("SELECT * FROM rsvp WHERE rate = 'month'")
+    }
+    sums: dict = {}
+    for r in rows:
+        k = (r["scope"], r["key"], r["segment"])
+        a = sums.get(k, (0, 0, 0))
+        sums[k] = (a[0] + r["volume"], a[1] + r["failures"], a[2] + r["within_trt"])
+    assert sums == month

@@ -112,8 +112,9 @@ def test_late_and_corrected_days_recompute_only_themselves_and_equal_a_full_run(
 
     stamp = dict(inc.con.execute("SELECT report_date, computed_at FROM day_state").fetchall())
     _load(inc, late)
-    # Expected, from lineage: the days the late files' rows fall on, and the days of the requests
-    # their failure alerts (N12/N13) fail.
+    # Expected, from lineage: the days the late files' rows fall on, the days of the requests
+    # their failure alerts (N12/N13) fail, and the days either side of a day where they add a
+    # security credential request (a pair is sought within the 6.17's TRT, across midnight).
     late_ids = "(SELECT file_id FROM loaded_files WHERE path LIKE '%" + f"{LATE}.parquet')"
     expected = {
         r[0]
@@ -124,6 +125,14 @@ def test_late_and_corrected_days_recompute_only_themselves_and_equal_a_full_run(
             f"WHERE a._file_id IN {late_ids} AND a.alert_code IN ('N12', 'N13')"
         ).fetchall()
     }
+    pairs = [
+        r[0]
+        for r in inc.con.execute(
+            f"SELECT DISTINCT report_date FROM service_requests WHERE _file_id IN {late_ids} "
+            "AND srv IN ('6.15.2', '6.17')"
+        ).fetchall()
+    ]
+    expected |= {d + dt.timedelta(days=k) for d in pairs for k in (-1, 1)} & set(_reduced(inc))
     after_late = compute(inc, m, PERIOD, as_of=as_of)
     changed = {
         d
@@ -139,7 +148,9 @@ def test_late_and_corrected_days_recompute_only_themselves_and_equal_a_full_run(
 
     res = load_file(inc, month["fixes"], corrections=True)
     assert res.accepted == 12
-    assert compute(inc, m, PERIOD, as_of=as_of).days_reduced == 1  # day 3 only
+    # Day 3 only, and its neighbours too if a corrected request is a security credential one.
+    srvs = set(pq.read_table(month["fixes"], columns=["srv"]).column("srv").to_pylist())
+    assert compute(inc, m, PERIOD, as_of=as_of).days_reduced == (3 if srvs & {"6.15.2", "6.17"} else 1)
     inc.close()
 
     full = Store(tmp_path / "full.duckdb")

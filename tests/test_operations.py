@@ -87,12 +87,13 @@ def test_incidents_across_months_smets1_targets_limits_ageing_and_exclusions(sto
     raised = {k: outcome(store, "INC1.raised", "category", f"Cat {k}")["numerator"] for k in range(1, 6)}
     assert raised == {1: 1, 2: 1, 3: 1, 4: 0, 5: 0}
     assert outcome(store, "INC1.raised", "group", "Cat 3-5, DCC responsible")["numerator"] == 1
-    c1 = outcome(
-        store, "INC1.major_limits", "limit", "Cat 1 raised in the 12 months to period end", "limit 1"
-    )
-    assert (c1["numerator"], c1["status"], c1["note"]) == (2, "over limit", "i3, i4")
-    c2 = outcome(store, "INC1.major_limits", "limit", "Cat 2 raised in the period", "limit 1")
-    assert (c2["numerator"], c2["status"]) == (1, "within limit")
+    # An indicator in 2027.1: the counts beside the methodology's reference numbers, no verdict
+    # (2026.4's limits are tested in test_definitions).
+    ref = "reference 1 (not a limit)"
+    c1 = outcome(store, "INC1.major_limits", "raised", "Cat 1 raised in the 12 months to period end", ref)
+    assert (c1["numerator"], c1["note"]) == (2, "i3, i4") and c1["status"] != "over limit"
+    c2 = outcome(store, "INC1.major_limits", "raised", "Cat 2 raised in the period", ref)
+    assert c2["numerator"] == 1
     s1 = outcome(store, "INC1.categories", "Cat 3", "SMETS1", "met resolution")
     assert (s1["numerator"], s1["denominator"]) == (1, 1)
     assert outcome(store, "INC1.categories", "Cat 3", "SMETS1", "raised")["numerator"] == 0
@@ -223,6 +224,7 @@ def test_defects_throttling_and_capacity(store, tmp_path, meth):
 def test_estate_health_non_communicating_and_firmware_currency(store, tmp_path, meth):
     """Report time 1 Nov; 60 days earlier is 2 Sep. ESMEs: e1 last heard 30 Oct, e2 1 Aug
     (silent), e3 never (silent), e4 decommissioned (not counted): 2 of 3 silent.
+    (e3 never communicated since its install in 2025: silent since then.)
     Firmware: e1 2.10.0, e2 2.9.1, e3 2.10.0 -> latest is 2.10.0 (numeric, not text, order):
     latest 2/3, 1-2 behind 1/3, older 0."""
     base = dict(
@@ -266,7 +268,8 @@ def test_estate_health_non_communicating_and_firmware_currency(store, tmp_path, 
     latest = outcome(store, "EH1.firmware", "ESME", "latest")
     behind = outcome(store, "EH1.firmware", "ESME", "1-2 behind")
     assert (latest["numerator"], behind["numerator"], latest["denominator"]) == (2, 1, 3)
-    assert latest["note"] == "latest = 2.10.0"
+    # Ranked per manufacturer and model (2027.1); these rows give neither.
+    assert latest["note"] == "latest per model: model not given 2.10.0"
 
 
 def test_working_days_skip_weekends_and_bank_holidays():

@@ -10,6 +10,7 @@ import datetime as dt
 import pytest
 from conftest import VERSIONS, alert, load_rows, overridden, sr
 
+from opmetrics.engine.store import Store
 from opmetrics.measures.incremental import clear, refresh, stored_cubes
 from opmetrics.measures.records import (
     SCRATCH,
@@ -67,7 +68,8 @@ def t(day: int, hh: int, mm: int = 0, ss: float = 0) -> str:
     return f"2026-10-{day:02d}T{hh:02d}:{mm:02d}:{ss:06.3f}Z"
 
 
-def test_attribution_ic_cos_tariff_and_pairs(store, tmp_path, meth):
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_attribution_ic_cos_tariff_and_pairs(store, tmp_path, meths, version):
     """D1 commissioned 5 Oct 10:30 BST (09:30Z): its 8.1.1 and 1.1.1 of 5 Oct are I&C; its 1.1.1
     of 6 Oct is not (the day after), and there is no 6.23 that day, so it is a tariff update.
     D2 gets a 6.23 on 7 Oct from SUP-A, then a 1.1.1 and a 6.8 the same day from SUP-A (CoS) and
@@ -76,9 +78,12 @@ def test_attribution_ic_cos_tariff_and_pairs(store, tmp_path, meth):
     D4 gets a 6.23 whose report status is not counted (1), then a 1.1.1 the same day from the
     same party: an excluded 6.23 anchors nothing, so that is a tariff update.
     I&C = {8.1.1, 1.1.1 (5 Oct)}: 2. CoS = {6.23, 1.1.1, 6.8}: 3. Tariff = {1.1.1 6 Oct, SUP-B
-    1.1.1, D4's 1.1.1}: 3. Security = the pair: 2 of 3 credential requests; SEC1 paired 6.15.2
-    1 of 2. The same again when the days are re-reduced on their own (no classified copy).
+    1.1.1, D4's 1.1.1}: 3. Security (2026.4, pairs on one UK day) = the pair: 2 of 3 credential
+    requests; SEC1 paired 6.15.2 1 of 2. 2027.1 pairs within the 6.17's TRT (a day): the next
+    day's 6.15.2 is 23 h after the 6.17, so all 3 and SEC1 2 of 2. The same again when the days
+    are re-reduced on their own (no classified copy).
     """
+    meth = meths[version]
     assert load_rows(store, tmp_path, "devices", [device(D1)]).quarantined == 0
     reqs = [
         sr(1, srv="8.1.1", received_at=t(5, 9, 40), responded_at=t(5, 9, 40, 2)),
@@ -105,9 +110,9 @@ def test_attribution_ic_cos_tariff_and_pairs(store, tmp_path, meth):
     assert vol["install_commission"] == 2
     assert vol["change_of_supplier"] == 3
     assert vol["tariff_updates"] == 3
-    assert vol["security_key_management"] == 2
+    assert vol["security_key_management"] == (2 if version == "2026.4" else 3)
     paired = outcome(store, "SEC1.pairs", "srv", "6.15.2")
-    assert (paired["numerator"], paired["denominator"]) == (1, 2)
+    assert (paired["numerator"], paired["denominator"]) == ((1, 2) if version == "2026.4" else (2, 2))
     clear(store)
     s = Scope(store.ibis(), meth, "2026-10", AS_OF, materialise=True, scratch=True)
     assert len(refresh(store, s, "again").reduced) == 5  # every day with requests, reduced alone
@@ -638,3 +643,78 @@ def test_success_rows_sums_each_breakdown_from_one_grouping():
     empty = t.filter(t.srv == "9.9")
     none = success_rows(empty, empty.ok, by)
     assert [(r["numerator"], r["denominator"], r["value"]) for r in none] == [(0, 0, None)]
+
+
+def test_security_pairs_within_the_6_17_trt_at_its_bound(store, tmp_path, meths):
+    """2027.1 pairs 6.15.2 and 6.17 within the 6.17's TRT (86,400 s), across midnight too
+    (001 l.960 "These SRVs should be seen in pairs"). D1: 6.15.2 at 23:50 UK on 10 Oct, 6.17
+    at 00:10 on 11 Oct (a pair; on one UK day it was none). D2: 6.15.2 then 6.17 exactly 86,400 s
+    later (a pair). D3: 6.15.2 then 6.17 86,400.001 s later (none). Security: 4 of 6; SEC1
+    6.15.2 2 of 3. 2026.4 (one UK day): none of them. The day-by-day store, each day landing
+    alone, equals the one-go store: a day's pairs are redone when its neighbour lands."""
+    D = "00-DB-00-00-00-00-00-0"
+    reqs = [
+        sr(1, srv="6.15.2", device_id=D + "1", received_at=t(10, 22, 50), responded_at=t(10, 22, 50, 3)),
+        sr(2, srv="6.17", device_id=D + "1", received_at=t(10, 23, 10), responded_at=t(10, 23, 10, 3)),
+        sr(3, srv="6.15.2", device_id=D + "2", received_at=t(12, 9), responded_at=t(12, 9, 0, 3)),
+        sr(4, srv="6.17", device_id=D + "2", received_at=t(13, 9), responded_at=t(13, 9, 0, 3)),
+        sr(5, srv="6.15.2", device_id=D + "3", received_at=t(15, 9), responded_at=t(15, 9, 0, 3)),
+        sr(6, srv="6.17", device_id=D + "3", received_at=t(16, 9, 0, 0.001), responded_at=t(16, 9, 0, 3)),
+    ]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    for version, want, sec1 in (("2026.4", 0, (0, 3)), ("2027.1", 4, (2, 3))):
+        compute(store, meths[version], "2026-10", as_of=AS_OF)
+        vol = store.rows(
+            "SELECT volume FROM rsvp WHERE scope='process' AND key='security_key_management' "
+            "AND rate='month' AND segment='All'"
+        )
+        assert [r["volume"] for r in vol] == ([want] if want else [])
+        paired = outcome(store, "SEC1.pairs", "srv", "6.15.2")
+        assert (paired["numerator"], paired["denominator"]) == sec1
+    # Day by day, a UK day's requests at a time: the 6.17 of 11 Oct lands after 10 Oct was reduced.
+    days = Store(tmp_path / "days.duckdb")
+    for i, batch in enumerate(([0], [1], [2], [3], [4], [5])):
+        load_rows(days, tmp_path, "service_requests", [reqs[k] for k in batch], name=f"d{i}")
+        compute(days, meths["2027.1"], "2026-10", as_of=AS_OF)
+    got = days.rows("SELECT * FROM outcomes WHERE measure = 'SEC1.pairs' ORDER BY key1")
+    want = store.rows("SELECT * FROM outcomes WHERE measure = 'SEC1.pairs' ORDER BY key1")
+    days.close()
+    key = ["breakdown", "key1", "numerator", "denominator"]
+    assert [[r[k] for k in key] for r in got] == [[r[k] for k in key] for r in want]
+
+
+def test_install_and_commission_counts_failed_installs(store, tmp_path, meths):
+    """D1 installed 5 Oct 09:00Z, never commissioned (a failed install); its 8.11 at 09:40Z.
+    2027.1 (the install day) counts it in I&C; 2026.4 (the commissioning day,
+    001 l.948 "based upon all SRVs being sent on the commissioned date") does not: the failed
+    install's SRVs vanished from the process."""
+    failed = device(D1, commissioned_at="", status="installed_not_commissioned")
+    assert load_rows(store, tmp_path, "devices", [failed]).quarantined == 0
+    reqs = [sr(1, srv="8.11", received_at=t(5, 9, 40), responded_at=t(5, 9, 40, 2))]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    for version, want in (("2026.4", []), ("2027.1", [1])):
+        compute(store, meths[version], "2026-10", as_of=AS_OF)
+        vol = store.rows(
+            "SELECT volume FROM rsvp WHERE scope='process' AND key='install_commission' "
+            "AND rate='month' AND segment='All'"
+        )
+        assert [r["volume"] for r in vol] == want
+
+
+def test_dno_post_ic_is_the_network_operators_requests(store, tmp_path, meths):
+    """001 l.966 "there are markers within DCC data": the DUIS User Role. A 6.5 sent by an
+    Electricity Distributor (ED) and a 6.22 by a Gas Transporter (GT) are DNO post-I&C in
+    2027.1; a 6.22 sent by an Import Supplier (IS) is not. 2026.4 counted all three."""
+    reqs = [
+        sr(1, srv="6.5", user_role="ED", received_at=t(5, 9), responded_at=t(5, 9, 0, 2)),
+        sr(2, srv="6.22", user_role="GT", received_at=t(5, 10), responded_at=t(5, 10, 0, 2)),
+        sr(3, srv="6.22", user_role="IS", received_at=t(5, 11), responded_at=t(5, 11, 0, 2)),
+    ]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    for version, want in (("2026.4", 3), ("2027.1", 2)):
+        compute(store, meths[version], "2026-10", as_of=AS_OF)
+        vol = store.rows(
+            "SELECT volume FROM rsvp WHERE scope='process' AND key='dno_post_ic' "
+            "AND rate='month' AND segment='All'"
+        )
+        assert [r["volume"] for r in vol] == [want]

@@ -227,12 +227,13 @@ def test_median_from_counts_matches_numpy(values, width):
 marked_row = st.fixed_dictionaries(
     {
         "srv": st.sampled_from(
-            ["1.1.1", "6.8", "6.23", "6.15.2", "6.17", "8.11", "4.8.1", "2.2", "3.2", "9.9"]
+            ["1.1.1", "6.8", "6.23", "6.15.2", "6.17", "8.11", "4.8.1", "2.2", "3.2", "6.5", "6.22", "9.9"]
         ),
         "smets": st.sampled_from([1, 2, None]),
         "_mark_install_commission": st.sampled_from([True, None]),
         "_mark_change_of_supplier": st.sampled_from([True, None]),
         "_mark_security_key_management": st.sampled_from([True, None]),
+        "_mark_dno_post_ic": st.sampled_from([True, None]),
     }
 )
 
@@ -253,6 +254,7 @@ def test_processes_joined_per_combination_equal_the_rules_per_row(rows):
         "_mark_install_commission",
         "_mark_change_of_supplier",
         "_mark_security_key_management",
+        "_mark_dno_post_ic",
     ]
     schema = pa.schema(
         [("_rec", pa.int64()), ("srv", pa.string()), ("smets", pa.int64())]

@@ -20,6 +20,7 @@ from opmetrics.measures.records import (
     commissioning_days,
     has_classified_copy,
     included_alone,
+    record_key,
     requests_in_period,
     srv_in,
 )
@@ -44,6 +45,52 @@ def _rules(s: Scope) -> list[Process]:
     return [p for p in s.m.processes if on and p.attribution.rule not in ("all", "not_in")]
 
 
+def _own_row(p: Process) -> bool:
+    """A rule its request decides alone (`user_roles`), or with its pair's other requests by
+    record key (timed pairs): marked without the day keys."""
+    return p.attribution.rule == "user_roles" or _timed(p)
+
+
+def _timed(p: Process) -> bool:
+    """A pair sought within a time window (`pair_within: trt`), not on one UK day's keys."""
+    return p.attribution.rule == "pairs" and p.attribution.pair_within == "trt"
+
+
+def pair_window_seconds(s: Scope, p: Process) -> int:
+    """The window of a timed pair: the on-demand TRT of the pair's second SRV (6.17: a day)."""
+    srv = s.m.srv(p.attribution.pair[1])
+    table = srv.trt if srv is not None else {}
+    return int(table.get("on-demand", max(table.values(), default=s.m.trt_defaults_seconds["on-demand"])))
+
+
+def window_days(s: Scope) -> int:
+    """How many UK days either side a day's attribution can look (timed pairs): a day's cubes
+    depend on its neighbours' requests that far (`incremental.day_fingerprints`)."""
+    timed = [pair_window_seconds(s, p) for p in _rules(s) if _timed(p)]
+    return -(-max(timed) // 86_400) if timed else 0
+
+
+def pair_srvs(s: Scope) -> list[str]:
+    """The SRVs of the timed pairs (their requests are what a day's neighbours lend it)."""
+    return sorted({c for p in _rules(s) if _timed(p) for c in p.attribution.pair})
+
+
+def _timed_pairs(s: Scope, p: Process) -> ibis.Table:
+    """Record keys (`_pr`) of the requests of a timed pair's SRVs that have the other SRV to the
+    same device from the same party within the window, either way round; the window is the
+    second SRV's TRT. 001 l.960 "These SRVs should be seen in pairs"."""
+    first, second = p.attribution.pair
+    src = _rule_requests(s)
+    a = src.filter(src.srv == first)
+    a = a.select(a_dev="device_id", a_party="party_id", a_at="received_at", a_rec="_r")
+    b = src.filter(src.srv == second)
+    b = b.select(b_dev="device_id", b_party="party_id", b_at="received_at", b_rec="_r")
+    ms = pair_window_seconds(s, p) * 1000
+    j = a.inner_join(b, [a.a_dev == b.b_dev, a.a_party == b.b_party])
+    j = j.filter(j.a_at.delta(j.b_at, unit="millisecond").abs() <= ms)
+    return ibis.union(j.select(_pr=j.a_rec), j.select(_pr=j.b_rec)).distinct()
+
+
 def marked(s: Scope, req: ibis.Table) -> ibis.Table:
     """`req` with a `mark(id)` column for each process whose rule looks beyond the request
     (true or null): whether its keys are among a small set of keys (commissioning days,
@@ -58,12 +105,23 @@ def marked(s: Scope, req: ibis.Table) -> ibis.Table:
     rules = _rules(s)
     if not rules:
         return req
+    for p in [p for p in rules if _own_row(p)]:
+        a = p.attribution
+        if a.rule == "user_roles":
+            # 001 l.966 "there are markers within DCC data": the DUIS User Role it was sent under.
+            hit = req.srv.isin(p.srvs) & req.user_role.isin(a.user_roles)
+        else:  # a timed pair: by record key, the pair's requests being known as a set
+            hit = record_key(req).isin(_timed_pairs(s, p)._pr) & req.srv.isin(a.pair)
+        req = req.mutate(**{mark(p.id): ibis.ifelse(hit.fill_null(False), True, ibis.null("boolean"))})
+    rules = [p for p in rules if not _own_row(p)]
+    if not rules:
+        return req
     src = _rule_requests(s)
     parts = []
     for p in rules:
         a = p.attribution
         if a.rule == "commissioning_day":
-            dev = commissioning_days(s)
+            dev = commissioning_days(s, a.day_of)
             k = dev.select(device_id=dev.device_id, report_date=dev.comm_day, party_id=ibis.null("string"))
         elif a.rule == "same_day_as":
             k = src.filter(src.srv == a.anchor_srv)
@@ -105,22 +163,39 @@ def _rule_requests(s: Scope) -> ibis.Table:
         {p.attribution.anchor_srv for p in s.m.processes if p.attribution.rule == "same_day_as"}
         | {c for p in s.m.processes if p.attribution.rule == "pairs" for c in p.attribution.pair}
     ) or ["-"]
+    cols = [*KEYS, "srv", "received_at"]
 
     def build() -> ibis.Table:
-        if has_classified_copy(s):
+        if has_classified_copy(s) and not window_days(s):
             req = classified_requests(s)
-            return req.filter(req.included & req.srv.isin(wanted)).select(*KEYS, "srv")
-        sr = requests_in_period(s)
+            req = req.filter(req.included & req.srv.isin(wanted))
+            return req.select(*cols, _r=record_key(req))
+        # Timed pairs look beyond the days reduced: their neighbours' requests too.
+        pad = window_days(s)
+        sub = s if not pad or s.days is None else _padded(s, pad)
+        sr = requests_in_period(sub)
         sr = sr.filter(srv_in(sr, wanted))
         included = included_alone(s, sr)
         if included is not None:
             # Only the inclusion rules: no RTT, TRT or failure-alert lookup (0.50 s to 0.28 s
             # at 0.3 of a national day).
-            return sr.filter(included).select(*KEYS, "srv")
+            sr = sr.filter(included)
+            return sr.select(*cols, _r=record_key(sr))
         req = classified_requests(s, sr)
-        return req.filter(req.included).select(*KEYS, "srv")
+        req = req.filter(req.included)
+        return req.select(*cols, _r=record_key(req))
 
     return s.cached("rule_requests", build)
+
+
+def _padded(s: Scope, pad: int) -> Scope:
+    """The scope's days and `pad` days either side of each, within the period."""
+    import dataclasses
+    import datetime as dt
+
+    days = {d + dt.timedelta(days=k) for d in s.days or () for k in range(-pad, pad + 1)}
+    keep = tuple(sorted(d for d in days if s.first <= d <= s.last))
+    return dataclasses.replace(s, days=keep, _cache={}, _tables={})
 
 
 def marks(s: Scope) -> list[str]:
@@ -144,6 +219,7 @@ def flags(s: Scope, t: ibis.Table, keep_marks: bool = False) -> ibis.Table:
         mine = t.srv.isin(p.srvs)
         if not on or a.rule == "all":
             cond = mine
+
         elif a.rule == "not_in":
             taken = [belongs(s.m.process(q)) for q in a.processes]
             cond = mine & ~ibis.or_(*taken)

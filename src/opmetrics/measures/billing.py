@@ -7,7 +7,14 @@ import datetime as dt
 import ibis
 
 from opmetrics.measures.outcome import Context, Row, count_row, day_cells, rows_of, share_row, success_rows
-from opmetrics.measures.records import Scope, included_requests, latest_devices, outcome_requests, srv_in
+from opmetrics.measures.records import (
+    Scope,
+    included_requests,
+    latest_devices,
+    outcome_requests,
+    silent,
+    srv_in,
+)
 
 
 def _with_silence(s: Scope, t: ibis.Table) -> ibis.Table:
@@ -16,13 +23,17 @@ def _with_silence(s: Scope, t: ibis.Table) -> ibis.Table:
     A device missing from the devices input is treated as communicating (nothing to exclude on).
     """
     limit = dt.timedelta(days=s.m.outcomes.non_communicating_days)
-    d = latest_devices(s).select(nc_dev="device_id", nc_last="last_communicated_at")
+    d = latest_devices(s)
+    # Silent since the last communication, or since installation when it never communicated.
+    d = d.select(nc_dev="device_id", nc_last=d.last_communicated_at.coalesce(d.installed_at))
     # The period's requests were all sent before its end, so only devices silent since before
     # (end - limit) can be silent at a request: joining those alone spares a national estate.
-    d = d.filter(d.nc_last < s.day_start(s.last + dt.timedelta(days=1)) - limit)
-    j = t.left_join(d, t.device_id == d.nc_dev).drop("nc_dev")
-    silent = (j.nc_last < (j.received_at - limit)).fill_null(False)
-    return j.mutate(non_communicating=silent).drop("nc_last")
+    end = s.day_start(s.last + dt.timedelta(days=1)) - limit
+    d = d.filter(d.nc_last.isnull() | (d.nc_last < end))
+    j = t.left_join(d, t.device_id == d.nc_dev)
+    # A device missing from the devices input is treated as communicating (nothing to go on).
+    quiet = j.nc_dev.notnull() & silent(j.nc_last, j.nc_last, j.received_at - limit)
+    return j.mutate(non_communicating=quiet).drop("nc_dev", "nc_last")
 
 
 def _read_srvs(s: Scope) -> list[str]:

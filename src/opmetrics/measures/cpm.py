@@ -93,10 +93,10 @@ def _by_segment(
     return out
 
 
-def _closed_incidents(s: Scope) -> ibis.Table:
+def _closed_incidents(s: Scope, responsible_only: bool = True) -> ibis.Table:
     inc = s.con.table("incidents")
-    closed_day = s.uk_day(inc.closed_at)
-    return inc.filter(closed_day.notnull() & inc.dcc_responsible).mutate(
+    closed = s.uk_day(inc.closed_at).notnull()
+    return inc.filter(closed & inc.dcc_responsible if responsible_only else closed).mutate(
         segment=ibis.cases(
             (inc.smets == 1, "SMETS1"), (inc.smets == 2, "SMETS2"), else_="not device specific"
         )
@@ -129,7 +129,7 @@ def _incident_targets(s: Scope, t: ibis.Table, measure: str) -> ibis.Value:
 
 
 def _incidents(s: Scope, c: Cpm) -> list[dict]:
-    inc = _closed_incidents(s)
+    inc = _closed_incidents(s, c.responsible_only)
     measure = "resolution" if c.kind == "incident_resolution" else "response"
     groups = [[k] for k in c.categories] if c.per_category else [c.categories]
     out = []

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # What one day's request cube is keyed by: enough for RSVP's region / SMETS2 / All levels and
 # CPM1-2's mode and criticality filters.
-REQUEST_KEYS = ["report_date", "scope", "key", "segment", "smets", "mode", "critical"]
+REQUEST_KEYS = ["report_date", "scope", "key", "segment", "smets", "mode", "critical", "device_type"]
 RTT_KEYS = ["report_date", "scope", "key", "segment", "smets", "rtt_ms"]
 ALERT_KEYS = ["report_date", "segment"]
 
@@ -99,7 +99,7 @@ def _by_scope(
     return ibis.union(srv.select(*cols), proc.select(*cols))
 
 
-_REQ_BY = ["report_date", "segment", "smets", "mode", "critical"]
+_REQ_BY = ["report_date", "segment", "smets", "mode", "critical", "device_type"]
 _RTT_BY = ["report_date", "segment", "smets", "rtt_ms"]
 # The four response categories of 001 l.941-944 "No Response received (successful response code)",
 # as RSVP columns (a success code is the SRV's own: `records.success_code`).
@@ -310,21 +310,20 @@ def _assemble_rate(s: Scope, req: ibis.Table, rtt: ibis.Table, rate: str, merged
     )
 
 
-MODE_GROUP = ["scope", "key", "segment", "mode"]
-
-
-def assemble_modes(s: Scope, cubes: DayCubes) -> ibis.Table:
-    """RSVP's month by mode of operation, as
-    001 l.937 "an additional breakdown by SLA / Mode of Operation will be needed" asks: volume,
-    payload and within-TRT per SRV or process, segment
-    level and mode, each mode against its own TRT; from the same request cube as RSVP, so the
-    modes add up to RSVP's month. RTT statistics are RSVP's (`speed.rtt_modes`), not repeated
-    here."""
+def assemble_modes(s: Scope, cubes: DayCubes, by: str = "mode") -> ibis.Table:
+    """RSVP's month by mode of operation (`by="mode"`), as
+    001 l.937 "an additional breakdown by SLA / Mode of Operation will be needed" asks, or by
+    device type (`by="device_type"`), as
+    001 l.307 "the TRT target should also be provided for Gas Smart Metering Equipment" asks of
+    Install and Commission: volume, payload and within-TRT per SRV or process, segment level and
+    mode or device type, each request against its own TRT; from the same request cube as RSVP,
+    so the rows add up to RSVP's month. RTT statistics are RSVP's (`speed.rtt_modes`)."""
     req = in_scope(s, cubes.requests)
     late = s.m.speed.no_response_counts_as_late
     levels = _levels(req, "month")
+    group = ["scope", "key", "segment", by]
     sums = [
-        lv.group_by(MODE_GROUP).aggregate(
+        lv.group_by(group).aggregate(
             volume=lv.volume.sum().cast("int64"),
             failures=lv.failures.sum().cast("int64"),
             payload_failures=lv.payload_failures.sum().cast("int64"),
@@ -340,7 +339,7 @@ def assemble_modes(s: Scope, cubes: DayCubes) -> ibis.Table:
         within_trt_pct=ibis.ifelse(out.trt_denominator > 0, _pct(out.within_trt, out.trt_denominator), None),
         success_pct=_pct(out.volume - out.failures, out.volume),
         payload_failure_pct=_pct(out.payload_failures, out.volume),
-    ).order_by(MODE_GROUP)
+    ).order_by(group)
 
 
 def daily_rsvp(s: Scope, cubes: DayCubes) -> ibis.Table:

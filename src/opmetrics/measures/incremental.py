@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from opmetrics.engine.store import Store
 from opmetrics.measures import legs
 from opmetrics.measures.attempts import fold_days
+from opmetrics.measures.attribution import pair_srvs, window_days
 from opmetrics.measures.daily import DayCubes, alert_cube, daily_rsvp, request_cube, rtt_histogram
 from opmetrics.measures.diagnostics import day_counts
 from opmetrics.measures.outcome import Folds, cell_builders
@@ -41,7 +42,7 @@ CUBE_TABLES = {
 }
 # Part of every day's fingerprint: raise it when a cube's definition changes, so that stores
 # reduced by an older opmetrics reduce their days again.
-CUBES_VERSION = 4
+CUBES_VERSION = 5
 # Derived from the cubes of the same day: RSVP's daily rows (so a month-end run only merges).
 DAILY_TABLE = "day_rsvp"
 # Histograms whose month is also kept merged, per period (`_month_total_moved`): a count per
@@ -121,6 +122,18 @@ def day_fingerprints(store: Store, s: Scope, global_fp: str) -> dict[dt.date, st
         # A chain of resends can cross midnight: every day depends on the whole month.
         whole = "|".join(parts[d] for d in days)
         parts = {d: whole for d in days}
+    elif pad := window_days(s):
+        # A timed pair (security SRVs within the 6.17 TRT) can cross midnight: a day depends on
+        # its neighbours' requests of the pairs' SRVs, as far as the window reaches.
+        srvs = pair_srvs(s)
+        paired = _per_day(
+            store,
+            f"SELECT report_date, {lineage} FROM service_requests WHERE report_date BETWEEN ? AND ? "
+            "AND srv IN (SELECT unnest(?)) GROUP BY 1",
+            [first - dt.timedelta(days=pad), last + dt.timedelta(days=pad), srvs],
+        )
+        near = {d: [d + dt.timedelta(days=k) for k in range(-pad, pad + 1) if k] for d in days}
+        parts = {d: parts[d] + "|" + "|".join(paired.get(x, "-") for x in near[d]) for d in days}
     return {d: hashlib.sha256(p.encode()).hexdigest()[:16] for d, p in parts.items()}
 
 

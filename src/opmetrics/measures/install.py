@@ -34,10 +34,20 @@ def ic1_rsvp(s: Scope, ctx: Context) -> list[Row]:
 
 
 def ic1_installs(s: Scope, ctx: Context) -> list[Row]:
+    """Installs that succeeded: a meter that reached Commissioned; a hub that did, with at
+    least one meter joined to it when `outcomes.ch_install_success: meter_attached`
+    (001 l.979 "DCC will report as Successful cases where there is at least one Meter attached")."""
     t = _in_period(_installs(s), s)
     t = t.filter(t.device_type.isin(IC_TYPES))
     ok = t.commissioned_at.notnull()
     note = "commissioned / installed"
+    if s.m.outcomes.ch_install_success == "meter_attached":
+        d = latest_devices(s)
+        meters = d.filter(d.device_type.isin(["ESME", "GSME"]) & d.ch_id.notnull())
+        hubs = meters.select(hub=meters.ch_id).distinct()
+        t = t.left_join(hubs, t.device_id == hubs.hub)
+        ok = t.commissioned_at.notnull() & ((t.device_type != "CHF") | t.hub.notnull())
+        note = "commissioned (a hub: with a meter attached) / installed"
     return grouped_shares(t, ok, "device_type x region", ["device_type", "region"], note) + grouped_shares(
         t, ok, "day x device_type", ["install_day", "device_type"]
     )
@@ -71,33 +81,66 @@ def ic1_prediction(s: Scope, ctx: Context) -> list[Row]:
 
 
 def ic1_install_leave(s: Scope, ctx: Context) -> list[Row]:
-    hubs = _in_period(_installs(s), s)
-    hubs = hubs.filter(hubs.device_type == "CHF")
-    u = s.con.table("ch_status_updates")
-    u = u.filter((u.sent_at <= s.as_of) & u.srv.isin(["8.14.1", "8.14.2"]))
-    flags = u.group_by(ch=u.device_id).aggregate(
-        ic=(u.srv == "8.14.1").cast("int64").max(), il=(u.srv == "8.14.2").cast("int64").max()
-    )
-    j = hubs.left_join(flags, hubs.device_id == flags.ch)
+    """Communications Hubs installed: Install and Commission (8.14.1), Install and Leave (8.14.2)
+    decided or awaiting a decision within the 90-day investigation period, or neither, at the
+    report time, as
+    001 l.981 "DCC will also include a third category which identifies the installations" says.
+    A hub installed this month cannot have left its 90 days, so the hubs of the three months
+    before are reported as a cohort of their own,
+    001 l.981 "or additionally provide reporting on the previous three months": there an Install
+    and Leave is decided by a later status update (8.14.1, 8.14.3, 8.14.4) or by the
+    investigation period running out."""
     days = s.m.outcomes.install_leave_investigation_days
-    within = j.installed_at > (s.as_of - dt.timedelta(days=days))
+    y, mo = s.first.year, s.first.month - 3
+    y, mo = (y - 1, mo + 12) if mo < 1 else (y, mo)
+    cohort_start = s.day_start(dt.date(y, mo, 1))
+    period_start, period_end = s.day_start(s.first), s.day_start(s.last + dt.timedelta(days=1))
+    d = latest_devices(s)
+    hubs = d.filter(
+        (d.device_type == "CHF") & (d.installed_at >= cohort_start) & (d.installed_at < period_end)
+    )
+    hubs = hubs.mutate(
+        cohort=ibis.ifelse(
+            hubs.installed_at >= period_start, "installed in the period", "installed in the 3 months before"
+        )
+    )
+    u = s.con.table("ch_status_updates")
+    u = u.filter((u.sent_at <= s.as_of) & u.srv.isin(["8.14.1", "8.14.2", "8.14.3", "8.14.4"]))
+    first = u.group_by(ch=u.device_id).aggregate(
+        ic=(u.srv == "8.14.1").any(), il_at=u.sent_at.min(where=u.srv == "8.14.2")
+    )
+    later = u.inner_join(first, u.device_id == first.ch)
+    later = later.filter(later.il_at.notnull() & (later.sent_at > later.il_at) & (later.srv != "8.14.2"))
+    decided = later.select(dec=later.device_id).distinct()
+    j = hubs.left_join(first, hubs.device_id == first.ch).left_join(decided, hubs.device_id == decided.dec)
+    expired = j.installed_at <= s.as_of - dt.timedelta(days=days)
     cat = ibis.cases(
-        (j.ic == 1, "install and commission (8.14.1)"),
-        ((j.il == 1) & within, f"install and leave: awaiting decision (within {days} days)"),
-        (j.il == 1, "install and leave (8.14.2)"),
+        (j.il_at.notnull() & j.dec.notnull(), "install and leave: decided (a later status update)"),
+        (j.il_at.notnull() & expired, f"install and leave: decided (the {days} days are over)"),
+        (j.il_at.notnull(), f"install and leave: awaiting decision (within {days} days)"),
+        (j.ic.fill_null(False), "install and commission (8.14.1)"),
         else_="neither",
     )
     j = j.mutate(category=cat)
-    total = rows_of(j.aggregate(n=j.count()))[0]["n"]
-    out = [
-        share_row("category", r["category"], r["n"], total)
-        for r in rows_of(j.group_by("category").aggregate(n=j.count()).order_by("category"))
-    ]
+    out = []
+    for cohort in ("installed in the period", "installed in the 3 months before"):
+        c = j.filter(j.cohort == cohort)
+        total = rows_of(c.aggregate(n=c.count()))[0]["n"]
+        name = (
+            "category"
+            if cohort == "installed in the period"
+            else "category, hubs installed in the 3 months before"
+        )
+        out += [
+            share_row(name, r["category"], r["n"], total)
+            for r in rows_of(c.group_by("category").aggregate(n=c.count()).order_by("category"))
+        ]
+    mine = j.filter(j.cohort == "installed in the period")
     out += [
         share_row("region x category", r["region"], r["n"], r["d"], r["category"])
         for r in rows_of(
-            j.group_by(["region", "category"])
-            .aggregate(n=j.count())
+            mine.group_by(["region", "category"])
+            .aggregate(n=mine.count())
             .mutate(d=ibis._.n.sum().over(group_by="region"))
             .order_by(["region", "category"])
         )

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import holidays
 
 from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row
-from opmetrics.measures.records import Scope, latest_devices, uk_midnight_utc
+from opmetrics.measures.records import Scope, latest_devices, silent, uk_midnight_utc
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -64,13 +64,18 @@ def inc_major_limits(s: Scope, ctx: Context) -> list[Row]:
     lim = s.m.incidents.major_limits
     cat1 = sorted(r["incident_id"] for r in rows if r["category"] == 1 and _in(r["raised_at"], year_ago, b))
     cat2 = sorted(r["incident_id"] for r in rows if r["category"] == 2 and _in(r["raised_at"], a, b))
+    # A Measure (2026.4) is judged against its limits; an Indicator (2027.1: the seeds ask for
+    # indicators, not limits) shows the methodology's reference numbers for information only.
+    judged = s.m.measure("INC1.major_limits").kind == "M"
     out = []
     for label, ids, limit in (
         ("Cat 1 raised in the 12 months to period end", cat1, lim.cat1_per_12_months),
         ("Cat 2 raised in the period", cat2, lim.cat2_per_month),
     ):
-        r = count_row("limit", label, len(ids), key2=f"limit {limit}", note=", ".join(ids))
-        r["status"] = "within limit" if len(ids) <= limit else "over limit"
+        key2 = f"limit {limit}" if judged else f"reference {limit} (not a limit)"
+        r = count_row("limit" if judged else "raised", label, len(ids), key2=key2, note=", ".join(ids))
+        if judged:
+            r["status"] = "within limit" if len(ids) <= limit else "over limit"
         out.append(r)
     return out
 
@@ -132,15 +137,18 @@ def inc_excluded(s: Scope, ctx: Context) -> list[Row]:
         if not _in(r["closed_at"], a, b):
             continue
         if not r["dcc_responsible"]:
-            out.append(
-                count_row(
-                    "incident",
-                    r["incident_id"],
-                    1,
-                    key2=f"Cat {r['category']}",
-                    note="excluded: the DCC is not the responsible party (SEC Appendix AG)",
-                )
-            )
+            # The incident CPMs that still count it (CPM5A's text has no responsible filter).
+            kept = [
+                c.id
+                for c in s.m.cpms
+                if c.kind in ("incident_resolution", "incident_response")
+                and not c.responsible_only
+                and r["category"] in c.categories
+            ]
+            note = "excluded: the DCC is not the responsible party (SEC Appendix AG)"
+            if kept:
+                note += f"; counted in {', '.join(kept)}, whose text has no such filter"
+            out.append(count_row("incident", r["incident_id"], 1, key2=f"Cat {r['category']}", note=note))
     return out
 
 
@@ -237,8 +245,8 @@ def eh_non_communicating(s: Scope, ctx: Context) -> list[Row]:
     days = s.m.estate.non_communicating_days
     d = latest_devices(s)
     d = d.filter(d.status == "commissioned")
-    silent = d.last_communicated_at.isnull() | (d.last_communicated_at < s.as_of - dt.timedelta(days=days))
-    d = d.mutate(_s=silent.cast("int64"))
+    quiet = silent(d.last_communicated_at, d.installed_at, s.as_of - dt.timedelta(days=days))
+    d = d.mutate(_s=quiet.cast("int64"))
     rows = rows_of(d.group_by("device_type").aggregate(n=d._s.sum(), total=d.count()).order_by("device_type"))
     note = f"commissioned devices silent for {days} days or more at report time"
     return [share_row("device_type", r["device_type"], r["n"], r["total"], note=note) for r in rows]
@@ -249,23 +257,37 @@ def _version_key(v: str) -> tuple:
 
 
 def eh_firmware(s: Scope, ctx: Context) -> list[Row]:
-    """Per device type: devices on the latest firmware version seen, 1-N versions behind, older."""
+    """Per device type: devices on the latest firmware version seen, 1-N versions behind, older.
+    Versions are ranked within a manufacturer and model (`estate.firmware_currency_by: model`):
+    one maker's 2.0 says nothing about another's 1.4. By device type alone (2026.4), every
+    version of the type is ranked together."""
     behind = s.m.estate.firmware_versions_behind_current
+    by_model = s.m.estate.firmware_currency_by == "model"
     d = latest_devices(s)
     d = d.filter((d.status == "commissioned") & d.firmware_version.notnull())
-    counts = rows_of(d.group_by(["device_type", "firmware_version"]).aggregate(n=d.count()))
+    keys = ["device_type", "manufacturer", "model"] if by_model else ["device_type"]
+    counts = rows_of(d.group_by([*keys, "firmware_version"]).aggregate(n=d.count()))
     out = []
     for dtype in sorted({r["device_type"] for r in counts}):
         mine = [r for r in counts if r["device_type"] == dtype]
-        versions = sorted({r["firmware_version"] for r in mine}, key=_version_key, reverse=True)
-        rank = {v: i for i, v in enumerate(versions)}
         total = sum(r["n"] for r in mine)
-        buckets = Counter()
-        for r in mine:
-            i = rank[r["firmware_version"]]
-            buckets["latest" if i == 0 else f"1-{behind} behind" if i <= behind else "older"] += r["n"]
+        buckets: Counter[str] = Counter()
+        latest: dict[tuple, str] = {}
+        for group in sorted({tuple(r[k] or "" for k in keys) for r in mine}):
+            rows = [r for r in mine if tuple(r[k] or "" for k in keys) == group]
+            versions = sorted({r["firmware_version"] for r in rows}, key=_version_key, reverse=True)
+            rank = {v: i for i, v in enumerate(versions)}
+            latest[group] = versions[0]
+            for r in rows:
+                i = rank[r["firmware_version"]]
+                buckets["latest" if i == 0 else f"1-{behind} behind" if i <= behind else "older"] += r["n"]
+        if by_model:
+            named = [(f"{g[1]} {g[2]}".strip() or "model not given", v) for g, v in sorted(latest.items())]
+            note = "latest per model: " + "; ".join(f"{name} {v}" for name, v in named)
+        else:
+            note = f"latest = {latest[(dtype,)]}"
         for b in ("latest", f"1-{behind} behind", "older"):
-            out.append(share_row(dtype, b, buckets.get(b, 0), total, note=f"latest = {versions[0]}"))
+            out.append(share_row(dtype, b, buckets.get(b, 0), total, note=note))
     return out
 
 

@@ -178,6 +178,7 @@ def registry() -> dict[str, MeasureFn]:
         firmware,
         forecasts,
         install,
+        iterations,
         league,
         operations,
         prepayment,
@@ -200,6 +201,7 @@ def registry() -> dict[str, MeasureFn]:
         forecasts,
         providers,
         activity,
+        iterations,
     ):
         reg.update(mod.MEASURES)
     return reg
@@ -215,6 +217,7 @@ def cell_builders() -> dict[str, CellBuilder]:
         cos,
         firmware,
         forecasts,
+        iterations,
         league,
         prepayment,
         providers,
@@ -224,7 +227,7 @@ def cell_builders() -> dict[str, CellBuilder]:
     out: dict[str, CellBuilder] = {}
     for mod in (cos, billing, prepayment, firmware, alerting, security, league, forecasts, providers):
         out.update(mod.CELLS)
-    for mod in (activity,):
+    for mod in (activity, iterations):
         out.update(mod.CELLS)
     return out
 

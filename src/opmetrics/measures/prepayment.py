@@ -26,6 +26,7 @@ from opmetrics.measures.records import (
     latest_devices,
     outcome_requests,
     repeated_chain_hashes,
+    silent,
     srv_in,
 )
 
@@ -96,9 +97,9 @@ def pp1_non_communicating(s: Scope, ctx: Context) -> list[Row]:
     d = latest_devices(s)
     limit = s.as_of - dt.timedelta(days=s.m.outcomes.non_communicating_days)
     d = d.filter(d.device_type.isin(["ESME", "GSME"]) & (d.status == "commissioned"))
-    silent = (d.last_communicated_at < limit).fill_null(False)
+    quiet = silent(d.last_communicated_at, d.installed_at, limit)
     note = "non-communicating / commissioned meters"
-    return grouped_shares(d, silent, "device_type x region", ["device_type", "region"], note)
+    return grouped_shares(d, quiet, "device_type x region", ["device_type", "region"], note)
 
 
 def pp1_attempts(s: Scope, ctx: Context) -> list[Row]:

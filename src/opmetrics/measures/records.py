@@ -787,23 +787,34 @@ def _latest_of(d: ibis.Table) -> ibis.Table:
     return d.semi_join(latest, [d.device_id == latest.device_id, d.extracted_at == latest._latest])
 
 
-def commissioning_days(s: Scope) -> ibis.Table:
-    """(device_id, comm_day): devices whose latest extract says they were commissioned on a
-    UK day of the period (I&C attribution)."""
-    return s.cached("commissioning_days", lambda: _commissioning_days(s))
+def silent(last_communicated: ibis.Value, installed: ibis.Value, before: ibis.Value) -> ibis.Value:
+    """Whether a device had been silent since before `before`: its last communication, or its
+    installation when it never communicated, is earlier. One rule for every measure that sets
+    silent devices apart (B1, PP1, EH1): a device that never communicated since an install
+    months ago is silent, one installed yesterday is not; with neither date known, silent."""
+    return last_communicated.coalesce(installed).isnull() | (last_communicated.coalesce(installed) < before)
 
 
-def _commissioning_days(s: Scope) -> ibis.Table:
+def commissioning_days(s: Scope, day_of: str = "commissioned") -> ibis.Table:
+    """(device_id, comm_day): devices whose latest extract says they were commissioned
+    (`day_of: commissioned`) or installed, commissioned or not (`installed`), on a UK day of the
+    period (I&C attribution)."""
+    return s.cached(f"commissioning_days_{day_of}", lambda: _commissioning_days(s, day_of))
+
+
+def _commissioning_days(s: Scope, day_of: str) -> ibis.Table:
     d = _extracts(s)
-    # Only devices with some extract commissioned in the period (or in the days reduced) can
-    # qualify: finding the latest extract of those alone spares a pass over the whole estate
-    # (50 M devices), and a small set of days is a small table for the requests to meet.
+    at = d.commissioned_at if day_of == "commissioned" else d.installed_at
+    # Only devices with some extract in the period (or in the days reduced) can qualify:
+    # finding the latest extract of those alone spares a pass over the whole estate (50 M
+    # devices), and a small set of days is a small table for the requests to meet.
     first, last = (min(s.days), max(s.days)) if s.days else (s.first, s.last)
     start, end = s.day_start(first), s.day_start(last + dt.timedelta(days=1))
-    near = d.filter((d.commissioned_at >= start) & (d.commissioned_at < end))
+    near = d.filter((at >= start) & (at < end))
     if _one_extract_time(s):
         latest = near  # each device's one extract is its latest
     else:
         latest = _latest_of(d.semi_join(near.select("device_id").distinct(), "device_id"))
-    latest = latest.select("device_id", comm_day=s.uk_day(latest.commissioned_at))
+    day = latest.commissioned_at if day_of == "commissioned" else latest.installed_at
+    latest = latest.select("device_id", comm_day=s.uk_day(day))
     return in_scope(s, latest.filter(latest.comm_day.notnull()), "comm_day")

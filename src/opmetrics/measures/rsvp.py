@@ -25,7 +25,7 @@ def compute_rsvp(s: Scope, cubes: DayCubes | None = None) -> pa.Table:
     return tbl.append_column("period", pa.array([s.period] * tbl.num_rows, pa.string()))
 
 
-def compute_modes(s: Scope, cubes: DayCubes | None = None) -> pa.Table:
-    """RSVP's month per mode of operation (`daily.assemble_modes`)."""
-    tbl = assemble_modes(s, cubes or day_cubes(s)).to_pyarrow()
+def compute_modes(s: Scope, cubes: DayCubes | None = None, by: str = "mode") -> pa.Table:
+    """RSVP's month per mode of operation, or per device type (`daily.assemble_modes`)."""
+    tbl = assemble_modes(s, cubes or day_cubes(s), by).to_pyarrow()
     return tbl.append_column("period", pa.array([s.period] * tbl.num_rows, pa.string()))

@@ -155,6 +155,7 @@ def measure_suite(
     step(1)
     rsvp = compute_rsvp(scope, cubes)
     modes = compute_modes(scope, cubes)
+    devices = compute_modes(scope, cubes, "device_type")
     # Diagnostics, benchmarks and legs merge their own day cubes. Their results are grouped or
     # explicitly sorted, so DuckDB need not keep insertion order, which lets a month's merge spill.
     with scope.unordered():
@@ -167,7 +168,14 @@ def measure_suite(
     step(4)
     cpm = compute_cpm(scope, rsvp, counts, history, avail, cubes)
     # rsvp, cpm, outcomes and availability carry their period already; the rest get it here.
-    tables = {"rsvp": rsvp, "rsvp_modes": modes, "cpm": cpm, "outcomes": outcomes, "availability": avail}
+    tables = {
+        "rsvp": rsvp,
+        "rsvp_modes": modes,
+        "rsvp_devices": devices,
+        "cpm": cpm,
+        "outcomes": outcomes,
+        "availability": avail,
+    }
     return tables | {
         name: t.append_column("period", pa.array([scope.period] * t.num_rows, pa.string()))
         for name, t in (

@@ -173,6 +173,9 @@ class Outcomes(_Strict):
     # What success means to an outcome measure: "response_codes" = answered with the success
     # codes its SRV (or the measure) names; "payload" = not a payload failure (2026.4).
     success_basis: Literal["payload", "response_codes"] = "payload"
+    # IC1: a Communications Hub install succeeded when it reached Commissioned ("commissioned",
+    # 2026.4) and, with "meter_attached", has at least one meter joined to it.
+    ch_install_success: Literal["commissioned", "meter_attached"] = "commissioned"
 
 
 def rag_status(pct: float | None, target: float, minimum: float) -> str:
@@ -266,6 +269,9 @@ class Availability(_Strict):
 class Estate(_Strict):
     non_communicating_days: int = Field(gt=0)
     firmware_versions_behind_current: int = Field(ge=0)
+    # Firmware versions are ranked per manufacturer and model ("model"), or per device type
+    # across manufacturers ("device_type", 2026.4).
+    firmware_currency_by: Literal["device_type", "model"] = "device_type"
 
 
 class Timeliness(_Strict):
@@ -365,6 +371,9 @@ class Cpm(_Strict):
     # CPM6A: the business processes the CPM text names (None: every process); the others are
     # reported with the same figures as indicators, without target or service credit.
     processes: list[str] | None = None
+    # Incident CPMs: only incidents the DCC is responsible for resolving (CPM4 and CPM5's text);
+    # CPM5A's text has no such filter (2027.1: false).
+    responsible_only: bool = True
     # CPM6A's numerator: requests answered within the TRT ("within_trt", 2026.4), or answered
     # with a success code within it ("delivered_within_trt").
     numerator: Literal["within_trt", "delivered_within_trt"] = "within_trt"

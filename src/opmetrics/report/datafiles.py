@@ -29,6 +29,7 @@ MODE_COLUMNS = [
     "no_response", "within_trt", "delivered_within_trt", "trt_denominator", "within_trt_pct",
     "success_pct", "payload_failure_pct",
 ]  # fmt: skip
+DEVICE_COLUMNS = [c if c != "mode" else "device_type" for c in MODE_COLUMNS]
 CPM_COLUMNS = [
     "period", "cpm", "key", "segment", "numerator", "denominator", "pct", "target", "minimum",
     "status", "instance", "months_below_target", "service_credit_gbp", "note",

@@ -67,6 +67,7 @@ class Figures:
     previous: dict[str, Any] = field(default_factory=dict)  # previous period's cpm and availability
     history: list[dict[str, Any]] = field(default_factory=list)  # monthly process RSVP, <= 13 periods
     modes: list[dict[str, Any]] = field(default_factory=list)  # RSVP's month per mode of operation
+    devices: list[dict[str, Any]] = field(default_factory=list)  # RSVP's month per device type
 
     @property
     def first(self) -> dt.date:
@@ -115,6 +116,12 @@ def load_figures(store: Store, m: Methodology, period: str) -> Figures:
             store,
             "SELECT * EXCLUDE (run_id) FROM rsvp_modes WHERE period = ? AND run_id = ? "
             "ORDER BY scope, key, segment, mode",
+            key,
+        ),
+        devices=_rows(
+            store,
+            "SELECT * EXCLUDE (run_id) FROM rsvp_devices WHERE period = ? AND run_id = ? "
+            "ORDER BY scope, key, segment, device_type",
             key,
         ),
         cpm=_rows(store, f"SELECT * EXCLUDE (run_id) FROM cpm WHERE period = ? AND run_id = ? {order}", key),

@@ -206,6 +206,9 @@ def _process_sections(
                     )
         attempts = {r["key1"]: r for r in outcomes if r["measure"] == "ATT1" and r["breakdown"] == p.id}
         modes = [r for r in f.modes if r["scope"] == "process" and r["key"] == p.id and r["segment"] == "All"]
+        devices = [
+            r for r in f.devices if r["scope"] == "process" and r["key"] == p.id and r["segment"] == "All"
+        ]
         trend_pts = [
             (r["period"], r["success_pct"], r["within_trt_pct"]) for r in f.history if r["key"] == p.id
         ]
@@ -226,6 +229,7 @@ def _process_sections(
                 # The SMETS2 and All columns of CPM6A's row, on CPM6A's own basis.
                 "cpm6a_numerator": cpm6a.numerator,
                 "modes": modes,
+                "devices": devices,
                 "measures": measures,
                 "attempts": attempts,
                 "segments": segments,
@@ -391,6 +395,7 @@ def build_pack(
         ]
         D.write_table(out / "datafiles" / p.id, D.RSVP_COLUMNS, recs, prov)
     D.write_table(out / "datafiles" / "modes", D.MODE_COLUMNS, f.modes, prov)
+    D.write_table(out / "datafiles" / "device_types", D.DEVICE_COLUMNS, f.devices, prov)
     D.write_table(out / "datafiles" / "cpm", D.CPM_COLUMNS, f.cpm, prov)
     D.write_table(out / "datafiles" / "outcomes", D.OUTCOME_COLUMNS, outcomes, prov)
     D.write_table(out / "datafiles" / "availability", D.AVAILABILITY_COLUMNS, f.availability, prov)

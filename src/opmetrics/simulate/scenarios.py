@@ -225,6 +225,12 @@ def devices_batches(
     m0 = int(month_start.timestamp() * 1000)
     statuses = pa.array(["commissioned", "install_and_leave", "installed_not_commissioned"])
     parties = pa.array([p.party_id for p in P.SUPPLIERS])
+    # The month's sites are appended hub first (CH, ESME, maybe GSME): a meter that commissioned
+    # is joined to its site's hub (IC1 counts a hub with a meter attached as a success).
+    new_types = e.type[e.n :]
+    site_hub = np.maximum.accumulate(np.where(new_types == CHF, np.arange(len(new_types)), -1))
+    joined = np.isin(new_types, [ESME, GSME]) & (e.commissioned_ms >= 0) & (site_hub >= 0)
+    hub_of_new = np.where(joined, e.n + site_hub, -1)
     seed = int(rng.integers(2**62))
     for a in range(0, n, batch):
         b = min(n, a + batch)
@@ -244,6 +250,9 @@ def devices_batches(
         last = np.where(silent, ext - r.integers(61, 400, k) * MS_DAY, ext - r.integers(0, 2 * MS_DAY, k))
         last = np.where(commissioned < 0, -1, last)
         status_code = np.where(commissioned >= 0, 0, np.where(leave, 1, 2)).astype(np.int8)
+        hub = np.full(k, -1, np.int64)
+        hub[~old] = hub_of_new[j]
+        ch_id = pc.if_else(pa.array(hub >= 0), eui64(Estate.DEVICE_BASE + np.maximum(hub, 0)), None)
         sets = device_sets(dev, e.party[a:b].astype(np.int64), e.type[a:b].astype(np.int64))
         yield pa.table(
             {
@@ -253,7 +262,7 @@ def devices_batches(
                 "smets": pa.array(np.where(e.region[a:b] == 3, 1, 2).astype(np.int8)),
                 "region": pa.array(P.REGIONS).take(pa.array(e.region[a:b])),
                 "party_id": parties.take(pa.array(e.party[a:b])),
-                "ch_id": pa.nulls(k, pa.string()),
+                "ch_id": ch_id,
                 "installed_at": ts_ms(installed),
                 "commissioned_at": ts_ms(commissioned),
                 "status": statuses.take(pa.array(status_code)),
