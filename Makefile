@@ -24,6 +24,7 @@ docs: setup
 	$(BIN)/opmetrics contract docs docs/data-contract.md
 	$(BIN)/opmetrics contract json-schema docs/schemas
 	$(BIN)/opmetrics measures-doc docs/measures.md
+	$(BIN)/opmetrics definitions-doc docs/definitions.md
 
 clean:
 	rm -rf $(VENV) opmetrics-demo .pytest_cache

@@ -51,25 +51,31 @@ def test_every_listed_response_code_is_pinned_to_its_category(meths):
     assert old.codes("success") == ["I0", "I99"] and old.codes("failure_outside") == ["E4", "E8"]
 
 
-@pytest.mark.parametrize("code", sorted(CATEGORIES))
-def test_each_code_counts_as_its_category_says(store, tmp_path, meths, code):
-    """One top-up answered with `code` in 2 s. RSVP (a response received) succeeds whatever
-    the code, unless the code is outside DCC control (excluded,
-    003 l.278 "DCC exclude any Response Codes"); PP1 succeeds only with 2.2's success code, I0;
-    a payload failure is a failure_dcc code; the response category is the seed's four."""
-    assert load_rows(store, tmp_path, "service_requests", [sr(1, response_code=code)]).quarantined == 0
+def test_each_code_counts_as_its_category_says(store, tmp_path, meths):
+    """One top-up per listed code, each answered in 2 s, classified record by record. RSVP (a
+    response received) succeeds whatever the code, unless the code is outside DCC control
+    (excluded, 003 l.278 "DCC exclude any Response Codes"); an outcome measure succeeds only with
+    2.2's success code, I0; a payload failure is a failure_dcc code; the response category is
+    the seed's four. Then one compute: PP1 is 1 of 9 (I0 alone, E4 and E8 excluded)."""
+    from opmetrics.measures.records import Scope, classified_requests
+
+    codes = sorted(CATEGORIES)
+    rows = [
+        sr(i + 1, device_id=f"00-DB-00-00-00-00-01-{i:02d}", response_code=c) for i, c in enumerate(codes)
+    ]
+    assert load_rows(store, tmp_path, "service_requests", rows).quarantined == 0
+    s = Scope(store.ibis(), meths["2027.1"], "2026-10", AS_OF)
+    got = {r["response_code"]: r for r in classified_requests(s).to_pyarrow().to_pylist()}
+    for code in codes:
+        cat, r = CATEGORIES[code], got[code]
+        assert r["included"] == (cat != "failure_outside"), code
+        assert not r["failed"], code  # a response reached the User
+        assert r["payload_failure"] == (cat == "failure_dcc"), code
+        assert r["outcome_failed"] == (code != "I0"), code
+        want = "response received: success code" if code == "I0" else "response received: other code"
+        assert r["response_category"] == want, code
     compute(store, meths["2027.1"], "2026-10", as_of=AS_OF)
-    cat = CATEGORIES[code]
-    rsvp = store.rows("SELECT * FROM rsvp WHERE scope='srv' AND key='2.2' AND rate='month' AND segment='All'")
-    if cat == "failure_outside":
-        assert rsvp == []  # excluded, counted under its rule
-        return
-    (r,) = rsvp
-    assert (r["volume"], r["failures"]) == (1, 0)
-    assert r["payload_failures"] == (1 if cat == "failure_dcc" else 0)
-    assert r["response_success_code"] == (1 if code == "I0" else 0)
-    assert r["response_other_code"] == (0 if code == "I0" else 1)
-    assert share(outcome(store, "PP1")) == ((1, 1) if code == "I0" else (0, 1))
+    assert share(outcome(store, "PP1")) == (1, 9)
 
 
 @pytest.mark.parametrize(("rtt_ms", "within"), [(30_000, 1), (30_001, 0), (29_999, 1)])
@@ -92,33 +98,43 @@ def test_a_response_at_the_trt_is_on_time_and_1_ms_later_is_late(store, tmp_path
     assert c == [{"numerator": within, "denominator": 1}]
 
 
-@pytest.mark.parametrize(
-    ("period", "utc", "day"),
-    [
-        # 29 March 2026: BST starts at 01:00 UTC. UK midnight starting 29 March is 00:00 UTC (GMT);
-        # the one starting 30 March is 23:00 UTC on the 29th (BST).
-        ("2026-03", "2026-03-29T00:00:00.000Z", "2026-03-29"),
-        ("2026-03", "2026-03-28T23:59:59.999Z", "2026-03-28"),
-        ("2026-03", "2026-03-29T23:00:00.000Z", "2026-03-30"),
-        ("2026-03", "2026-03-29T22:59:59.999Z", "2026-03-29"),
-        # 25 October 2026: BST ends at 01:00 UTC. Midnight starting the 25th is 23:00 UTC on the
-        # 24th (BST); the one starting the 26th is 00:00 UTC (GMT): the 25th has 25 hours.
-        ("2026-10", "2026-10-24T23:00:00.000Z", "2026-10-25"),
-        ("2026-10", "2026-10-24T22:59:59.999Z", "2026-10-24"),
-        ("2026-10", "2026-10-26T00:00:00.000Z", "2026-10-26"),
-        ("2026-10", "2026-10-25T23:59:59.999Z", "2026-10-25"),
-    ],
-)
-def test_a_request_at_uk_midnight_belongs_to_the_day_it_starts(store, tmp_path, meth, period, utc, day):
-    at = dt.datetime.fromisoformat(utc.replace("Z", "+00:00"))
-    answered = (at + dt.timedelta(seconds=2)).isoformat(timespec="milliseconds")
-    req = sr(1, received_at=utc, responded_at=answered)
-    assert load_rows(store, tmp_path, "service_requests", [req]).quarantined == 0
-    compute(store, meth, period, as_of=dt.datetime(2026, 11, 1))
+# (received at, UK day): 29 March 2026, BST starts at 01:00 UTC: the UK midnight starting the
+# 29th is 00:00 UTC (GMT), the one starting the 30th is 23:00 UTC on the 29th (BST). 25 October
+# 2026, BST ends at 01:00 UTC: the midnight starting the 25th is 23:00 UTC on the 24th (BST), the
+# one starting the 26th is 00:00 UTC (GMT), so the 25th has 25 hours.
+MIDNIGHTS = [
+    ("2026-03-29T00:00:00.000Z", "2026-03-29"),
+    ("2026-03-28T23:59:59.999Z", "2026-03-28"),
+    ("2026-03-29T23:00:00.000Z", "2026-03-30"),
+    ("2026-03-29T22:59:59.999Z", "2026-03-29"),
+    ("2026-10-24T23:00:00.000Z", "2026-10-25"),
+    ("2026-10-24T22:59:59.999Z", "2026-10-24"),
+    ("2026-10-26T00:00:00.000Z", "2026-10-26"),
+    ("2026-10-25T23:59:59.999Z", "2026-10-25"),
+]
+
+
+def test_a_request_at_uk_midnight_belongs_to_the_day_it_starts(store, tmp_path, meth):
+    """Each request's stored reporting day, and the day RSVP's daily rows count it on (both
+    clock-change months computed)."""
+    rows = []
+    for i, (utc, _) in enumerate(MIDNIGHTS, start=1):
+        at = dt.datetime.fromisoformat(utc.replace("Z", "+00:00"))
+        answered = (at + dt.timedelta(seconds=2)).isoformat(timespec="milliseconds")
+        rows.append(sr(i, device_id=f"00-DB-00-00-00-00-02-{i:02d}", received_at=utc, responded_at=answered))
+    assert load_rows(store, tmp_path, "service_requests", rows).quarantined == 0
+    stored = store.con.execute("SELECT CAST(report_date AS VARCHAR) FROM service_requests").fetchall()
+    assert sorted(r[0] for r in stored) == sorted(day for _, day in MIDNIGHTS)
+    for period in ("2026-03", "2026-10"):
+        compute(store, meth, period, as_of=dt.datetime(2026, 11, 1))
     got = store.rows(
-        "SELECT day FROM rsvp WHERE scope='srv' AND key='2.2' AND rate='day' AND segment='All' AND volume > 0"
+        "SELECT CAST(day AS VARCHAR) AS day, volume FROM rsvp WHERE scope='srv' AND key='2.2' AND rate='day' "
+        "AND segment='All' AND volume > 0"
     )
-    assert [str(r["day"]) for r in got] == [day]
+    want: dict[str, int] = {}
+    for _, day in MIDNIGHTS:
+        want[day] = want.get(day, 0) + 1
+    assert {r["day"]: r["volume"] for r in got} == want
 
 
 @pytest.mark.parametrize("version", list(VERSIONS))

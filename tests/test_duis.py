@@ -209,7 +209,29 @@ def test_party_side_rtt_report_renders_beside_the_dcc_side(month, tmp_path):
 
     rows = list(csv.DictReader((out / "party-rtt.csv").open()))
     pp = next(r for r in rows if r["srv"] == "2.2" and r["mode"] == "on-demand")
-    assert int(pp["dcc_matched"]) == int(pp["answered"]) > 100
+    # The DCC side counts the matched requests the report includes and whose response reached
+    # the party, as written here from the methodology's lists, not through opmetrics' rules.
+    m = load_methodology()
+    with Store(db, read_only=True) as st:
+        base = (
+            "FROM party_rtt p JOIN service_requests s USING (request_id) WHERE p.party_id = 'SUP-A' "
+            "AND p.srv = '2.2' AND p.mode = 'on-demand' AND CAST(timezone('Europe/London', "
+            "CAST(p.sent_at AS TIMESTAMPTZ)) AS DATE) BETWEEN DATE '2026-10-01' AND DATE '2026-10-31'"
+        )
+        included = (
+            "s.report_status IN (SELECT unnest($inc)) AND coalesce(s.response_code, '') NOT IN "
+            "(SELECT unnest($outside))"
+        )
+        params = {"inc": m.report_status.included, "outside": m.codes("failure_outside")}
+        shown = st.con.execute(
+            f"SELECT count(*) {base} AND {included} AND s.responded_at IS NOT NULL "
+            "AND s.report_status NOT IN (SELECT unnest($held))",
+            {**params, "held": m.payload.undelivered_report_statuses},
+        ).fetchone()[0]
+        left_out = st.con.execute(f"SELECT count(*) {base} AND NOT ({included})", params).fetchone()[0]
+    assert int(pp["dcc_matched"]) == shown > 100
+    assert int(pp["dcc_excluded"]) == left_out
+    assert left_out > 0 and shown <= int(pp["answered"]) <= int(pp["requests"])
     assert 0.08 <= float(pp["party_minus_dcc_mean_s"]) <= 0.8
     assert float(pp["party_within_trt_pct"]) <= float(pp["dcc_within_trt_pct"])
     shutil.rmtree(tmp_path / "sup-a")

@@ -37,6 +37,7 @@ from __future__ import annotations
 import pytest
 from conftest import VERSIONS, alert, load_rows, rid, sr
 
+from opmetrics.engine.store import Store
 from opmetrics.measures.run import compute
 
 T0 = "2026-10-05T10:00"
@@ -104,13 +105,17 @@ ALERTS = [
 ]
 
 
-@pytest.fixture(params=list(VERSIONS))
-def computed(request, store, tmp_path, meths):
-    assert load_rows(store, tmp_path, "service_requests", REQUESTS).quarantined == 0
-    assert load_rows(store, tmp_path, "alerts", ALERTS).quarantined == 0
+@pytest.fixture(scope="module", params=list(VERSIONS))
+def computed(request, tmp_path_factory, meths):
+    """The golden month computed once per methodology version (the tests only read it)."""
+    tmp = tmp_path_factory.mktemp(f"golden-{request.param}")
+    store = Store(tmp / "golden.duckdb")
+    assert load_rows(store, tmp, "service_requests", REQUESTS).quarantined == 0
+    assert load_rows(store, tmp, "alerts", ALERTS).quarantined == 0
     compute(store, meths[request.param], "2026-10")
     store.version = request.param
-    return store
+    yield store
+    store.close()
 
 
 def by_version(store, **values):

@@ -111,3 +111,36 @@ def test_attribution_rule_must_name_its_srvs(tmp_path):
         assert "change_of_supplier" in str(e) and "9.9" in str(e)
     else:
         raise AssertionError("an anchor SRV outside the process was accepted")
+
+
+def test_definitions_doc_is_current_and_covers_every_measure(meth):
+    """docs/definitions.md is generated from the methodology (and the committed what-if
+    comparison); every CPM, outcome measure and deviation has its section or row."""
+    from pathlib import Path
+
+    from opmetrics.methodology import definitions
+
+    docs = Path(__file__).parent.parent / "docs"
+    text = (docs / "definitions.md").read_text(encoding="utf-8")
+    assert text == definitions.markdown(meth, docs / "what-if-2026.4-2027.1.md"), "run `make docs`"
+    for c in meth.cpms:
+        assert f"### {c.id}: " in text
+    for x in meth.measures:
+        assert f"### {x.id} (" in text
+    for d in meth.deviations:
+        assert f"| `{d.id}` | {d.kind} |" in text
+    assert "## What changed between versions" in text
+
+
+def test_every_deviation_names_a_setting_that_exists_and_restores_another_value(meth):
+    """A deviation's `restore` is `path: value`: the path is a setting of the methodology (as
+    `what-if` names settings) whose value today is not the one that restores the seed."""
+    from opmetrics.measures.whatif import settings_of
+
+    settings = settings_of(meth)
+    deviations = [d for d in meth.deviations if d.kind == "deviation"]
+    assert len(deviations) >= 3
+    for d in deviations:
+        path, value = (x.strip() for x in d.restore.split(":", 1))
+        assert path in settings, d.id
+        assert str(settings[path]).lower() != value.lower(), d.id

@@ -673,7 +673,7 @@ def test_security_pairs_within_the_6_17_trt_at_its_bound(store, tmp_path, meths)
         assert (paired["numerator"], paired["denominator"]) == sec1
     # Day by day, a UK day's requests at a time: the 6.17 of 11 Oct lands after 10 Oct was reduced.
     days = Store(tmp_path / "days.duckdb")
-    for i, batch in enumerate(([0], [1], [2], [3], [4], [5])):
+    for i, batch in enumerate(([0], [1], [2, 3, 4, 5])):
         load_rows(days, tmp_path, "service_requests", [reqs[k] for k in batch], name=f"d{i}")
         compute(days, meths["2027.1"], "2026-10", as_of=AS_OF)
     got = days.rows("SELECT * FROM outcomes WHERE measure = 'SEC1.pairs' ORDER BY key1")

@@ -357,16 +357,15 @@ def party_rtt_cmd(
     the DCC-side RTT of the same requests when the DCC's data is loaded too."""
     import csv as csv_mod
 
-    from opmetrics.ingest.duis import SUFFIXES, load_party_logs, party_rtt_report
-    from opmetrics.measures.records import month_bounds
+    from opmetrics.ingest.duis import SUFFIXES, load_party_logs
+    from opmetrics.measures.party_rtt import party_rtt_report
     from opmetrics.report.pack import _env
 
     files = _log_files(paths, SUFFIXES)
     m = _methodology(methodology)
-    first, last = month_bounds(period)
     with _store(db) as store:
         n, bad, foreign = load_party_logs(store, m, files, party)
-        rows = party_rtt_report(store, m, party, first, last)
+        rows = party_rtt_report(store, m, party, period)
     out.mkdir(parents=True, exist_ok=True)
     html = _env().get_template("party_rtt.html.j2").render(rows=rows, party=party, period=period, m=m)
     (out / "party-rtt.html").write_text(html, encoding="utf-8")
@@ -866,6 +865,22 @@ def exceptions_list(db: DbOpt = Path(DEFAULT_DB)) -> None:
     console.print(f"Register version (chain head): {head[:16]}")
 
 
+@app.command("definitions-doc")
+def definitions_doc(
+    out: Annotated[Path, typer.Argument(help="Markdown file to write.")] = Path("docs/definitions.md"),
+    methodology: MethOpt = None,
+    what_if: Annotated[
+        Path | None, typer.Option(help="A `what-if` comparison (Markdown) to include.")
+    ] = Path("docs/what-if-2026.4-2027.1.md"),
+) -> None:
+    """Write docs/definitions.md: each measure's seed text, rule, deviations and readings."""
+    from opmetrics.methodology import definitions
+
+    m = _methodology(methodology)
+    out.write_text(definitions.markdown(m, what_if), encoding="utf-8")
+    console.print(f"Wrote {out} ({len(m.deviations)} deviations and readings)")
+
+
 @app.command("check-methodology")
 def check_methodology(path: Annotated[Path, typer.Argument(help="Methodology YAML file.")]) -> None:
     """Validate a methodology file and summarise it."""
@@ -875,6 +890,45 @@ def check_methodology(path: Annotated[Path, typer.Argument(help="Methodology YAM
         f"{len(m.processes)} business processes, CPMs {', '.join(c.id for c in m.cpms)}; "
         f"fingerprint {m.fingerprint[:16]}"
     )
+
+
+@app.command("what-if")
+def what_if_cmd(
+    period: PeriodOpt,
+    methodology: Annotated[Path, typer.Option("--methodology", help="The methodology file to try.")],
+    against: Annotated[Path, typer.Option("--against", help="The methodology file to compare with.")],
+    db: DbOpt = Path(DEFAULT_DB),
+    out: Annotated[
+        Path | None, typer.Option(help="Write the comparison here (Markdown; a CSV beside).")
+    ] = None,
+) -> None:
+    """Compute a period under two methodology versions over the same stored inputs, without
+    touching the published results, and list the figures that moved with the rules behind them."""
+    from opmetrics.measures import whatif
+
+    tried, base = _methodology(methodology), _methodology(against)
+    if not db.exists():
+        raise _fail(f"{db}: no such database; run `opmetrics demo` or `ingest` first")
+    with console.status(f"Computing {period} under {base.version} and {tried.version}"):
+        try:
+            w = whatif.what_if(db, period, tried, base)
+        except ValueError as e:
+            raise _fail(str(e)) from None
+    text = whatif.markdown(w)
+    if out is None:
+        console.print(text, markup=False, highlight=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    rows = whatif.csv_rows(w)
+    with out.with_suffix(".csv").open("w", newline="", encoding="utf-8") as fh:
+        import csv
+
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["period"])
+        writer.writeheader()
+        writer.writerows(rows)
+    moved = f"{len(w.changes)} figures moved, {w.unchanged} did not"
+    console.print(f"Wrote {out} and {out.with_suffix('.csv')}: {moved}")
 
 
 seeds_app = typer.Typer(help="The seed documents definitions cite: find a quote, check every citation.")

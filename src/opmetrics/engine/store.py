@@ -85,6 +85,35 @@ class Store:
             self._create_schema()
         self._ibis: Any = None
 
+    @classmethod
+    def overlay(cls, inputs: str | Path, work: str | Path, contract: Contract | None = None) -> Store:
+        """A writable store in `work` that reads another database's inputs without touching it:
+        the input tables, the load bookkeeping and the exceptions register of `inputs` are
+        read-only views; cubes, scratch tables and results are written to `work` alone (a
+        what-if computation beside the published results)."""
+        src = Path(inputs)
+        if not src.exists():
+            raise FileNotFoundError(f"{src}: no such database")
+        st = cls.__new__(cls)
+        st.path, st.contract, st.read_only = Path(work), contract or load_contract(), False
+        st.memory_limit = os.environ.get("OPMETRICS_MEMORY_LIMIT", "2GB")
+        st.con = duckdb.connect(str(st.path))
+        st.con.execute("SET TimeZone = 'UTC'")
+        st.con.execute(f"SET memory_limit = '{st.memory_limit}'")
+        st.con.execute(f"ATTACH '{src.resolve().as_posix()}' AS inputs (READ_ONLY)")
+        have = {
+            r[0]
+            for r in st.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'inputs'"
+            ).fetchall()
+        }
+        shared = [*st.contract.tables, "loaded_files", "superseded", "quarantine", "pmel"]
+        for name in shared:
+            if name in have:
+                st.con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM inputs."{name}"')
+        st._ibis = None
+        return st
+
     def _create_schema(self) -> None:
         self.con.execute(_BOOKKEEPING)
         for table in self.contract.tables.values():
@@ -101,7 +130,9 @@ class Store:
     def has_table(self, name: str) -> bool:
         return bool(
             self.con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+                "SELECT count(*) FROM information_schema.tables "
+                "WHERE table_name = ? AND table_catalog = current_database()",
+                [name],
             ).fetchall()[0][0]
         )
 

@@ -96,9 +96,9 @@ def b1_categories(s: Scope, ctx: Context) -> list[Row]:
     # Per mode of operation, each mode's categories as shares of its requests:
     # 001 l.937 "an additional breakdown by SLA / Mode of Operation will be needed".
     by_mode = rows_of(
-        t.group_by(["mode", "response_category"]).aggregate(n=t.n.sum().cast("int64")).order_by(
-            ["mode", "response_category"]
-        )
+        t.group_by(["mode", "response_category"])
+        .aggregate(n=t.n.sum().cast("int64"))
+        .order_by(["mode", "response_category"])
     )
     per_mode: dict[str, int] = {}
     for r in by_mode:

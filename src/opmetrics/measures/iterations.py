@@ -24,9 +24,7 @@ def day_iterations(s: Scope) -> ibis.Table:
     alerted = t._rec.isin(failure_links(s)._rec)
     t = t.mutate(_f=(~t.has_response | alerted).cast("int64"))
     it = t.group_by(["report_date", "process_id", "party_id", "device_id"]).aggregate(f=t._f.max())
-    return it.group_by(["report_date", "process_id"]).aggregate(
-        n=it.count(), failed=it.f.sum().cast("int64")
-    )
+    return it.group_by(["report_date", "process_id"]).aggregate(n=it.count(), failed=it.f.sum().cast("int64"))
 
 
 def iter1(s: Scope, ctx: Context) -> list[Row]:

@@ -184,7 +184,8 @@ def drop_scratch(con: Any) -> int:
     names = [
         r[0]
         for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND starts_with(table_name, ?)",
+            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND starts_with(table_name, ?) "
+            "AND database_name = current_database()",
             [SCRATCH],
         ).fetchall()
     ]
@@ -247,6 +248,26 @@ def outcome_requests(s: Scope) -> ibis.Table:
     return t.mutate(failed=t.outcome_failed)
 
 
+def every_request_classified(s: Scope) -> ibis.Table:
+    """Every stored request, whatever its day, classified by the same rules as a period's
+    (`classified_requests`; `s.period` is not read): monitoring's windows cross periods and
+    must count a request's fate as the report will."""
+    return _classify(s, _lookups(s, s.con.table("service_requests"), any_period=True))
+
+
+def fate_counts(s: Scope) -> dict[str, int]:
+    """The period's requests counted by the rule that included or excluded them (`rule` of
+    `classified_requests`): the run summary's "included" count and the exclusions beside it.
+    Read from each row alone where inclusion allows (no lookups), else from the classification."""
+    if s.m.counting.party_retries_count_separately:
+        t = requests_in_period(s)
+        t = t.mutate(rule=inclusion_rule(s, t))
+    else:
+        t = classified_requests(s)
+    rows = t.group_by("rule").aggregate(n=t.count()).to_pyarrow().to_pylist()
+    return {r["rule"]: int(r["n"]) for r in sorted(rows, key=lambda r: r["rule"])}
+
+
 def has_classified_copy(s: Scope) -> bool:
     """Whether the classified requests are read from a table of this run's (so that reading a
     part of them costs less than classifying those rows again)."""
@@ -257,31 +278,48 @@ def _classify_requests(s: Scope, sr: ibis.Table) -> ibis.Table:
     return _classify(s, _lookups(s, sr))
 
 
-def _lookups(s: Scope, sr: ibis.Table) -> ibis.Table:
+def _lookups(s: Scope, sr: ibis.Table, any_period: bool = False) -> ibis.Table:
     """The requests with what classifying them looks up in other tables: the TRT (`trt_s`),
-    whether a failure alert is linked (`_alert_failure`), and the record key (`_rec`)."""
-    m = s.m
-    if m.critical_from == "catalogue":
-        # Every catalogued SRV in every mode, with the catalogue's critical flag, which replaces
-        # the input's (kept only for an SRV the catalogue does not have).
-        trt = ibis.memtable(m.catalogue_rows()).rename(
-            trt_srv="srv", trt_smets="smets", trt_mode="mode", _cat_critical="critical"
-        )
-    else:
-        trt = ibis.memtable(m.trt_rows()).rename(trt_srv="srv", trt_smets="smets", trt_mode="mode")
-    t = sr.left_join(trt, [sr.srv == trt.trt_srv, sr.smets == trt.trt_smets, sr.mode == trt.trt_mode]).drop(
-        "trt_srv", "trt_smets", "trt_mode"
-    )
-    if m.critical_from == "catalogue":
-        t = t.mutate(critical=t._cat_critical.coalesce(t.critical)).drop("_cat_critical")
-    default_trt = ibis.cases(
-        *[(t.mode == mode, secs) for mode, secs in m.trt_defaults_seconds.items()], else_=None
-    )
+    whether a failure alert is linked (`_alert_failure`), and the record key (`_rec`).
+    `any_period`: `sr` may hold requests of any day, so failure alerts are looked up by
+    request_id among all stored alerts, not among the period's links."""
+    t = with_trt(s, sr)
     # One integer per stored record (its file and row): joins between a request and its
     # processes use it, not the long request_id text (half the cost at national volume).
     rec = record_key(t)
-    linked = rec.isin(failure_links(s)._rec)
-    return t.mutate(_rec=rec, trt_s=t.trt_s.coalesce(default_trt), _alert_failure=linked)
+    if any_period:
+        a = s.con.table("alerts")
+        codes = s.m.payload.failure_alert_codes
+        linked = t.request_id.isin(a.filter(a.alert_code.isin(codes)).request_id)
+    else:
+        linked = rec.isin(failure_links(s)._rec)
+    return t.mutate(_rec=rec, _alert_failure=linked)
+
+
+def with_trt(s: Scope, t: ibis.Table) -> ibis.Table:
+    """`t` (srv, smets, mode) with the TRT that applies (`trt_s`, seconds): the SRV's own, else
+    its mode's default. With `critical_from: catalogue`, `critical` is the catalogue's flag
+    (the input's kept only for an SRV the catalogue does not have)."""
+    m = s.m
+    rows = m.catalogue_rows() if m.critical_from == "catalogue" else m.trt_rows()
+    trt = ibis.memtable(rows).rename(trt_srv="srv", trt_smets="smets", trt_mode="mode")
+    if "critical" in trt.columns:
+        trt = trt.rename(_cat_critical="critical")
+    t = t.left_join(trt, [t.srv == trt.trt_srv, t.smets == trt.trt_smets, t.mode == trt.trt_mode]).drop(
+        "trt_srv", "trt_smets", "trt_mode"
+    )
+    if "_cat_critical" in t.columns:
+        own = t.critical if "critical" in t.columns else ibis.null("boolean")
+        t = t.mutate(critical=t._cat_critical.coalesce(own)).drop("_cat_critical")
+    default_trt = ibis.cases(
+        *[(t.mode == mode, secs) for mode, secs in m.trt_defaults_seconds.items()], else_=None
+    )
+    return t.mutate(trt_s=t.trt_s.coalesce(default_trt))
+
+
+def within_trt_of(rtt_ms: ibis.Value, trt_s: ibis.Value) -> ibis.Value:
+    """Whether a round trip met its TRT: at the TRT exactly is on time, 1 ms over is late."""
+    return rtt_ms <= trt_s * 1000
 
 
 def _flags(s: Scope, t: ibis.Table) -> ibis.Table:
@@ -360,23 +398,8 @@ def _classify(s: Scope, t: ibis.Table) -> ibis.Table:
         t = _flags(s, t)
     has_response = received(s, t)
     comms_failure = t.response_code.isin(m.codes("failure_dcc") or ["-"]).fill_null(False)
-    status_ok, pmel, outside = _inclusion(s, t)
-    rule = ibis.cases(
-        (
-            ~status_ok,
-            ibis.literal("excluded: report status ")
-            + t.report_status.cast("string")
-            + ' not in reporting (001 l.598 "Included in Reporting")',
-        ),
-        (pmel.notnull(), pmel),
-        (
-            outside,
-            ibis.literal("excluded: response code ") + t.response_code + " is outside DCC control (003)",
-        ),
-        else_=ibis.literal("included: report status in reporting set"),
-    )
     t = t.mutate(
-        rule=rule,
+        rule=inclusion_rule(s, t),
         segment=t.region,
         rtt_ms=_rtt_ms(s, t),
         has_response=has_response,
@@ -391,7 +414,7 @@ def _classify(s: Scope, t: ibis.Table) -> ibis.Table:
     )
     late_if_missing = ibis.literal(not m.speed.no_response_counts_as_late)
     t = t.mutate(
-        within_trt=ibis.ifelse(_.has_response, _.rtt_ms <= _.trt_s * 1000, late_if_missing),
+        within_trt=ibis.ifelse(_.has_response, within_trt_of(_.rtt_ms, _.trt_s), late_if_missing),
         extra_failures=_.count_weight - 1,
     )
     t = t.drop("_alert_failure")
@@ -517,6 +540,29 @@ def _inclusion(s: Scope, t: ibis.Table) -> tuple[ibis.Value, ibis.Value, ibis.Va
         else ibis.literal(False)
     )
     return status_ok, _pmel_rule(t, s.exceptions, "received_at"), outside
+
+
+INCLUDED_RULE = "included: report status in reporting set"
+
+
+def inclusion_rule(s: Scope, t: ibis.Table) -> ibis.Value:
+    """The rule that includes or excludes each request, as text (the first that applies):
+    its report status, a PMEL exception, a response code outside DCC control."""
+    status_ok, pmel, outside = _inclusion(s, t)
+    return ibis.cases(
+        (
+            ~status_ok,
+            ibis.literal("excluded: report status ")
+            + t.report_status.cast("string")
+            + ' not in reporting (001 l.598 "Included in Reporting")',
+        ),
+        (pmel.notnull(), pmel),
+        (
+            outside,
+            ibis.literal("excluded: response code ") + t.response_code + " is outside DCC control (003)",
+        ),
+        else_=ibis.literal(INCLUDED_RULE),
+    )
 
 
 def in_ranges(col: ibis.Value, values: list[int]) -> ibis.Value:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,14 @@ from opmetrics.measures.diagnostics import counts as diagnostic_counts
 from opmetrics.measures.incremental import reduced_cubes, refresh, stored_cubes
 from opmetrics.measures.legs import compute_legs
 from opmetrics.measures.outcome import Context, compute_outcomes
-from opmetrics.measures.records import Scope, drop_scratch, month_bounds, uk_midnight_utc
+from opmetrics.measures.records import (
+    INCLUDED_RULE,
+    Scope,
+    drop_scratch,
+    fate_counts,
+    month_bounds,
+    uk_midnight_utc,
+)
 from opmetrics.measures.rsvp import compute_modes, compute_rsvp
 from opmetrics.methodology import Methodology, pmel
 
@@ -57,6 +65,12 @@ class RunInfo:
     pmel_applied: str
     days_reduced: int = 0
     days_refolded: int = 0  # ATT1's day folds redone (see `incremental.refresh`)
+    # JSON: each exclusion rule (records.inclusion_rule) and how many requests it excluded
+    requests_excluded: str | None = None
+
+    def exclusions(self) -> dict[str, int]:
+        """The requests of the period each exclusion rule left out (empty for runs before 2027.1)."""
+        return json.loads(self.requests_excluded) if self.requests_excluded else {}
 
 
 # RunInfo's fields that say how a run went on this machine, not what its figures rest on: two
@@ -200,11 +214,9 @@ def compute(
     first, last = month_bounds(period)
     step = on_step or (lambda _s: None)
     con = store.con
-    n_req, n_incl = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE report_status IN ?) FROM service_requests "
-        "WHERE report_date BETWEEN ? AND ?",
-        [m.report_status.included, first, last],
-    ).fetchall()[0]
+    n_req = con.execute(
+        "SELECT count(*) FROM service_requests WHERE report_date BETWEEN ? AND ?", [first, last]
+    ).fetchall()[0][0]
     n_alerts = con.execute(
         "SELECT count(*) FROM alerts WHERE report_date BETWEEN ? AND ?", [first, last]
     ).fetchall()[0][0]
@@ -237,6 +249,7 @@ def compute(
             previous_availability(store, period),
             lambda i: step(STEPS[i]),
         )
+        fates = fate_counts(scope)  # the same rule every measure includes a request by
     finally:
         scope.release()
     input_fp = store.input_fingerprint()
@@ -255,13 +268,14 @@ def compute(
         opmetrics_version=__version__,
         computed_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
         requests_in_period=int(n_req),
-        requests_included=int(n_incl),
+        requests_included=fates.get(INCLUDED_RULE, 0),
         alerts_in_period=int(n_alerts),
         as_of=scope.as_of,
         pmel_version=register_version,
         pmel_applied=applied,
         days_reduced=len(refreshed.reduced),
         days_refolded=len(refreshed.refolded),
+        requests_excluded=json.dumps({k: v for k, v in fates.items() if k != INCLUDED_RULE}),
     )
     step(STEPS[5])
     con.execute("BEGIN TRANSACTION")

@@ -388,6 +388,25 @@ class Cpm(_Strict):
         return rag_status(pct, self.target, self.minimum)
 
 
+class Deviation(_Strict):
+    """Where a rule departs from the seed's reading (or reads a seed that is silent or
+    ambiguous): what the seed says, what we do, why, and the setting that restores the seed."""
+
+    id: str
+    kind: Literal["deviation", "reading"]
+    affects: list[str]  # measures, CPMs or "RSVP", "availability"
+    seed: str  # citation with its verbatim quote
+    rule: str
+    why: str
+    restore: str = ""  # "path: value" restoring the seed's reading (a deviation has one)
+
+    @model_validator(mode="after")
+    def _restorable(self) -> Deviation:
+        if self.kind == "deviation" and not self.restore:
+            raise ValueError(f"deviation {self.id}: says no setting restores the seed's reading")
+        return self
+
+
 class Methodology(_Strict):
     version: str
     title: str
@@ -422,6 +441,7 @@ class Methodology(_Strict):
     opr: Opr
     league: League
     measures: list[MeasureDef]
+    deviations: list[Deviation] = []
     fingerprint: str = ""
 
     @model_validator(mode="before")

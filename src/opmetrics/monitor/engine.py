@@ -23,7 +23,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from opmetrics.engine.store import Store
-from opmetrics.methodology import Methodology
+from opmetrics.measures.records import Scope, every_request_classified
+from opmetrics.methodology import Methodology, pmel
 
 DIMENSIONS = ("region", "smets", "device_type", "firmware_version", "srv", "party_id", "response_code")
 MIN_SCORE = 0.2  # root-cause hint: excess explained minus traffic share
@@ -35,7 +36,7 @@ class Rule(BaseModel):
     kind: Literal["threshold", "spike", "silence"]
     description: str
     measure: Literal["success_pct", "error_pct", "failures", "volume", "alerts"]
-    group_by: list[Literal["process", "region", "party_id", "smets"]]
+    group_by: list[Literal["process", "region", "party_id", "smets", "srv"]]
     window: int = Field(gt=0, description="minutes")
     processes: list[str] | None = None
     min_volume: int = 0
@@ -139,8 +140,12 @@ class Monitor:
         con = store.con
         srv_proc = [{"srv": s, "process": p.id} for p in m.processes for s in p.srvs]
         con.register("_mon_srv_process", pa.Table.from_pylist(srv_proc))
-        trt = [r for r in m.trt_rows() if r["mode"] == "on-demand"]
-        con.register("_mon_trt", pa.Table.from_pylist(trt))
+        # Every request's fate (included, failed, payload failure, TRT) by the rules the report
+        # applies (measures.records), as a view: live loads show in the next evaluation.
+        scope = Scope(con=store.ibis(), m=m, period="", as_of=dt.datetime.max, exceptions=pmel.active(store))
+        self._fates = every_request_classified(scope)  # kept: its in-memory TRT table lives with it
+        self._fates.limit(0).to_pyarrow()  # registers that table with the connection
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _mon_requests AS {store.ibis().compile(self._fates)}")
         # Each device's firmware from its latest extract, for root-cause hints (a faulty release).
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _mon_fw AS SELECT device_id, "
@@ -148,36 +153,42 @@ class Monitor:
         )
         if not store.read_only:
             con.execute(_DDL)
-        self._fail_codes = m.codes("failure_dcc")
 
     # --- window queries -----------------------------------------------------------------------
 
     def _requests_sql(self, per_process: bool = True) -> str:
-        """On-demand requests received in [start, now) with the outcome known at `now`; with
-        `per_process`, one row per (request, business process listing its SRV)."""
-        codes = ", ".join(f"'{c}'" for c in self._fail_codes)
+        """Included on-demand requests received in [$start, $end) with the outcome known at
+        $now; with `per_process`, one row per (request, business process listing its SRV).
+
+        A request fails when the report counts it as an RSVP or a Payload failure (no response
+        received, a communications failure code, a linked failure alert): what an operator is
+        paged for under either methodology. Unanswered after its TRT, it fails so far; answered
+        later, it takes its reported fate. `errored`: answered, neither its SRV's success code
+        nor a failure (a rejection, the party's own error)."""
+        known = "s.responded_at IS NOT NULL AND s.responded_at <= $now"
+        overdue = "s.received_at + to_seconds(s.trt_s) <= $now"
         return f"""
             SELECT s.region, s.smets, s.device_type, fw.firmware_version, s.srv, s.party_id,
                    {"p.process" if per_process else "NULL AS process"},
                    s.received_at,
-                   CASE WHEN s.responded_at IS NOT NULL AND s.responded_at <= $now
-                        THEN coalesce(s.response_code, '') IN ({codes})
-                        WHEN s.received_at + to_seconds(coalesce(t.trt_s, 30)) <= $now THEN TRUE
-                        ELSE NULL END AS failed,
-                   CASE WHEN s.responded_at IS NOT NULL AND s.responded_at <= $now
-                        THEN coalesce(s.response_code, 'no response')
-                        WHEN s.received_at + to_seconds(coalesce(t.trt_s, 30)) <= $now THEN 'timeout'
-                        ELSE NULL END AS response_code,
-                   CASE WHEN s.responded_at IS NOT NULL AND s.responded_at <= $now
-                        THEN s.response_code LIKE 'E%' AND s.response_code NOT IN ({codes})
-                        ELSE NULL END AS errored
-            FROM service_requests s
+                   CASE WHEN {known} THEN s.failed OR s.payload_failure
+                        WHEN {overdue} THEN TRUE ELSE NULL END AS failed,
+                   CASE WHEN {known} THEN coalesce(s.response_code, 'no response')
+                        WHEN {overdue} THEN 'timeout' ELSE NULL END AS response_code,
+                   CASE WHEN {known} THEN s.has_response AND NOT s.success_code AND NOT s.payload_failure
+                        ELSE NULL END AS errored,
+                   CASE WHEN {known} THEN s.failed WHEN {overdue} THEN TRUE ELSE NULL END AS rsvp_failed,
+                   CASE WHEN {known} THEN s.payload_failure ELSE NULL END AS payload_failed
+            FROM _mon_requests s
             {"JOIN _mon_srv_process p USING (srv)" if per_process else ""}
-            LEFT JOIN _mon_trt t ON t.srv = s.srv AND t.smets = s.smets
             LEFT JOIN _mon_fw fw ON fw.device_id = s.device_id
-            WHERE s.mode = 'on-demand' AND s.received_at >= $start AND s.received_at < $now"""
+            WHERE s.included AND s.mode = 'on-demand' AND s.received_at >= $start AND s.received_at < $end"""
 
-    def _grouped(self, rule: Rule, start: dt.datetime, now: dt.datetime) -> list[dict[str, Any]]:
+    def _grouped(
+        self, rule: Rule, start: dt.datetime, now: dt.datetime, end: dt.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """`rule`'s measure per group, over requests received in [start, end) (end: `now`) with
+        what was known at `now`; also each group's RSVP and Payload failures apart."""
         keys = "".join(f"{k}, " for k in rule.group_by)
         if rule.measure == "alerts":
             return self.store.rows(
@@ -191,10 +202,12 @@ class Monitor:
         sql = f"""
             WITH r AS ({self._requests_sql(per_process)})
             SELECT {keys}count(failed) AS volume, count(*) FILTER (WHERE failed) AS failures,
-                   count(errored) FILTER (WHERE errored) AS errors
+                   count(errored) FILTER (WHERE errored) AS errors,
+                   count(*) FILTER (WHERE rsvp_failed) AS rsvp_failures,
+                   count(*) FILTER (WHERE payload_failed) AS payload_failures
             FROM r {self._process_filter(rule)} GROUP BY ALL"""
         out = []
-        for r in self.store.rows(sql, {"start": start, "now": now}):
+        for r in self.store.rows(sql, {"start": start, "now": now, "end": end or now}):
             v = r["volume"]
             r["value"] = {
                 "success_pct": 100.0 * (v - r["failures"]) / v if v else None,
@@ -330,14 +343,14 @@ class Monitor:
             return []
         start = now - dt.timedelta(minutes=rule.window)
         where = " AND ".join(f"{k} = ${k}" for k in scope) or "TRUE"
-        params = {"start": start, "now": now, **scope}
+        params = {"start": start, "now": now, "end": now, **scope}
         per_process = "process" in scope
         flag = "errored" if rule.measure == "error_pct" else "failed"  # what the alert is about
         base = self.store.rows(
             f"WITH r AS ({self._requests_sql(per_process)}) "
             f"SELECT count({flag}) AS v, count(*) FILTER (WHERE {flag}) AS f "
             f"FROM r WHERE {where}",
-            {**params, "start": now - dt.timedelta(hours=24), "now": start},
+            {**params, "start": now - dt.timedelta(hours=24), "now": start, "end": start},
         )[0]
         rate = base["f"] / base["v"] if base["v"] else 0.0
         out = []

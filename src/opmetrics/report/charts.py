@@ -142,9 +142,7 @@ def availability_svg(
     return _svg(fig)
 
 
-def trend_svg(
-    points: list[tuple[str, float | None, float | None]], target: float | None, title: str
-) -> str:
+def trend_svg(points: list[tuple[str, float | None, float | None]], target: float | None, title: str) -> str:
     """Up to 13 months of success and within-TRT rates, with the target (none for an indicator)."""
     fig, ax = plt.subplots(figsize=(8.2, 2.6))
     x = list(range(len(points)))

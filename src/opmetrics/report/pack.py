@@ -461,6 +461,7 @@ def build_pack(
         "last": f.last,
         "m": m,
         "run": {**provenance, "computed_at": run.computed_at},
+        "exclusions": run.exclusions(),
         "edition": edition,
         "party": party,
         "issue": issue,
