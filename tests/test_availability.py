@@ -224,6 +224,25 @@ def test_bank_holidays_follow_the_methodology(meths):
     assert int(minute_grid(new, first, last, "Europe/London").core.sum()) == 16_320
 
 
+def test_a_region_with_its_own_calendar_has_its_own_core_band(meths):
+    """August 2026 with bank holidays as "other" time and North on Scotland's calendar: the
+    Scottish summer bank holiday is Monday 3rd, England's Monday 31st. Both calendars give
+    20 x 720 + 5 x 240 = 15,600 core minutes, on different days: on the 3rd North has none and
+    Central 720 (08:00-20:00 BST), on the 31st the other way round."""
+    first, last = dt.date(2026, 8, 1), dt.date(2026, 8, 31)
+    av = meths["2026.4"].availability.model_copy(update={"holiday_subdivisions": {"North": "SCT"}})
+    grid = minute_grid(av, first, last, "Europe/London")
+    north, central = grid.bands("North")["core"], grid.bands("Central")["core"]
+    assert int(north.sum()) == int(central.sum()) == 15_600
+    for day, (n, c) in {3: (0, 720), 31: (720, 0), 4: (720, 720)}.items():
+        k = grid.days.index(dt.date(2026, 8, day))
+        assert (int(north[grid.day_idx == k].sum()), int(central[grid.day_idx == k].sum())) == (n, c)
+    # With bank holidays as weekdays (2027.1) the calendars do not matter.
+    av = meths["2027.1"].availability.model_copy(update={"holiday_subdivisions": {"North": "SCT"}})
+    grid = minute_grid(av, first, last, "Europe/London")
+    assert (grid.bands("North")["core"] == grid.bands("Central")["core"]).all()
+
+
 def test_maintenance_beyond_the_allowance_is_a_downtime_event(meth):
     """Three planned windows, 3 h each, on the DCC Gateway Network (4, 11 and 18 October,
     01:00-04:00 BST = 00:00-03:00Z): 540 min, allowance 360, so the third window's last

@@ -308,3 +308,37 @@ def test_iterations_with_a_failure_alert_or_no_response(store, tmp_path, meth):
     assert load_rows(store, tmp_path, "alerts", alerts).quarantined == 0
     compute(store, meth, "2026-10", as_of=AS_OF)
     assert share(outcome(store, "ITER1", "process", "prepayment")) == (2, 4)
+
+
+def test_alerts_management_counts_its_power_outage_alerts_within_the_sla(store, tmp_path, meth):
+    """Alerts Management (001 l.3822 "Alerts Management AD1 Power Outage Event"): AD1 delivered in
+    10 s (on time), 8F35 in 61 s (late: the SLA is 60 s), 8F36 never delivered (late), an AD1
+    suppressed by alert-storm protection (not counted, as in A1), and an 8F72 (not one of the
+    process's alerts). AM1: 1 of 3; by code AD1 1/1, 8F35 0/1, 8F36 0/1; A1 counts all four
+    unsuppressed alerts (the 8F72 on time): 2 of 4. The process has a business-process
+    availability row (no outages: missing input, as every Service)."""
+    from conftest import alert
+
+    assert load_rows(store, tmp_path, "service_requests", [sr(1)]).quarantined == 0
+    raised = "2026-10-05T12:00:00.000Z"
+    alerts = [
+        alert("a1", alert_code="AD1", kind="dcc", delivered_at="2026-10-05T12:00:10.000Z"),
+        alert("a2", alert_code="8F35", delivered_at="2026-10-05T12:01:01.000Z"),
+        alert("a3", alert_code="8F36", delivered_at=""),
+        alert("a4", alert_code="AD1", kind="dcc", suppressed="true", delivered_at=""),
+        alert("a5", alert_code="8F72", delivered_at="2026-10-05T12:00:05.000Z"),
+    ]
+    assert all(a["raised_at"] == raised for a in alerts)
+    assert load_rows(store, tmp_path, "alerts", alerts).quarantined == 0
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    assert share(outcome(store, "AM1")) == (1, 3)
+    assert [share(outcome(store, "AM1", "alert_code", c)) for c in ("AD1", "8F35", "8F36")] == [
+        (1, 1),
+        (0, 1),
+        (0, 1),
+    ]
+    assert share(outcome(store, "AM1", "region", "North")) == (1, 3)
+    assert share(outcome(store, "A1")) == (2, 4)
+    rows = store.rows("SELECT region, status FROM availability WHERE view = 'process' AND subject = ?",
+                      ["alerts_management"])  # fmt: skip
+    assert {r["region"] for r in rows} == {"North", "Central", "South", "SMETS1", "All"}

@@ -481,10 +481,13 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
             if o["planned_over_allowance_min"]
             else ""
         )
+        svc = m.availability.service(w["subject"])
+        # A regional Service's headline from its minutes sums its regions' downtime.
+        unit = "region-hours" if svc and svc.regional and m.availability.headline == "minutes" else "h"
         console.print(
             f"Overall Service Availability {display_pct(o['pct'])}; lowest {w['subject']} "
-            f"{display_pct(w['pct'])} ({w['unplanned_min'] / 60:.2f} h unplanned); planned maintenance "
-            f"{o['planned_min']} min excluded{over}."
+            f"{display_pct(w['pct'])} ({w['unplanned_min'] / 60:.2f} {unit} unplanned); planned "
+            f"maintenance {o['planned_min']} min excluded{over}."
         )
 
 

@@ -50,5 +50,14 @@ def a1_failures_by_code(s: Scope, ctx: Context) -> list[Row]:
     ]
 
 
-MEASURES = {"A1": a1, "A1.failures_by_code": a1_failures_by_code}
+def alert_process(s: Scope, ctx: Context) -> list[Row]:
+    """An alert process's measure (Alerts Management): its alerts delivered within A1's SLA,
+    suppressed ones excluded as in A1, by region and by alert code."""
+    codes = s.m.measure("AM1").alert_codes
+    a = alert_cells(s, ctx)
+    t = a.filter(a.included & a.alert_code.isin(codes or ["-"]))
+    return success_rows(t, t.ok, {"region": ["region"], "alert_code": ["alert_code"]}, weight="n")
+
+
+MEASURES = {"A1": a1, "A1.failures_by_code": a1_failures_by_code, "AM1": alert_process}
 CELLS = {"day_alert_outcomes": day_alert_outcomes}

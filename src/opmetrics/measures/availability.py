@@ -12,7 +12,7 @@ Availability = (uptime - unplanned downtime) / uptime, uptime = minutes - planne
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -64,10 +64,18 @@ class Grid:
     days: list[dt.date]
     day_idx: np.ndarray
     core: np.ndarray
+    # A region whose bank holidays follow another calendar: its own core band
+    # (`availability.holiday_subdivisions`, when bank holidays are "other" time).
+    core_of: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
         return len(self.core)
+
+    def bands(self, region: str | None = None) -> dict[str, np.ndarray]:
+        """The core, other and all-hours masks, in `region`'s calendar when it has its own."""
+        core = self.core_of.get(region or "", self.core)
+        return {"core": core, "other": ~core, "all": np.ones(self.n, dtype=bool)}
 
     def span(self, a: dt.datetime, b: dt.datetime) -> tuple[int, int]:
         """Grid indices [i, j) of the minutes touched by [a, b): partial minutes count whole."""
@@ -92,7 +100,7 @@ def minute_grid(av: Availability, first: dt.date, last: dt.date, tz: str) -> Gri
     zone = ZoneInfo(tz)
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
     start = uk_midnight_utc(first, tz)
-    day_idx, core = [], []
+    day_idx, walls = [], []
     for k, d in enumerate(days):
         a, b = uk_midnight_utc(d, tz), uk_midnight_utc(d + dt.timedelta(days=1), tz)
         n = int((b - a).total_seconds() // 60)
@@ -101,17 +109,25 @@ def minute_grid(av: Availability, first: dt.date, last: dt.date, tz: str) -> Gri
         for i in range(0, n, 60):
             local = (a + dt.timedelta(minutes=i)).replace(tzinfo=dt.UTC).astimezone(zone)
             wall[i : i + 60] = local.hour * 60 + local.minute + np.arange(min(60, n - i))
-        holiday = av.bank_holidays == "other" and d in _bank_holidays(av.holiday_subdivision, d.year)
-        ch = av.core_hours
-        if holiday or d.weekday() == 6:
-            mask = np.zeros(n, dtype=bool)
-        elif d.weekday() == 5:
-            mask = (wall >= _hm(ch.saturday[0])) & (wall < _hm(ch.saturday[1]))
-        else:
-            mask = (wall >= _hm(ch.weekdays[0])) & (wall < _hm(ch.weekdays[1]))
         day_idx.append(np.full(n, k))
-        core.append(mask)
-    return Grid(np.datetime64(start, "ms"), days, np.concatenate(day_idx), np.concatenate(core))
+        walls.append(wall)
+
+    def core_band(subdiv: str) -> np.ndarray:
+        ch = av.core_hours
+        out = []
+        for d, wall in zip(days, walls, strict=True):
+            holiday = av.bank_holidays == "other" and d in _bank_holidays(subdiv, d.year)
+            if holiday or d.weekday() == 6:
+                out.append(np.zeros(len(wall), dtype=bool))
+            elif d.weekday() == 5:
+                out.append((wall >= _hm(ch.saturday[0])) & (wall < _hm(ch.saturday[1])))
+            else:
+                out.append((wall >= _hm(ch.weekdays[0])) & (wall < _hm(ch.weekdays[1])))
+        return np.concatenate(out)
+
+    core = core_band(av.holiday_subdivision)
+    own = {r: core_band(sub) for r, sub in av.holiday_subdivisions.items() if sub != av.holiday_subdivision}
+    return Grid(np.datetime64(start, "ms"), days, np.concatenate(day_idx), core, own)
 
 
 @dataclass
@@ -288,7 +304,7 @@ def compute_availability(
     has_outages = bool(input_rows.get("outages"))
     outages = load_outages(s.con, grid, s.as_of) if has_outages else []
     model = ServiceModel(av, grid, outages, s.as_of)
-    bands = {"core": grid.core, "other": ~grid.core, "all": np.ones(grid.n, dtype=bool)}
+    bands = grid.bands()
     prev = previous or {}
     # Without an outages input nothing says the Services were up: "missing input", like every
     # other measure (2027.1); 2026.3's reading assumed no outage.
@@ -332,7 +348,7 @@ def compute_availability(
         for region in regions_of(m, svc):
             down, planned, over, events = model.masks(svc.subsystems, region, svc.name)
             all_events.update({o.outage_id: o for o in events})
-            for band, mask in bands.items():
+            for band, mask in grid.bands(region).items():
                 fig = _figures(down, planned, over, mask)
                 per_region[band][region] = fig
                 if svc.regional:
@@ -412,12 +428,13 @@ def compute_availability(
 
 
 def _process_rows(s: Scope, model: ServiceModel, grid: Grid, row: Any) -> list[dict[str, Any]]:
-    """Business-process view: could the DCC process and deliver the process's SRVs?"""
+    """Business-process view: could the DCC process and deliver the process's SRVs (or, for an
+    alert process, its alerts)?"""
     m, av = s.m, s.m.availability
     dui = av.services[0].name if av.services else ""
     out = []
     everything = np.ones(grid.n, dtype=bool)
-    for p in m.processes:
+    for p in [*m.processes, *m.alert_processes]:
         deps = model.service_deps(av.process_dependencies.get(p.id, [dui]))
         regions = [*m.segments.smets2_regions] + ([m.segments.smets1] if p.smets1 else [])
         figs = []

@@ -2,8 +2,9 @@
 explains the party's gap to the rest of the industry, ranked by how many of its failed requests
 each explanation accounts for, with the evidence in plain words.
 
-Success here is the user's view: the request was answered with a success code (any error code,
-no response or a communications failure is a failure), on included on-demand requests.
+Success is the league tables' (`records.outcome_failed`, `outcomes.success_basis`), so the two
+reconcile: under 2027.1 the user's view, answered with its SRV's success code (any other code or
+no response is a failure); on included on-demand requests.
 
 Candidate explanations, each scored in failed requests the party would not have had:
 
@@ -27,7 +28,7 @@ import ibis
 import pyarrow as pa
 
 from opmetrics.measures.attribution import process_requests
-from opmetrics.measures.records import Scope, in_scope, latest_devices, success_code
+from opmetrics.measures.records import Scope, in_scope, latest_devices
 
 MIN_VOLUME = 30  # requests behind any rate the diagnostics compare
 TOP = 5  # explanations kept per party and process
@@ -99,7 +100,7 @@ def day_counts(s: Scope) -> ibis.Table:
         "srv",
         "region",
         "device_id",
-        ok=success_code(s, t),
+        ok=~t.outcome_failed,
         timed=timed,
         rtt=ibis.ifelse(timed, t.rtt_ms, None).cast("int64"),
     )

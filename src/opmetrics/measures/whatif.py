@@ -43,6 +43,7 @@ OUTCOME_RULES: dict[str, tuple[str, ...]] = {
     "INC1": ("incidents",),
     "IMP1": ("incidents", "availability", *RSVP_RULES),
     "A1": ("alerts", "outcomes"),
+    "AM1": ("alerts", "outcomes"),
     "AV1": RSVP_RULES,
     "TIME1": ("timeliness",),
 }
@@ -126,7 +127,7 @@ def _bears_on(path: str, family: str, key: str, m: Methodology) -> bool:
     if family == "rsvp":
         return top in RSVP_RULES
     if family == "availability":
-        return top == "availability"
+        return top in ("availability", "alert_processes")
     if family == "cpm":
         kind = next((c.kind for c in m.cpms if c.id == key), "")
         return (top == "cpms" and entry == key) or top == "service_credits" or top in CPM_RULES.get(kind, ())

@@ -340,6 +340,7 @@ class MeasureDef(_Strict):
     minimum: float | None = None
     params: dict[str, float] = {}
     modes: list[Mode] = []  # the modes it counts (empty: every mode)
+    alert_codes: list[str] = []  # the alerts it counts (an alert process's measure)
 
 
 CpmKind = Literal[
@@ -407,6 +408,17 @@ class Deviation(_Strict):
         return self
 
 
+class AlertProcess(_Strict):
+    """A business process of alerts, not Service Requests (001's Alerts Management): its alert
+    codes, reported by delivery within the alert SLA and in the business-process availability."""
+
+    id: str
+    name: str
+    smets1: bool = True
+    alert_codes: list[str]
+    source: str
+
+
 class Methodology(_Strict):
     version: str
     title: str
@@ -426,6 +438,7 @@ class Methodology(_Strict):
     critical_from: Literal["input", "catalogue"] = "input"
     response_codes: ResponseCodes | None = None
     processes: list[Process]
+    alert_processes: list[AlertProcess] = []
     attribution: AttributionSwitch
     counting: Counting
     outcomes: Outcomes
@@ -479,6 +492,8 @@ class Methodology(_Strict):
         ids = [p.id for p in self.processes]
         if len(set(ids)) != len(ids):
             problems.append("processes: duplicate ids")
+        if clash := {x.id for x in self.alert_processes} & set(ids):
+            problems.append(f"alert_processes: ids {sorted(clash)} are also processes of Service Requests")
         for p in self.processes:
             a = p.attribution
             for ref in [a.anchor_srv, *a.pair]:
@@ -501,9 +516,13 @@ class Methodology(_Strict):
             unknown_sub = [x for x in svc.subsystems if x not in sub_ids]
             if unknown_sub:
                 problems.append(f"availability service {svc.name!r}: unknown sub-systems {unknown_sub}")
+        regions = [*self.segments.smets2_regions, self.segments.smets1]
+        odd = [r for r in av.holiday_subdivisions if r not in regions]
+        if odd:
+            problems.append(f"availability.holiday_subdivisions: {odd} are not regions ({regions})")
         svc_names = [x.name for x in av.services]
         for pid, deps in av.process_dependencies.items():
-            if pid not in ids:
+            if pid not in ids and pid not in [x.id for x in self.alert_processes]:
                 problems.append(f"availability.process_dependencies: unknown process {pid!r}")
             bad_dep = [d for d in deps if d not in svc_names and d not in sub_ids]
             if bad_dep:

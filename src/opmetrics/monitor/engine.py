@@ -26,6 +26,14 @@ from opmetrics.engine.store import Store
 from opmetrics.measures.records import Scope, every_request_classified
 from opmetrics.methodology import Methodology, pmel
 
+# A window of requests: received in [start, end), outcomes as known at the third time.
+Window = tuple[dt.datetime, dt.datetime, dt.datetime]
+
+
+def _ts(t: dt.datetime) -> str:
+    return f"TIMESTAMP '{t.isoformat(sep=' ')}'"
+
+
 DIMENSIONS = ("region", "smets", "device_type", "firmware_version", "srv", "party_id", "response_code")
 MIN_SCORE = 0.2  # root-cause hint: excess explained minus traffic share
 
@@ -156,19 +164,30 @@ class Monitor:
 
     # --- window queries -----------------------------------------------------------------------
 
-    def _requests_sql(self, per_process: bool = True) -> str:
-        """Included on-demand requests received in [$start, $end) with the outcome known at
-        $now; with `per_process`, one row per (request, business process listing its SRV).
+    def _requests_sql(self, per_process: bool = True, windows: list[Window] | None = None) -> str:
+        """Included on-demand requests received in a window [start, end) with the outcome known
+        at the window's `now`, and the window's index (`win`); with `per_process`, one row per
+        (request, business process listing its SRV). Without `windows`, one window from the
+        parameters $start, $end and $now.
 
         A request fails when the report counts it as an RSVP or a Payload failure (no response
         received, a communications failure code, a linked failure alert): what an operator is
         paged for under either methodology. Unanswered after its TRT, it fails so far; answered
         later, it takes its reported fate. `errored`: answered, neither its SRV's success code
         nor a failure (a rejection, the party's own error)."""
-        known = "s.responded_at IS NOT NULL AND s.responded_at <= $now"
-        overdue = "s.received_at + to_seconds(s.trt_s) <= $now"
+        if windows is None:
+            w = "SELECT 0 AS i, $start::TIMESTAMP AS w_start, $end::TIMESTAMP AS w_end, $now::TIMESTAMP AS w_now"  # noqa: E501
+            within = "s.received_at >= $start AND s.received_at < $end"
+        else:
+            rows = ", ".join(f"({i}, {_ts(a)}, {_ts(b)}, {_ts(n)})" for i, (a, b, n) in enumerate(windows))
+            w = f"SELECT * FROM (VALUES {rows}) AS v(i, w_start, w_end, w_now)"
+            within = " OR ".join(
+                f"(s.received_at >= {_ts(a)} AND s.received_at < {_ts(b)})" for a, b, _ in windows
+            )
+        known = "s.responded_at IS NOT NULL AND s.responded_at <= w.w_now"
+        overdue = "s.received_at + to_seconds(s.trt_s) <= w.w_now"
         return f"""
-            SELECT s.region, s.smets, s.device_type, fw.firmware_version, s.srv, s.party_id,
+            SELECT w.i AS win, s.region, s.smets, s.device_type, fw.firmware_version, s.srv, s.party_id,
                    {"p.process" if per_process else "NULL AS process"},
                    s.received_at,
                    CASE WHEN {known} THEN s.failed OR s.payload_failure
@@ -179,35 +198,44 @@ class Monitor:
                         ELSE NULL END AS errored,
                    CASE WHEN {known} THEN s.failed WHEN {overdue} THEN TRUE ELSE NULL END AS rsvp_failed,
                    CASE WHEN {known} THEN s.payload_failure ELSE NULL END AS payload_failed
-            FROM _mon_requests s
+            FROM (SELECT * FROM _mon_requests s
+                  WHERE s.included AND s.mode = 'on-demand' AND ({within})) s
+            JOIN ({w}) w ON s.received_at >= w.w_start AND s.received_at < w.w_end
             {"JOIN _mon_srv_process p USING (srv)" if per_process else ""}
-            LEFT JOIN _mon_fw fw ON fw.device_id = s.device_id
-            WHERE s.included AND s.mode = 'on-demand' AND s.received_at >= $start AND s.received_at < $end"""
+            LEFT JOIN _mon_fw fw ON fw.device_id = s.device_id"""
 
     def _grouped(
         self, rule: Rule, start: dt.datetime, now: dt.datetime, end: dt.datetime | None = None
     ) -> list[dict[str, Any]]:
         """`rule`'s measure per group, over requests received in [start, end) (end: `now`) with
         what was known at `now`; also each group's RSVP and Payload failures apart."""
+        return self._per_window(rule, [(start, end or now, now)])[0]
+
+    def _per_window(self, rule: Rule, windows: list[Window]) -> list[list[dict[str, Any]]]:
+        """`_grouped` for each window (start, end, now), in one query."""
         keys = "".join(f"{k}, " for k in rule.group_by)
+        out: list[list[dict[str, Any]]] = [[] for _ in windows]
         if rule.measure == "alerts":
-            return self.store.rows(
-                f"SELECT {keys}count(*) AS value, count(*) AS volume FROM alerts "
-                "WHERE raised_at >= $start AND raised_at < $now AND NOT suppressed GROUP BY ALL",
-                {"start": start, "now": now},
+            rows = ", ".join(f"({i}, {_ts(a)}, {_ts(b)})" for i, (a, b, _) in enumerate(windows))
+            sql = (
+                f"SELECT w.i AS win, {keys}count(*) AS value, count(*) AS volume FROM alerts a "
+                f"JOIN (SELECT * FROM (VALUES {rows}) AS v(i, w_start, w_end)) w "
+                "ON a.raised_at >= w.w_start AND a.raised_at < w.w_end WHERE NOT a.suppressed GROUP BY ALL"
             )
+            for r in self.store.rows(sql, {}):
+                out[r.pop("win")].append(r)
+            return out
         # National scope counts each request once; per process, a request counts in every
         # process that lists its SRV.
         per_process = "process" in rule.group_by or bool(rule.processes)
         sql = f"""
-            WITH r AS ({self._requests_sql(per_process)})
-            SELECT {keys}count(failed) AS volume, count(*) FILTER (WHERE failed) AS failures,
+            WITH r AS ({self._requests_sql(per_process, windows)})
+            SELECT win, {keys}count(failed) AS volume, count(*) FILTER (WHERE failed) AS failures,
                    count(errored) FILTER (WHERE errored) AS errors,
                    count(*) FILTER (WHERE rsvp_failed) AS rsvp_failures,
                    count(*) FILTER (WHERE payload_failed) AS payload_failures
             FROM r {self._process_filter(rule)} GROUP BY ALL"""
-        out = []
-        for r in self.store.rows(sql, {"start": start, "now": now, "end": end or now}):
+        for r in self.store.rows(sql, {}):
             v = r["volume"]
             r["value"] = {
                 "success_pct": 100.0 * (v - r["failures"]) / v if v else None,
@@ -215,7 +243,7 @@ class Monitor:
                 "failures": r["failures"],
                 "volume": v,
             }[rule.measure]
-            out.append(r)
+            out[r.pop("win")].append(r)
         return out
 
     def _process_filter(self, rule: Rule) -> str:
@@ -288,13 +316,13 @@ class Monitor:
                     yield scope, v, rule.open_above, lo > rule.open_above, v <= close
         elif rule.kind == "spike":
             series: dict[tuple, list[float]] = {}
-            for k in range(rule.history_windows, -1, -1):
-                a = now - dt.timedelta(minutes=rule.window * (k + 1))
-                for r in self._grouped(rule, a, a + dt.timedelta(minutes=rule.window)):
+            width = dt.timedelta(minutes=rule.window)
+            # Oldest first; each window as it was known when it closed.
+            starts = [now - width * (k + 1) for k in range(rule.history_windows, -1, -1)]
+            for i, rows in enumerate(self._per_window(rule, [(a, a + width, a + width) for a in starts])):
+                for r in rows:
                     key = tuple(r[g] for g in rule.group_by)
-                    series.setdefault(key, [0.0] * (rule.history_windows + 1))[rule.history_windows - k] = (
-                        float(r["value"] or 0)
-                    )
+                    series.setdefault(key, [0.0] * (rule.history_windows + 1))[i] = float(r["value"] or 0)
             for key, vals in series.items():
                 past, v = vals[:-1], vals[-1]
                 med = statistics.median(past)
@@ -304,13 +332,15 @@ class Monitor:
                 calm = max(med * (1 + (rule.factor - 1) / 2), rule.min_value / 2)  # hysteresis
                 yield scope, v, med, v > limit, v <= calm
         else:  # silence against the same time of day on previous days
-            now_rows = {
-                tuple(r[g] for g in rule.group_by): r["value"] or 0 for r in self._grouped(rule, start, now)
-            }
+            width = dt.timedelta(minutes=rule.window)
+            days = [start - dt.timedelta(days=d) for d in range(1, rule.baseline_days + 1)]
+            current, *before = self._per_window(
+                rule, [(start, now, now)] + [(a, a + width, a + width) for a in days]
+            )
+            now_rows = {tuple(r[g] for g in rule.group_by): r["value"] or 0 for r in current}
             past: dict[tuple, list[float]] = {}
-            for d in range(1, rule.baseline_days + 1):
-                a = start - dt.timedelta(days=d)
-                for r in self._grouped(rule, a, a + dt.timedelta(minutes=rule.window)):
+            for rows in before:
+                for r in rows:
                     past.setdefault(tuple(r[g] for g in rule.group_by), []).append(float(r["value"] or 0))
             for key, vals in past.items():
                 if len(vals) < 3:

@@ -272,7 +272,7 @@ def _availability_view(f: Figures, m: Methodology) -> dict[str, Any]:
         series[svc.name] = sorted(by_day.items())
         services.append({"svc": svc, "month": month, "head": month.get(("All", "all"))})
     procs = []
-    for p in m.processes:
+    for p in [*m.processes, *m.alert_processes]:
         mine = {r["region"]: r for r in rows if r["view"] == "process" and r["subject"] == p.id}
         if mine:
             procs.append({"p": p, "by": mine, "head": mine.get("All")})
