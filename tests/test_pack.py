@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -16,13 +17,20 @@ from typer.testing import CliRunner
 from opmetrics.cli import app
 from opmetrics.engine.store import Store
 from opmetrics.ingest.load import load_file
-from opmetrics.measures.run import compute, latest_run
+from opmetrics.measures.run import StaleRunError, compute, latest_run
 from opmetrics.methodology import load as load_methodology
 from opmetrics.report.invariants import PackInvariantError, summary_agrees
 from opmetrics.report.league import Anonymiser
 from opmetrics.report.pack import build_pack
 
 runner = CliRunner()
+# A late top-up in the North, answered E21 (a failure within DCC control).
+LATE_ROW = (
+    "request_id,party_id,user_role,srv,mode,critical,device_id,device_type,smets,region,received_at,"
+    "responded_at,response_code,report_status,dsp_attempts,quarantine_released_at\n"
+    "90-B3-D5-1F-30-01-00-0A:00-DB-00-00-00-99-99-01:1,SUP-A,IS,2.2,on-demand,false,"
+    "00-DB-00-00-00-99-99-01,ESME,2,North,2026-10-07T10:00:00Z,2026-10-07T10:00:40Z,E21,2,1,\n"
+)
 PERIOD = "2026-10"
 PARTIES = [f"SUP-{c}" for c in "ABCDEFGHIJ"] + ["DNO-N", "DNO-C", "DNO-S"]
 
@@ -141,14 +149,107 @@ def test_anonymous_letters_are_keyed_stable_per_period_and_not_by_size(meth):
         Anonymiser(b"k1", PERIOD, roles, own="SUP-Z")
 
 
+def issues_recorded(store: Store) -> int:
+    return store.count("pack_issues") if store.has_table("pack_issues") else 0
+
+
 def _tamper_then_build(db: Path, meth, tmp_path: Path, sql: str) -> str:
     with Store(db) as store:
         store.con.execute(sql)
         out = tmp_path / "bad"
         with pytest.raises(PackInvariantError) as e:
             build_pack(store, meth, PERIOD, out, pdf=False)
-    assert not (out / "index.html").exists() and not (out / "figures.json").exists()
+        assert issues_recorded(store) == 0  # no number taken
+    assert not out.exists() and not list(tmp_path.glob(".bad.building-*"))
     return str(e.value)
+
+
+def test_invariant_status_follows_value_target_and_minimum(db, tmp_path, meth):
+    msg = _tamper_then_build(
+        db, meth, tmp_path,
+        "UPDATE cpm SET status = CASE WHEN status = 'target met' THEN 'below minimum' ELSE 'target met' END "
+        "WHERE cpm = 'CPM2' AND segment = 'All'",
+    )  # fmt: skip
+    assert "CPM2 all All: status '" in msg
+
+
+def test_invariant_percentage_equals_its_counts(db, tmp_path, meth):
+    msg = _tamper_then_build(
+        db, meth, tmp_path,
+        "UPDATE outcomes SET numerator = numerator - 1 WHERE rowid = (SELECT min(rowid) FROM outcomes "
+        "WHERE unit = '%' AND numerator > 0 AND denominator > 0 AND breakdown = 'all')",
+    )  # fmt: skip
+    assert "% but" in msg
+    msg = _tamper_then_build(
+        db, meth, tmp_path,
+        "UPDATE rsvp SET within_trt_pct = within_trt_pct - 0.01 WHERE scope = 'srv' AND key = '4.1.1' "
+        "AND rate = 'month' AND segment = 'All'",
+    )  # fmt: skip
+    assert "rsvp srv 4.1.1 month  All: within_trt_pct" in msg
+
+
+def test_invariant_overall_availability_composes_from_its_services(db, tmp_path, meth):
+    msg = _tamper_then_build(
+        db, meth, tmp_path, "UPDATE availability SET pct = pct - 0.2 WHERE view = 'overall'"
+    )
+    assert "is not the mean of its Services" in msg
+
+
+def test_invariant_a_region_with_unplanned_minutes_is_below_100(db, tmp_path, meth):
+    with Store(db) as store:
+        hit = store.rows(
+            "SELECT subject, region FROM availability WHERE view = 'service' AND region <> 'All' "
+            "AND band = 'all' AND unplanned_min > 0 LIMIT 1"
+        )
+    assert hit, "the tiny month has a regional outage"
+    msg = _tamper_then_build(
+        db, meth, tmp_path,
+        f"UPDATE availability SET pct = 100 WHERE view = 'service' AND band = 'all' "
+        f"AND subject = '{hit[0]['subject']}' AND region = '{hit[0]['region']}'",
+    )  # fmt: skip
+    assert f"{hit[0]['subject']} {hit[0]['region']} all : " in msg and "unplanned minutes but 100" in msg
+
+
+def test_invariant_the_header_adds_up(db, tmp_path, meth):
+    with Store(db) as store:
+        run = latest_run(store, PERIOD)
+    assert run.requests_included + sum(run.exclusions().values()) == run.requests_in_period
+    msg = _tamper_then_build(db, meth, tmp_path, "UPDATE runs SET requests_included = requests_included - 1")
+    assert "excluded != " in msg and "but the SRV figures count" in msg
+
+
+def test_stale_results_are_refused_until_computed(db, tmp_path, meth):
+    """Inputs loaded after `compute` make the stored results stale: `report` refuses them (the
+    old figures would go out as a fresh issue), `report --compute` computes first."""
+    late = tmp_path / "late.csv"
+    late.write_text(LATE_ROW, encoding="utf-8")
+    with Store(db) as store:
+        assert load_file(store, late, "service_requests").accepted == 1
+        with pytest.raises(StaleRunError, match="input data changed"):
+            build_pack(store, meth, PERIOD, tmp_path / "p", pdf=False)
+    assert not (tmp_path / "p").exists()
+    res = runner.invoke(app, ["report", "--period", PERIOD, "--db", str(db), "--out", str(tmp_path / "p"),
+                              "--no-pdf"])  # fmt: skip
+    assert res.exit_code != 0 and "stale" in res.output and "--compute" in res.output
+    res = runner.invoke(app, ["report", "--period", PERIOD, "--db", str(db), "--out", str(tmp_path / "p"),
+                              "--no-pdf", "--compute"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "p" / "index.html").exists()
+
+
+def test_a_refused_edition_leaves_no_file_and_takes_no_issue_number(db, tmp_path, meth):
+    """The leak guard runs before anything is moved into place: commentary naming another
+    party refuses SUP-C's edition, and the next good build is still issue 1."""
+    notes = tmp_path / "c.md"
+    notes.write_text("## CPM1\nAs SUP-D told us.\n", encoding="utf-8")
+    out = tmp_path / "sup-c"
+    with Store(db) as store:
+        with pytest.raises(ValueError, match="names another party"):
+            build_pack(store, meth, PERIOD, out, party="SUP-C", commentary_file=notes, pdf=False)
+        left = [p.name for p in tmp_path.iterdir() if not p.name.startswith("om.duckdb")]
+        assert not out.exists() and left == ["c.md"]
+        assert issues_recorded(store) == 0
+        assert build_pack(store, meth, PERIOD, out, party="SUP-C", pdf=False).version == 1
 
 
 def test_invariant_breakdowns_add_up(db, tmp_path, meth):
@@ -237,21 +338,29 @@ def test_deterministic_output_and_reissue_with_change_summary(db, tmp_path, meth
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
     late = tmp_path / "late.csv"
-    late.write_text(
-        "request_id,party_id,user_role,srv,mode,critical,device_id,device_type,smets,region,received_at,"
-        "responded_at,response_code,report_status,dsp_attempts,quarantine_released_at\n"
-        "90-B3-D5-1F-30-01-00-0A:00-DB-00-00-00-99-99-01:1,SUP-A,IS,2.2,on-demand,false,"
-        "00-DB-00-00-00-99-99-01,ESME,2,North,2026-10-07T10:00:00Z,2026-10-07T10:00:40Z,E21,2,1,\n",
-        encoding="utf-8",
-    )
+    late.write_text(LATE_ROW, encoding="utf-8")
     with Store(db) as store:
         assert load_file(store, late, "service_requests").accepted == 1
         compute(store, meth, PERIOD, as_of=as_of)
         res = build_pack(store, meth, PERIOD, b, pdf=False)
     assert res.version == 2 and res.changed > 0
     changes = (b / "CHANGES.md").read_text()
-    assert "input data changed" in changes
-    assert "rsvp: process / prepayment / month /  / North: volume" in changes.replace("/ None /", "/  /")
+    assert "input data changed" in changes and "report time" not in changes  # the same as_of
+    before = json.loads((a / "figures.json").read_text())["rsvp"]
+    vol = next(
+        r["volume"] for r in before
+        if (r["scope"], r["key"], r["rate"], r["segment"]) == ("process", "prepayment", "month", "North")
+    )  # fmt: skip
+    name = meth.process("prepayment").name
+    assert f"| RSVP {name} | North, month | volume | {vol:,} | {vol + 1:,} |" in changes
+    html = (b / "index.html").read_text()
+    section = html.split('<section id="changes">')[1].split("</section>")[0]
+    assert "Changes since issue 1" in section and "input data changed" in section
+    assert (
+        f'<td class="l">RSVP {name}</td><td class="l">North, month</td><td class="l">volume</td>'
+        f"<td>{vol:,}</td><td>{vol + 1:,}</td>" in section
+    )
+    assert "issue 2" in (b / "opsg-summary.html").read_text()
     assert (b / "archive" / "issue-1" / "figures.json").read_bytes() == (a / "figures.json").read_bytes()
 
     # A correction: an answered top-up turns out to have failed. As new data it is refused (a
@@ -379,3 +488,22 @@ def test_opr_view_scores_a_month_without_a_value_as_zero(computed, meth):
         assert october["reported"] and october["score"] == cpm[(r["cpm"], r["key"], r["segment"])]
         assert (november["reported"], november["score"], december["score"]) == (False, 0, 0)
     assert v["unreported"] == 2 * len(v["rows"]) and v["month_score"]["2026-11"] == 0
+
+
+def test_the_pack_shows_what_the_run_stored_not_the_input_tables(db, tmp_path, meth):
+    """Emptying the input tables behind the store's back (its file register untouched) changes
+    nothing in a rebuilt pack: incidents, outages, alert counts, party letters and data quality
+    come from the run, so one issue always reads the same."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    with Store(db) as store:
+        build_pack(store, meth, PERIOD, a, pdf=False)
+        assert store.count("run_outages") > 0
+        incident = store.rows("SELECT incident_id FROM run_incidents LIMIT 1")[0]["incident_id"]
+        for t in ("incidents", "outages", "alerts", "service_requests", "quarantine"):
+            store.con.execute(f"DELETE FROM {t}")
+        res = build_pack(store, meth, PERIOD, b, pdf=False)
+    assert res.version == 1
+    for rel in ("index.html", "opsg-summary.html", "figures.json", "datafiles/league.csv"):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    section = (b / "index.html").read_text().split('<section id="incidents">')[1].split("</section>")[0]
+    assert f"<td>{incident}</td>" in section

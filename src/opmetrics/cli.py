@@ -24,6 +24,7 @@ from rich.table import Table
 
 from opmetrics import methodology as methodology_mod
 from opmetrics.engine.store import DEFAULT_DB, Store
+from opmetrics.report import format as fmt
 
 app = typer.Typer(
     help="opmetrics: measure how well the GB smart-metering network (DCC) serves its users, "
@@ -450,7 +451,7 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
     ):
         worst = min(r["statuses"], key=lambda x: rank.get(x, 9))
         colour = {"target met": "green", "below target": "yellow", "No Events": "cyan"}.get(worst, "red")
-        low = "-" if r["low"] is None else f"{r['low']:.2f}%"
+        low = fmt.pct(r["low"])
         t.add_row(
             r["cpm"],
             str(r["n"]),
@@ -462,8 +463,6 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
             f"{r['credit']:,.0f}",
         )
     console.print(t)
-    from opmetrics.measures.availability import display_pct
-
     ov = store.rows(
         "SELECT pct, planned_min, planned_over_allowance_min FROM availability "
         "WHERE period = ? AND run_id = ? AND view = 'overall'",
@@ -485,8 +484,8 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
         # A regional Service's headline from its minutes sums its regions' downtime.
         unit = "region-hours" if svc and svc.regional and m.availability.headline == "minutes" else "h"
         console.print(
-            f"Overall Service Availability {display_pct(o['pct'])}; lowest {w['subject']} "
-            f"{display_pct(w['pct'])} ({w['unplanned_min'] / 60:.2f} {unit} unplanned); planned "
+            f"Overall Service Availability {fmt.pct(o['pct'])}; lowest {w['subject']} "
+            f"{fmt.pct(w['pct'])} ({w['unplanned_min'] / 60:.2f} {unit} unplanned); planned "
             f"maintenance {o['planned_min']} min excluded{over}."
         )
 
@@ -640,10 +639,19 @@ def report(
         ),
     ] = None,
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also write the PDF.")] = True,
+    compute_first: Annotated[
+        bool,
+        typer.Option(
+            "--compute",
+            help="Compute the period first (without it, a pack whose inputs changed is refused).",
+        ),
+    ] = False,
 ) -> None:
     """Write the PMR pack: index.html, the PDF, CSV/XLSX datafiles and figures.json."""
     m = _methodology(methodology)
     with _store(db) as store:
+        if compute_first:
+            _compute(store, m, period)
         page = _report(store, m, period, out, party, commentary, pdf)
     console.print(f"Report: [bold]{page.resolve()}[/]")
 

@@ -463,10 +463,3 @@ def _process_rows(s: Scope, model: ServiceModel, grid: Grid, row: Any) -> list[d
             )
         )
     return out
-
-
-def display_pct(pct: float | None) -> str:
-    """Two decimals, truncated not rounded, so 99.999 % shows as 99.99 %, never as 100.00 %."""
-    if pct is None:
-        return "n/a"
-    return f"{np.floor(pct * 100) / 100:.2f}%"

@@ -15,8 +15,10 @@ import pyarrow as pa
 
 from opmetrics import __version__
 from opmetrics.engine.store import Store
+from opmetrics.ingest.load import DUPLICATE_DETAIL
 from opmetrics.measures.availability import compute_availability, previous_period
 from opmetrics.measures.benchmarks import compute_benchmarks
+from opmetrics.measures.context import run_context
 from opmetrics.measures.cpm import compute_cpm
 from opmetrics.measures.daily import DayCubes
 from opmetrics.measures.diagnostics import compute_diagnostics
@@ -250,6 +252,7 @@ def compute(
             lambda i: step(STEPS[i]),
         )
         fates = fate_counts(scope)  # the same rule every measure includes a request by
+        tables.update(run_context(store, period, DUPLICATE_DETAIL))  # what the pack shows beside
     finally:
         scope.release()
     input_fp = store.input_fingerprint()
@@ -301,6 +304,32 @@ def latest_run(store: Store, period: str) -> RunInfo | None:
     except duckdb.CatalogException:  # nothing computed yet: no runs table
         return None
     return RunInfo(**rows[0]) if rows else None
+
+
+class StaleRunError(ValueError):
+    """The stored results no longer rest on the store's inputs (issue 32, item 2)."""
+
+
+def staleness(store: Store, run: RunInfo) -> list[str]:
+    """Why `run` no longer describes the store: its inputs or its exceptions register changed
+    since it was computed (e.g. `ingest --corrections` without `compute`). Empty when current."""
+    out = []
+    if store.input_fingerprint() != run.input_fingerprint:
+        out.append("the input data changed (files loaded or corrected) since it was computed")
+    if pmel.verify(store) != run.pmel_version:
+        out.append("the exceptions register (PMEL) changed since it was computed")
+    return out
+
+
+def require_current(store: Store, run: RunInfo) -> None:
+    """Refuse to present a run whose inputs have changed: its figures would be published as a
+    fresh issue while describing other data."""
+    why = staleness(store, run)
+    if why:
+        raise StaleRunError(
+            f"the results for {run.period} (run {run.run_id}) are stale: {'; '.join(why)}. "
+            f"Run `opmetrics compute --period {run.period}` first, or pass --compute to do both"
+        )
 
 
 def compute_spark(

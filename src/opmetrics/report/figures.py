@@ -9,7 +9,6 @@ from typing import Any
 import duckdb
 
 from opmetrics.engine.store import Store
-from opmetrics.ingest.load import DUPLICATE_DETAIL
 from opmetrics.measures.availability import previous_period
 from opmetrics.measures.records import month_bounds, uk_midnight_utc
 from opmetrics.measures.run import RunInfo, latest_run
@@ -21,27 +20,13 @@ def _duration(minutes: float) -> str:
     return f"{h}h{mnt:02d}m" if h else f"{mnt}m"
 
 
-def major_incidents(store: Store, period: str) -> list[dict[str, Any]]:
-    """Category 1 and 2 incidents raised in the period, with their outage duration if known."""
-    first, last = month_bounds(period)
-    rows = store.rows(
-        """
-        WITH o AS (SELECT incident_id, max(epoch(end_at) - epoch(start_at)) AS secs
-                   FROM outages WHERE incident_id IS NOT NULL GROUP BY incident_id)
-        SELECT i.incident_id, i.category, coalesce(i.region, 'all regions') AS region,
-               i.report_date, i.summary,
-               coalesce(o.secs, epoch(i.resolved_at) - epoch(i.raised_at)) / 60 AS minutes
-        FROM incidents i LEFT JOIN o USING (incident_id)
-        WHERE i.category <= 2 AND i.report_date BETWEEN ? AND ?
-        ORDER BY i.report_date, i.incident_id""",
-        [first, last],
-    )
-    for r in rows:
+def _labelled(incidents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for r in incidents:
         r["day"] = r["report_date"].day
         dur = _duration(r["minutes"]) if r["minutes"] is not None else "open"
         r["duration"] = dur
         r["label"] = f"{r['incident_id']} Cat {r['category']} {r['region']} {dur}"
-    return rows
+    return incidents
 
 
 def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -49,6 +34,20 @@ def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         return store.rows(sql, params)
     except duckdb.CatalogException:  # a result table not created yet
         return []
+
+
+def _context(store: Store, table: str, key: list[Any], order: str) -> list[dict[str, Any]]:
+    try:
+        return store.rows(
+            f"SELECT * EXCLUDE (period, run_id) FROM {table} WHERE period = ? AND run_id = ? "
+            f"ORDER BY {order}",
+            key,
+        )
+    except duckdb.CatalogException:
+        raise ValueError(
+            f"the {key[0]} results were computed before the run stored what it used ({table}); "
+            f"run `opmetrics compute --period {key[0]}` again"
+        ) from None
 
 
 @dataclass
@@ -63,6 +62,7 @@ class Figures:
     quality: list[dict[str, Any]]
     reasons: list[dict[str, Any]]
     outages: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]  # the period's alerts by kind and code
     legs: list[dict[str, Any]] = field(default_factory=list)  # legs of the journey, DCC proxy
     previous: dict[str, Any] = field(default_factory=dict)  # previous period's cpm and availability
     history: list[dict[str, Any]] = field(default_factory=list)  # monthly process RSVP, <= 13 periods
@@ -131,22 +131,12 @@ def load_figures(store: Store, m: Methodology, period: str) -> Figures:
         availability=_rows(
             store, f"SELECT * EXCLUDE (run_id) FROM availability WHERE period = ? AND run_id = ? {order}", key
         ),
-        incidents=major_incidents(store, period),
-        quality=store.rows(
-            """
-            SELECT table_name, count(*) AS files, sum(rows_read) AS rows_read,
-                   sum(rows_accepted) AS accepted, sum(rows_quarantined) AS quarantined
-            FROM loaded_files GROUP BY ALL ORDER BY table_name""",
-            [],
-        ),
-        reasons=store.rows(
-            """
-            SELECT table_name, coalesce(field, '(row)') AS field,
-                   regexp_replace(reason, ?, '') AS reason, count(*) AS n
-            FROM quarantine GROUP BY ALL ORDER BY n DESC, table_name, field, reason LIMIT 20""",
-            [DUPLICATE_DETAIL],
-        ),
-        outages=store.rows("SELECT * FROM outages ORDER BY outage_id", []),
+        # What the run used besides its figures (measures/context.py), never the input tables.
+        incidents=_labelled(_context(store, "run_incidents", key, "report_date, incident_id")),
+        quality=_context(store, "run_inputs", key, "table_name"),
+        reasons=_context(store, "run_quarantine", key, "n DESC, table_name, field, reason"),
+        outages=_context(store, "run_outages", key, "outage_id"),
+        alerts=_context(store, "run_alerts", key, "kind, alert_code"),
     )
     try:
         f.legs = _rows(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from opmetrics.measures.cpm import INDICATOR
 from opmetrics.methodology import Methodology
 
 PCT_FIELDS = ("success_pct", "failure_pct", "within_trt_pct")
@@ -163,6 +164,96 @@ def exclusions_cite_exceptions(
     return out
 
 
+def values_follow_counts(f: Any, m: Methodology) -> list[str]:
+    """A percentage equals its own counts, and a status follows from its value, target and
+    minimum (a CPM marked 'target met' below its target is refused)."""
+    out = []
+    for r in f.cpm:
+        num, den, pct = r["numerator"], r["denominator"], r["pct"]
+        if den and (pct is None or abs(pct - 100.0 * num / den) > TOL):
+            out.append(f"{r['cpm']} {r['key']} {r['segment']}: {pct} % but {num} of {den}")
+        if not den and pct is not None:
+            out.append(f"{r['cpm']} {r['key']} {r['segment']}: {pct} % with no events")
+        if r["status"] == INDICATOR:
+            if r["target"] is not None or r["service_credit_gbp"]:
+                out.append(f"{r['cpm']} {r['key']} {r['segment']}: an indicator with a target or credit")
+        elif pct is not None and r["status"] != m.cpm(r["cpm"]).status(pct):
+            out.append(
+                f"{r['cpm']} {r['key']} {r['segment']}: status '{r['status']}' at {pct:.4f} % "
+                f"(target {r['target']}, minimum {r['minimum']}: '{m.cpm(r['cpm']).status(pct)}')"
+            )
+    for r in f.outcomes:
+        num, den, v = r["numerator"], r["denominator"], r["value"]
+        if r["unit"] == "%" and num is not None and den and (v is None or abs(v - 100.0 * num / den) > TOL):
+            out.append(f"{r['measure']} {r['breakdown']} {r['key1']} {r['key2']}: {v} % but {num} of {den}")
+    for r in f.rsvp:
+        for pct, num, den in (
+            ("success_pct", r["volume"] - r["failures"], r["volume"]),
+            ("within_trt_pct", r["within_trt"], r["trt_denominator"]),
+        ):
+            v = r[pct]
+            if den and (v is None or abs(v - 100.0 * num / den) > TOL):
+                out.append(
+                    f"rsvp {r['scope']} {r['key']} {r['rate']} {r['day'] or ''} {r['segment']}: "
+                    f"{pct} = {v} but {num} of {den}"
+                )
+    for r in f.availability:
+        up, un, v = r["uptime_min"], r["unplanned_min"], r["pct"]
+        where = f"availability {r['view']} {r['subject']} {r['region']} {r['band']} {r['day'] or ''}"
+        if up and un is not None and (v is None or abs(v - 100.0 * (up - un) / up) > TOL):
+            out.append(f"{where}: {v} % but {un} unplanned of {up} minutes")
+        if r["status"] != "missing input" and r["view"] in ("service", "overall", "daily"):
+            want = m.availability.status(v)
+            if r["status"] != want:
+                out.append(f"{where}: status '{r['status']}' at {v} % ('{want}')")
+    return out
+
+
+def availability_composes(f: Any) -> list[str]:
+    """Overall availability is the mean of its Services' headlines; a Service or region with
+    unplanned outage minutes is below 100 %."""
+    out = []
+    heads = [
+        r["pct"]
+        for r in f.availability
+        if r["view"] == "service" and r["region"] == "All" and r["band"] == "all" and r["pct"] is not None
+    ]
+    overall = next((r for r in f.availability if r["view"] == "overall"), None)
+    if overall is not None and heads:
+        mean = sum(heads) / len(heads)
+        if overall["pct"] is None or abs(overall["pct"] - mean) > TOL:
+            out.append(
+                f"Overall Service Availability {overall['pct']} % is not the mean of its Services ({mean} %)"
+            )
+    for r in f.availability:
+        if r["unplanned_min"] and r["pct"] is not None and r["pct"] >= 100.0:
+            out.append(
+                f"availability {r['view']} {r['subject']} {r['region']} {r['band']} {r['day'] or ''}: "
+                f"{r['unplanned_min']} unplanned minutes but {r['pct']} %"
+            )
+    return out
+
+
+def header_adds_up(f: Any) -> list[str]:
+    """Every request of the period is included or excluded under a named rule, and the
+    included ones are the volume the SRV figures count."""
+    run, out = f.run, []
+    excluded = run.exclusions()
+    if run.requests_excluded is not None:
+        total = run.requests_included + sum(excluded.values())
+        if total != run.requests_in_period:
+            out.append(
+                f"header: {run.requests_included} included + {sum(excluded.values())} excluded "
+                f"!= {run.requests_in_period} in the period"
+            )
+    srv_volume = sum(
+        r["volume"] for r in f.rsvp if r["scope"] == "srv" and r["rate"] == "month" and r["segment"] == "All"
+    )
+    if f.rsvp and srv_volume != run.requests_included:
+        out.append(f"header: {run.requests_included} included but the SRV figures count {srv_volume}")
+    return out
+
+
 def check_all(
     f: Any,
     m: Methodology,
@@ -177,6 +268,9 @@ def check_all(
         + percentages_in_range(f)
         + outages_never_show_full_availability(f, m, outages)
         + no_events_only_when_none(f)
+        + values_follow_counts(f, m)
+        + availability_composes(f)
+        + header_adds_up(f)
         + exclusions_cite_exceptions(excluded_rules, register_ids, f.run.pmel_applied or "")
     )
     if problems:

@@ -58,13 +58,29 @@ def stored_secret(store: Store, name: str) -> str:
     return value
 
 
-def party_roles(store: Store) -> dict[str, str]:
-    """Each party's label from the DUIS User Role it mostly sends under."""
-    rows = store.rows(
-        "SELECT party_id, mode(user_role) AS role FROM service_requests GROUP BY party_id ORDER BY party_id",
-        [],
-    )
-    return {r["party_id"]: ROLE_LABEL.get(r["role"], "Party") for r in rows}
+def party_roles(store: Store, period: str, run_id: str | None = None) -> dict[str, str]:
+    """Each party's label from the DUIS User Role it mostly sends under, as the period's run
+    stored them (`measures/context.py`); the latest run when `run_id` is not given."""
+    if run_id is None:
+        found = store.rows(
+            "SELECT run_id FROM runs WHERE period = ? ORDER BY computed_at DESC LIMIT 1", [period]
+        )
+        if not found:
+            raise ValueError(f"no computed results for {period}; run `opmetrics compute --period {period}`")
+        run_id = found[0]["run_id"]
+    try:
+        rows = store.rows(
+            "SELECT party_id, user_role FROM run_parties WHERE period = ? AND run_id = ? ORDER BY party_id",
+            [period, run_id],
+        )
+    except duckdb.CatalogException:
+        rows = []
+    if not rows:
+        raise ValueError(
+            f"the {period} results were computed before their SEC Parties were stored with the run; "
+            f"run `opmetrics compute --period {period}` again"
+        )
+    return {r["party_id"]: ROLE_LABEL.get(r["user_role"], "Party") for r in rows}
 
 
 def _letters(n: int) -> list[str]:

@@ -8,7 +8,9 @@ merges the period's commentary, and records each issue so a re-issue says what c
 from __future__ import annotations
 
 import datetime as dt
-import math
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,20 +20,21 @@ import duckdb
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from opmetrics.engine.store import Store
-from opmetrics.measures.availability import display_pct
 from opmetrics.measures.operations import working_day_after
 from opmetrics.measures.records import month_bounds
-from opmetrics.measures.run import PER_RUN
+from opmetrics.measures.run import PER_RUN, require_current
 from opmetrics.methodology import Methodology, pmel
 from opmetrics.report import datafiles as D
+from opmetrics.report import format as fmt
 from opmetrics.report.charts import availability_svg, daily_rsvp_svg, trend_svg
 from opmetrics.report.commentary import commentary_keys, load_commentary
 from opmetrics.report.figures import Figures, load_figures
 from opmetrics.report.invariants import check_all
-from opmetrics.report.issues import change_summary_markdown, record_issue
+from opmetrics.report.issues import change_summary_markdown, changes_in_words, plan_issue, record_issue
 from opmetrics.report.league import Anonymiser, league_key, league_tables, party_roles
 from opmetrics.report.opr import opr_view
 
+SHOW_CHANGES = 60  # changed figures listed inside the pack; CHANGES.md lists them all
 SHOW_ROWS = 40  # outcome rows shown per measure in the HTML and PDF; the datafile has them all
 PACK_STEPS = 6  # progress steps reported through `on_step`
 OPS = "service_operations"
@@ -53,14 +56,13 @@ def _rag(status: str | None) -> str:
 
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("opmetrics.report"), autoescape=select_autoescape())
-    # Percentages are truncated, not rounded: 99.996 % shows as 99.99 %, never as 100.00 %.
-    env.filters["pct"] = lambda v: "–" if v is None else display_pct(v)
-    env.filters["apct"] = display_pct
-    env.filters["pct1"] = lambda v: "–" if v is None else f"{math.floor(v * 10) / 10:.1f}"
-    env.filters["hours"] = lambda v: "–" if v is None else f"{v / 60:.2f} h"
-    env.filters["secs"] = lambda v: "–" if v is None else f"{v:.1f}"
-    env.filters["num"] = lambda v: "–" if v is None else f"{int(v):,}"
-    env.filters["delta"] = lambda v: "–" if v is None else f"{v:+.2f} pp"
+    # One formatter for every figure (report/format.py): percentages truncated, never rounded.
+    env.filters["pct"] = fmt.pct
+    env.filters["pct_of"] = fmt.pct_of
+    env.filters["hours"] = fmt.hours
+    env.filters["secs"] = fmt.seconds
+    env.filters["num"] = fmt.count
+    env.filters["delta"] = fmt.points
     env.filters["rag"] = _rag
     return env
 
@@ -328,16 +330,6 @@ def _credits(m: Methodology, cpm: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # --- the build ------------------------------------------------------------------------------
 
 
-def _excluded_rules(store: Store, m: Methodology, f: Figures) -> dict[str, int]:
-    """Rules that excluded requests in this run's period, recounted from the records."""
-    from opmetrics.measures.records import Scope, classified_requests
-
-    scope = Scope(con=store.ibis(), m=m, period=f.period, as_of=f.as_of, exceptions=pmel.active(store))
-    t = classified_requests(scope)
-    t = t.filter(~t.included)
-    return {r["rule"]: r["n"] for r in t.group_by("rule").aggregate(n=t.count()).to_pyarrow().to_pylist()}
-
-
 def build_pack(
     store: Store,
     m: Methodology,
@@ -352,7 +344,8 @@ def build_pack(
     step = on_step or (lambda _s: None)
     step("Reading stored results")
     f = load_figures(store, m, period)
-    anon = Anonymiser(league_key(store), period, party_roles(store), own=party)
+    require_current(store, f.run)
+    anon = Anonymiser(league_key(store), period, party_roles(store, period, f.run.run_id), own=party)
     edition = f"party:{party}" if party else "public"
     outcomes = anonymise_outcomes(f.outcomes, anon)
     commentary = load_commentary(commentary_file)
@@ -360,7 +353,7 @@ def build_pack(
     step("Checking invariants")
     summary = _executive_summary(f, m)
     register_ids = {e["exception_id"] for e in pmel.listing(store)}
-    check_all(f, m, summary, f.outages, _excluded_rules(store, m, f), register_ids)
+    check_all(f, m, summary, f.outages, f.run.exclusions(), register_ids)
 
     warnings = []
     for r in summary["missed"]:
@@ -370,7 +363,55 @@ def build_pack(
             warnings.append(f"commentary outstanding: {r['cpm']} {r['key']} {r['segment']} ({r['status']})")
 
     step("Datafiles")
-    out = Path(out_dir)
+    final = Path(out_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Built in a work folder beside the destination and moved into place only once every check
+    # has passed (issue 32, item 5): a refused pack leaves no file and takes no issue number.
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
+    try:
+        store.con.execute("BEGIN TRANSACTION")
+        res = _write_pack(store, m, f, out, final, step, anon, edition, party, outcomes, commentary,
+                          summary, warnings, pdf)  # fmt: skip
+        store.con.execute("COMMIT")
+    except BaseException:
+        store.con.execute("ROLLBACK")
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    _move_into_place(out, final)
+    return res
+
+
+def _move_into_place(work: Path, final: Path) -> None:
+    """Move every file of the work folder over the destination's (earlier issues' archives
+    stay); a CHANGES.md left from an earlier re-issue goes when this issue has none."""
+    final.mkdir(parents=True, exist_ok=True)
+    if not (work / "CHANGES.md").exists() and (final / "CHANGES.md").exists():
+        (final / "CHANGES.md").unlink()
+    for src in sorted(work.rglob("*")):
+        if src.is_file():
+            dst = final / src.relative_to(work)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_pack(
+    store: Store,
+    m: Methodology,
+    f: Figures,
+    out: Path,
+    final: Path,
+    step: Callable[[str], None],
+    anon: Anonymiser,
+    edition: str,
+    party: str | None,
+    outcomes: list[dict[str, Any]],
+    commentary: dict[str, str],
+    summary: dict[str, Any],
+    warnings: list[str],
+    pdf: bool,
+) -> PackResult:
+    period = f.period
     (out / "datafiles").mkdir(parents=True, exist_ok=True)
     run = f.run
     prov = [getattr(run, c) for c in D.PROVENANCE_COLUMNS]
@@ -439,15 +480,13 @@ def build_pack(
     }
     figures = D.stable(figures)
     text = D.canonical_json(figures)
-    issue = record_issue(store, period, edition, figures, text)
+    issue = plan_issue(store, period, edition, text)
     (out / "figures.json").write_text(text, encoding="utf-8")
-    if issue.reissued and issue.changes is not None and issue.previous_figures:
+    if issue.reissued and issue.previous_figures:
         arch = out / "archive" / f"issue-{issue.previous_version}"
         arch.mkdir(parents=True, exist_ok=True)
         (arch / "figures.json").write_text(issue.previous_figures, encoding="utf-8")
-        (out / "CHANGES.md").write_text(change_summary_markdown(period, issue), encoding="utf-8")
-    elif not issue.reissued and (out / "CHANGES.md").exists() and issue.version == 1:
-        (out / "CHANGES.md").unlink()
+        (out / "CHANGES.md").write_text(change_summary_markdown(period, issue, m), encoding="utf-8")
 
     step("Rendering HTML")
     sub = m.availability.holiday_subdivision
@@ -465,6 +504,7 @@ def build_pack(
         "edition": edition,
         "party": party,
         "issue": issue,
+        "changes": changes_in_words(issue, m)[:SHOW_CHANGES],
         "produced": produced.strftime("%Y-%m-%d %H:%M"),
         "produced_date": produced.date(),
         "due": due,
@@ -509,13 +549,22 @@ def build_pack(
     else:
         step("PDF skipped")
     if not party:
-        _summary_paper(store, m, f, anon, out, env, pdf)
+        _summary_paper(store, m, f, anon, out, env, pdf, issue.version)
     _check_no_other_party(out, anon)
-    return PackResult(page, pdf_path, issue.version, len(issue.changes), warnings)
+    record_issue(store, period, edition, issue, run.run_id, text)
+    return PackResult(final / page.name, final / pdf_path.name if pdf_path else None, issue.version,
+                      len(issue.changes), warnings)  # fmt: skip
 
 
 def _summary_paper(
-    store: Store, m: Methodology, f: Figures, anon: Anonymiser, out: Path, env: Environment, pdf: bool
+    store: Store,
+    m: Methodology,
+    f: Figures,
+    anon: Anonymiser,
+    out: Path,
+    env: Environment,
+    pdf: bool,
+    version: int,
 ) -> None:
     """The OPSG summary paper beside the public pack: opsg-summary.html (and .pdf)."""
     from opmetrics.measures.availability import previous_period
@@ -528,6 +577,7 @@ def _summary_paper(
         "prev_label": month_bounds(prev)[0].strftime("%B %Y"),
         "run": f.run,
         "m": m,
+        "version": version,
     }
     html = env.get_template("summary.html.j2").render(**ctx)
     path = summary_paper.write(html, out)

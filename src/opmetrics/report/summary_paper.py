@@ -18,8 +18,8 @@ from typing import Any
 import duckdb
 
 from opmetrics.engine.store import Store
-from opmetrics.measures.records import month_bounds
 from opmetrics.methodology import Methodology
+from opmetrics.report import format as fmt
 from opmetrics.report.charts import srv_success_svg
 from opmetrics.report.figures import Figures
 from opmetrics.report.league import Anonymiser
@@ -76,8 +76,8 @@ def build(store: Store, m: Methodology, f: Figures, anon: Anonymiser, prev_perio
                         "mads": a["mads"],
                         "kind": "day",
                         "text": f"SRV {srv} ({names.get(srv, '')}) on {a['day']:%a %d %b}: "
-                        f"{a['success_pct']:.1f} % success on {a['volume']:,} requests, against a "
-                        f"median day of {a['median']:.1f} % ({a['mads']:.0f} MADs below)",
+                        f"{fmt.pct(a['success_pct'])} success on {a['volume']:,} requests, against a "
+                        f"median day of {fmt.pct(a['median'])} ({a['mads']:.0f} MADs below)",
                     }
                 )
         chart = srv_success_svg(series, f"{g.name}: daily success") if series else None
@@ -91,8 +91,8 @@ def build(store: Store, m: Methodology, f: Figures, anon: Anonymiser, prev_perio
         anomalies.append(
             {
                 "kind": "cpm",
-                "text": f"{c['cpm']} {c['key']} ({c['segment']}): {c['pct']:.2f} %, below the minimum "
-                f"{c['minimum']} % (target {c['target']} %)",
+                "text": f"{c['cpm']} {c['key']} ({c['segment']}): {fmt.pct(c['pct'])}, below the minimum "
+                f"{c['minimum']}% (target {c['target']}%)",
             }
         )
     for cpm in sorted({c["cpm"] for c in missed if c["status"] == "below target"}):
@@ -101,8 +101,8 @@ def build(store: Store, m: Methodology, f: Figures, anon: Anonymiser, prev_perio
         anomalies.append(
             {
                 "kind": "cpm",
-                "text": f"{cpm}: {len(cells)} cell(s) below target {low['target']} % "
-                f"(lowest {low['key']} ({low['segment']}) {low['pct']:.2f} %)",
+                "text": f"{cpm}: {len(cells)} cell(s) below target {low['target']}% "
+                f"(lowest {low['key']} ({low['segment']}) {fmt.pct(low['pct'])})",
             }
         )
     try:
@@ -118,23 +118,29 @@ def build(store: Store, m: Methodology, f: Figures, anon: Anonymiser, prev_perio
         anomalies.append(
             {
                 "kind": "party",
-                "text": f"{anon.name(d['party_id'])}: {d['party_pct']:.1f} % success against "
-                f"{d['others_pct']:.1f} % for other parties; first explanation: {d['factor']}"
+                "text": f"{anon.name(d['party_id'])}: {fmt.pct(d['party_pct'])} success against "
+                f"{fmt.pct(d['others_pct'])} for other parties; first explanation: {d['factor']}"
                 + (f" ({d['value']})" if d["factor"] != "orchestration" else ""),
             }
         )
-    first, last = month_bounds(f.period)
-    alerts = store.rows(
-        "SELECT count(*) FILTER (WHERE kind = 'dcc' AND alert_code IN ?) AS dcc, "
-        "count(*) FILTER (WHERE kind = 'device') AS device FROM alerts WHERE report_date BETWEEN ? AND ?",
-        [cfg.dcc_alerts, first, last],
-    )[0]
-    alerts_prev = store.rows(
-        "SELECT count(*) FILTER (WHERE kind = 'dcc' AND alert_code IN ?) AS dcc, "
-        "count(*) FILTER (WHERE kind = 'device') AS device FROM alerts WHERE report_date BETWEEN ? AND ?",
-        [cfg.dcc_alerts, *month_bounds(prev_period)],
-    )[0]
+    alerts = _alert_counts(f.alerts, cfg.dcc_alerts)
+    try:  # the previous month's counts as its own run stored them; none if it was not computed
+        prev_rows = store.rows(
+            "SELECT kind, alert_code, n FROM run_alerts WHERE period = ? AND run_id = "
+            "(SELECT run_id FROM runs WHERE period = ? ORDER BY computed_at DESC LIMIT 1)",
+            [prev_period, prev_period],
+        )
+    except duckdb.CatalogException:
+        prev_rows = []
+    alerts_prev = _alert_counts(prev_rows, cfg.dcc_alerts) if prev_rows else {"dcc": None, "device": None}
     return {"groups": groups, "anomalies": anomalies, "alerts": alerts, "alerts_prev": alerts_prev}
+
+
+def _alert_counts(rows: list[dict[str, Any]], dcc_alerts: list[str]) -> dict[str, int]:
+    return {
+        "dcc": sum(r["n"] for r in rows if r["kind"] == "dcc" and r["alert_code"] in dcc_alerts),
+        "device": sum(r["n"] for r in rows if r["kind"] == "device"),
+    }
 
 
 def write(html: str, out: Path) -> Path:

@@ -37,7 +37,6 @@ class DataService:
         self.store, self.m = store, m
         self._scopes: dict[str, Scope] = {}
         self._anon: dict[tuple[str, str | None], Anonymiser] = {}
-        self._roles = party_roles(store)
         self._key = league_key(store)
 
     # --- helpers ------------------------------------------------------------------------------
@@ -62,9 +61,8 @@ class DataService:
         own = None if user.sees_all else user.party_id
         k = (period, own)
         if k not in self._anon:
-            self._anon[k] = Anonymiser(
-                self._key, period, self._roles, own=own if own in self._roles else None
-            )
+            roles = party_roles(self.store, period, self._run_id(period))
+            self._anon[k] = Anonymiser(self._key, period, roles, own=own if own in roles else None)
         return self._anon[k]
 
     def _run_id(self, period: str) -> str:

@@ -1,0 +1,84 @@
+"""What a run used besides its figures (issue 32, item 1), stored with the run so the pack, the
+summary paper and the dashboard show what the run saw and never read an input table:
+
+- `run_incidents`: the period's Category 1 and 2 incidents with their outage duration;
+- `run_outages`: the outages overlapping the period, as the availability measures used them;
+- `run_parties`: every SEC Party that has sent requests, with the DUIS User Role it mostly sent
+  under (the anonymised letters derive from these: a pack re-built from the run letters its
+  parties as the run did, whatever was loaded since; every party ever seen is on the list, so
+  the leak guard knows every id to look for);
+- `run_alerts`: the period's alerts by kind and code (the summary paper's alert counts);
+- `run_inputs` and `run_quarantine`: the input data quality at compute time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from opmetrics.engine.store import Store
+from opmetrics.measures.records import month_bounds, uk_midnight_utc
+
+TOP_REASONS = 20  # quarantine reasons listed in the pack; the quarantine table keeps every row
+
+
+def run_context(store: Store, period: str, duplicate_detail: str) -> dict[str, pa.Table]:
+    """The context tables of one period, as Arrow tables with their column types (also when
+    empty). `duplicate_detail` is the ingest's pattern for a duplicate's row detail, removed so
+    the reasons group."""
+    first, last = month_bounds(period)
+    start, end = uk_midnight_utc(first), uk_midnight_utc(last + dt.timedelta(days=1))
+    con = store.con
+
+    def arrow(sql: str, params: list) -> pa.Table:
+        return con.sql(sql, params=params).to_arrow_table()
+
+    out = {
+        "run_incidents": arrow(
+            """
+            WITH o AS (SELECT incident_id, max(epoch(end_at) - epoch(start_at)) AS secs
+                       FROM outages WHERE incident_id IS NOT NULL GROUP BY incident_id)
+            SELECT i.incident_id, i.category, coalesce(i.region, 'all regions') AS region,
+                   i.report_date, i.summary,
+                   coalesce(o.secs, epoch(i.resolved_at) - epoch(i.raised_at)) / 60 AS minutes
+            FROM incidents i LEFT JOIN o USING (incident_id)
+            WHERE i.category <= 2 AND i.report_date BETWEEN ? AND ?
+            ORDER BY i.report_date, i.incident_id""",
+            [first, last],
+        ),
+        "run_outages": arrow(
+            "SELECT * EXCLUDE (_file_id, _row) FROM outages "
+            "WHERE start_at < ? AND (end_at IS NULL OR end_at > ?) ORDER BY outage_id",
+            [end, start],
+        ),
+        "run_parties": arrow(
+            """
+            SELECT party_id, mode(user_role) AS user_role
+            FROM service_requests GROUP BY party_id ORDER BY party_id""",
+            [],
+        ),
+        "run_alerts": arrow(
+            "SELECT kind, alert_code, count(*) AS n FROM alerts WHERE report_date BETWEEN ? AND ? "
+            "GROUP BY ALL ORDER BY kind, alert_code",
+            [first, last],
+        ),
+        "run_inputs": arrow(
+            """
+            SELECT table_name, count(*) AS files, sum(rows_read) AS rows_read,
+                   sum(rows_accepted) AS accepted, sum(rows_quarantined) AS quarantined
+            FROM loaded_files GROUP BY ALL ORDER BY table_name""",
+            [],
+        ),
+        "run_quarantine": arrow(
+            f"""
+            SELECT table_name, coalesce(field, '(row)') AS field,
+                   regexp_replace(reason, ?, '') AS reason, count(*) AS n
+            FROM quarantine GROUP BY ALL ORDER BY n DESC, table_name, field, reason LIMIT {TOP_REASONS}""",
+            [duplicate_detail],
+        ),
+    }
+    return {
+        name: t.append_column("period", pa.array([period] * t.num_rows, pa.string()))
+        for name, t in out.items()
+    }

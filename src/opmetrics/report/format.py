@@ -1,0 +1,56 @@
+"""One number, one text (issue 32, item 3): every figure the pack, the summary paper, the CLI and
+the dashboard show is formatted here, with one rule.
+
+The rule: percentages to two decimals, truncated, never rounded, so 99.996 % shows as 99.99 %
+and never as 100.00 % (a Service that was down for a minute is never shown as fully available).
+From a stored numerator and denominator the truncation is exact (integer arithmetic). From a
+stored float it allows for the float's last bits: 100 * 23 / 125 times 100 is 1839.99...,
+which plain truncation would show as 18.39 % while its counts say 18.40 %. The allowance is
+1e-9 of a hundredth, so the two agree for every fraction whose denominator is below 10^9.
+The datafiles and figures.json carry the exact values; only what a reader sees is formatted.
+"""
+
+from __future__ import annotations
+
+import math
+
+DASH = "–"
+_GUARD = 1e-9  # in hundredths of a percentage point; see the module docstring
+
+
+def pct(value: float | None, places: int = 2) -> str:
+    """A stored percentage as text: '99.57%'; '–' when there is none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    scale = 10**places
+    whole = math.floor(value * scale + _GUARD)
+    return f"{whole / scale:.{places}f}%"
+
+
+def pct_of(numerator: int | None, denominator: int | None, places: int = 2) -> str:
+    """numerator / denominator as a percentage, truncated exactly: the same text as `pct` of
+    the stored percentage of the same counts."""
+    if numerator is None or not denominator:
+        return DASH
+    scale = 10**places
+    whole = (int(numerator) * 100 * scale) // int(denominator)
+    return f"{whole / scale:.{places}f}%"
+
+
+def points(delta: float | None) -> str:
+    """A difference of two percentages, in percentage points, to two decimals."""
+    if delta is None:
+        return DASH
+    return f"{delta:+.2f} pp"
+
+
+def count(v: float | None) -> str:
+    return DASH if v is None else f"{int(v):,}"
+
+
+def seconds(v: float | None) -> str:
+    return DASH if v is None else f"{v:.1f}"
+
+
+def hours(minutes: float | None) -> str:
+    return DASH if minutes is None else f"{minutes / 60:.2f} h"

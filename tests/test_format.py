@@ -1,0 +1,29 @@
+"""One number, one text (issue 32, item 3): the formatter's rule at its edges, and the same
+fraction formatted from its counts and from its stored float gives the same text."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from opmetrics.report import format as fmt
+
+
+def test_truncated_never_rounded_at_the_edges():
+    assert fmt.pct(99.999) == "99.99%" and fmt.pct(100.0) == "100.00%"
+    assert fmt.pct_of(99_999, 100_000) == "99.99%"  # never 100.00 % while one request failed
+    # 100 * 23 / 125 = 18.4 exactly, but its float times 100 is 1839.99...: plain truncation
+    # would print 18.39 % beside counts that say 18.40 %.
+    assert (100 * 23 / 125) * 100 < 1840
+    assert fmt.pct(100 * 23 / 125) == fmt.pct_of(23, 125) == "18.40%"
+    assert fmt.pct_of(1, 3) == "33.33%" and fmt.pct_of(2, 3) == "66.66%"
+    assert fmt.pct(None) == fmt.pct_of(5, 0) == fmt.pct_of(None, 7) == "–"
+    assert fmt.points(-0.004) == "-0.00 pp" and fmt.points(1.5) == "+1.50 pp"
+
+
+@given(st.integers(1, 10**9 - 1).flatmap(lambda d: st.tuples(st.integers(0, d), st.just(d))))
+def test_a_fraction_reads_the_same_from_its_counts_and_from_its_float(nd):
+    n, d = nd
+    assert fmt.pct(100.0 * n / d) == fmt.pct_of(n, d)
+    # and as the stored figures compute it, from the complement
+    assert fmt.pct(100.0 * (d - (d - n)) / d) == fmt.pct_of(n, d)
