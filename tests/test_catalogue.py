@@ -243,7 +243,10 @@ def test_install_commission_measures_impact_and_timeliness(store, tmp_path, meth
     assert share(outcome(store, "IC1.installs", "day x device_type", "2026-10-12", "CHF")) == (0, 2)
     assert share(outcome(store, "IC1.prediction", "day x party", "2026-10-12", "SUP-A")) == (2, 2)
     assert share(outcome(store, "IC1.prediction", "day x party", "2026-10-19", "SUP-A")) == (0, 2)
-    assert outcome(store, "IC1.prediction", "day x party", "2026-10-05", "SUP-A")["status"] == "No Events"
+    # Two 8.11s to C1 on the 5th with no forecast that day: events with nothing to compare with,
+    # never "No Events" (issue 32: SUP-A's own installs showed as "No Events" in its edition).
+    fifth = outcome(store, "IC1.prediction", "day x party", "2026-10-05", "SUP-A")
+    assert (fifth["numerator"], fifth["denominator"], fifth["status"]) == (2, 0, "no baseline")
     ic2 = outcome(store, "IC2", "day", "2026-10-12")
     assert (ic2["numerator"], ic2["denominator"], ic2["value"]) == (3, 2, pytest.approx(50.0))
     assert "Cat 1/2 open: i1" in ic2["note"] and "deviation beyond 25 %" in ic2["note"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_public_pack_pdf_opens_with_summary_and_names_no_party(db, tmp_path, met
     box = reader.pages[0].mediabox
     assert (round(float(box.width)), round(float(box.height))) == (595, 842)  # A4 in points
     contents = reader.pages[2].extract_text() + reader.pages[1].extract_text()
-    assert "Contents" in contents and "Glossary" in contents
+    assert "Contents" in contents and "Glossary" in contents  # the summary fits two pages
     names = {p.name for p in (out / "datafiles").iterdir()}
     assert {"prepayment.csv", "prepayment.xlsx", "cpm.xlsx", "league.csv"} <= names
     for path, text in all_text(out).items():
@@ -99,6 +100,9 @@ def test_public_pack_pdf_opens_with_summary_and_names_no_party(db, tmp_path, met
     html = (out / "index.html").read_text()
     assert "League tables" in html and "Supplier A" in html and "Industry average" in html
     assert "commentary outstanding" in html.lower()
+    summary = html.split('<section id="summary">')[1].split("</section>")[0]
+    assert "Key events of the month: Unplanned outage of CSP North WAN (North) on Mon 12 Oct" in summary
+    assert not any(p.id in summary for p in meth.processes if "_" in p.id)  # business names only
     assert 'id="diagnostics"' not in html  # a party's own diagnostics are in its edition only
     prepay = html.split('<section id="prepayment"')[1].split("</section>")[0]
     assert prepay.index("DCC proxy") < prepay.index("<h3>Measures")  # first in the section
@@ -462,10 +466,38 @@ def test_summary_paper_outlying_days_by_hand():
     from opmetrics.report.summary_paper import daily_anomalies
 
     vals = [98, 98, 97, 99, 98, 97, 98, 90]
-    days = [{"day": dt.date(2026, 10, i + 1), "success_pct": v, "volume": 100} for i, v in enumerate(vals)]
+    days = [
+        {"day": dt.date(2026, 10, i + 1), "delivered_within_trt": v, "trt_denominator": 100, "volume": 100}
+        for i, v in enumerate(vals)
+    ]
     got = daily_anomalies(days, 6.0, 30)
-    assert [(a["day"].day, a["mads"]) for a in got] == [(8, 16.0)]
+    assert [(a["day"].day, a["mads"], a["short"]) for a in got] == [(8, 16.0, 8.0)]  # 8 requests short
     assert daily_anomalies(days, 6.0, 101) == []  # too few requests on every day
+
+
+def test_summary_paper_puts_the_planted_outages_first(db, tmp_path, meth):
+    """The simulated month plants unplanned outages (CSP North WAN on the 12th, SMETS1 on the
+    15th, DSP Core on the 26th, SSI Portal on the 8th): they head the anomalies, longest first;
+    outlying days follow, the most requests short first; no internal process id is shown."""
+    with Store(db) as store:
+        build_pack(store, meth, PERIOD, tmp_path / "p", pdf=False)
+        planted = store.rows(
+            "SELECT outage_id, subsystem, epoch(end_at) - epoch(start_at) AS secs FROM run_outages "
+            "WHERE NOT planned ORDER BY secs DESC"
+        )
+    html = (tmp_path / "p" / "opsg-summary.html").read_text()
+    items = html.split('<ul class="anomalies">')[1].split("</ul>")[0].split("<li>")[1:]
+    assert len(planted) >= 4
+    for item, o in zip(items, planted, strict=False):
+        assert item.startswith(f"Unplanned outage of {o['subsystem']}"), (item, o)
+    assert "CSP North WAN" in items[0] and "on Mon 12 Oct 14:05-15:40 UK, 1 h 35 min" in items[0]
+    short = [
+        int(re.search(r"about ([\d,]+) requests short", i)[1].replace(",", ""))
+        for i in items
+        if i.startswith("SRV ")
+    ]
+    assert short == sorted(short, reverse=True)
+    assert not any(p.id in html for p in meth.processes if "_" in p.id)
 
 
 def test_opr_view_scores_a_month_without_a_value_as_zero(computed, meth):

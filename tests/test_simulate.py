@@ -180,3 +180,33 @@ def test_device_extract_batches_carry_each_install(tmp_path):
     for row in extract[: estate.n]:
         assert row["installed_at"] < month_start and row["status"] == "commissioned"
         assert row["commissioned_at"] - row["installed_at"] == dt.timedelta(hours=1)
+
+
+def test_consecutive_months_load_into_one_store_side_by_side(tmp_path):
+    """`simulate --months 2` across a year end: every id of the second month is new (the day
+    of the month, or no month at all, made them collide), so both load with nothing refused;
+    the party register is written once."""
+    from typer.testing import CliRunner
+
+    from opmetrics.cli import app
+
+    runner = CliRunner()
+    out, db = tmp_path / "data", tmp_path / "om.duckdb"
+    res = runner.invoke(
+        app, ["simulate", "--month", "2026-12", "--months", "2", "--scale", "tiny", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (out / "parties").iterdir()) == ["parties-2026-12.parquet"]
+    res = runner.invoke(app, ["ingest", str(out), "--db", str(db)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and " 0 quarantined, 0 file(s) failed" in res.output, res.output
+    with Store(db) as store:
+        by_month = dict(
+            store.con.execute(
+                "SELECT strftime(report_date, '%Y-%m'), count(*) FROM service_requests GROUP BY ALL"
+            ).fetchall()
+        )
+        assert set(by_month) >= {"2026-12", "2027-01"} and min(by_month.values()) > 10_000
+        ids = store.con.execute(
+            "SELECT count(*), count(DISTINCT request_id) FROM service_requests"
+        ).fetchall()
+        assert ids[0][0] == ids[0][1]

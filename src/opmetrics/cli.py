@@ -120,6 +120,9 @@ def _methodology(path: Path | None) -> methodology_mod.Methodology:
 @app.command()
 def simulate(
     month: Annotated[str, typer.Option(help="Month to generate, YYYY-MM.")] = "2026-10",
+    months: Annotated[
+        int, typer.Option(min=1, max=24, help="Consecutive months from --month, into the same folder.")
+    ] = 1,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("opmetrics-data"),
     scale: Annotated[str, typer.Option(help="tiny | small | medium | national.")] = "small",
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 2026,
@@ -135,21 +138,30 @@ def simulate(
 
     if scale not in SCALES:
         raise _fail(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
-    with _progress() as prog:
-        task = prog.add_task(f"Simulating {month} ({scale})", total=31)
-        try:
-            man = simulate_month(
-                month,
-                out,
-                scale,
-                seed,
-                Faults(enabled=faults),
-                bad_rows,
-                on_day=lambda d, r, a: prog.update(task, completed=d),
-            )
-        except ValueError as e:
-            raise _fail(str(e)) from None
-        prog.update(task, total=man["days"], completed=man["days"])
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise _fail(f"month must look like 2026-10, got {month!r}")
+    year, mon = (int(x) for x in month.split("-"))
+    wanted = [f"{year + (mon - 1 + i) // 12:04d}-{(mon - 1 + i) % 12 + 1:02d}" for i in range(months)]
+    totals: dict[str, int] = {}
+    for i, one in enumerate(wanted):
+        with _progress() as prog:
+            task = prog.add_task(f"Simulating {one} ({scale})", total=31)
+            try:
+                man = simulate_month(
+                    one,
+                    out,
+                    scale,
+                    seed,
+                    Faults(enabled=faults),
+                    bad_rows,
+                    on_day=lambda d, r, a, p=prog, t=task: p.update(t, completed=d),
+                    reference=i == 0,
+                )
+            except ValueError as e:
+                raise _fail(str(e)) from None
+            prog.update(task, total=man["days"], completed=man["days"])
+        for k, v in man["rows"].items():
+            totals[k] = totals.get(k, 0) + v
     if duis:
         from opmetrics.simulate.duis import write_duis_logs
 
@@ -158,7 +170,7 @@ def simulate(
             f"DUIS logs: {n['requests']:,} requests, {n['responses']:,} responses, {n['alerts']:,} alerts "
             f"in {out / 'duis'}"
         )
-    rows = man["rows"]
+    rows = totals
     console.print(
         f"Wrote {rows['service_requests']:,} service requests, {rows['alerts']:,} alerts, "
         f"{rows['incidents']} incidents, {rows['outages']} outages to [bold]{out}[/]"

@@ -7,7 +7,17 @@ import datetime as dt
 import ibis
 
 from opmetrics.measures.forecasts import day_sent
-from opmetrics.measures.outcome import Context, Row, count_row, day_cells, grouped_shares, rows_of, share_row
+from opmetrics.measures.outcome import (
+    NO_BASELINE,
+    NO_EVENTS,
+    Context,
+    Row,
+    count_row,
+    day_cells,
+    grouped_shares,
+    rows_of,
+    share_row,
+)
 from opmetrics.measures.records import Scope, latest_devices
 
 IC_TYPES = ["CHF", "ESME", "GSME"]
@@ -190,7 +200,8 @@ def ic2(s: Scope, ctx: Context) -> list[Row]:
                 "value": dev,
                 "unit": "% deviation",
                 "note": note,
-                "status": "ok" if dev is not None else "No Events",
+                # Installs on a day without a forecast are events with no baseline.
+                "status": "ok" if dev is not None else NO_BASELINE if r["actual"] else NO_EVENTS,
             }
         )
     return out

@@ -23,6 +23,17 @@ import pyarrow as pa
 from opmetrics.measures.records import Scope, in_scope
 
 NO_EVENTS = "No Events"
+# Events happened but there is nothing to measure them against (e.g. installs on a day without
+# a forecast): never "No Events", which says nothing happened.
+NO_BASELINE = "no baseline"
+
+
+def _status(r: dict[str, Any]) -> str:
+    """A row's default status: "No Events" only where nothing was counted and no value shown."""
+    if not r["unit"].startswith("%") or r["denominator"] or r["value"] is not None:
+        return "ok"
+    return NO_BASELINE if r["numerator"] else NO_EVENTS
+
 
 SCHEMA = pa.schema(
     [
@@ -254,7 +265,7 @@ def compute_outcomes(s: Scope, ctx: Context, on_measure: Callable[[str], None] |
         for r in got:
             r.setdefault("status", "")
             if not r["status"]:
-                r["status"] = NO_EVENTS if r["unit"].startswith("%") and not r["denominator"] else "ok"
+                r["status"] = _status(r)
             r.update(measure=md.id, kind=md.kind, period=s.period)
         rows += got
     return pa.Table.from_pylist(rows, schema=SCHEMA)

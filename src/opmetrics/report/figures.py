@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 
@@ -167,3 +168,49 @@ def load_figures(store: Store, m: Methodology, period: str) -> Figures:
     periods = sorted({r["period"] for r in f.history})[-13:]
     f.history = [r for r in f.history if r["period"] in periods]
     return f
+
+
+def _spoken(minutes: float) -> str:
+    h, mnt = divmod(int(round(minutes)), 60)
+    return f"{h} h {mnt:02d} min" if h else f"{mnt} min"
+
+
+def major_events(f: Figures, tz: str) -> list[dict[str, Any]]:
+    """The month's unplanned outages (with the incident each belongs to), longest first, then
+    the Category 1 and 2 incidents without an outage row: what an OPSG reader looks for first."""
+    zone = ZoneInfo(tz)
+    incidents = {i["incident_id"]: i for i in f.incidents}
+    out, covered = [], set()
+    for o in f.outages:
+        if o["planned"]:
+            continue
+        end = o["end_at"] or f.as_of
+        start, stop = max(o["start_at"], f.first_utc), min(end, f.end_utc)
+        if stop <= start:
+            continue
+        minutes = (stop - start).total_seconds() / 60
+        a = o["start_at"].replace(tzinfo=dt.UTC).astimezone(zone)
+        z = end.replace(tzinfo=dt.UTC).astimezone(zone)
+        inc = incidents.get(o["incident_id"] or "")
+        covered.add(o["incident_id"])
+        where = o["region"] or "all regions"
+        text = (
+            f"Unplanned outage of {o['subsystem']} ({where}) on {a:%a %d %b} {a:%H:%M}-{z:%H:%M} UK, "
+            f"{_spoken(minutes)}"
+            + (f": Category {inc['category']} incident {inc['incident_id']}" if inc else "")
+            + (f" ({inc['summary']})" if inc and inc.get("summary") else "")
+        )
+        out.append({"kind": "event", "rank": (0, 0, -minutes), "text": text})
+    for i in f.incidents:
+        if i["incident_id"] in covered:
+            continue
+        minutes = i["minutes"] or 0.0
+        text = (
+            f"Category {i['category']} incident {i['incident_id']} ({i['region']}) on "
+            f"{i['report_date']:%a %d %b}, "
+            + (f"resolved in {_spoken(minutes)}" if i["minutes"] is not None else "still open")
+            + (f": {i['summary']}" if i.get("summary") else "")
+        )
+        out.append({"kind": "event", "rank": (1, i["category"], -minutes), "text": text})
+    out.sort(key=lambda e: e["rank"])
+    return out

@@ -95,9 +95,11 @@ def no_events_only_when_none(f: Any) -> list[str]:
         if not r["denominator"] and r["status"] not in ("No Events", "missing input"):
             out.append(f"{r['cpm']} {r['key']} {r['segment']}: no events but status '{r['status']}'")
     for r in f.outcomes:
-        if r["status"] == "No Events" and r["unit"] == "%" and r["denominator"]:
+        counted = r["denominator"] or r["numerator"]
+        if r["status"] == "No Events" and (counted or r["value"] is not None):
             out.append(
-                f"{r['measure']} {r['breakdown']} {r['key1']}: 'No Events' with {r['denominator']} events"
+                f"{r['measure']} {r['breakdown']} {r['key1']} {r['key2'] or ''}: 'No Events' with "
+                f"{counted or r['value']} counted"
             )
     return out
 

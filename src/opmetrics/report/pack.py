@@ -28,12 +28,13 @@ from opmetrics.report import datafiles as D
 from opmetrics.report import format as fmt
 from opmetrics.report.charts import availability_svg, daily_rsvp_svg, trend_svg
 from opmetrics.report.commentary import commentary_keys, load_commentary
-from opmetrics.report.figures import Figures, load_figures
+from opmetrics.report.figures import Figures, load_figures, major_events
 from opmetrics.report.invariants import check_all
 from opmetrics.report.issues import change_summary_markdown, changes_in_words, plan_issue, record_issue
 from opmetrics.report.league import Anonymiser, league_key, league_tables, party_roles
 from opmetrics.report.opr import opr_view
 
+KEY_EVENTS = 5  # outages and major incidents named in the introduction, the biggest first
 SHOW_CHANGES = 60  # changed figures listed inside the pack; CHANGES.md lists them all
 SHOW_ROWS = 40  # outcome rows shown per measure in the HTML and PDF; the datafile has them all
 PACK_STEPS = 6  # progress steps reported through `on_step`
@@ -505,6 +506,8 @@ def _write_pack(
         "party": party,
         "issue": issue,
         "changes": changes_in_words(issue, m)[:SHOW_CHANGES],
+        "names": {p.id: p.name for p in [*m.processes, *m.alert_processes]},
+        "key_events": major_events(f, m.report_timezone)[:KEY_EVENTS],
         "produced": produced.strftime("%Y-%m-%d %H:%M"),
         "produced_date": produced.date(),
         "due": due,

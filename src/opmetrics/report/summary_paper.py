@@ -4,9 +4,12 @@ picked automatically.
 
 Standing metrics (methodology `opsg_summary`): a group of SRVs per business process and the
 DCC alerts, each with volume, success, within TRT and median RTT against the previous month, and
-a daily success graph per group. Anomalies: missed CPM targets, days when a standing SRV's
-success fell far below its month (more than `anomaly_mad` median absolute deviations), and
-parties whose success is far below other parties' (anonymised as in the league tables).
+a daily success graph per group. Anomalies, the biggest first: the month's unplanned outages
+and Category 1/2 incidents (longest first), the days when a standing SRV's share delivered
+within TRT fell far below its month (more than `anomaly_mad` median absolute deviations,
+ranked by the requests it fell short by), missed CPM targets, and parties whose success is far
+below other parties' (anonymised as in the league tables). Its figures are the pack's, formatted
+by the pack's formatter, on the pack's success basis.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from opmetrics.engine.store import Store
 from opmetrics.methodology import Methodology
 from opmetrics.report import format as fmt
 from opmetrics.report.charts import srv_success_svg
-from opmetrics.report.figures import Figures
+from opmetrics.report.figures import Figures, major_events
 from opmetrics.report.league import Anonymiser
 
 PARTY_GAP_PTS = -5.0  # a party this far below other parties is listed
@@ -39,17 +42,32 @@ def _srv_rows(store: Store, period: str, run_id: str | None, srvs: list[str]) ->
     return store.rows(f"SELECT * FROM rsvp WHERE {where}", params)
 
 
+def delivered_pct(d: dict[str, Any]) -> float | None:
+    """The share of a day's requests answered with their success code within the TRT (CPM6A's
+    basis): an outage shows here whether the requests timed out or came back with an error."""
+    den = d.get("trt_denominator")
+    return 100.0 * d["delivered_within_trt"] / den if den else None
+
+
 def daily_anomalies(days: list[dict[str, Any]], mad_k: float, min_volume: int) -> list[dict[str, Any]]:
-    """Days whose success is more than `mad_k` MADs below the month's median day."""
-    vals = [d["success_pct"] for d in days if d["volume"] >= min_volume and d["success_pct"] is not None]
+    """Days whose delivered share is more than `mad_k` MADs below the month's median day, each
+    with the requests it fell short by (its size, by which the paper ranks it)."""
+    vals = [(d, delivered_pct(d)) for d in days if d["volume"] >= min_volume]
+    vals = [(d, v) for d, v in vals if v is not None]
     if len(vals) < 7:
         return []
-    med = statistics.median(vals)
-    mad = statistics.median(abs(v - med) for v in vals) or 0.1  # a flat month: 0.1 point
+    med = statistics.median(v for _, v in vals)
+    mad = statistics.median(abs(v - med) for _, v in vals) or 0.1  # a flat month: 0.1 point
     return [
-        {**d, "median": med, "mads": (med - d["success_pct"]) / mad}
-        for d in days
-        if d["volume"] >= min_volume and d["success_pct"] is not None and d["success_pct"] < med - mad_k * mad
+        {
+            **d,
+            "pct": v,
+            "median": med,
+            "mads": (med - v) / mad,
+            "short": d["trt_denominator"] * (med - v) / 100,
+        }
+        for d, v in vals
+        if v < med - mad_k * mad
     ]
 
 
@@ -73,25 +91,35 @@ def build(store: Store, m: Methodology, f: Figures, anon: Anonymiser, prev_perio
             for a in daily_anomalies(days, cfg.anomaly_mad, cfg.anomaly_min_volume):
                 anomalies.append(
                     {
-                        "mads": a["mads"],
+                        "short": a["short"],
                         "kind": "day",
                         "text": f"SRV {srv} ({names.get(srv, '')}) on {a['day']:%a %d %b}: "
-                        f"{fmt.pct(a['success_pct'])} success on {a['volume']:,} requests, against a "
-                        f"median day of {fmt.pct(a['median'])} ({a['mads']:.0f} MADs below)",
+                        f"{fmt.pct(a['pct'])} delivered within TRT on {a['volume']:,} requests, against a "
+                        f"median day of {fmt.pct(a['median'])}: about {a['short']:,.0f} requests short "
+                        f"({a['mads']:.0f} MADs below)",
                     }
                 )
         chart = srv_success_svg(series, f"{g.name}: daily success") if series else None
         groups.append({"name": g.name, "rows": rows, "chart": chart})
-    # Days: the most outlying first, at most MAX_DAYS.
-    days_found = sorted(anomalies, key=lambda a: -a["mads"])[:MAX_DAYS]
-    anomalies = [{"kind": "day", "text": a["text"]} for a in days_found]
+    # The month's outages and major incidents first, longest first; then the days that fell
+    # furthest short in requests (not in MADs: a small SRV's blip is not the month's story).
+    days_found = sorted(anomalies, key=lambda a: -a["short"])[:MAX_DAYS]
+    anomalies = [
+        *major_events(f, m.report_timezone),
+        *({"kind": "day", "text": a["text"]} for a in days_found),
+    ]
     # CPMs: each cell below its minimum by name; cells below target counted per CPM.
     missed = [c for c in f.cpm if c.get("instance") and c["status"] in ("below target", "below minimum")]
+    process = {p.id: p.name for p in m.processes}
+
+    def label(c: dict[str, Any]) -> str:  # business names, never an internal id
+        return c["cpm"] + ("" if c["key"] == "all" else " " + process.get(c["key"], c["key"]))
+
     for c in [c for c in missed if c["status"] == "below minimum"]:
         anomalies.append(
             {
                 "kind": "cpm",
-                "text": f"{c['cpm']} {c['key']} ({c['segment']}): {fmt.pct(c['pct'])}, below the minimum "
+                "text": f"{label(c)} ({c['segment']}): {fmt.pct(c['pct'])}, below the minimum "
                 f"{c['minimum']}% (target {c['target']}%)",
             }
         )
@@ -102,7 +130,7 @@ def build(store: Store, m: Methodology, f: Figures, anon: Anonymiser, prev_perio
             {
                 "kind": "cpm",
                 "text": f"{cpm}: {len(cells)} cell(s) below target {low['target']}% "
-                f"(lowest {low['key']} ({low['segment']}) {fmt.pct(low['pct'])})",
+                f"(lowest {label(low)} ({low['segment']}) {fmt.pct(low['pct'])})",
             }
         )
     try:

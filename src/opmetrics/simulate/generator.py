@@ -209,6 +209,14 @@ def _day_starts(year: int, month: int) -> list[dt.datetime]:
     return out
 
 
+def id_day(start: dt.datetime) -> int:
+    """The UK day's number in message ids: days since 2000-01-01, so consecutive months
+    simulated apart never reuse a request or alert id (the day of the month would). `start` is
+    the day's first instant in UTC (naive or aware); its UK date is the day."""
+    aware = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+    return (aware.astimezone(UK).date() - dt.date(2000, 1, 1)).days
+
+
 def _ms(t: dt.datetime) -> int:
     return int(t.timestamp() * 1000)
 
@@ -262,7 +270,7 @@ class _DayGen:
             parts += scenarios.install_requests(self, rng, day_no, start)
         parts += scenarios.follow_ups(self, rng, parts, start)
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        return self._to_tables(rng, cols, day_no, chunk)
+        return self._to_tables(rng, cols, id_day(start), chunk)
 
     def _srv_rows(
         self,
@@ -409,12 +417,12 @@ class _DayGen:
         }
 
     def _to_tables(
-        self, rng: np.random.Generator, c: dict, day_no: int, chunk: int
+        self, rng: np.random.Generator, c: dict, day_id: int, chunk: int
     ) -> tuple[pa.Table, pa.Table]:
         n = len(c["srv"])
         order = np.argsort(c["received"], kind="stable")
         c = {k: v[order] for k, v in c.items()}
-        counter = (day_no * 100 + chunk) * 100_000_000 + np.arange(n, dtype=np.int64)
+        counter = (day_id * 100 + chunk) * 100_000_000 + np.arange(n, dtype=np.int64)
         dev_ids = eui64(Estate.DEVICE_BASE + c["dev"])
         party = pa.array(c["party"])
         request_id = pc.binary_join_element_wise(
@@ -525,7 +533,7 @@ class _DayGen:
         region = e.region[dev]
         ids = pc.binary_join_element_wise(
             pa.array(np.full(n, "A"), pa.string()),
-            pc.cast(pa.array((day_no * 100 + chunk) * 100_000_000 + np.arange(n)), pa.string()),
+            pc.cast(pa.array((id_day(start) * 100 + chunk) * 100_000_000 + np.arange(n)), pa.string()),
             "-",
         )
         return pa.table(
@@ -807,11 +815,14 @@ def simulate_month(
     bad_rows: int = 0,
     on_day: Callable[[int, int, int], None] | None = None,
     days: int | None = None,
+    reference: bool = True,
 ) -> dict:
     """Write OUT/{service_requests,alerts,incidents,outages}/... for one month; return a manifest.
 
     `on_day(day, requests, alerts)` is called after each day, for progress reporting. `days`
     limits the output to the month's first N days (scale benchmarks: one national day).
+    `reference=False` leaves out the party register (written once for consecutive months: the
+    same register loaded twice would be refused as duplicates).
     """
     try:
         year, mon = (int(x) for x in month.split("-"))
@@ -889,10 +900,11 @@ def simulate_month(
     if writer is not None:
         writer.close()
     side = {
-        "ch_status_updates": scenarios.ch_status_table(estate),
-        "ch_firmware": scenarios.ch_firmware_table(estate, starts, rng),
+        # Ids carry the month's tag, so consecutive months load into one store side by side.
+        "ch_status_updates": scenarios.ch_status_table(estate, tag),
+        "ch_firmware": scenarios.ch_firmware_table(estate, starts, rng, tag),
         "smki_requests": scenarios.smki_table(
-            starts, max(1, int(sc.requests_per_day * P.SMKI_PER_REQUEST)), rng
+            starts, max(1, int(sc.requests_per_day * P.SMKI_PER_REQUEST)), rng, tag
         ),
         "dcc_assessments": scenarios.assessments_table(month, starts, rng),
         "defects": scenarios.defects_table(month, starts, rng),
@@ -900,13 +912,15 @@ def simulate_month(
             month, starts, faults.alert_storm_day if faults.enabled else None, rng
         ),
         "capacity": scenarios.capacity_table(starts, sc.requests_per_day),
-        "registration_changes": scenarios.registration_changes_table(out / "service_requests", rng),
+        "registration_changes": scenarios.registration_changes_table(out / "service_requests", rng, tag),
         "parties": scenarios.parties_table(starts[0]),
         "forecasts": scenarios.forecasts_table(out / "service_requests", starts[0], rng),
         "csp_test_messages": scenarios.csp_tests_table(
-            starts, faults.wan_outage_day if faults.enabled else None, rng
+            starts, faults.wan_outage_day if faults.enabled else None, rng, tag
         ),
     }
+    if not reference:
+        del side["parties"]
     for name, tbl in side.items():
         pq.write_table(tbl, out / name / f"{name}-{month}.parquet")
     if bad_rows and first_day is not None:

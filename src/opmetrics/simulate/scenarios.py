@@ -275,7 +275,7 @@ def devices_batches(
         )
 
 
-def ch_status_table(e: Estate) -> pa.Table:
+def ch_status_table(e: Estate, tag: str) -> pa.Table:
     from opmetrics.simulate.generator import Estate as _E
     from opmetrics.simulate.generator import eui64
 
@@ -288,7 +288,7 @@ def ch_status_table(e: Estate) -> pa.Table:
     at = e.installed_ms[sel - e.n] + 25 * MS_MIN
     return pa.table(
         {
-            "update_id": pa.array([f"CSU-{i}" for i in sel], pa.string()),
+            "update_id": pa.array([f"CSU-{tag}-{i}" for i in sel], pa.string()),
             "srv": pa.array(srv, pa.string()),
             "device_id": eui64(_E.DEVICE_BASE + sel),
             "party_id": pa.array([p.party_id for p in P.SUPPLIERS]).take(pa.array(e.party[sel])),
@@ -299,7 +299,7 @@ def ch_status_table(e: Estate) -> pa.Table:
     )
 
 
-def ch_firmware_table(e: Estate, starts: list[dt.datetime], rng: np.random.Generator) -> pa.Table:
+def ch_firmware_table(e: Estate, starts: list[dt.datetime], rng: np.random.Generator, tag: str) -> pa.Table:
     """A CH firmware campaign: a share of SMETS2 hubs get an image; a few fail or are still going."""
     from opmetrics.simulate.generator import Estate as _E
     from opmetrics.simulate.generator import eui64
@@ -322,7 +322,7 @@ def ch_firmware_table(e: Estate, starts: list[dt.datetime], rng: np.random.Gener
 
     return pa.table(
         {
-            "update_id": pa.array([f"CHFW-{i}" for i in sel], pa.string()),
+            "update_id": pa.array([f"CHFW-{tag}-{i}" for i in sel], pa.string()),
             "device_id": eui64(_E.DEVICE_BASE + sel),
             "region": pa.array(P.REGIONS).take(pa.array(e.region[sel])),
             "image_version": pa.array(np.full(k, "CH-5.2.1"), pa.string()),
@@ -335,7 +335,7 @@ def ch_firmware_table(e: Estate, starts: list[dt.datetime], rng: np.random.Gener
     )
 
 
-def smki_table(starts: list[dt.datetime], per_day: int, rng: np.random.Generator) -> pa.Table:
+def smki_table(starts: list[dt.datetime], per_day: int, rng: np.random.Generator, tag: str) -> pa.Table:
     rows = []
     for d, start in enumerate(starts[:-1]):
         for service, share, median in (("certificate", 0.3, 4.0), ("repository", 0.7, 0.6)):
@@ -345,7 +345,7 @@ def smki_table(starts: list[dt.datetime], per_day: int, rng: np.random.Generator
                 secs = median * float(rng.lognormal(0, 0.6)) * (8 if rng.random() < 0.006 else 1)
                 rows.append(
                     {
-                        "request_id": f"SMKI-{d + 1:02d}-{service[0]}{i}",
+                        "request_id": f"SMKI-{tag}-{d + 1:02d}-{service[0]}{i}",
                         "service": service,
                         "party_id": P.SUPPLIERS[int(rng.integers(0, len(P.SUPPLIERS)))].party_id,
                         "received_at": at,
@@ -465,7 +465,7 @@ def capacity_table(starts: list[dt.datetime], requests_per_day: int) -> pa.Table
     )
 
 
-def registration_changes_table(sr_dir: Path, rng: np.random.Generator) -> pa.Table:
+def registration_changes_table(sr_dir: Path, rng: np.random.Generator, tag: str) -> pa.Table:
     """Industry CoS registrations: one per device that received a 6.23 (DCC enrolled, effective
     the next day), plus CoS of supply points not enrolled with the DCC (about a third more)."""
     import duckdb
@@ -490,7 +490,7 @@ def registration_changes_table(sr_dir: Path, rng: np.random.Generator) -> pa.Tab
     effective = effective.cast(pa.timestamp("ms", "UTC"))
     enrolled = pa.table(
         {
-            "change_id": pa.array([f"REG-{i:08d}" for i in range(k)], pa.string()),
+            "change_id": pa.array([f"REG-{tag}-{i:08d}" for i in range(k)], pa.string()),
             "mpxn": pa.array(mpxn.astype(str), pa.string()),
             "fuel": pa.array(np.where(gas, "gas", "electricity"), pa.string()),
             "gaining_party_id": cos["party_id"].cast(pa.string()),
@@ -502,7 +502,7 @@ def registration_changes_table(sr_dir: Path, rng: np.random.Generator) -> pa.Tab
     )
     others = pa.table(
         {
-            "change_id": pa.array([f"REG-N{j:08d}" for j in range(extra)], pa.string()),
+            "change_id": pa.array([f"REG-{tag}-N{j:08d}" for j in range(extra)], pa.string()),
             "mpxn": pa.array(rng.integers(10**12, 10**13, extra).astype(str), pa.string()),
             "fuel": pa.array(np.full(extra, "electricity"), pa.string()),
             "gaining_party_id": parties.take(rng.integers(0, len(parties), extra)),
@@ -550,7 +550,7 @@ CSP_PROVIDERS = {"North": "CSP North", "Central": "CSP Central", "South": "CSP S
 
 
 def csp_tests_table(
-    starts: list[dt.datetime], wan_outage_day: int | None, rng: np.random.Generator
+    starts: list[dt.datetime], wan_outage_day: int | None, rng: np.random.Generator, tag: str
 ) -> pa.Table:
     """Round-trip test messages per provider and target
     (001 l.3500 "Target RTTs are twenty-five seconds, two hours and twenty-two"): most back well
@@ -572,7 +572,7 @@ def csp_tests_table(
                         lost[i] = True
                     rows.append(
                         {
-                            "test_id": f"T{d:02d}-{region[:2]}-{target}-{i:03d}",
+                            "test_id": f"T{tag}-{d:02d}-{region[:2]}-{target}-{i:03d}",
                             "provider": provider,
                             "region": region,
                             "target_s": target,
