@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from opmetrics.format import pct as display_pct
 from opmetrics.measures.availability import compute_availability, minute_grid
 from opmetrics.measures.records import Scope
-from opmetrics.report.format import pct as display_pct
 
 AS_OF = dt.datetime(2026, 11, 1)
 MONTH, CORE, OTHER = 44_700, 17_040, 27_660

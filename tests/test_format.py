@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opmetrics.report import format as fmt
+from opmetrics import format as fmt
 
 
 def test_truncated_never_rounded_at_the_edges():

@@ -22,9 +22,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from opmetrics import format as fmt
 from opmetrics import methodology as methodology_mod
 from opmetrics.engine.store import DEFAULT_DB, Store
-from opmetrics.report import format as fmt
 
 app = typer.Typer(
     help="opmetrics: measure how well the GB smart-metering network (DCC) serves its users, "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opmetrics import format as fmt
 from opmetrics.engine.store import Store
 from opmetrics.measures.run import compute, default_as_of
 from opmetrics.methodology import Methodology
@@ -210,10 +211,11 @@ def what_if(
 
 
 def _cell(v: Any) -> str:
+    """Numbers as the pack prints them (opmetrics/format.py: truncated, never rounded)."""
     if v is None:
-        return "–"
+        return fmt.DASH
     if isinstance(v, float):
-        return f"{v:.2f}"
+        return fmt.pct(v).removesuffix("%")
     return str(v)
 
 

@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from opmetrics import format as fmt
 from opmetrics.engine.store import Store
 from opmetrics.methodology import Methodology
-from opmetrics.report import format as fmt
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS pack_issues (

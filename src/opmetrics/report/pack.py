@@ -19,13 +19,13 @@ from typing import Any
 import duckdb
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from opmetrics import format as fmt
 from opmetrics.engine.store import Store
 from opmetrics.measures.operations import working_day_after
 from opmetrics.measures.records import month_bounds
 from opmetrics.measures.run import PER_RUN, require_current
 from opmetrics.methodology import Methodology, pmel
 from opmetrics.report import datafiles as D
-from opmetrics.report import format as fmt
 from opmetrics.report.charts import availability_svg, daily_rsvp_svg, trend_svg
 from opmetrics.report.commentary import commentary_keys, load_commentary
 from opmetrics.report.figures import Figures, load_figures, major_events
@@ -57,7 +57,7 @@ def _rag(status: str | None) -> str:
 
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("opmetrics.report"), autoescape=select_autoescape())
-    # One formatter for every figure (report/format.py): percentages truncated, never rounded.
+    # One formatter for every figure (src/opmetrics/format.py): percentages truncated, never rounded.
     env.filters["pct"] = fmt.pct
     env.filters["pct_of"] = fmt.pct_of
     env.filters["hours"] = fmt.hours
@@ -357,11 +357,13 @@ def build_pack(
     check_all(f, m, summary, f.outages, f.run.exclusions(), register_ids)
 
     warnings = []
+    names = {p.id: p.name for p in [*m.processes, *m.alert_processes]}
     for r in summary["missed"]:
         keys = commentary_keys(r["cpm"], r["key"])
         r["commentary"] = next((commentary[k] for k in keys if k in commentary), None)
         if r["commentary"] is None:
-            warnings.append(f"commentary outstanding: {r['cpm']} {r['key']} {r['segment']} ({r['status']})")
+            scope = "" if r["key"] == "all" else " " + names.get(r["key"], r["key"])
+            warnings.append(f"commentary outstanding: {r['cpm']}{scope} {r['segment']} ({r['status']})")
 
     step("Datafiles")
     final = Path(out_dir)

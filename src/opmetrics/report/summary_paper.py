@@ -20,9 +20,9 @@ from typing import Any
 
 import duckdb
 
+from opmetrics import format as fmt
 from opmetrics.engine.store import Store
 from opmetrics.methodology import Methodology
-from opmetrics.report import format as fmt
 from opmetrics.report.charts import srv_success_svg
 from opmetrics.report.figures import Figures, major_events
 from opmetrics.report.league import Anonymiser

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-// The pack's rule (report/format.py): truncated to two decimals, allowing for the float's last bits.
+// The pack's rule (src/opmetrics/format.py): truncated to two decimals, allowing for the float's last bits.
 const pct = (v) => (v === null || v === undefined ? "–" : (Math.floor(v * 100 + 1e-9) / 100).toFixed(2) + "%");
 const num = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en-GB"));
 const rag = (s) => ({ "target met": "green", "below target": "amber", "below minimum": "red" })[s] || "grey";
