@@ -27,3 +27,10 @@ def test_a_fraction_reads_the_same_from_its_counts_and_from_its_float(nd):
     assert fmt.pct(100.0 * n / d) == fmt.pct_of(n, d)
     # and as the stored figures compute it, from the complement
     assert fmt.pct(100.0 * (d - (d - n)) / d) == fmt.pct_of(n, d)
+
+
+def test_an_outcome_value_reads_in_its_unit_with_the_same_rule():
+    assert fmt.measure_value(100 * 23 / 125, "%") == "18.40%"
+    assert fmt.measure_value(97.429, "% of predicted") == "97.42 % of predicted"  # never 97.43
+    assert fmt.measure_value(12.0, "count") == "12" and fmt.measure_value(2.5, "count") == "2.5"
+    assert fmt.measure_value(None, "%") == "–"

@@ -222,6 +222,15 @@ def test_invariant_the_header_adds_up(db, tmp_path, meth):
     assert "excluded != " in msg and "but the SRV figures count" in msg
 
 
+def test_invariant_missing_input_only_when_the_input_is_absent(db, tmp_path, meth):
+    msg = _tamper_then_build(
+        db, meth, tmp_path,
+        "UPDATE cpm SET status = 'missing input', note = 'missing input: no incidents data loaded' "
+        "WHERE cpm = 'CPM4'",
+    )  # fmt: skip
+    assert "CPM4 " in msg and "'missing input' (no incidents) but" in msg
+
+
 def test_stale_results_are_refused_until_computed(db, tmp_path, meth):
     """Inputs loaded after `compute` make the stored results stale: `report` refuses them (the
     old figures would go out as a fresh issue), `report --compute` computes first."""

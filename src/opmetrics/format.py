@@ -54,3 +54,15 @@ def seconds(v: float | None) -> str:
 
 def hours(minutes: float | None) -> str:
     return DASH if minutes is None else f"{minutes / 60:.2f} h"
+
+
+def measure_value(v: float | None, unit: str) -> str:
+    """An outcome measure's value in its unit: shares as `pct`, counts whole (one decimal when
+    fractional), other ratios ('% of predicted', '% deviation', seconds...) truncated the same way."""
+    if v is None:
+        return DASH
+    if unit == "%":
+        return pct(v)
+    if unit == "count":
+        return f"{int(v):,}" if v == int(v) else f"{v:,.1f}"
+    return f"{pct(v).removesuffix('%')} {unit}"

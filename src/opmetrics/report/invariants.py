@@ -3,6 +3,7 @@ message fails the build, naming the figure, so a wrong pack is never published."
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -256,6 +257,29 @@ def header_adds_up(f: Any) -> list[str]:
     return out
 
 
+_NO_TABLE = re.compile(r"no (\w+) data loaded")
+
+
+def missing_input_only_when_absent(f: Any) -> list[str]:
+    """A figure says "missing input: no X data loaded" only when the run loaded none of X."""
+    loaded = {q["table_name"]: int(q["accepted"] or 0) for q in f.quality}
+    out = []
+    rows = [("cpm", r, f"{r['cpm']} {r['key']} {r['segment']}") for r in f.cpm]
+    rows += [("outcome", r, f"{r['measure']} {r['breakdown']} {r['key1']}") for r in f.outcomes]
+    rows += [
+        ("availability", r, f"{r['view']} {r['subject']} {r['region']} {r['band']}") for r in f.availability
+    ]
+    for _, r, where in rows:
+        if r["status"] != "missing input":
+            continue
+        for table in _NO_TABLE.findall(r.get("note") or ""):
+            if loaded.get(table):
+                out.append(
+                    f"{where}: 'missing input' (no {table}) but {loaded[table]} {table} rows were loaded"
+                )
+    return out
+
+
 def check_all(
     f: Any,
     m: Methodology,
@@ -273,6 +297,7 @@ def check_all(
         + values_follow_counts(f, m)
         + availability_composes(f)
         + header_adds_up(f)
+        + missing_input_only_when_absent(f)
         + exclusions_cite_exceptions(excluded_rules, register_ids, f.run.pmel_applied or "")
     )
     if problems:

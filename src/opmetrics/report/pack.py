@@ -36,7 +36,9 @@ from opmetrics.report.opr import opr_view
 
 KEY_EVENTS = 5  # outages and major incidents named in the introduction, the biggest first
 SHOW_CHANGES = 60  # changed figures listed inside the pack; CHANGES.md lists them all
-SHOW_ROWS = 40  # outcome rows shown per measure in the HTML and PDF; the datafile has them all
+# Outcome rows shown per measure in the HTML and PDF: its headline breakdowns, never its daily
+# rows (those are in the charts and datafiles/outcomes.csv, which has every row).
+SHOW_ROWS = 12
 PACK_STEPS = 6  # progress steps reported through `on_step`
 OPS = "service_operations"
 HIDDEN_PROCESSES = {OPS, "league", "supplementary"}  # shown in their own sections
@@ -64,6 +66,7 @@ def _env() -> Environment:
     env.filters["secs"] = fmt.seconds
     env.filters["num"] = fmt.count
     env.filters["delta"] = fmt.points
+    env.filters["measure_value"] = fmt.measure_value
     env.filters["rag"] = _rag
     return env
 
@@ -520,9 +523,10 @@ def _write_pack(
         "cpm_groups": _cpm_groups(m, f.cpm),
         "credits": _credits(m, f.cpm),
         "measures": [
-            {"d": md, "rows": rows[:SHOW_ROWS], "more": max(0, len(rows) - SHOW_ROWS)}
+            {"d": md, "rows": shown, "more": len(rows) - len(shown)}
             for md in m.measures
             for rows in [[r for r in outcomes if r["measure"] == md.id]]
+            for shown in [[r for r in rows if not r["breakdown"].startswith("day")][:SHOW_ROWS]]
             if md.id != "LT1"
         ],
         "hidden_processes": HIDDEN_PROCESSES,
