@@ -410,3 +410,25 @@ def test_diagnostics_are_the_partys_own_and_all_for_the_dcc(site):
     assert (
         client(application, tokens, "dcc").get("/api/diagnostics", params={"process": "x"}).status_code == 422
     )
+
+
+def test_incidents_come_from_the_run_and_open_ones_agree_with_the_system_page(site):
+    """/api/incidents lists the incidents the run stored (every category of the period, counted
+    independently here from the input table), and its open ones are the System page's."""
+    application, tokens, base = site
+    c = client(application, tokens, "panel")
+    got = c.get("/api/incidents", params={"period": PERIOD}).json()
+    first, last = f"{PERIOD}-01", f"{PERIOD}-31"
+    with Store(base / "om.duckdb", read_only=True) as store:
+        want = store.rows(
+            "SELECT incident_id, resolved_at IS NULL AS open FROM incidents "
+            "WHERE report_date BETWEEN ? AND ? ORDER BY incident_id",
+            [first, last],
+        )
+    assert sorted(r["incident_id"] for r in got) == [r["incident_id"] for r in want]
+    open_api = c.get("/api/incidents", params={"period": PERIOD, "open_only": "true"}).json()
+    assert sorted(r["incident_id"] for r in open_api) == [r["incident_id"] for r in want if r["open"]]
+    system = c.get("/api/system").json()
+    assert sorted(r["incident_id"] for r in system["open_incidents"]) == sorted(
+        r["incident_id"] for r in open_api
+    )

@@ -1,7 +1,8 @@
 """What a run used besides its figures (issue 32, item 1), stored with the run so the pack, the
 summary paper and the dashboard show what the run saw and never read an input table:
 
-- `run_incidents`: the period's Category 1 and 2 incidents with their outage duration;
+- `run_incidents`: the period's incidents (every category) with their outage duration, as the
+  pack's major-incident list and the dashboard's incident list show them;
 - `run_outages`: the outages overlapping the period, as the availability measures used them;
 - `run_parties`: every SEC Party that has sent requests, with the DUIS User Role it mostly sent
   under (the anonymised letters derive from these: a pack re-built from the run letters its
@@ -41,9 +42,10 @@ def run_context(store: Store, period: str, duplicate_detail: str) -> dict[str, p
                        FROM outages WHERE incident_id IS NOT NULL GROUP BY incident_id)
             SELECT i.incident_id, i.category, coalesce(i.region, 'all regions') AS region,
                    i.report_date, i.summary,
-                   coalesce(o.secs, epoch(i.resolved_at) - epoch(i.raised_at)) / 60 AS minutes
+                   coalesce(o.secs, epoch(i.resolved_at) - epoch(i.raised_at)) / 60 AS minutes,
+                   i.smets, i.raised_at, i.resolved_at, i.closed_at, i.services
             FROM incidents i LEFT JOIN o USING (incident_id)
-            WHERE i.category <= 2 AND i.report_date BETWEEN ? AND ?
+            WHERE i.report_date BETWEEN ? AND ?
             ORDER BY i.report_date, i.incident_id""",
             [first, last],
         ),

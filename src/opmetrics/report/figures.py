@@ -37,6 +37,9 @@ def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         return []
 
 
+_BY_DAY = "report_date, incident_id"
+
+
 def _context(store: Store, table: str, key: list[Any], order: str) -> list[dict[str, Any]]:
     try:
         return store.rows(
@@ -133,7 +136,9 @@ def load_figures(store: Store, m: Methodology, period: str) -> Figures:
             store, f"SELECT * EXCLUDE (run_id) FROM availability WHERE period = ? AND run_id = ? {order}", key
         ),
         # What the run used besides its figures (measures/context.py), never the input tables.
-        incidents=_labelled(_context(store, "run_incidents", key, "report_date, incident_id")),
+        incidents=_labelled(
+            [i for i in _context(store, "run_incidents", key, _BY_DAY) if i["category"] <= 2]
+        ),
         quality=_context(store, "run_inputs", key, "table_name"),
         reasons=_context(store, "run_quarantine", key, "n DESC, table_name, field, reason"),
         outages=_context(store, "run_outages", key, "outage_id"),

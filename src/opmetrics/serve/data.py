@@ -13,7 +13,7 @@ import ibis
 
 from opmetrics.engine.store import Store
 from opmetrics.measures.attribution import process_requests
-from opmetrics.measures.records import Scope, month_bounds
+from opmetrics.measures.records import Scope
 from opmetrics.measures.run import latest_run
 from opmetrics.methodology import Methodology, pmel
 from opmetrics.report.league import Anonymiser, league_key, league_tables, party_roles
@@ -22,6 +22,11 @@ from opmetrics.serve.auth import User
 
 DRILL_DIMENSIONS = ("day", "srv", "region", "smets", "device_type", "party")
 CONFIDENTIAL_MEASURES = ("THR1.",)  # the throttling report: dcc and panel only
+
+
+# What the dashboard shows of an incident.
+INCIDENT_FIELDS = ("incident_id", "category", "region", "smets", "raised_at", "resolved_at", "closed_at")
+INCIDENT_FIELDS += ("services", "summary")
 
 
 class Forbidden(PermissionError):
@@ -160,15 +165,11 @@ class DataService:
         return league_tables(rows, self.anonymiser(period, user), self.m.league.min_volume, names)
 
     def incidents(self, period: str, open_only: bool) -> list[dict[str, Any]]:
-        first, last = month_bounds(period)
-        sql = (
-            "SELECT incident_id, category, region, smets, raised_at, resolved_at, closed_at, services, "
-            "summary "
-            "FROM incidents WHERE report_date BETWEEN ? AND ?"
-        )
-        if open_only:
-            sql += " AND resolved_at IS NULL"
-        return self.store.rows(sql + " ORDER BY raised_at", [first, last])
+        """The period's incidents as its run stored them (measures/context.py); open: not
+        resolved at the run's report time."""
+        rows = self._rows("run_incidents", period, {}, order="raised_at")
+        keep = INCIDENT_FIELDS
+        return [{k: r[k] for k in keep} for r in rows if not open_only or r["resolved_at"] is None]
 
     def _scope(self, period: str) -> Scope:
         if period not in self._scopes:
@@ -281,11 +282,13 @@ class DataService:
             }
             for r in g.to_pyarrow().to_pylist()
         ]
-        open_inc = self.store.rows(
-            "SELECT incident_id, category, region, raised_at, summary FROM incidents "
-            "WHERE resolved_at IS NULL "
-            "ORDER BY category, raised_at",
-            [],
+        # The same rule and source as /api/incidents?open_only=true (the run's stored incidents).
+        open_inc = sorted(
+            (
+                {k: r[k] for k in ("incident_id", "category", "region", "raised_at", "summary")}
+                for r in self.incidents(period, open_only=True)
+            ),
+            key=lambda r: (r["category"], r["raised_at"]),
         )
         return {
             "period": period,
