@@ -34,3 +34,12 @@ def test_an_outcome_value_reads_in_its_unit_with_the_same_rule():
     assert fmt.measure_value(97.429, "% of predicted") == "97.42 % of predicted"  # never 97.43
     assert fmt.measure_value(12.0, "count") == "12" and fmt.measure_value(2.5, "count") == "2.5"
     assert fmt.measure_value(None, "%") == "–"
+
+
+def test_a_duration_reads_the_same_in_the_incident_table_and_the_introduction():
+    assert (
+        fmt.duration(95) == "1 h 35 min"
+        and fmt.duration(47.4) == "47 min"
+        and fmt.duration(60) == "1 h 00 min"
+    )
+    assert fmt.duration(None) == "–"

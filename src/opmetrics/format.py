@@ -52,6 +52,14 @@ def seconds(v: float | None) -> str:
     return DASH if v is None else f"{v:.1f}"
 
 
+def duration(minutes: float | None) -> str:
+    """An outage or incident's length: '1 h 35 min', '47 min'."""
+    if minutes is None:
+        return DASH
+    h, mnt = divmod(int(round(minutes)), 60)
+    return f"{h} h {mnt:02d} min" if h else f"{mnt} min"
+
+
 def hours(minutes: float | None) -> str:
     return DASH if minutes is None else f"{minutes / 60:.2f} h"
 

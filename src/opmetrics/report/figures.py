@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
+from opmetrics import format as fmt
 from opmetrics.engine.store import Store
 from opmetrics.measures.availability import previous_period
 from opmetrics.measures.records import month_bounds, uk_midnight_utc
@@ -16,15 +17,10 @@ from opmetrics.measures.run import RunInfo, latest_run
 from opmetrics.methodology import Methodology
 
 
-def _duration(minutes: float) -> str:
-    h, mnt = divmod(int(round(minutes)), 60)
-    return f"{h}h{mnt:02d}m" if h else f"{mnt}m"
-
-
 def _labelled(incidents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in incidents:
         r["day"] = r["report_date"].day
-        dur = _duration(r["minutes"]) if r["minutes"] is not None else "open"
+        dur = fmt.duration(r["minutes"]) if r["minutes"] is not None else "open"
         r["duration"] = dur
         r["label"] = f"{r['incident_id']} Cat {r['category']} {r['region']} {dur}"
     return incidents
@@ -175,11 +171,6 @@ def load_figures(store: Store, m: Methodology, period: str) -> Figures:
     return f
 
 
-def _spoken(minutes: float) -> str:
-    h, mnt = divmod(int(round(minutes)), 60)
-    return f"{h} h {mnt:02d} min" if h else f"{mnt} min"
-
-
 def major_events(f: Figures, tz: str) -> list[dict[str, Any]]:
     """The month's unplanned outages (with the incident each belongs to), longest first, then
     the Category 1 and 2 incidents without an outage row: what an OPSG reader looks for first."""
@@ -201,7 +192,7 @@ def major_events(f: Figures, tz: str) -> list[dict[str, Any]]:
         where = o["region"] or "all regions"
         text = (
             f"Unplanned outage of {o['subsystem']} ({where}) on {a:%a %d %b} {a:%H:%M}-{z:%H:%M} UK, "
-            f"{_spoken(minutes)}"
+            f"{fmt.duration(minutes)}"
             + (f": Category {inc['category']} incident {inc['incident_id']}" if inc else "")
             + (f" ({inc['summary']})" if inc and inc.get("summary") else "")
         )
@@ -213,7 +204,7 @@ def major_events(f: Figures, tz: str) -> list[dict[str, Any]]:
         text = (
             f"Category {i['category']} incident {i['incident_id']} ({i['region']}) on "
             f"{i['report_date']:%a %d %b}, "
-            + (f"resolved in {_spoken(minutes)}" if i["minutes"] is not None else "still open")
+            + (f"resolved in {fmt.duration(minutes)}" if i["minutes"] is not None else "still open")
             + (f": {i['summary']}" if i.get("summary") else "")
         )
         out.append({"kind": "event", "rank": (1, i["category"], -minutes), "text": text})
