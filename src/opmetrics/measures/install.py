@@ -8,8 +8,6 @@ import ibis
 
 from opmetrics.measures.forecasts import day_sent
 from opmetrics.measures.outcome import (
-    NO_BASELINE,
-    NO_EVENTS,
     Context,
     Row,
     count_row,
@@ -200,8 +198,8 @@ def ic2(s: Scope, ctx: Context) -> list[Row]:
                 "value": dev,
                 "unit": "% deviation",
                 "note": note,
-                # Installs on a day without a forecast are events with no baseline.
-                "status": "ok" if dev is not None else NO_BASELINE if r["actual"] else NO_EVENTS,
+                # No status: outcome._status gives "ok", or "no baseline" for installs on a day
+                # without a forecast, or "No Events".
             }
         )
     return out

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from opmetrics.engine.store import Store
+from opmetrics.measures.run import latest_run
 
 ROLE_LABEL = {
     "IS": "Supplier",
@@ -62,12 +63,10 @@ def party_roles(store: Store, period: str, run_id: str | None = None) -> dict[st
     """Each party's label from the DUIS User Role it mostly sends under, as the period's run
     stored them (`measures/context.py`); the latest run when `run_id` is not given."""
     if run_id is None:
-        found = store.rows(
-            "SELECT run_id FROM runs WHERE period = ? ORDER BY computed_at DESC LIMIT 1", [period]
-        )
-        if not found:
+        run = latest_run(store, period)
+        if run is None:
             raise ValueError(f"no computed results for {period}; run `opmetrics compute --period {period}`")
-        run_id = found[0]["run_id"]
+        run_id = run.run_id
     try:
         rows = store.rows(
             "SELECT party_id, user_role FROM run_parties WHERE period = ? AND run_id = ? ORDER BY party_id",

@@ -22,6 +22,7 @@ import duckdb
 
 from opmetrics import format as fmt
 from opmetrics.engine.store import Store
+from opmetrics.measures.run import latest_run
 from opmetrics.methodology import Methodology
 from opmetrics.report.charts import srv_success_svg
 from opmetrics.report.figures import Figures, major_events
@@ -152,14 +153,16 @@ def build(store: Store, m: Methodology, f: Figures, anon: Anonymiser, prev_perio
             }
         )
     alerts = _alert_counts(f.alerts, cfg.dcc_alerts)
-    try:  # the previous month's counts as its own run stored them; none if it was not computed
-        prev_rows = store.rows(
-            "SELECT kind, alert_code, n FROM run_alerts WHERE period = ? AND run_id = "
-            "(SELECT run_id FROM runs WHERE period = ? ORDER BY computed_at DESC LIMIT 1)",
-            [prev_period, prev_period],
-        )
-    except duckdb.CatalogException:
-        prev_rows = []
+    prev_run = latest_run(store, prev_period)  # the previous month's counts as its own run stored them
+    prev_rows = []
+    if prev_run is not None:
+        try:
+            prev_rows = store.rows(
+                "SELECT kind, alert_code, n FROM run_alerts WHERE period = ? AND run_id = ?",
+                [prev_period, prev_run.run_id],
+            )
+        except duckdb.CatalogException:  # computed before runs stored their alerts
+            prev_rows = []
     alerts_prev = _alert_counts(prev_rows, cfg.dcc_alerts) if prev_rows else {"dcc": None, "device": None}
     return {"groups": groups, "anomalies": anomalies, "alerts": alerts, "alerts_prev": alerts_prev}
 
