@@ -25,7 +25,8 @@ from opmetrics.engine.store import Store
 from opmetrics.methodology import load as load_methodology
 from opmetrics.report.league import league_key
 from opmetrics.serve.app import create_app, session_secret
-from opmetrics.serve.auth import add_user
+from opmetrics.serve.auth import User, add_user
+from opmetrics.serve.data import DataService
 
 runner = CliRunner()
 PERIOD = "2026-10"
@@ -432,3 +433,41 @@ def test_incidents_come_from_the_run_and_open_ones_agree_with_the_system_page(si
     assert sorted(r["incident_id"] for r in system["open_incidents"]) == sorted(
         r["incident_id"] for r in open_api
     )
+
+
+def test_drill_down_and_system_page_read_the_run_and_a_stale_run_is_marked(site, tmp_path):
+    """The drill-down and the System page group the run's stored cubes: with the requests table
+    emptied behind the store's back (inputs' fingerprint unchanged) they answer as before. A
+    load after the run marks it stale in /api/run and in a banner on every page."""
+    application, tokens, base = site
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(base / "om.duckdb", db)
+    m = load_methodology()
+    dcc = User("analyst", "dcc", None)
+    asks = [("prepayment", "region", {}), ("meter_reads", "party", {"region": "North"}), ("tariff_updates", "day", {})]
+    with Store(db) as store:
+        before = DataService(store, m)
+        drilled = [before.drill(PERIOD, dcc, p, by, f) for p, by, f in asks]
+        system = before.system(dcc)
+        assert all(drilled) and system["hourly"] and before.run(PERIOD)["stale"] == []
+        store.con.execute("DELETE FROM service_requests")
+        after = DataService(store, m)
+        assert [after.drill(PERIOD, dcc, p, by, f) for p, by, f in asks] == drilled
+        assert after.system(dcc) == system
+        store.con.execute(
+            "INSERT INTO loaded_files SELECT file_id + 1000000, table_name, path || '.late', "
+            "sha256 || 'x', bytes, rows_read, rows_accepted, rows_quarantined, contract_version, "
+            "loaded_at FROM loaded_files LIMIT 1"
+        )
+        assert "input data changed" in " ".join(after.run(PERIOD)["stale"])
+        assert after.stale() == {PERIOD: after.run(PERIOD)["stale"]}
+    with Store(db, read_only=True) as store:
+        stale_app = create_app(store, m, base / "report", session_secret(store), secure_cookies=False)
+        c = TestClient(stale_app)
+        assert form_login(c, "dcc", PASSWORDS["dcc"]).status_code == 303
+        page = c.get("/availability").text
+        assert f"The figures for {PERIOD} are stale" in page
+    c = TestClient(application)
+    assert form_login(c, "dcc", PASSWORDS["dcc"]).status_code == 303
+    fresh = c.get("/availability").text
+    assert "/logout" in fresh and "are stale" not in fresh

@@ -80,7 +80,12 @@ def run_context(store: Store, period: str, duplicate_detail: str) -> dict[str, p
             [duplicate_detail],
         ),
     }
+    return with_period(out, period)
+
+
+def with_period(tables: dict[str, pa.Table], period: str) -> dict[str, pa.Table]:
+    """Each table with its period, the key `compute` replaces a period's stored rows by."""
     return {
         name: t.append_column("period", pa.array([period] * t.num_rows, pa.string()))
-        for name, t in out.items()
+        for name, t in tables.items()
     }

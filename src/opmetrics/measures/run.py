@@ -18,11 +18,12 @@ from opmetrics.engine.store import Store
 from opmetrics.ingest.load import DUPLICATE_DETAIL
 from opmetrics.measures.availability import compute_availability, previous_period
 from opmetrics.measures.benchmarks import compute_benchmarks
-from opmetrics.measures.context import run_context
+from opmetrics.measures.context import run_context, with_period
 from opmetrics.measures.cpm import compute_cpm
 from opmetrics.measures.daily import DayCubes
 from opmetrics.measures.diagnostics import compute_diagnostics
 from opmetrics.measures.diagnostics import counts as diagnostic_counts
+from opmetrics.measures.drill import drill_tables
 from opmetrics.measures.incremental import reduced_cubes, refresh, stored_cubes
 from opmetrics.measures.legs import compute_legs
 from opmetrics.measures.outcome import Context, compute_outcomes
@@ -253,6 +254,7 @@ def compute(
         )
         fates = fate_counts(scope)  # the same rule every measure includes a request by
         tables.update(run_context(store, period, DUPLICATE_DETAIL))  # what the pack shows beside
+        tables.update(with_period(drill_tables(scope), period))  # what the dashboard groups
     finally:
         scope.release()
     input_fp = store.input_fingerprint()

@@ -324,7 +324,14 @@ def create_app(
         return templates.TemplateResponse(
             request,
             f"{name}.html",
-            {"user": user, "m": m, "periods": data.periods(), "csrf": csrf_token(request), **ctx},
+            {
+                "user": user,
+                "m": m,
+                "periods": data.periods(),
+                "stale": data.stale(),
+                "csrf": csrf_token(request),
+                **ctx,
+            },
         )
 
     def login_page(request: Request, next: str, error: str | None, status: int = 200) -> HTMLResponse:

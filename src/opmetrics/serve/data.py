@@ -9,18 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import ibis
-
 from opmetrics.engine.store import Store
-from opmetrics.measures.attribution import process_requests
-from opmetrics.measures.records import Scope
-from opmetrics.measures.run import latest_run
-from opmetrics.methodology import Methodology, pmel
+from opmetrics.measures.drill import DRILL_COLUMNS
+from opmetrics.measures.run import latest_run, staleness
+from opmetrics.methodology import Methodology
 from opmetrics.report.league import Anonymiser, league_key, league_tables, party_roles
 from opmetrics.report.pack import anonymise_outcomes
 from opmetrics.serve.auth import User
 
-DRILL_DIMENSIONS = ("day", "srv", "region", "smets", "device_type", "party")
+DRILL_DIMENSIONS = tuple(DRILL_COLUMNS)
 CONFIDENTIAL_MEASURES = ("THR1.",)  # the throttling report: dcc and panel only
 
 
@@ -40,7 +37,6 @@ class NotFound(LookupError):
 class DataService:
     def __init__(self, store: Store, m: Methodology):
         self.store, self.m = store, m
-        self._scopes: dict[str, Scope] = {}
         self._anon: dict[tuple[str, str | None], Anonymiser] = {}
         self._key = league_key(store)
 
@@ -90,8 +86,21 @@ class DataService:
     # --- endpoints ----------------------------------------------------------------------------
 
     def run(self, period: str) -> dict[str, Any]:
+        """The run's record, with `stale`: why its figures no longer describe the loaded inputs
+        (empty when current), so a reader of the API is told as the dashboard's banner tells."""
         run = latest_run(self.store, period)
-        return {k: v for k, v in run.__dict__.items()} if run else {}
+        return {**run.__dict__, "stale": staleness(self.store, run)} if run else {}
+
+    def stale(self) -> dict[str, list[str]]:
+        """Per computed period whose inputs changed since its run: why (the dashboard's banner;
+        `report` refuses such a run, the dashboard shows it marked)."""
+        out = {}
+        for period in self.periods():
+            run = latest_run(self.store, period)
+            why = staleness(self.store, run) if run else []
+            if why:
+                out[period] = why
+        return out
 
     def cpm(self, period: str, cpm: str | None, segment: str | None) -> list[dict[str, Any]]:
         return self._rows("cpm", period, {"cpm": cpm, "segment": segment})
@@ -171,24 +180,12 @@ class DataService:
         keep = INCIDENT_FIELDS
         return [{k: r[k] for k in keep} for r in rows if not open_only or r["resolved_at"] is None]
 
-    def _scope(self, period: str) -> Scope:
-        if period not in self._scopes:
-            run = latest_run(self.store, period)
-            self._scopes[period] = Scope(
-                con=self.store.ibis(),
-                m=self.m,
-                period=period,
-                as_of=run.as_of,
-                exceptions=pmel.active(self.store),
-                materialise=True,
-            )
-        return self._scopes[period]
-
     def drill(
         self, period: str, user: User, process: str, by: str, filters: dict[str, Any]
     ) -> list[dict[str, Any]]:
         """One step of the drill-down: a process's requests grouped by one dimension, within the
-        filters chosen so far (day, SRV, region, SMETS, device type, party)."""
+        filters chosen so far (day, SRV, region, SMETS, device type, party), from the run's
+        stored cube (measures/drill.py): the dashboard groups, it never classifies."""
         if by not in DRILL_DIMENSIONS:
             raise ValueError(f"by must be one of {', '.join(DRILL_DIMENSIONS)}")
         self.m.process(process)
@@ -197,31 +194,25 @@ class DataService:
         # A party may narrow to its own records only: no drill into another party's devices.
         if party is not None and not user.sees_all and party != user.party_id:
             raise Forbidden("a party user can drill into its own records only")
-        s = self._scope(period)
-        t = process_requests(s)
-        t = t.filter(t.process_id == process)
-        col = {"day": "report_date", "party": "party_id"}
+        where, params = ["run_id = ?", "process_id = ?"], [self._run_id(period), process]
         for k, v in filters.items():
             if v is not None:
-                t = t.filter(t[col.get(k, k)] == v)
-        key = t[col.get(by, by)]
-        g = (
-            t.group_by(key=key)
-            .aggregate(
-                volume=t.count_weight.sum(),
-                failures=t.failed.cast("int64").sum() + t.extra_failures.sum(),
-                within=t.within_trt.cast("int64").sum(),
-                n=t.count(),
-                rtt_mean_s=ibis.ifelse(t.speed_counted, t.rtt_ms, None).mean() / 1000,
-            )
-            .order_by("key")
+                where.append(f"{DRILL_COLUMNS[k]} = ?")
+                params.append(v)
+        key = DRILL_COLUMNS[by]
+        rows = self.store.rows(
+            f"""SELECT {key} AS key, sum(volume) AS volume, sum(failures) AS failures,
+                       sum(within_trt) AS within, sum(requests) AS n,
+                       sum(rtt_sum_ms) / nullif(sum(rtt_n), 0) / 1000 AS rtt_mean_s
+                FROM run_drill WHERE {" AND ".join(where)} GROUP BY key ORDER BY key""",
+            params,
         )
         out = []
-        for r in g.to_pyarrow().to_pylist():
+        for r in rows:
             row = {
                 "key": r["key"].isoformat() if isinstance(r["key"], dt.date) else str(r["key"]),
-                "volume": r["volume"],
-                "failures": r["failures"],
+                "volume": int(r["volume"]),
+                "failures": int(r["failures"]),
                 "success_pct": 100.0 * (r["volume"] - r["failures"]) / r["volume"] if r["volume"] else None,
                 "within_trt_pct": 100.0 * r["within"] / r["n"] if r["n"] else None,
                 "rtt_mean_s": r["rtt_mean_s"],
@@ -257,30 +248,30 @@ class DataService:
         """The latest day in the data: RSVP per process by hour, Service availability that day
         and in the month so far, and incidents still open."""
         period = self.period_or_latest(None)
-        latest = self.store.rows("SELECT max(report_date) AS d FROM service_requests", [])[0]["d"]
+        run_id = self._run_id(period)
+        latest = self.store.rows(
+            "SELECT max(report_date) AS d FROM run_hourly WHERE run_id = ?", [run_id]
+        )[0]["d"]
         avail = [
             r
             for r in self._rows("availability", period, {"view": "daily", "day": latest})
             if r["region"] in ("All", "North", "Central", "South", "SMETS1")
         ]
         month = self._rows("availability", period, {"view": "service", "region": "All", "band": "all"})
-        s = self._scope(period)
-        t = process_requests(s)
-        t = t.filter(t.report_date == latest)
-        g = (
-            t.group_by(process_id=t.process_id, hour=t.received_at.truncate("h"))
-            .aggregate(
-                volume=t.count_weight.sum(), failures=t.failed.cast("int64").sum() + t.extra_failures.sum()
-            )
-            .order_by(["process_id", "hour"])
-        )
         hourly = [
             {
-                **r,
+                "process_id": r["process_id"],
                 "hour": r["hour"].isoformat(),
+                "volume": int(r["volume"]),
+                "failures": int(r["failures"]),
                 "success_pct": 100.0 * (r["volume"] - r["failures"]) / r["volume"],
             }
-            for r in g.to_pyarrow().to_pylist()
+            for r in self.store.rows(
+                "SELECT process_id, hour, sum(volume) AS volume, sum(failures) AS failures "
+                "FROM run_hourly WHERE run_id = ? AND report_date = ? GROUP BY ALL "
+                "ORDER BY process_id, hour",
+                [run_id, latest],
+            )
         ]
         # The same rule and source as /api/incidents?open_only=true (the run's stored incidents).
         open_inc = sorted(

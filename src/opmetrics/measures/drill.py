@@ -1,0 +1,61 @@
+"""The dashboard's drill-down and hourly view, stored with the run (issue 32, item 1).
+
+The dashboard used to reclassify the month's requests at every click, with the exceptions
+register of the day it was asked: what it showed could differ from what the run published.
+`compute` now stores two cubes of the included requests, attributed to their processes, and the
+dashboard only groups them:
+
+- `run_drill`: per process, UK day, SRV, region, SMETS, device type and SEC Party: volume,
+  failures, requests within TRT and mean RTT as a sum and a count (so any grouping of the cube
+  gives the exact mean, not a mean of means);
+- `run_hourly`: per process, region and hour received (UTC): volume and failures, the System
+  page's intraday chart and the pack's intraday view of each Category 1 or 2 incident.
+"""
+
+from __future__ import annotations
+
+import ibis
+import pyarrow as pa
+
+from opmetrics.measures.attribution import process_requests
+from opmetrics.measures.records import Scope
+
+# The cube's dimensions, in the order the drill-down offers them, and their stored columns.
+DRILL_COLUMNS = {
+    "day": "report_date",
+    "srv": "srv",
+    "region": "region",
+    "smets": "smets",
+    "device_type": "device_type",
+    "party": "party_id",
+}
+
+
+def drill_tables(s: Scope) -> dict[str, pa.Table]:
+    """`run_drill` and `run_hourly` for the scope's period (without period and run id)."""
+    t = process_requests(s)
+    failures = t.failed.cast("int64").sum() + t.extra_failures.sum()
+    rtt = ibis.ifelse(t.speed_counted, t.rtt_ms, None)
+    cube = (
+        t.group_by(process_id=t.process_id, **{c: t[c] for c in DRILL_COLUMNS.values()})
+        .aggregate(
+            volume=t.count_weight.sum(),
+            failures=failures,
+            within_trt=t.within_trt.cast("int64").sum(),
+            requests=t.count(),
+            rtt_sum_ms=rtt.sum().cast("float64"),
+            rtt_n=rtt.count(),
+        )
+        .order_by(["process_id", *DRILL_COLUMNS.values()])
+    )
+    hourly = (
+        t.group_by(
+            process_id=t.process_id,
+            region=t.region,
+            report_date=t.report_date,
+            hour=t.received_at.truncate("h"),
+        )
+        .aggregate(volume=t.count_weight.sum(), failures=failures)
+        .order_by(["process_id", "region", "hour"])
+    )
+    return {"run_drill": cube.to_pyarrow(), "run_hourly": hourly.to_pyarrow()}
