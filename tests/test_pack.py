@@ -3,6 +3,7 @@ determinism and re-issue. Uses one tiny simulated month computed once for the mo
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -10,6 +11,7 @@ import re
 import shutil
 import zipfile
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from pypdf import PdfReader
@@ -20,6 +22,8 @@ from opmetrics.engine.store import Store
 from opmetrics.ingest.load import load_file
 from opmetrics.measures.run import StaleRunError, compute, latest_run
 from opmetrics.methodology import load as load_methodology
+from opmetrics.report.events import incident_views, region_views
+from opmetrics.report.figures import load_figures
 from opmetrics.report.invariants import PackInvariantError, summary_agrees
 from opmetrics.report.league import Anonymiser
 from opmetrics.report.pack import build_pack
@@ -550,3 +554,56 @@ def test_the_pack_shows_what_the_run_stored_not_the_input_tables(db, tmp_path, m
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     section = (b / "index.html").read_text().split('<section id="incidents">')[1].split("</section>")[0]
     assert f"<td>{incident}</td>" in section
+
+
+def test_each_major_incident_hour_by_hour_and_each_region_with_an_outage_day_by_day(computed, meth):
+    """Issue 32, item 8: one intraday view per Category 1/2 incident of the month and one daily
+    view per region with an unplanned outage of its own, both checked against the input tables
+    (read here independently); the hourly counts hold every included request once."""
+    with Store(computed / "om.duckdb", read_only=True) as store:
+        f = load_figures(store, meth, PERIOD)
+        majors = store.rows(
+            "SELECT incident_id, region, raised_at FROM incidents WHERE category <= 2 "
+            "AND report_date BETWEEN ? AND ? ORDER BY report_date, incident_id",
+            [f.first, f.last],
+        )
+        regional = store.rows(
+            "SELECT region, min(start_at) AS start_at FROM outages WHERE NOT planned AND region IS NOT NULL "
+            "AND start_at < ? AND end_at > ? GROUP BY region ORDER BY region",
+            [f.end_utc, f.first_utc],
+        )
+        raw = {
+            (r["region"], r["hour"]): r["n"]
+            for r in store.rows(
+                "SELECT region, date_trunc('hour', received_at) AS hour, count(*) AS n "
+                "FROM service_requests GROUP BY ALL"
+            )
+        }
+    run = f.run
+    assert sum(r["requests"] for r in f.hourly) == run.requests_included
+    excluded = run.requests_in_period - run.requests_included
+    incidents = incident_views(f, meth)
+    assert [v["incident"]["incident_id"] for v in incidents] == [i["incident_id"] for i in majors]
+    assert majors and all(v["chart"].startswith("<svg") for v in incidents)
+    zone = ZoneInfo(meth.report_timezone)
+    for v, i in zip(incidents, majors, strict=True):
+        raised = i["raised_at"].replace(tzinfo=dt.UTC).astimezone(zone).replace(tzinfo=None)
+        hours = [h for h, *_ in v["hours"]]
+        assert hours[0] <= raised - dt.timedelta(hours=6) < hours[0] + dt.timedelta(hours=1)
+        assert all(b - a == dt.timedelta(hours=1) for a, b in zip(hours, hours[1:], strict=False))
+        if i["region"] in ("North", "Central", "South", "SMETS1"):
+            utc = i["raised_at"].replace(minute=0, second=0, microsecond=0)
+            at = next(x for x in v["hours"] if x[0] == raised.replace(minute=0, second=0, microsecond=0))
+            assert raw.get((i["region"], utc), 0) - excluded <= at[1] <= raw.get((i["region"], utc), 0)
+    regions = region_views(f, meth)
+    assert regional  # the simulated month plants regional outages (North, SMETS1)
+    assert [v["region"] for v in regions] == sorted(
+        (r["region"] for r in regional), key=["North", "Central", "South", "SMETS1"].index
+    )
+    for v, o in zip(
+        regions,
+        sorted(regional, key=lambda r: ["North", "Central", "South", "SMETS1"].index(r["region"])),
+        strict=True,
+    ):
+        day = o["start_at"].replace(tzinfo=dt.UTC).astimezone(zone).day
+        assert day in v["days"]

@@ -444,7 +444,11 @@ def test_drill_down_and_system_page_read_the_run_and_a_stale_run_is_marked(site,
     shutil.copy(base / "om.duckdb", db)
     m = load_methodology()
     dcc = User("analyst", "dcc", None)
-    asks = [("prepayment", "region", {}), ("meter_reads", "party", {"region": "North"}), ("tariff_updates", "day", {})]
+    asks = [
+        ("prepayment", "region", {}),
+        ("meter_reads", "party", {"region": "North"}),
+        ("tariff_updates", "day", {}),
+    ]
     with Store(db) as store:
         before = DataService(store, m)
         drilled = [before.drill(PERIOD, dcc, p, by, f) for p, by, f in asks]

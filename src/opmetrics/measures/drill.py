@@ -8,8 +8,10 @@ dashboard only groups them:
 - `run_drill`: per process, UK day, SRV, region, SMETS, device type and SEC Party: volume,
   failures, requests within TRT and mean RTT as a sum and a count (so any grouping of the cube
   gives the exact mean, not a mean of means);
-- `run_hourly`: per process, region and hour received (UTC): volume and failures, the System
-  page's intraday chart and the pack's intraday view of each Category 1 or 2 incident.
+- `run_hourly`: per process, region and hour received (UTC): volume, failures and requests
+  within TRT, plus the same for every included request counted once (process `all`): the
+  System page's intraday chart, the pack's intraday view of each Category 1 or 2 incident and
+  its daily charts of a region with an outage.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import ibis
 import pyarrow as pa
 
 from opmetrics.measures.attribution import process_requests
-from opmetrics.measures.records import Scope
+from opmetrics.measures.records import Scope, classified_requests
 
 # The cube's dimensions, in the order the drill-down offers them, and their stored columns.
 DRILL_COLUMNS = {
@@ -29,6 +31,23 @@ DRILL_COLUMNS = {
     "device_type": "device_type",
     "party": "party_id",
 }
+
+
+ALL_REQUESTS = "all"  # run_hourly's process_id for every included request, each counted once
+
+
+def _hourly(t: ibis.Table, process_id: ibis.Value) -> ibis.Table:
+    return t.group_by(
+        process_id=process_id,
+        region=t.region,
+        report_date=t.report_date,
+        hour=t.received_at.truncate("h"),
+    ).aggregate(
+        volume=t.count_weight.sum(),
+        failures=t.failed.cast("int64").sum() + t.extra_failures.sum(),
+        within_trt=t.within_trt.cast("int64").sum(),
+        requests=t.count(),
+    )
 
 
 def drill_tables(s: Scope) -> dict[str, pa.Table]:
@@ -48,14 +67,11 @@ def drill_tables(s: Scope) -> dict[str, pa.Table]:
         )
         .order_by(["process_id", *DRILL_COLUMNS.values()])
     )
+    # A request attributed to two processes is in both; the `all` rows count it once.
+    every = classified_requests(s).filter(ibis._.included)
     hourly = (
-        t.group_by(
-            process_id=t.process_id,
-            region=t.region,
-            report_date=t.report_date,
-            hour=t.received_at.truncate("h"),
-        )
-        .aggregate(volume=t.count_weight.sum(), failures=failures)
+        _hourly(t, t.process_id)
+        .union(_hourly(every, ibis.literal(ALL_REQUESTS)))
         .order_by(["process_id", "region", "hour"])
     )
     return {"run_drill": cube.to_pyarrow(), "run_hourly": hourly.to_pyarrow()}

@@ -6,6 +6,7 @@ Rendered by Matplotlib to inline SVG so the HTML page needs no network or JavaSc
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Any
 
@@ -13,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.dates import DateFormatter  # noqa: E402
 
 plt.rcParams.update(
     {
@@ -172,4 +174,71 @@ def srv_success_svg(series: dict[str, list[tuple[int, float | None]]], title: st
     ax.set_title(title, loc="left", fontsize=9)
     if series:
         ax.legend(loc="lower left", fontsize=7, ncol=min(len(series), 6), frameon=False)
+    return _svg(fig)
+
+
+def incident_intraday_svg(
+    hours: list[tuple[dt.datetime, int, float | None, float | None]],
+    window: tuple[dt.datetime, dt.datetime],
+    outage: tuple[dt.datetime, dt.datetime] | None,
+    title: str,
+) -> str:
+    """One Category 1 or 2 incident hour by hour (UK time): requests received (bars) and the
+    shares answered and answered within TRT (lines), the incident shaded from raised to
+    resolved, its outage hatched."""
+    fig, ax = plt.subplots(figsize=(8.2, 2.5))
+    x = [h for h, *_ in hours]
+    vol = ax.twinx()
+    vol.bar(x, [v for _, v, *_ in hours], width=1 / 24 * 0.85, align="edge", color="#c9d3de", zorder=0)
+    vol.set_ylabel("requests per hour")
+    vol.spines["top"].set_visible(False)
+    ax.set_zorder(vol.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    mid = [h + dt.timedelta(minutes=30) for h in x]
+    ax.plot(mid, [s for _, _, s, _ in hours], marker="o", ms=3, color="#1f4e79", label="success %")
+    ax.plot(mid, [w for *_, w in hours], marker="^", ms=3, color="#c55a11", label="within TRT %")
+    ax.axvspan(*window, color="#c00000", alpha=0.12, label="incident raised to resolved")
+    if outage:
+        ax.axvspan(*outage, fill=False, hatch="///", edgecolor="#c00000", lw=0, label="outage")
+    vals = [v for _, _, *vs in hours for v in vs if v is not None]
+    low = min(vals or [100.0])
+    ax.set_ylim(max(0.0, low - (100 - low) * 0.2 - 1), 100.5)
+    ax.set_ylabel("%")
+    ax.xaxis.set_major_formatter(DateFormatter("%d %b %H:%M"))
+    ax.tick_params(axis="x", labelsize=7)
+    ax.legend(loc="lower left", fontsize=7, frameon=False, ncol=4)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=9, fontweight="bold")
+    return _svg(fig)
+
+
+def region_daily_svg(
+    days: list[tuple[int, float | None, float | None, float | None]],
+    outage_days: set[int],
+    target: float,
+    title: str,
+) -> str:
+    """A region with an outage, day by day: its DCC User Interface availability and the share of
+    its requests answered and within TRT, outage days shaded."""
+    fig, ax = plt.subplots(figsize=(8.2, 2.5))
+    x = [d for d, *_ in days]
+    for d in sorted(outage_days):
+        ax.axvspan(d - 0.5, d + 0.5, color="#c00000", alpha=0.12, lw=0)
+    ax.plot(
+        x,
+        [a for _, a, _, _ in days],
+        marker="o",
+        ms=3,
+        color="#2e7d32",
+        label="DCC User Interface availability %",
+    )
+    ax.plot(x, [s for _, _, s, _ in days], marker="s", ms=3, color="#1f4e79", label="success %")
+    ax.plot(x, [w for *_, w in days], marker="^", ms=3, color="#c55a11", label="within TRT %")
+    ax.axhline(target, color="#2e7d32", ls="--", lw=1, label=f"availability target {target}%")
+    vals = [v for _, *vs in days for v in vs if v is not None]
+    low = min(vals + [target])
+    ax.set_ylim(max(0.0, low - (100 - low) * 0.2 - 0.5), 100.5)
+    ax.set_ylabel("%")
+    ax.set_xlabel("day of month (outage days shaded)")
+    ax.legend(loc="lower left", fontsize=7, frameon=False, ncol=2)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=9, fontweight="bold")
     return _svg(fig)

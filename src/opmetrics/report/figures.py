@@ -12,6 +12,7 @@ import duckdb
 from opmetrics import format as fmt
 from opmetrics.engine.store import Store
 from opmetrics.measures.availability import previous_period
+from opmetrics.measures.drill import ALL_REQUESTS
 from opmetrics.measures.records import month_bounds, uk_midnight_utc
 from opmetrics.measures.run import RunInfo, latest_run
 from opmetrics.methodology import Methodology
@@ -63,6 +64,7 @@ class Figures:
     reasons: list[dict[str, Any]]
     outages: list[dict[str, Any]]
     alerts: list[dict[str, Any]]  # the period's alerts by kind and code
+    hourly: list[dict[str, Any]] = field(default_factory=list)  # every included request per region, hour
     legs: list[dict[str, Any]] = field(default_factory=list)  # legs of the journey, DCC proxy
     previous: dict[str, Any] = field(default_factory=dict)  # previous period's cpm and availability
     history: list[dict[str, Any]] = field(default_factory=list)  # monthly process RSVP, <= 13 periods
@@ -140,6 +142,9 @@ def load_figures(store: Store, m: Methodology, period: str) -> Figures:
         outages=_context(store, "run_outages", key, "outage_id"),
         alerts=_context(store, "run_alerts", key, "kind, alert_code"),
     )
+    f.hourly = [
+        r for r in _context(store, "run_hourly", key, "region, hour") if r["process_id"] == ALL_REQUESTS
+    ]
     try:
         f.legs = _rows(
             store,

@@ -28,6 +28,7 @@ from opmetrics.methodology import Methodology, pmel
 from opmetrics.report import datafiles as D
 from opmetrics.report.charts import availability_svg, daily_rsvp_svg, trend_svg
 from opmetrics.report.commentary import commentary_keys, load_commentary
+from opmetrics.report.events import incident_views, region_views
 from opmetrics.report.figures import Figures, load_figures, major_events
 from opmetrics.report.invariants import check_all
 from opmetrics.report.issues import change_summary_markdown, changes_in_words, plan_issue, record_issue
@@ -537,6 +538,8 @@ def _write_pack(
         "opr": opr,
         "min_volume": m.league.min_volume,
         "incidents": f.incidents,
+        "incident_views": incident_views(f, m),
+        "region_views": region_views(f, m),
         "quality": f.quality,
         "reasons": f.reasons,
         "seg_cols": m.segments.all,

@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 from opmetrics.engine.store import Store
-from opmetrics.measures.drill import DRILL_COLUMNS
+from opmetrics.measures.drill import ALL_REQUESTS, DRILL_COLUMNS
 from opmetrics.measures.run import latest_run, staleness
 from opmetrics.methodology import Methodology
 from opmetrics.report.league import Anonymiser, league_key, league_tables, party_roles
@@ -268,9 +268,9 @@ class DataService:
             }
             for r in self.store.rows(
                 "SELECT process_id, hour, sum(volume) AS volume, sum(failures) AS failures "
-                "FROM run_hourly WHERE run_id = ? AND report_date = ? GROUP BY ALL "
+                "FROM run_hourly WHERE run_id = ? AND report_date = ? AND process_id <> ? GROUP BY ALL "
                 "ORDER BY process_id, hour",
-                [run_id, latest],
+                [run_id, latest, ALL_REQUESTS],
             )
         ]
         # The same rule and source as /api/incidents?open_only=true (the run's stored incidents).
