@@ -43,3 +43,20 @@ def test_a_duration_reads_the_same_in_the_incident_table_and_the_introduction():
         and fmt.duration(60) == "1 h 00 min"
     )
     assert fmt.duration(None) == "–"
+
+
+def test_api_answers_carry_each_percentage_as_the_pack_prints_it():
+    """format.with_text: every `pct` / `..._pct` field gets its text beside it, nested too; an
+    outcome's value its text in its unit; nothing else changes."""
+    answer = {
+        "pct": 99.996,
+        "rows": [{"success_pct": 100.0 * 23 / 125, "volume": 125}, {"within_trt_pct": None}],
+        "measure": {"value": 12.5, "unit": "% of predicted"},
+        "name": "x_pct",  # a text field named like a percentage is left alone
+    }
+    got = fmt.with_text(answer)
+    assert got["pct_text"] == "99.99%"
+    assert got["rows"][0] == {"success_pct": 100.0 * 23 / 125, "volume": 125, "success_pct_text": "18.40%"}
+    assert got["rows"][1]["within_trt_pct_text"] == fmt.DASH
+    assert got["measure"]["value_text"] == "12.50 % of predicted"
+    assert got["name"] == "x_pct" and "name_text" not in got

@@ -74,3 +74,26 @@ def measure_value(v: float | None, unit: str) -> str:
     if unit == "count":
         return f"{int(v):,}" if v == int(v) else f"{v:,.1f}"
     return f"{pct(v).removesuffix('%')} {unit}"
+
+
+def is_percentage(name: str) -> bool:
+    """A stored column holding a percentage: `pct` or `..._pct` (the naming rule of every
+    result table)."""
+    return name == "pct" or name.endswith("_pct")
+
+
+def with_text(obj: object) -> object:
+    """An API answer with each percentage's display text beside it (`success_pct_text`
+    beside `success_pct`), so a reader of the API sees the figure as the pack prints it and
+    the dashboard shows the server's text instead of formatting again."""
+    if isinstance(obj, list):
+        return [with_text(x) for x in obj]
+    if isinstance(obj, dict):
+        out = {k: with_text(v) for k, v in obj.items()}
+        for k, v in obj.items():
+            if isinstance(k, str) and is_percentage(k) and (v is None or isinstance(v, int | float)):
+                out[f"{k}_text"] = pct(v)
+        if isinstance(obj.get("unit"), str) and "value" in obj:
+            out["value_text"] = measure_value(obj["value"], obj["unit"])
+        return out
+    return obj

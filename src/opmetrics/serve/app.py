@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
+from opmetrics import format as fmt
 from opmetrics.engine.audit import AuditLog
 from opmetrics.engine.store import Store
 from opmetrics.methodology import Methodology
@@ -144,8 +145,10 @@ def create_app(
     process_ids = "^(" + "|".join(p.id for p in m.processes) + ")$"
 
     def guard(fn: Any, *args: Any) -> Any:
+        """Call the data service, its errors as HTTP statuses and each percentage in the
+        answer with its display text (format.with_text)."""
         try:
-            return fn(*args)
+            return fmt.with_text(fn(*args))
         except Forbidden as e:
             raise HTTPException(403, str(e)) from None
         except NotFound as e:
@@ -166,12 +169,12 @@ def create_app(
     @app.get("/api/run", tags=["measures"])
     async def run(user: UserDep, period: PeriodQ = None) -> dict[str, Any]:
         p = guard(data.period_or_latest, period)
-        return data.run(p)
+        return fmt.with_text(data.run(p))
 
     @app.get("/api/cpm", tags=["measures"])
     async def cpm(user: UserDep, period: PeriodQ = None, cpm: str | None = None, segment: str | None = None):
         p = guard(data.period_or_latest, period)
-        return data.cpm(p, cpm, segment)
+        return fmt.with_text(data.cpm(p, cpm, segment))
 
     @app.get("/api/rsvp", tags=["measures"])
     async def rsvp(
@@ -184,7 +187,7 @@ def create_app(
         day: dt.date | None = None,
     ):
         p = guard(data.period_or_latest, period)
-        return data.rsvp(p, scope, key, rate, segment, day)
+        return fmt.with_text(data.rsvp(p, scope, key, rate, segment, day))
 
     @app.get("/api/outcomes", tags=["measures"])
     async def outcomes(
@@ -203,7 +206,7 @@ def create_app(
         band: str | None = None,
     ):
         p = guard(data.period_or_latest, period)
-        return data.availability(p, view, subject, region, band)
+        return fmt.with_text(data.availability(p, view, subject, region, band))
 
     @app.get("/api/legs", tags=["measures"])
     async def legs(
@@ -215,7 +218,7 @@ def create_app(
         """Legs of the journey: the DCC proxy (delivery to CHF/GPF), the home network, RTT
         without it, and DSP time against its share of the TRT."""
         p = guard(data.period_or_latest, period)
-        return data.legs(p, process, breakdown)
+        return fmt.with_text(data.legs(p, process, breakdown))
 
     @app.get("/api/benchmarks", tags=["league"])
     async def benchmarks(

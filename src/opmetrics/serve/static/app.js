@@ -43,7 +43,9 @@ function table(target, headers, rows, opts = {}) {
   return t;
 }
 
-const badge = (v, status) => el("span", { class: "rag " + rag(status), title: status || "" }, pct(v));
+// A stored percentage as the server formatted it (format.with_text), the one text of the pack.
+const pt = (r, k) => (r && r[k + "_text"] !== undefined ? r[k + "_text"] : pct(r ? r[k] : null));
+const badge = (r, k, status) => el("span", { class: "rag " + rag(status), title: status || "" }, pt(r, k));
 const period = () => ($("#period") ? $("#period").value : null);
 const plotOpts = { responsive: true, displaylogo: false };
 
@@ -65,7 +67,7 @@ async function systemPage() {
   table("#avail-today", ["Service", "Latest day", "Month so far", "Status"],
     s.availability_month.map((r) => {
       const d = today[r.subject + "|All"] || Object.values(today).find((x) => x.subject === r.subject);
-      return { cells: [r.subject, pct(d ? d.pct : null), badge(r.pct, r.status), r.status] };
+      return { cells: [r.subject, pt(d, "pct"), badge(r, "pct", r.status), r.status] };
     }));
   const byProc = {};
   for (const r of s.hourly) (byProc[r.process_id] = byProc[r.process_id] || []).push(r);
@@ -78,11 +80,11 @@ async function systemPage() {
   const all = await api("/api/cpm");
   const missed = all.filter((r) => r.instance && (r.status === "below target" || r.status === "below minimum"));
   table("#missed", ["Measure", "Scope", "Segment", "Actual", "Target", "Drill down"],
-    missed.map((r) => ({ cells: [r.cpm, r.key, r.segment, badge(r.pct, r.status), r.target + "%",
+    missed.map((r) => ({ cells: [r.cpm, r.key, r.segment, badge(r, "pct", r.status), r.target + "%",
       r.cpm === "CPM6A" ? el("a", { href: `/process/${r.key}?region=${encodeURIComponent(r.segment)}` }, "open " + r.key + " in " + r.segment) : ""] })), { left: 3 });
   const cpm = all.filter((r) => r.segment === "All");
   table("#cpm-table", ["CPM", "Scope", "Actual", "Target", "Minimum", "Status"],
-    cpm.filter((r) => r.instance).map((r) => ({ cells: [r.cpm, r.key, badge(r.pct, r.status), r.target + "%", r.minimum + "%", r.status] })), { left: 2 });
+    cpm.filter((r) => r.instance).map((r) => ({ cells: [r.cpm, r.key, badge(r, "pct", r.status), r.target + "%", r.minimum + "%", r.status] })), { left: 2 });
 }
 
 // --- Process: month, daily chart, drill-down ---------------------------------------------------
@@ -92,7 +94,7 @@ async function processPage() {
   const load = async () => {
     const month = await api("/api/rsvp", { period: period(), scope: "process", key: proc, rate: "month" });
     table("#month-table", ["Segment", "Volume", "Failures", "Success", "Within TRT", "Mean RTT (s)", "Median RTT (s)"],
-      month.map((r) => ({ cells: [r.segment, num(r.volume), num(r.failures), pct(r.success_pct), pct(r.within_trt_pct),
+      month.map((r) => ({ cells: [r.segment, num(r.volume), num(r.failures), pt(r, "success_pct"), pt(r, "within_trt_pct"),
         r.rtt_mean_s === null ? "–" : r.rtt_mean_s.toFixed(1), r.rtt_median_s === null ? "–" : r.rtt_median_s.toFixed(1)] })));
     const daily = await api("/api/rsvp", { period: period(), scope: "process", key: proc, rate: "day", segment: "All" });
     const all = month.find((r) => r.segment === "All");
@@ -113,7 +115,7 @@ async function processPage() {
     }
     const s = (v) => (v === null ? "–" : v.toFixed(1));
     table("#legs-table", ["Segment", "On-demand requests", "With legs", "To CHF/GPF median (s)", "RTT median (s)", "RTT without home network (s)", "Home network median (s)", "DSP median (s)", "DSP within its TRT share"],
-      rows.map((r) => ({ cells: [r.breakdown === "All" ? "All" : r.key, num(r.requests), pct(r.coverage_pct), s(r.proxy_median_s), s(r.rtt_median_s), s(r.rtt_excl_han_median_s), s(r.han_median_s), s(r.dsp_median_s), pct(r.dsp_within_pct)] })));
+      rows.map((r) => ({ cells: [r.breakdown === "All" ? "All" : r.key, num(r.requests), pt(r, "coverage_pct"), s(r.proxy_median_s), s(r.rtt_median_s), s(r.rtt_excl_han_median_s), s(r.han_median_s), s(r.dsp_median_s), pt(r, "dsp_within_pct")] })));
   };
   const diagnostics = async () => {
     const pick = $("#diag-party");
@@ -126,7 +128,7 @@ async function processPage() {
     }
     if (!rows.length) { $("#diagnostics").replaceChildren(el("p", { class: "note" }, "Too few requests to compare this month.")); return; }
     const head = rows[0];
-    const gap = el("p", {}, `${head.party_id}: ${pct(head.party_pct)} success against ${pct(head.others_pct)} for other parties (${head.gap_pts >= 0 ? "+" : ""}${head.gap_pts.toFixed(1)} points, ${num(head.volume)} requests).`);
+    const gap = el("p", {}, `${head.party_id}: ${pt(head, "party_pct")} success against ${pt(head, "others_pct")} for other parties (${head.gap_pts >= 0 ? "+" : ""}${head.gap_pts.toFixed(1)} points, ${num(head.volume)} requests).`);
     const share = (v) => (v === null ? "–" : v > 100 ? "all of it" : Math.round(v) + " %");
     const t = el("div");
     table(t, ["#", "Explanation", "Failures explained", "Share of the gap", "Evidence"], rows.filter((r) => r.rank > 0).map((r) => ({
@@ -156,7 +158,7 @@ async function processPage() {
         xaxis: { type: "category" } }, plotOpts);
     document.getElementById("drill-chart").on("plotly_click", (ev) => go(rows[ev.points[0].pointIndex]));
     table("#drill-table", [by, "Volume", "Failures", "Success", "Within TRT", "Mean RTT (s)"],
-      rows.map((r) => ({ attrs: r.drillable ? { class: "click", "data-key": r.key } : {}, cells: [r.key, num(r.volume), num(r.failures), pct(r.success_pct), pct(r.within_trt_pct), r.rtt_mean_s === null ? "–" : r.rtt_mean_s.toFixed(1)] })));
+      rows.map((r) => ({ attrs: r.drillable ? { class: "click", "data-key": r.key } : {}, cells: [r.key, num(r.volume), num(r.failures), pt(r, "success_pct"), pt(r, "within_trt_pct"), r.rtt_mean_s === null ? "–" : r.rtt_mean_s.toFixed(1)] })));
     $("#drill-table").querySelectorAll("tr.click").forEach((tr, i) => tr.addEventListener("click", () => go(rows.filter((r) => r.drillable)[i])));
   };
   $("#period").addEventListener("change", load);
@@ -169,10 +171,10 @@ async function availabilityPage() {
     const rows = await api("/api/availability", { period: period() });
     const svc = rows.filter((r) => r.view === "service");
     const names = [...new Set(svc.map((r) => r.subject))];
-    const cell = (s, region, band) => { const r = svc.find((x) => x.subject === s && x.region === region && x.band === band); return r ? pct(r.pct) : "N/A"; };
+    const cell = (s, region, band) => { const r = svc.find((x) => x.subject === s && x.region === region && x.band === band); return r ? pt(r, "pct") : "N/A"; };
     table("#services", ["Service", "Month", "Activity hours", "Other hours", "North", "Central", "South", "SMETS1", "Unplanned downtime (h)"],
       names.map((s) => { const h = svc.find((x) => x.subject === s && x.region === "All" && x.band === "all");
-        return { cells: [s, badge(h.pct, h.status), cell(s, "All", "core"), cell(s, "All", "other"), cell(s, "North", "all"), cell(s, "Central", "all"), cell(s, "South", "all"), cell(s, "SMETS1", "all"), (h.unplanned_min / 60).toFixed(2)] }; }));
+        return { cells: [s, badge(h, "pct", h.status), cell(s, "All", "core"), cell(s, "All", "other"), cell(s, "North", "all"), cell(s, "Central", "all"), cell(s, "South", "all"), cell(s, "SMETS1", "all"), (h.unplanned_min / 60).toFixed(2)] }; }));
     const daily = rows.filter((r) => r.view === "daily");
     Plotly.newPlot("avail-chart", names.map((s) => {
       const by = {}; for (const r of daily.filter((x) => x.subject === s)) by[r.day] = Math.min(by[r.day] ?? 100, r.pct);
@@ -180,7 +182,7 @@ async function availabilityPage() {
       return { x: days, y: days.map((d) => by[d]), name: s, mode: "lines+markers" };
     }), { margin: { t: 10 }, yaxis: { title: "service level % (worst region)" }, legend: { orientation: "h" } }, plotOpts);
     const proc = rows.filter((r) => r.view === "process" && r.region === "All");
-    table("#processes", ["Business process", "Service level", "Status"], proc.map((r) => ({ cells: [r.subject, pct(r.pct), r.status] })));
+    table("#processes", ["Business process", "Service level", "Status"], proc.map((r) => ({ cells: [r.subject, pt(r, "pct"), r.status] })));
   };
   $("#period").addEventListener("change", load);
   await load();
@@ -194,8 +196,8 @@ async function leaguePage() {
     for (const t of tables) {
       box.append(el("h2", {}, t.process));
       const holder = el("div"); box.append(holder);
-      const rows = t.entries.map((e) => ({ attrs: e.own ? { class: "own" } : {}, cells: [String(e.rank), e.party, pct(e.pct), ((e.pct - t.industry_pct) >= 0 ? "+" : "") + (e.pct - t.industry_pct).toFixed(2) + " pp"] }));
-      rows.push({ cells: ["", "Industry average", pct(t.industry_pct), ""] }, { cells: ["", "Best in class", pct(t.best_pct), ""] });
+      const rows = t.entries.map((e) => ({ attrs: e.own ? { class: "own" } : {}, cells: [String(e.rank), e.party, pt(e, "pct"), ((e.pct - t.industry_pct) >= 0 ? "+" : "") + (e.pct - t.industry_pct).toFixed(2) + " pp"] }));
+      rows.push({ cells: ["", "Industry average", pt(t, "industry_pct"), ""] }, { cells: ["", "Best in class", pt(t, "best_pct"), ""] });
       table(holder, ["Rank", "Party", "Success", "vs industry"], rows, { left: 2 });
     }
   };
