@@ -25,15 +25,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
+from opmetrics.engine import history
 from opmetrics.engine.store import Store
 
 # Tables big enough to split by day; the rest are one file each.
 PARTITIONED = ("service_requests", "alerts")
-# Published results a month's figures look back on, and the columns they need.
-PUBLISHED = {
-    "cpm": ["cpm", "key", "segment", "period", "status"],
-    "availability": ["view", "subject", "region", "band", "day", "pct", "period"],
-}
+# Earlier months' results a month's figures look back on (engine/history.py: runs, else the
+# published values), written beside the inputs so Spark counts them as DuckDB does.
+PUBLISHED = {"cpm": history.cpm_rows, "availability": history.availability_rows}
 
 
 def export_parquet(store: Store, root: str | Path) -> dict[str, int]:
@@ -59,12 +60,8 @@ def export_parquet(store: Store, root: str | Path) -> dict[str, int]:
         rows[name] = store.count(name)
     results = root / "_results"
     results.mkdir(exist_ok=True)
-    for name, cols in PUBLISHED.items():
-        target = (results / f"{name}.parquet").as_posix()
-        if store.has_table(name):
-            store.con.execute(f"COPY (SELECT {', '.join(cols)} FROM {name}) TO '{target}' (FORMAT parquet)")
-        else:  # nothing published yet
-            Path(target).unlink(missing_ok=True)
+    for name, earlier in PUBLISHED.items():
+        pq.write_table(earlier(store), results / f"{name}.parquet")
     active = [dataclasses.asdict(e) for e in pmel.active(store)]
     (root / "_pmel.json").write_text(json.dumps(active, indent=1, default=str))
     (root / "_inputs.json").write_text(json.dumps(rows, indent=1))
@@ -72,10 +69,8 @@ def export_parquet(store: Store, root: str | Path) -> dict[str, int]:
 
 
 def published(root: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The CPM and availability rows the store had published when the layout was written
-    (none for a layout without them)."""
-    import pyarrow.parquet as pq
-
+    """The earlier months' CPM and availability rows when the layout was written (none for a
+    layout without them)."""
     out = []
     for name in PUBLISHED:
         path = Path(root) / "_results" / f"{name}.parquet"

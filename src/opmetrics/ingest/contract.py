@@ -13,11 +13,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
-FieldType = Literal["string", "integer", "boolean", "timestamp"]
+FieldType = Literal["string", "integer", "number", "boolean", "timestamp"]
 
 DUCKDB_TYPES: dict[str, str] = {
     "string": "VARCHAR",
     "integer": "BIGINT",
+    "number": "DOUBLE",
     "boolean": "BOOLEAN",
     "timestamp": "TIMESTAMP",
 }
@@ -143,7 +144,7 @@ def json_schema(table: Table) -> dict[str, Any]:
         if f.type == "timestamp":
             base = {"type": "string", "format": "date-time"}
         else:
-            base = {"type": {"string": "string", "integer": "integer", "boolean": "boolean"}[f.type]}
+            base = {"type": "string" if f.type == "string" else f.type}
         if f.enum is not None:
             base["enum"] = f.enum
         if f.pattern is not None:

@@ -401,6 +401,8 @@ def _arrow(rows: list[dict[str, Any]], store: Store, table: str) -> pa.Table:
             cols[f.name] = pa.array(vals, pa.timestamp("ms"))
         elif f.type == "integer":
             cols[f.name] = pa.array(vals, pa.int64())
+        elif f.type == "number":
+            cols[f.name] = pa.array(vals, pa.float64())
         elif f.type == "boolean":
             cols[f.name] = pa.array(vals, pa.bool_())
         else:

@@ -39,6 +39,9 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+NUMBER = r"[+-]?([0-9]{1,15}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?"
+
+
 def lit(value: object) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
@@ -59,6 +62,8 @@ def typed_expr(f: Field, native: bool = False) -> str:
         return raw
     if f.type == "integer":
         return f"CASE WHEN regexp_full_match({raw}, '[+-]?[0-9]{{1,18}}') THEN CAST({raw} AS BIGINT) END"
+    if f.type == "number":  # a plain decimal: no 'nan', 'inf' or thousands separators
+        return f"CASE WHEN regexp_full_match({raw}, {lit(NUMBER)}) THEN CAST({raw} AS DOUBLE) END"
     if f.type == "boolean":
         return f"CASE WHEN lower({raw}) IN {_TRUE} THEN true WHEN lower({raw}) IN {_FALSE} THEN false END"
     # timestamp: offsets honoured (TIMESTAMPTZ, session zone UTC), stored as naive UTC, ms precision;
@@ -81,6 +86,7 @@ def field_errors(f: Field, native: bool = False) -> list[tuple[str, str]]:
     if f.type != "string" and not native:
         reason = {
             "integer": "not an integer",
+            "number": "not a number",
             "boolean": "not a boolean (true/false)",
             "timestamp": "not an ISO 8601 timestamp",
         }[f.type]

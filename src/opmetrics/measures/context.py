@@ -9,7 +9,10 @@ summary paper and the dashboard show what the run saw and never read an input ta
   parties as the run did, whatever was loaded since; every party ever seen is on the list, so
   the leak guard knows every id to look for);
 - `run_alerts`: the period's alerts by kind and code (the summary paper's alert counts);
-- `run_inputs` and `run_quarantine`: the input data quality at compute time.
+- `run_inputs` and `run_quarantine`: the input data quality at compute time;
+- `run_prev_cpm`, `run_prev_availability` and `run_trend`: the earlier months the pack compares
+  with (the previous month's CPMs and service levels, 12 months of process and SRV RSVP), from
+  their runs or, for months never computed here, the published values (engine/history.py).
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import datetime as dt
 
 import pyarrow as pa
 
+from opmetrics.engine import history as earlier
 from opmetrics.engine.store import Store
+from opmetrics.measures.availability import previous_period
 from opmetrics.measures.records import month_bounds, uk_midnight_utc
 
+TREND_MONTHS = 13  # the pack's monthly trends: this month and the twelve before
 TOP_REASONS = 20  # quarantine reasons listed in the pack; the quarantine table keeps every row
 
 
@@ -87,5 +93,22 @@ def with_period(tables: dict[str, pa.Table], period: str) -> dict[str, pa.Table]
     """Each table with its period, the key `compute` replaces a period's stored rows by."""
     return {
         name: t.append_column("period", pa.array([period] * t.num_rows, pa.string()))
+        for name, t in tables.items()
+    }
+
+
+def earlier_figures(store: Store, period: str) -> dict[str, pa.Table]:
+    """The earlier months' figures the pack shows beside this one's, each with its source."""
+    prev, first = previous_period(period), period
+    for _ in range(TREND_MONTHS - 1):
+        first = previous_period(first)
+    tables = {
+        "run_prev_cpm": earlier.cpm_rows(store, "period = ?", [prev]),
+        "run_prev_availability": earlier.availability_rows(store, "period = ?", [prev]),
+        "run_trend": earlier.rsvp_rows(store, "period >= ? AND period < ?", [first, period]),
+    }
+    # `period` is the run's own month in every run table; the earlier month is `of_period`.
+    return {
+        name: t.rename_columns(["of_period" if c == "period" else c for c in t.column_names])
         for name, t in tables.items()
     }

@@ -14,11 +14,12 @@ import duckdb
 import pyarrow as pa
 
 from opmetrics import __version__
+from opmetrics.engine import history as earlier
 from opmetrics.engine.store import Store
 from opmetrics.ingest.load import DUPLICATE_DETAIL
 from opmetrics.measures.availability import compute_availability, previous_period
 from opmetrics.measures.benchmarks import compute_benchmarks
-from opmetrics.measures.context import run_context, with_period
+from opmetrics.measures.context import earlier_figures, run_context, with_period
 from opmetrics.measures.cpm import compute_cpm
 from opmetrics.measures.daily import DayCubes
 from opmetrics.measures.diagnostics import compute_diagnostics
@@ -114,12 +115,9 @@ def input_rows(store: Store) -> dict[str, int]:
 
 
 def history(store: Store, period: str) -> dict[tuple[str, str, str], dict[str, str]]:
-    """Stored CPM statuses of earlier periods, for consecutive months below target."""
-    try:
-        rows = store.rows("SELECT cpm, key, segment, period, status FROM cpm WHERE period < ?", [period])
-    except duckdb.CatalogException:
-        return {}
-    return history_of(rows, period)
+    """CPM statuses of earlier periods (their runs, else published values), for consecutive
+    months below target."""
+    return history_of(earlier.cpm_rows(store, "period < ?", [period]).to_pylist(), period)
 
 
 def history_of(rows: Iterable[dict[str, Any]], period: str) -> dict[tuple[str, str, str], dict[str, str]]:
@@ -133,15 +131,9 @@ def history_of(rows: Iterable[dict[str, Any]], period: str) -> dict[tuple[str, s
 
 
 def previous_availability(store: Store, period: str) -> dict[tuple[str, str, str, str], float]:
-    """Last period's stored availability per (view, subject, region, band), monthly rows only."""
-    try:
-        rows = store.rows(
-            "SELECT view, subject, region, band, day, pct, period FROM availability "
-            "WHERE period = ? AND day IS NULL",
-            [previous_period(period)],
-        )
-    except duckdb.CatalogException:
-        return {}
+    """Last period's availability per (view, subject, region, band), monthly rows only: its
+    run's, else the published values."""
+    rows = earlier.availability_rows(store, "period = ?", [previous_period(period)]).to_pylist()
     return previous_availability_of(rows, period)
 
 
@@ -154,7 +146,7 @@ def previous_availability_of(
     return {
         (r["view"], r["subject"], r["region"], r["band"]): r["pct"]
         for r in rows
-        if r["period"] == last and r["day"] is None
+        if r["period"] == last and r.get("day") is None
     }
 
 
@@ -254,6 +246,7 @@ def compute(
         )
         fates = fate_counts(scope)  # the same rule every measure includes a request by
         tables.update(run_context(store, period, DUPLICATE_DETAIL))  # what the pack shows beside
+        tables.update(with_period(earlier_figures(store, period), period))  # earlier months shown
         tables.update(with_period(drill_tables(scope), period))  # what the dashboard groups
     finally:
         scope.release()

@@ -154,25 +154,26 @@ def load_figures(store: Store, m: Methodology, period: str) -> Figures:
         )
     except duckdb.CatalogException:  # computed before legs were measured
         f.legs = []
+    # Earlier months as the run stored them: their runs, else published values (issue 32, item 9).
+    prev_cpm = _context(store, "run_prev_cpm", key, "cpm, key, segment")
+    prev_avail = _context(store, "run_prev_availability", key, "view, subject, region, band")
+    trend = _context(store, "run_trend", key, "of_period, scope, key")
     f.previous = {
         "period": prev,
-        "cpm": {
-            (r["cpm"], r["key"], r["segment"]): r
-            for r in _rows(store, "SELECT * FROM cpm WHERE period = ?", [prev])
-        },
-        "availability": {
-            (r["view"], r["subject"], r["region"], r["band"]): r
-            for r in _rows(store, "SELECT * FROM availability WHERE period = ? AND day IS NULL", [prev])
-        },
+        "cpm": {(r["cpm"], r["key"], r["segment"]): r for r in prev_cpm},
+        "availability": {(r["view"], r["subject"], r["region"], r["band"]): r for r in prev_avail},
+        "srv": {r["key"]: r for r in trend if r["scope"] == "srv" and r["of_period"] == prev},
+        "sources": sorted({r["source"] for r in [*prev_cpm, *prev_avail, *trend]}),
     }
-    f.history = _rows(
-        store,
-        "SELECT period, key, success_pct, within_trt_pct, volume FROM rsvp WHERE scope = 'process' "
-        "AND rate = 'month' AND segment = 'All' AND period <= ? ORDER BY period",
-        [period],
-    )
-    periods = sorted({r["period"] for r in f.history})[-13:]
-    f.history = [r for r in f.history if r["period"] in periods]
+    f.history = [
+        {"period": r["of_period"], **{k: r[k] for k in ("key", "success_pct", "within_trt_pct", "volume")}}
+        for r in trend
+        if r["scope"] == "process"
+    ] + [
+        {"period": period, **{k: r[k] for k in ("key", "success_pct", "within_trt_pct", "volume")}}
+        for r in f.rsvp
+        if r["scope"] == "process" and r["rate"] == "month" and r["segment"] == "All"
+    ]
     return f
 
 

@@ -139,6 +139,7 @@ def _executive_summary(f: Figures, m: Methodology) -> dict[str, Any]:
         "srv_target": cpm6a_target,
         "mom": mom,
         "has_previous": bool(f.previous.get("cpm")),
+        "sources": f.previous.get("sources", []),
         "heat": _heat_map(f, m),
     }
 

@@ -32,15 +32,14 @@ PARTY_GAP_PTS = -5.0  # a party this far below other parties is listed
 MAX_DAYS = 8  # outlying days listed, the most outlying first
 
 
-def _srv_rows(store: Store, period: str, run_id: str | None, srvs: list[str]) -> list[dict[str, Any]]:
+def _srv_rows(store: Store, period: str, run_id: str, srvs: list[str]) -> list[dict[str, Any]]:
     if not srvs:
         return []
-    where = "period = ? AND scope = 'srv' AND segment = 'All' AND key IN ?"
-    params: list[Any] = [period, srvs]
-    if run_id:
-        where += " AND run_id = ?"
-        params.append(run_id)
-    return store.rows(f"SELECT * FROM rsvp WHERE {where}", params)
+    return store.rows(
+        "SELECT * FROM rsvp WHERE period = ? AND scope = 'srv' AND segment = 'All' AND key IN ? "
+        "AND run_id = ?",
+        [period, srvs, run_id],
+    )
 
 
 def delivered_pct(d: dict[str, Any]) -> float | None:
@@ -78,7 +77,7 @@ def build(store: Store, m: Methodology, f: Figures, anon: Anonymiser, prev_perio
     names = {s.srv: s.name for s in m.srvs}
     all_srvs = [s for g in cfg.groups for s in g.srvs]
     now = _srv_rows(store, f.period, f.run.run_id, all_srvs)
-    before = {r["key"]: r for r in _srv_rows(store, prev_period, None, all_srvs) if r["rate"] == "month"}
+    before = f.previous.get("srv", {})  # the previous month as the run stored it (run or published)
     month = {r["key"]: r for r in now if r["rate"] == "month"}
     groups, anomalies = [], []
     for g in cfg.groups:
