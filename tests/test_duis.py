@@ -4,10 +4,12 @@ by one with file, line and reason; pairing rules; the party-side RTT report."""
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import gzip
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -235,3 +237,75 @@ def test_party_side_rtt_report_renders_beside_the_dcc_side(month, tmp_path):
     assert 0.08 <= float(pp["party_minus_dcc_mean_s"]) <= 0.8
     assert float(pp["party_within_trt_pct"]) <= float(pp["dcc_within_trt_pct"])
     shutil.rmtree(tmp_path / "sup-a")
+
+
+def test_a_folder_with_one_bad_file_of_each_kind_loads_every_good_file(tmp_path):
+    """Every file on its own (issue 33, item 2): upper-case `.XML`, a UTF-16 file with its BOM,
+    an ISO-8859-1 file that declares it, a JSON log with one non-UTF-8 line load; a corrupt
+    .gz and a file declaring an unknown encoding are set aside with their reasons; the bad line
+    is quarantined alone."""
+    db = tmp_path / "x.duckdb"
+    cli("ingest", str(_parties_devices(tmp_path)), "--db", str(db))
+    r1, r2, r3 = (f"{USER}:{DEV}:{i}" for i in (1, 2, 3))
+    t0 = dt.datetime(2026, 10, 7, 9, 0)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def single(name: str, data: bytes, at: dt.datetime) -> None:
+        (logs / name).write_bytes(data)
+        os.utime(logs / name, (at.replace(tzinfo=dt.UTC).timestamp(),) * 2)
+
+    single("A.XML", request_xml(r1, "2.2", None).encode(), t0)
+    bare = re.compile(r"^\s*<\?xml[^>]*\?>")  # each file below declares its own encoding
+    utf16 = '<?xml version="1.0" encoding="UTF-16"?>' + bare.sub("", response_xml(r1, "2.2", "I0", t0))
+    single("b.xml", codecs.BOM_UTF16_LE + utf16.encode("utf-16-le"), t0 + dt.timedelta(seconds=3))
+    latin = '<?xml version="1.0" encoding="ISO-8859-1"?>' + bare.sub("", request_xml(r3, "2.2", None))
+    latin += "<!-- café -->"
+    single("e.xml", latin.encode("latin-1"), t0 + dt.timedelta(minutes=5))
+    single("f.xml", b'<?xml version="1.0" encoding="x-no-such"?>' + request_xml(r3, "2.2", None).encode(), t0)
+    (logs / "d.xml.gz").write_bytes(b"\x1f\x8b\x08\x00 not really gzip at all")
+    lines = [
+        _line(request_xml(r2, "2.2", None), "2026-10-07T10:00:00.000Z").encode(),
+        b'{"captured_at": "2026-10-07T10:00:01.000Z", "xml": "caf\xe9"}',
+        _line(response_xml(r2, "2.2", "I0", t0), "2026-10-07T10:00:02.000Z").encode(),
+    ]
+    (logs / "c.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    out = cli("ingest-duis", str(logs), "--db", str(db))
+    assert "d.xml.gz" in out and "f.xml" in out and "not loaded" in out
+    with Store(db) as store:
+        got = {r["request_id"]: r for r in store.rows("SELECT * FROM service_requests")}
+        q = store.rows("SELECT path, row_number, reason FROM quarantine WHERE table_name = 'duis'")
+    assert got[r1]["response_code"] == "I0" and got[r1]["responded_at"] == t0 + dt.timedelta(seconds=3)
+    assert got[r2]["response_code"] == "I0" and r3 in got
+    why = {(Path(r["path"]).name, r["row_number"]): r["reason"] for r in q}
+    assert why[("c.jsonl", 2)] == "not UTF-8 text"
+    assert "cannot be read" in why[("d.xml.gz", 0)]
+    assert "unknown encoding 'x-no-such'" in why[("f.xml", 0)]
+    assert len(why) == 3
+
+
+def test_party_rtt_refuses_an_empty_selection(tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(
+        app, ["party-rtt", str(tmp_path / "empty"), "--party", "SUP-A", "--period", "2026-10", "--db",
+              str(tmp_path / "x.duckdb")],
+    )  # fmt: skip
+    assert res.exit_code != 0 and "no DUIS logs found" in res.output
+
+
+def test_party_rtt_report_says_n_a_where_an_srv_has_no_target():
+    """A row without a Target Response Time (an SRV outside the catalogue in a mode without a
+    default) shows "n/a" for both shares within target, never 0.00 %. The 2027.1 catalogue
+    gives every SRV a TRT in every mode, so only another methodology can produce such a row."""
+    from opmetrics.report.pack import _env
+
+    row = {
+        "srv": "99.9", "mode": "other", "requests": 3, "answered": 3, "trt_s": None,
+        "party_mean_s": 4.0, "party_median_s": 4.0, "party_within_trt_pct": None, "dcc_included": 3,
+        "dcc_matched": 3, "dcc_excluded": 0, "dcc_mean_s": 3.5, "dcc_median_s": 3.5,
+        "dcc_within_trt_pct": None, "party_minus_dcc_mean_s": 0.5,
+    }  # fmt: skip
+    m = load_methodology()
+    html = _env().get_template("party_rtt.html.j2").render(rows=[row], party="SUP-A", period="2026-10", m=m)
+    cells = re.search(r"<td>99.9</td>.*?</tr>", html, re.S).group(0)
+    assert cells.count("n/a") == 2 and "%" not in cells

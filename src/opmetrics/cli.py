@@ -276,7 +276,7 @@ def ingest_duis_cmd(
 
     files = _log_files(paths, SUFFIXES)
     if not files:
-        raise _fail("no DUIS logs found (.jsonl, .jsonl.gz, .xml, .xml.gz)")
+        raise _fail(f"no DUIS logs found in {', '.join(map(str, paths))} ({', '.join(SUFFIXES)}, any case)")
     m = _methodology(methodology)
     start = time.perf_counter()
     with _store(db) as store:
@@ -293,6 +293,8 @@ def ingest_duis_cmd(
             f"{r.table}: {r.status}, {r.rows_read:,} read, {r.accepted:,} accepted, "
             f"{r.quarantined:,} quarantined"
         )
+    for path, reason in res.failed:
+        console.print(f"[red]{path}[/]: not loaded ({reason}); kept in the quarantine")
     console.print(
         f"{len(files)} log file(s), {res.messages:,} messages in {secs:.1f} s "
         f"({res.messages / max(secs, 1e-9):,.0f}/s): "
@@ -375,9 +377,12 @@ def party_rtt_cmd(
     from opmetrics.report.pack import _env
 
     files = _log_files(paths, SUFFIXES)
+    if not files:
+        raise _fail(f"no DUIS logs found in {', '.join(map(str, paths))} ({', '.join(SUFFIXES)}, any case)")
     m = _methodology(methodology)
     with _store(db) as store:
-        n, bad, foreign = load_party_logs(store, m, files, party)
+        failed: list = []
+        n, bad, foreign = load_party_logs(store, m, files, party, failed)
         rows = party_rtt_report(store, m, party, period)
     out.mkdir(parents=True, exist_ok=True)
     html = _env().get_template("party_rtt.html.j2").render(rows=rows, party=party, period=period, m=m)
@@ -386,6 +391,8 @@ def party_rtt_cmd(
         w = csv_mod.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["srv"])
         w.writeheader()
         w.writerows(rows)
+    for b in failed:
+        console.print(f"[red]{b.source}[/]: not read ({b.reason})")
     console.print(
         f"{n:,} of {party}'s requests loaded ({bad:,} malformed messages, {foreign:,} requests of other "
         f"parties ignored). Report: [bold]{(out / 'party-rtt.html').resolve()}[/]"

@@ -20,12 +20,14 @@ through the normal validation, duplicate checks and quarantine.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import gzip
 import hashlib
 import io
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +40,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
 from opmetrics.engine.store import Store
-from opmetrics.ingest.load import IngestError, LoadResult, load_file
+from opmetrics.ingest.load import IngestError, LoadResult, load_file, sha256_of
 from opmetrics.methodology import Methodology
 
 NS = "http://www.dccinterface.co.uk/ServiceUserGateway"
@@ -97,7 +99,9 @@ def _text(el: Element | None, name: str) -> str | None:
 
 
 def parse_message(xml: str, source: str, line: int, captured_at: dt.datetime, dsp: dict | None) -> Message:
-    """One DUIS message; raises ValueError with the reason it cannot be used."""
+    """One DUIS message; raises ValueError with the reason it cannot be used. The text is decoded
+    already, so an XML declaration's encoding no longer applies and is dropped."""
+    xml = _DECLARATION.sub("", xml, count=1)
     try:
         root = fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as e:
@@ -156,73 +160,125 @@ def parse_message(xml: str, source: str, line: int, captured_at: dt.datetime, ds
     return msg
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    raw = gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")  # noqa: SIM115 - returned
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="strict")
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+_DECLARED = re.compile(rb"^\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)[\"']")
+_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+
+
+def _open_bytes(path: Path) -> io.BufferedReader:
+    raw = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")  # noqa: SIM115 - returned
+    return io.BufferedReader(raw) if not isinstance(raw, io.BufferedReader) else raw
+
+
+def _encoding(head: bytes) -> tuple[str, int]:
+    """The text encoding of a log from its first bytes, and the length of its byte-order mark:
+    a BOM (UTF-8, UTF-16 either way round), else an XML declaration's encoding, else UTF-8."""
+    for bom, enc in _BOMS:
+        if head.startswith(bom):
+            return enc, len(bom)
+    if head.startswith((b"<\x00", b"\x00<")):  # UTF-16 without a BOM
+        return ("utf-16-le" if head[1] == 0 else "utf-16-be"), 0
+    m = _DECLARED.match(head)
+    return (m.group(1).decode("ascii").lower() if m else "utf-8"), 0
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str | None, bytes]]:
+    """(line number, text or None when the line cannot be decoded, raw bytes) of a log, in its
+    own encoding. Single-byte and UTF-8 logs are decoded line by line, so one bad byte costs
+    one line (one message), not the file; UTF-16 logs are decoded as a whole stream."""
+    with _open_bytes(path) as fh:
+        enc, bom = _encoding(fh.peek(256)[:256])
+        try:
+            codecs.lookup(enc)
+        except LookupError:
+            raise IngestError(f"{path}: unknown encoding {enc!r} in its XML declaration") from None
+        fh.read(bom)
+        if enc.startswith("utf-16"):
+            text = io.TextIOWrapper(fh, encoding=enc, errors="strict", newline="")
+            try:
+                for n, line in enumerate(text, start=1):
+                    yield n, line, b""
+            except UnicodeDecodeError as e:
+                raise IngestError(f"{path}: not {enc.upper()} text ({e.reason})") from None
+            return
+        for n, raw in enumerate(fh, start=1):
+            try:
+                yield n, raw.decode(enc), raw
+            except UnicodeDecodeError:
+                yield n, None, raw
 
 
 def read_messages(path: Path) -> Iterator[Message | Bad]:
-    """Stream the messages of one log file, yielding a Message or a Bad per message."""
+    """Stream the messages of one log file, yielding a Message or a Bad per message. Raises
+    IngestError when the file as a whole cannot be read (a corrupt .gz, an unknown encoding)."""
     src = str(path)
     try:
-        if path.name.endswith((".jsonl", ".jsonl.gz")):
-            with _open_text(path) as fh:
-                for n, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        rec = json.loads(line)
-                        xml, when = rec["xml"], _time(rec["captured_at"])
-                    except (ValueError, KeyError, TypeError) as e:
-                        yield Bad(src, n, f"not a JSON log line with captured_at and xml ({e})", line[:500])
-                        continue
-                    dsp = rec.get("dsp")
-                    try:
-                        if dsp is not None and not isinstance(dsp, dict):
-                            raise ValueError("dsp is not an object")
-                        for k in DSP_TIMES:
-                            if dsp and dsp.get(k):
-                                try:
-                                    _time(str(dsp[k]))
-                                except ValueError:
-                                    raise ValueError(f"dsp.{k} is not an ISO 8601 timestamp") from None
-                        yield parse_message(xml, src, n, when, dsp)
-                    except ValueError as e:
-                        yield Bad(src, n, str(e), xml[:500])
-            return
-        with _open_text(path) as fh:
-            first = fh.readline()
-            if not CAPTURE.match(first.strip()):
-                # One message per file, captured when the file was written.
-                text = first + fh.read()
-                when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(
-                    tzinfo=None, microsecond=0
-                )
-                try:
-                    yield parse_message(text, src, 1, when, None)
-                except ValueError as e:
-                    yield Bad(src, 1, str(e), text[:500])
-                return
-            # Concatenated messages, each after a `captured_at:` line: streamed line by line.
-            chunk: list[str] = []
-            when_txt, start = CAPTURE.match(first.strip()).group(1), 2
-            n = 1
-            for n, line in enumerate(fh, start=2):
-                m = CAPTURE.match(line.strip())
-                if not m:
-                    chunk.append(line)
+        if path.name.lower().endswith((".jsonl", ".jsonl.gz")):
+            for n, line, raw in _lines(path):
+                if line is None:
+                    yield Bad(src, n, "not UTF-8 text", raw[:500].decode("utf-8", "replace"))
                     continue
-                yield from _concatenated(chunk, src, start, when_txt)
-                chunk, start, when_txt = [], n + 1, m.group(1)
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                    xml, when = rec["xml"], _time(rec["captured_at"])
+                except (ValueError, KeyError, TypeError) as e:
+                    yield Bad(src, n, f"not a JSON log line with captured_at and xml ({e})", line[:500])
+                    continue
+                dsp = rec.get("dsp")
+                try:
+                    if dsp is not None and not isinstance(dsp, dict):
+                        raise ValueError("dsp is not an object")
+                    for k in DSP_TIMES:
+                        if dsp and dsp.get(k):
+                            try:
+                                _time(str(dsp[k]))
+                            except ValueError:
+                                raise ValueError(f"dsp.{k} is not an ISO 8601 timestamp") from None
+                    yield parse_message(xml, src, n, when, dsp)
+                except ValueError as e:
+                    yield Bad(src, n, str(e), xml[:500])
+            return
+        lines = _lines(path)
+        first = next(lines, None)
+        if first is None:
+            return
+        if first[1] is None or not CAPTURE.match(first[1].strip()):
+            # One message per file, captured when the file was written.
+            parts = [first, *lines]
+            if any(text is None for _, text, _ in parts):
+                n = next(n for n, text, _ in parts if text is None)
+                yield Bad(src, n, "not text in its declared encoding", "")
+                return
+            text = "".join(t for _, t, _ in parts)
+            when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
+            when = when.replace(microsecond=when.microsecond // 1000 * 1000)
+            try:
+                yield parse_message(text, src, 1, when, None)
+            except ValueError as e:
+                yield Bad(src, 1, str(e), text[:500])
+            return
+        # Concatenated messages, each after a `captured_at:` line: streamed line by line.
+        chunk: list[str | None] = []
+        when_txt, start = CAPTURE.match(first[1].strip()).group(1), 2
+        for n, line, _raw in lines:
+            m = CAPTURE.match(line.strip()) if line is not None else None
+            if not m:
+                chunk.append(line)
+                continue
             yield from _concatenated(chunk, src, start, when_txt)
-    except UnicodeDecodeError as e:
-        raise IngestError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except (OSError, EOFError) as e:
+            chunk, start, when_txt = [], n + 1, m.group(1)
+        yield from _concatenated(chunk, src, start, when_txt)
+    except (OSError, EOFError, zlib.error) as e:
         raise IngestError(f"{path}: cannot be read ({e})") from None
 
 
-def _concatenated(chunk: list[str], src: str, line: int, when_txt: str) -> Iterator[Message | Bad]:
-    body = "".join(chunk)
+def _concatenated(chunk: list[str | None], src: str, line: int, when_txt: str) -> Iterator[Message | Bad]:
+    if any(c is None for c in chunk):
+        yield Bad(src, line, "not text in the log's encoding", "")
+        return
+    body = "".join(c for c in chunk if c is not None)
     if not body.strip():
         return
     try:
@@ -241,12 +297,20 @@ class Parsed:
     alerts: list[Message] = field(default_factory=list)
     bad: list[Bad] = field(default_factory=list)
     messages: int = 0
+    failed: list[Bad] = field(default_factory=list)  # files that could not be read at all
 
 
 def parse_files(paths: list[Path]) -> Parsed:
+    """Every file on its own: a file that cannot be read as a whole (a corrupt .gz, an unknown
+    encoding) is set aside with its reason and contributes nothing; the others load."""
     out = Parsed()
     for path in paths:
-        for item in read_messages(path):
+        try:
+            items = list(read_messages(path))
+        except IngestError as e:
+            out.failed.append(Bad(str(path), 0, str(e).removeprefix(f"{path}: "), ""))
+            continue
+        for item in items:
             out.messages += 1
             if isinstance(item, Bad):
                 out.bad.append(item)
@@ -417,6 +481,7 @@ class DuisResult:
     unpaired: int
     loads: list[LoadResult]
     already: bool = False
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): nothing loaded from it
 
 
 def ingest_duis(store: Store, m: Methodology, paths: list[Path], staging: Path) -> DuisResult:
@@ -424,7 +489,7 @@ def ingest_duis(store: Store, m: Methodology, paths: list[Path], staging: Path) 
     again changes nothing."""
     h = hashlib.sha256()
     for p in sorted(paths):
-        h.update(hashlib.sha256(p.read_bytes()).hexdigest().encode())
+        h.update(sha256_of(p).encode())  # streamed: a file is never read whole to hash it
     set_id = h.hexdigest()[:16]
     parsed = parse_files(paths)
     requests, alerts, unpaired = canonical_tables(parsed, store, m)
@@ -436,13 +501,14 @@ def ingest_duis(store: Store, m: Methodology, paths: list[Path], staging: Path) 
         out = staging / f"duis-{set_id}.{name}.parquet"
         pq.write_table(_arrow(rows, store, name), out)
         loads.append(load_file(store, out, name))
-    _record_rejects(store, set_id, parsed.bad, unpaired)
+    _record_rejects(store, set_id, [*parsed.failed, *parsed.bad], unpaired)
     return DuisResult(
         parsed.messages,
         len(parsed.bad),
         len(unpaired),
         loads,
         all(r.status == "already loaded" for r in loads),
+        [(b.source, b.reason) for b in parsed.failed],
     )
 
 
@@ -478,11 +544,15 @@ CREATE TABLE IF NOT EXISTS party_rtt (
 )"""
 
 
-def load_party_logs(store: Store, m: Methodology, paths: list[Path], party: str) -> tuple[int, int, int]:
+def load_party_logs(
+    store: Store, m: Methodology, paths: list[Path], party: str, failed: list[Bad] | None = None
+) -> tuple[int, int, int]:
     """A SEC Party's own DUIS log: when it sent each request and received the final response.
     Stored in `party_rtt` (re-loading replaces the same requests). Returns (requests, bad,
-    requests of another party)."""
+    requests of another party); files that could not be read are added to `failed`."""
     parsed = parse_files(paths)
+    if failed is not None:
+        failed.extend(parsed.failed)
     parties, devices = _lookup(store)
     store.con.execute(_PARTY_DDL)
     rows, foreign = [], 0

@@ -71,12 +71,13 @@ def table_for(path: Path, tables: list[str]) -> str | None:
 
 
 def find_files(paths: list[Path], suffixes: tuple[str, ...] = SUFFIXES) -> list[Path]:
-    """The files named, and those under the folders named, that end in one of `suffixes`."""
+    """The files named, and those under the folders named, that end in one of `suffixes` in any
+    case (`.XML` as `.xml`: DCC's test tooling writes upper case)."""
     out: list[Path] = []
     for p in paths:
         try:
             if p.is_dir():
-                out += sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(suffixes))
+                out += sorted(f for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(suffixes))
             elif p.exists():
                 out.append(p)
             else:
@@ -125,7 +126,7 @@ def _csv_error(path: Path, e: Exception) -> IngestError:
 
 
 def _csv_batches(path: Path, table: Table, bad: list[_BadCsvRow]) -> Iterator[pa.Table]:
-    opener = gzip.open if path.name.endswith(".gz") else open
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
             first = fh.readline()
@@ -366,7 +367,7 @@ def load_file(
             f"{list(contract.tables)} or pass --table"
         )
     table = contract.table(name)
-    if not path.name.endswith(SUFFIXES):
+    if not path.name.lower().endswith(SUFFIXES):
         raise IngestError(f"{path}: unsupported file type; expected one of {SUFFIXES}")
     digest = sha256_of(path)
     con = store.con
@@ -403,7 +404,7 @@ def _load_in_transaction(
     con = store.con
     file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchall()[0][0])
     bad_csv: list[_BadCsvRow] = []
-    is_parquet = path.name.endswith(".parquet")
+    is_parquet = path.name.lower().endswith(".parquet")
     native: frozenset[str] = frozenset()
     names: list[str] = []
     if is_parquet:

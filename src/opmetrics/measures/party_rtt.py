@@ -65,18 +65,20 @@ def party_rtt_report(store: Store, m: Methodology, party: str, period: str) -> l
     out = []
     for r in g.to_pyarrow().to_pylist():
         pw, dw = r["_party_within"], r["_dcc_within"] or 0
+        # An SRV without a Target Response Time has no share within it: not applicable, not 0 %.
+        has_trt = r["trt_s"] is not None
         out.append(
             {
                 **{k: r[k] for k in ("srv", "mode", "requests", "answered", "trt_s")},
                 "party_mean_s": r["party_mean_s"],
                 "party_median_s": r["party_median_s"],
-                "party_within_trt_pct": 100.0 * pw / r["answered"] if r["answered"] else None,
+                "party_within_trt_pct": 100.0 * pw / r["answered"] if r["answered"] and has_trt else None,
                 "dcc_included": r["dcc_included"],
                 "dcc_matched": r["dcc_matched"],
                 "dcc_excluded": r["dcc_excluded"],
                 "dcc_mean_s": r["dcc_mean_s"],
                 "dcc_median_s": r["dcc_median_s"],
-                "dcc_within_trt_pct": 100.0 * dw / r["dcc_matched"] if r["dcc_matched"] else None,
+                "dcc_within_trt_pct": 100.0 * dw / r["dcc_matched"] if r["dcc_matched"] and has_trt else None,
                 "party_minus_dcc_mean_s": r["party_minus_dcc_mean_s"],
             }
         )
