@@ -34,6 +34,7 @@ import io
 import json
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -364,78 +365,82 @@ def _request_id(line: str) -> tuple[str | None, str | None]:
 
 
 def fuzz_duis(n: int, base: Base, work: Path, seed: int = 3) -> Tally:
-    from opmetrics.ingest.duis import canonical_tables, parse_files
+    from opmetrics.ingest.duis_pairing import ingest_duis
 
     rng, tally = random.Random(seed), Tally("duis")
     m = methodology_mod.load()
-    store = Store(base.store_seed, CONTRACT)
     ids = [_request_id(line) for line in base.duis_lines]
-    try:
-        for i in range(n):
-            lines = list(base.duis_lines[: rng.randint(20, len(base.duis_lines))])
-            touched: set[int] = set()
-            for _ in range(rng.randint(1, 5)):
-                k = rng.randrange(len(lines))
-                if k in touched:
-                    continue  # already broken (perhaps no longer JSON)
-                touched.add(k)
-                rec = json.loads(lines[k])
-                how = rng.randrange(7)
-                if how == 0:
-                    rec["xml"] = rng.choice(XML_ATTACKS)
-                elif how == 1:
-                    rec["xml"] = rec["xml"][: rng.randrange(len(rec["xml"]))]
-                elif how == 2:
-                    rec["captured_at"] = rng.choice(GARBAGE)
-                elif how == 3:
-                    rec.pop(rng.choice(["xml", "captured_at"]))
-                elif how == 4:
-                    rec["xml"] = re.sub(
-                        r">[^<]+<", ">" + rng.choice(GARBAGE).replace("<", "") + "<", rec["xml"], count=1
-                    )
-                elif how == 5:
-                    lines[k] = lines[k][: rng.randrange(len(lines[k]))] + "\n"
-                    continue
-                else:
-                    rec["xml"] = rec["xml"].replace("sr:", rng.choice(["", "x:", "sr"]), rng.randint(1, 3))
-                lines[k] = json.dumps(rec) + "\n"
-            path = work / f"duis-{i}.jsonl"
-            path.write_text("".join(lines), encoding="utf-8")
-            try:
-                parsed = parse_files([path])
-                requests, _alerts, _unpaired = canonical_tables(parsed, store, m)
-            except IngestError as e:
-                tally.outcomes["file refused (IngestError)"] += 1
-                if str(path) not in str(e):
-                    tally.crash(f"duis {i}: refusal does not name the file: {e}")
+    # Each input loads into a fresh copy of the seed store (parties and devices).
+    for i in range(n):
+        lines = list(base.duis_lines[: rng.randint(20, len(base.duis_lines))])
+        touched: set[int] = set()
+        for _ in range(rng.randint(1, 5)):
+            k = rng.randrange(len(lines))
+            if k in touched:
+                continue  # already broken (perhaps no longer JSON)
+            touched.add(k)
+            rec = json.loads(lines[k])
+            how = rng.randrange(7)
+            if how == 0:
+                rec["xml"] = rng.choice(XML_ATTACKS)
+            elif how == 1:
+                rec["xml"] = rec["xml"][: rng.randrange(len(rec["xml"]))]
+            elif how == 2:
+                rec["captured_at"] = rng.choice(GARBAGE)
+            elif how == 3:
+                rec.pop(rng.choice(["xml", "captured_at"]))
+            elif how == 4:
+                rec["xml"] = re.sub(
+                    r">[^<]+<", ">" + rng.choice(GARBAGE).replace("<", "") + "<", rec["xml"], count=1
+                )
+            elif how == 5:
+                lines[k] = lines[k][: rng.randrange(len(lines[k]))] + "\n"
                 continue
-            except Exception:  # noqa: BLE001
-                tally.crash(f"duis {i}: {traceback.format_exc(limit=4)}")
-                continue
-            finally:
-                path.unlink()
-                tally.inputs += 1
-            problems = []
-            if parsed.messages != sum(1 for x in lines if x.strip()):
-                problems.append(f"{parsed.messages} messages counted of {sum(1 for x in lines if x.strip())}")
-            if any(not b.reason or b.line < 1 for b in parsed.bad):
-                problems.append("a malformed message without line or reason")
-            # Untouched pairs (request and every response with its id untouched) must come out.
-            got = {r["request_id"] for r in requests}
-            pos: dict[str, list[int]] = {}
-            for k, (rid, kind) in enumerate(ids[: len(lines)]):
-                if rid and kind in ("request", "response"):
-                    pos.setdefault(rid, []).append(k)
-            for rid, ks in pos.items():
-                kinds = {ids[k][1] for k in ks}
-                if kinds == {"request", "response"} and not touched & set(ks) and rid not in got:
-                    problems.append(f"untouched pair {rid} lost")
-            if problems:
-                tally.crash(f"duis {i}: " + "; ".join(problems[:3]))
             else:
-                tally.outcomes["parsed, malformed ones reported" if parsed.bad else "parsed, all good"] += 1
-    finally:
-        store.close()
+                rec["xml"] = rec["xml"].replace("sr:", rng.choice(["", "x:", "sr"]), rng.randint(1, 3))
+            lines[k] = json.dumps(rec) + "\n"
+        path = work / f"duis-{i}.jsonl"
+        path.write_text("".join(lines), encoding="utf-8")
+        db = work / f"duis-{i}.duckdb"
+        shutil.copy(base.store_seed, db)
+        store = Store(db, CONTRACT)
+        try:
+            res = ingest_duis(store, m, [path], work / f"duis-{i}-stage")
+            requests = store.rows("SELECT request_id FROM service_requests")
+            bad = store.rows("SELECT row_number AS line, reason FROM quarantine WHERE table_name = 'duis'")
+        except IngestError as e:
+            tally.outcomes["file refused (IngestError)"] += 1
+            if str(path) not in str(e):
+                tally.crash(f"duis {i}: refusal does not name the file: {e}")
+            continue
+        except Exception:  # noqa: BLE001
+            tally.crash(f"duis {i}: {traceback.format_exc(limit=4)}")
+            continue
+        finally:
+            store.close()
+            path.unlink()
+            db.unlink(missing_ok=True)
+            shutil.rmtree(work / f"duis-{i}-stage", ignore_errors=True)
+            tally.inputs += 1
+        problems = []
+        if res.messages != sum(1 for x in lines if x.strip()):
+            problems.append(f"{res.messages} messages counted of {sum(1 for x in lines if x.strip())}")
+        if any(not b["reason"] or b["line"] < 1 for b in bad):
+            problems.append("a malformed message without line or reason")
+        # Untouched pairs (request and every response with its id untouched) must come out.
+        got = {r["request_id"] for r in requests}
+        pos: dict[str, list[int]] = {}
+        for k, (rid, kind) in enumerate(ids[: len(lines)]):
+            if rid and kind in ("request", "response"):
+                pos.setdefault(rid, []).append(k)
+        for rid, ks in pos.items():
+            kinds = {ids[k][1] for k in ks}
+            if kinds == {"request", "response"} and not touched & set(ks) and rid not in got:
+                problems.append(f"untouched pair {rid} lost")
+        if problems:
+            tally.crash(f"duis {i}: " + "; ".join(problems[:3]))
+        else:
+            tally.outcomes["parsed, malformed ones reported" if bad else "parsed, all good"] += 1
     return tally
 
 

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from opmetrics.cli import app
 from opmetrics.engine.store import Store
-from opmetrics.ingest.duis import ingest_duis, parse_message
+from opmetrics.ingest.duis import parse_message
+from opmetrics.ingest.duis_pairing import ingest_duis
 from opmetrics.measures.run import compute
 from opmetrics.methodology import load as load_methodology
 from opmetrics.simulate.duis import request_xml, response_xml
@@ -44,14 +45,23 @@ def month(tmp_path_factory):
 
 
 def test_duis_path_gives_the_same_figures_as_the_parquet_path(month, tmp_path):
-    a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    """The month's DUIS logs loaded at once, or one daily file at a time (responses in the next
+    day's file pair on the next load; issue 33), give the figures of the canonical tables."""
+    a, b, c = tmp_path / "a.duckdb", tmp_path / "b.duckdb", tmp_path / "c.duckdb"
     cli("ingest", str(month / "data"), "--db", str(a))
-    cli("ingest", *[str(month / "data" / t) for t in SIDE_TABLES], "--db", str(b))
+    for db in (b, c):
+        cli("ingest", *[str(month / "data" / t) for t in SIDE_TABLES], "--db", str(db))
     out = cli("ingest-duis", str(month / "data" / "duis"), "--db", str(b))
     assert "0 malformed" in out and "0 unpaired" in out
+    days = sorted((month / "data" / "duis").glob("*.jsonl.gz"))
     m = load_methodology()
+    with Store(c) as store:
+        for day in days:
+            ingest_duis(store, m, [day], tmp_path / "stage")
+        corrected = store.count("superseded")
+    assert len(days) > 20 and corrected > 0  # some pairs did span two daily files
     snap = {}
-    for name, db in (("parquet", a), ("duis", b)):
+    for name, db in (("parquet", a), ("duis", b), ("daily", c)):
         with Store(db) as store:
             compute(store, m, "2026-10", as_of=dt.datetime(2026, 11, 1))
             snap[name] = {
@@ -61,8 +71,9 @@ def test_duis_path_gives_the_same_figures_as_the_parquet_path(month, tmp_path):
     for t in snap["parquet"]:
         assert len(snap["parquet"][t]) > 50, t
         assert snap["parquet"][t] == snap["duis"][t], t
+        assert snap["parquet"][t] == snap["daily"][t], t
     again = cli("ingest-duis", str(month / "data" / "duis"), "--db", str(b))
-    assert again.count("already loaded") == 2  # re-loading the same logs changes nothing
+    assert again.count("already loaded") == len(days)  # re-loading the same logs changes nothing
 
 
 def _line(xml: str, at: str = "2026-10-05T10:00:00.000Z", **dsp) -> str:
@@ -309,3 +320,76 @@ def test_party_rtt_report_says_n_a_where_an_srv_has_no_target():
     html = _env().get_template("party_rtt.html.j2").render(rows=[row], party="SUP-A", period="2026-10", m=m)
     cells = re.search(r"<td>99.9</td>.*?</tr>", html, re.S).group(0)
     assert cells.count("n/a") == 2 and "%" not in cells
+
+
+def test_pairs_across_loads_acknowledgements_apart_overlaps_once_and_settling(tmp_path):
+    """Issue 33, item 1, over three loads of hand-built logs:
+    - a future-dated request's I99 is not its response: it stays open after the first load and
+      the I0 in the next log gives it its I0 time (a correction of the row);
+    - a log overlapping the previous one (the same messages again) adds nothing and refuses
+      nothing; the re-sent request pairs with its response from the later log;
+    - a request with no response is open until its TRT plus the grace period has passed at the
+      cut-off, then it is settled without one; an 11.1 settled with only its I99 keeps the I99;
+    - a response naming another ServiceReferenceVariant is not paired; an originator missing
+      from `parties` is reported."""
+    db = tmp_path / "x.duckdb"
+    cli("ingest", str(_parties_devices(tmp_path)), "--db", str(db))
+    fut, ovl, lost, fw, wrong = (f"{USER}:{DEV}:{i}" for i in (11, 12, 13, 14, 15))
+    stranger = f"90-B3-D5-1F-30-01-00-FF:{DEV}:16"
+    t0 = dt.datetime(2026, 10, 9, 23, 50)
+
+    def at(minutes: float) -> str:
+        return (t0 + dt.timedelta(minutes=minutes)).isoformat(timespec="milliseconds") + "Z"
+
+    def resp(rid: str, srv: str, code: str, minutes: float) -> str:
+        return _line(response_xml(rid, srv, code, t0 + dt.timedelta(minutes=minutes)), at(minutes))
+
+    day1 = [
+        _line(request_xml(fut, "1.1.1", t0 + dt.timedelta(hours=2)), at(0)),
+        resp(fut, "1.1.1", "I99", 0.1),
+        _line(request_xml(ovl, "2.2", None), at(1)),
+        _line(request_xml(lost, "2.2", None), at(2)),
+        _line(request_xml(fw, "11.1", None), at(3)),
+        resp(fw, "11.1", "I99", 3.1),
+        _line(request_xml(wrong, "2.2", None), at(4)),
+        resp(wrong, "4.1.1", "I0", 4.2),
+        _line(request_xml(stranger, "2.2", None), at(5)),
+        resp(stranger, "2.2", "I0", 5.1),
+    ]
+    day2 = [*day1[2:3], resp(ovl, "2.2", "I0", 11), resp(fut, "1.1.1", "I0", 130)]
+    day3 = [_line(request_xml(f"{USER}:{DEV}:17", "2.2", None), at(60 * 24))]
+    logs = []
+    for i, lines in enumerate((day1, day2, day3), start=1):
+        logs.append(tmp_path / f"day{i}.jsonl")
+        logs[-1].write_text("\n".join(lines) + "\n")
+    m = load_methodology()
+
+    def state(store: Store) -> dict[str, tuple]:
+        rows = store.rows("SELECT request_id, response_code, responded_at FROM service_requests")
+        return {r["request_id"]: (r["response_code"], r["responded_at"]) for r in rows}
+
+    with Store(db) as store:
+        first = ingest_duis(store, m, [logs[0]], tmp_path / "stage")
+        s1 = state(store)
+        assert s1[fut] == (None, None) and s1[lost] == (None, None) and s1[fw] == (None, None)
+        assert s1[ovl] == (None, None) and s1[wrong] == (None, None)
+        assert first.open_requests == 5  # every request but the stranger's (answered)
+        assert first.unknown_originators == ["90-B3-D5-1F-30-01-00-FF"]
+        assert s1[stranger][0] == "I0"
+        (mismatch,) = store.rows("SELECT reason FROM duis_unpaired")
+        assert "ServiceReferenceVariant 4.1.1 is not the request's 2.2" in mismatch["reason"]
+
+        second = ingest_duis(store, m, [logs[1]], tmp_path / "stage")
+        s2 = state(store)
+        assert second.bad == 0 and store.count("quarantine") == 0  # the re-sent request is the same one
+        assert s2[ovl][0] == "I0" and s2[fut] == ("I0", t0 + dt.timedelta(minutes=130))
+        # The cut-off (02:00) is past 2.2's 30 s TRT and an hour's grace: settled, without a response.
+        assert s2[lost] == (None, None) and s2[fw] == ("I99", t0 + dt.timedelta(minutes=3.1))
+        assert second.open_requests == 0
+
+        third = ingest_duis(store, m, [logs[2]], tmp_path / "stage")
+        assert third.open_requests == 1  # the third log's request, within its TRT
+        s3, rows = state(store), store.count("service_requests")
+        again = ingest_duis(store, m, logs, tmp_path / "stage")
+        assert again.already and again.files_already == [str(p) for p in logs] and not again.loads
+        assert state(store) == s3 and store.count("service_requests") == rows == 7

@@ -271,7 +271,8 @@ def ingest_duis_cmd(
     """Load DUIS message logs: pair requests and responses by RequestID into service_requests and
     alerts. Load `parties` and `devices` first: they map originators to parties and devices to
     region, type and SMETS. Malformed messages are quarantined with file, line and reason."""
-    from opmetrics.ingest.duis import SUFFIXES, ingest_duis
+    from opmetrics.ingest.duis import SUFFIXES
+    from opmetrics.ingest.duis_pairing import ingest_duis
     from opmetrics.ingest.load import IngestError
 
     files = _log_files(paths, SUFFIXES)
@@ -293,12 +294,20 @@ def ingest_duis_cmd(
             f"{r.table}: {r.status}, {r.rows_read:,} read, {r.accepted:,} accepted, "
             f"{r.quarantined:,} quarantined"
         )
+    for path in res.files_already:
+        console.print(f"{path}: already loaded")
     for path, reason in res.failed:
         console.print(f"[red]{path}[/]: not loaded ({reason}); kept in the quarantine")
+    if res.unknown_originators:
+        console.print(
+            f"[yellow]{len(res.unknown_originators)} originator(s) not in `parties`[/] (named by their "
+            f"User ID until `parties` maps them): {', '.join(res.unknown_originators[:5])}"
+        )
     console.print(
         f"{len(files)} log file(s), {res.messages:,} messages in {secs:.1f} s "
         f"({res.messages / max(secs, 1e-9):,.0f}/s): "
-        f"{res.bad:,} malformed (quarantined), {res.unpaired:,} unpaired (table duis_unpaired)."
+        f"{res.bad:,} malformed (quarantined), {res.unpaired:,} unpaired (table duis_unpaired), "
+        f"{res.open_requests:,} request(s) still waiting for a response."
     )
 
 

@@ -12,10 +12,9 @@ Reads service requests, responses (I0, the I99 acknowledgement, E-codes), device
 
 Parsing is per message with defusedxml: no DTDs, so no entity expansion and no external
 entities (XXE and billion-laughs messages are rejected). A bad message is quarantined with its
-file, line and reason; the rest of the file still loads. Requests and responses are paired by
-RequestID; the final response is the last non-acknowledgement one (or the I99 when that is all
-there is). The result becomes the canonical `service_requests` and `alerts` rows, which then go
-through the normal validation, duplicate checks and quarantine.
+file, line and reason; the rest of the file still loads. Pairing requests with their responses
+across loads, and loading the canonical rows, is `duis_pairing`; this module reads messages
+(and measures a party's own log, `load_party_logs`).
 """
 
 from __future__ import annotations
@@ -34,13 +33,11 @@ from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
 from opmetrics.engine.store import Store
-from opmetrics.ingest.load import IngestError, LoadResult, load_file, sha256_of
+from opmetrics.ingest.load import IngestError
 from opmetrics.methodology import Methodology
 
 NS = "http://www.dccinterface.co.uk/ServiceUserGateway"
@@ -64,6 +61,7 @@ class Message:
     future_dated: bool = False
     scheduled: bool = False
     dsp: dict[str, Any] = field(default_factory=dict)
+    key: str = ""  # the message's identity: the same message in two overlapping logs is one
 
 
 @dataclass
@@ -102,6 +100,7 @@ def parse_message(xml: str, source: str, line: int, captured_at: dt.datetime, ds
     """One DUIS message; raises ValueError with the reason it cannot be used. The text is decoded
     already, so an XML declaration's encoding no longer applies and is dropped."""
     xml = _DECLARATION.sub("", xml, count=1)
+    key = hashlib.sha256(f"{captured_at.isoformat()}|{xml.strip()}".encode()).hexdigest()[:32]
     try:
         root = fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as e:
@@ -117,7 +116,7 @@ def parse_message(xml: str, source: str, line: int, captured_at: dt.datetime, ds
     body = _child(root, "Body")
     if header is None:
         raise ValueError(f"{local} has no Header")
-    msg = Message(source, line, captured_at, "request", dsp=dsp or {})
+    msg = Message(source, line, captured_at, "request", dsp=dsp or {}, key=key)
     msg.request_id = _text(header, "RequestID")
     if local == "Request":
         msg.srv = _text(header, "ServiceReferenceVariant")
@@ -348,191 +347,6 @@ def _final(responses: list[Message]) -> Message:
     real = [r for r in responses if r.code != ACK]
     chosen = real or responses
     return max(chosen, key=lambda r: (r.captured_at, r.line))
-
-
-def canonical_tables(
-    parsed: Parsed, store: Store, m: Methodology
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Bad]]:
-    """(service_requests rows, alerts rows, unpaired messages)."""
-    parties, devices = _lookup(store)
-    critical = {s.srv: s.critical for s in m.srvs}
-    unpaired: list[Bad] = []
-    requests: list[dict[str, Any]] = []
-
-    def who(eui: str) -> tuple[str, str]:
-        return parties.get(eui, (eui, "OU"))
-
-    for rid, req in parsed.requests.items():
-        parts = rid.split(":")
-        if len(parts) != 3:
-            unpaired.append(
-                Bad(req.source, req.line, f"RequestID {rid} is not originator:target:counter", "")
-            )
-            continue
-        resp = parsed.responses.pop(rid, None)
-        final = _final(resp) if resp else None
-        requests.append(_request_row(req, final, parts, who, devices, critical))
-    for rid, resps in parsed.responses.items():
-        for r in resps:
-            if r.scheduled:  # a DSP-scheduled message: the DSP created the request itself
-                parts = rid.split(":")
-                if len(parts) == 3:
-                    start = (
-                        _time(r.dsp["schedule_started_at"])
-                        if r.dsp.get("schedule_started_at")
-                        else r.response_at
-                    )
-                    pseudo = Message(r.source, r.line, start, "request", rid, srv=r.srv, dsp=r.dsp)
-                    requests.append(_request_row(pseudo, r, parts, who, devices, critical, "dcc-scheduled"))
-                    continue
-            unpaired.append(
-                Bad(r.source, r.line, f"response {r.code} with no Request for RequestID {rid}", "")
-            )
-    alerts = []
-    for a in parsed.alerts:
-        parts = (a.response_id or "").split(":")
-        if len(parts) != 3:
-            unpaired.append(
-                Bad(
-                    a.source, a.line, f"alert ResponseID {a.response_id} is not originator:target:counter", ""
-                )
-            )
-            continue
-        device, user = parts[0], parts[1]
-        party, _role = who(user)
-        d = devices.get(device, {})
-        delivered = a.dsp.get("delivered", True)
-        alerts.append(
-            {
-                "alert_id": a.dsp.get("alert_id") or a.response_id,
-                "alert_code": a.code,
-                "kind": "device" if a.kind == "device_alert" else "dcc",
-                "device_id": device,
-                "device_type": d.get("device_type"),
-                "smets": d.get("smets"),
-                "region": d.get("region"),
-                "party_id": party,
-                "request_id": a.request_id,
-                "raised_at": _time(a.dsp["raised_at"]) if a.dsp.get("raised_at") else a.response_at,
-                "delivered_at": a.captured_at if delivered else None,
-                "suppressed": bool(a.dsp.get("suppressed", False)),
-            }
-        )
-    return requests, alerts, unpaired
-
-
-def _request_row(req, final, parts, who, devices, critical, mode=None) -> dict[str, Any]:
-    originator, device, _counter = parts
-    party, role = who(originator)
-    d = devices.get(device, {})
-    dsp = req.dsp
-    released = dsp.get("quarantine_released_at")
-    return {
-        "request_id": req.request_id,
-        "party_id": party,
-        "user_role": role,
-        "srv": req.srv,
-        "mode": mode or dsp.get("mode") or ("future-dated" if req.future_dated else "on-demand"),
-        "critical": critical.get(req.srv, False),
-        "device_id": device,
-        "device_type": d.get("device_type"),
-        "smets": d.get("smets"),
-        "region": d.get("region"),
-        "received_at": req.captured_at,
-        "responded_at": final.captured_at if final else None,
-        "response_code": final.code if final else None,
-        "report_status": int(dsp.get("report_status", DEFAULT_REPORT_STATUS)),
-        "dsp_attempts": int(dsp.get("attempts", 1)),
-        "quarantine_released_at": _time(released) if released else None,
-        **{leg: _time(dsp[leg]) if dsp.get(leg) else None for leg in LEGS},
-    }
-
-
-SR_TYPES = {
-    "critical": pa.bool_(),
-    "smets": pa.int8(),
-    "report_status": pa.int32(),
-    "dsp_attempts": pa.int32(),
-}
-
-
-def _arrow(rows: list[dict[str, Any]], store: Store, table: str) -> pa.Table:
-    t = store.contract.table(table)
-    cols = {}
-    for f in t.fields:
-        vals = [r.get(f.name) for r in rows]
-        if f.type == "timestamp":
-            cols[f.name] = pa.array(vals, pa.timestamp("ms"))
-        elif f.type == "integer":
-            cols[f.name] = pa.array(vals, pa.int64())
-        elif f.type == "number":
-            cols[f.name] = pa.array(vals, pa.float64())
-        elif f.type == "boolean":
-            cols[f.name] = pa.array(vals, pa.bool_())
-        else:
-            cols[f.name] = pa.array([None if v is None else str(v) for v in vals], pa.string())
-    return pa.table(cols)
-
-
-@dataclass
-class DuisResult:
-    messages: int
-    bad: int
-    unpaired: int
-    loads: list[LoadResult]
-    already: bool = False
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): nothing loaded from it
-
-
-def ingest_duis(store: Store, m: Methodology, paths: list[Path], staging: Path) -> DuisResult:
-    """Parse, pair and load a set of DUIS logs (pairing is within the set). Loading the same set
-    again changes nothing."""
-    h = hashlib.sha256()
-    for p in sorted(paths):
-        h.update(sha256_of(p).encode())  # streamed: a file is never read whole to hash it
-    set_id = h.hexdigest()[:16]
-    parsed = parse_files(paths)
-    requests, alerts, unpaired = canonical_tables(parsed, store, m)
-    staging.mkdir(parents=True, exist_ok=True)
-    loads = []
-    for name, rows in (("service_requests", requests), ("alerts", alerts)):
-        if not rows:
-            continue
-        out = staging / f"duis-{set_id}.{name}.parquet"
-        pq.write_table(_arrow(rows, store, name), out)
-        loads.append(load_file(store, out, name))
-    _record_rejects(store, set_id, [*parsed.failed, *parsed.bad], unpaired)
-    return DuisResult(
-        parsed.messages,
-        len(parsed.bad),
-        len(unpaired),
-        loads,
-        all(r.status == "already loaded" for r in loads),
-        [(b.source, b.reason) for b in parsed.failed],
-    )
-
-
-def _record_rejects(store: Store, set_id: str, bad: list[Bad], unpaired: list[Bad]) -> None:
-    """Malformed messages go to the quarantine; unpaired ones to `duis_unpaired`. Both keep the
-    file, the line and the reason."""
-    con = store.con
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS duis_unpaired (set_id VARCHAR, path VARCHAR, line BIGINT, reason VARCHAR)"
-    )
-    done = con.execute("SELECT count(*) FROM duis_unpaired WHERE set_id = ?", [set_id]).fetchall()[0][0]
-    q_done = con.execute(
-        "SELECT count(*) FROM quarantine WHERE table_name = 'duis' AND raw LIKE ?", [f"set {set_id}%"]
-    ).fetchall()[0][0]
-    if not done and unpaired:
-        con.executemany(
-            "INSERT INTO duis_unpaired VALUES (?, ?, ?, ?)",
-            [[set_id, b.source, b.line, b.reason] for b in unpaired],
-        )
-    if not q_done and bad:
-        con.executemany(
-            "INSERT INTO quarantine VALUES (0, 'duis', ?, ?, 'message', NULL, ?, ?, ?)",
-            [[b.source, b.line, b.reason, b.reason, f"set {set_id}: {b.raw}"] for b in bad],
-        )
 
 
 # --- party-side measurement ---------------------------------------------------------------------

@@ -122,7 +122,9 @@ def write_duis_logs(data_dir: Path, out_dir: Path, party: str | None = None, see
             if r["responded_at"] is not None:
                 at = r["responded_at"].replace(tzinfo=None)
                 got = at + dt.timedelta(milliseconds=rnd.randint(40, 400)) if party else at
-                put(day, got, response_xml(rid, srv, r["response_code"], at, scheduled), {})
+                # A log holds what was captured that day: a late response is in the next day's log.
+                xml = response_xml(rid, srv, r["response_code"], at, scheduled)
+                put(got.date().isoformat(), got, xml, {})
                 counts["responses"] += 1
     al = ds.dataset(data_dir / "alerts", format="parquet")
     n = 0

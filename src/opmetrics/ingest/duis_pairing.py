@@ -1,0 +1,416 @@
+"""DUIS messages kept in the store and paired across loads (issue 33, items 1-4).
+
+Logs arrive a day (or an hour) at a time, and a request's response is often in the next file.
+So every message is kept in `duis_messages`, keyed by its identity (capture time and text: the
+same message in two overlapping logs is one), and requests are paired with their responses in
+DuckDB after each load, over everything loaded so far:
+
+- the final response is the last one that is not an I99 acknowledgement; the I99 is kept apart;
+- a request without a final response stays open: its row carries no response (the measures
+  count it as pending while its TRT runs) and a later load that brings the response corrects
+  the row (a corrections load: the old row is kept in `superseded`);
+- an open request is settled only when its TRT plus a grace period has passed at the data
+  cut-off (the latest capture time loaded): then it keeps its I99 if that is all it got (an 11.1
+  is acknowledged, its outcome comes as an alert), else it has no response;
+- a response whose ServiceReferenceVariant is not its request's is not paired (kept in
+  `duis_unpaired` with both values).
+
+Nothing is held in Python beyond one batch of one file: memory stays flat however long the log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from opmetrics.engine.store import Store
+from opmetrics.ingest.duis import ACK, LEGS, Bad, Message, read_messages
+from opmetrics.ingest.load import IngestError, LoadResult, load_file, sha256_of
+from opmetrics.methodology import Methodology
+
+GRACE = dt.timedelta(hours=1)  # after its TRT, how long a response may still arrive in the logs
+BATCH = 50_000  # messages staged at a time
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS duis_files (
+    sha256 VARCHAR PRIMARY KEY, path VARCHAR, messages BIGINT, bad BIGINT, loaded_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS duis_messages (
+    msg_key VARCHAR PRIMARY KEY, kind VARCHAR, request_id VARCHAR, response_id VARCHAR,
+    srv VARCHAR, code VARCHAR, captured_at TIMESTAMP, response_at TIMESTAMP,
+    future_dated BOOLEAN, scheduled BOOLEAN, dsp VARCHAR, source VARCHAR, line BIGINT);
+CREATE TABLE IF NOT EXISTS duis_emitted (
+    record_id VARCHAR PRIMARY KEY, responded_at TIMESTAMP, response_code VARCHAR);
+CREATE TABLE IF NOT EXISTS duis_unpaired (set_id VARCHAR, path VARCHAR, line BIGINT, reason VARCHAR);
+"""
+
+_STAGE_SCHEMA = pa.schema(
+    [
+        ("msg_key", pa.string()),
+        ("kind", pa.string()),
+        ("request_id", pa.string()),
+        ("response_id", pa.string()),
+        ("srv", pa.string()),
+        ("code", pa.string()),
+        ("captured_at", pa.timestamp("ms")),
+        ("response_at", pa.timestamp("ms")),
+        ("future_dated", pa.bool_()),
+        ("scheduled", pa.bool_()),
+        ("dsp", pa.string()),
+        ("source", pa.string()),
+        ("line", pa.int64()),
+    ]
+)
+
+
+@dataclass
+class DuisResult:
+    messages: int
+    bad: int
+    unpaired: int
+    loads: list[LoadResult]
+    already: bool = False
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): nothing loaded from it
+    files_already: list[str] = field(default_factory=list)  # files loaded before: skipped
+    open_requests: int = 0  # requests still waiting for a final response
+    unknown_originators: list[str] = field(default_factory=list)  # User IDs not in `parties`
+
+
+def _row(msg: Message) -> dict:
+    return {
+        "msg_key": msg.key,
+        "kind": msg.kind,
+        "request_id": msg.request_id,
+        "response_id": msg.response_id,
+        "srv": msg.srv,
+        "code": msg.code,
+        "captured_at": msg.captured_at,
+        "response_at": msg.response_at,
+        "future_dated": msg.future_dated,
+        "scheduled": msg.scheduled,
+        "dsp": json.dumps(msg.dsp, sort_keys=True, default=str) if msg.dsp else None,
+        "source": msg.source,
+        "line": msg.line,
+    }
+
+
+def _ids_ok(msg: Message) -> str | None:
+    """Why a message's identifiers cannot be used, or None."""
+    rid = msg.request_id if msg.kind in ("request", "response") else msg.response_id
+    if rid is not None and len(rid.split(":")) != 3:
+        what = "RequestID" if msg.kind in ("request", "response") else "alert ResponseID"
+        return f"{what} {rid} is not originator:target:counter"
+    return None
+
+
+def _stage_file(store: Store, path: Path) -> tuple[int, list[Bad]]:
+    """Read one file into the temp table `_duis_stage` in batches; its bad messages returned.
+    Raises IngestError when the file cannot be read as a whole."""
+    con = store.con
+    con.execute("CREATE OR REPLACE TEMP TABLE _duis_stage AS SELECT * FROM _duis_schema")
+    bad: list[Bad] = []
+    batch: list[dict] = []
+    n = 0
+
+    def flush() -> None:
+        if batch:
+            con.register("_duis_batch", pa.Table.from_pylist(batch, schema=_STAGE_SCHEMA))
+            con.execute("INSERT INTO _duis_stage SELECT * FROM _duis_batch")
+            con.unregister("_duis_batch")
+            batch.clear()
+
+    for item in read_messages(path):
+        n += 1
+        if isinstance(item, Bad):
+            bad.append(item)
+            continue
+        why = _ids_ok(item)
+        if why:
+            bad.append(Bad(item.source, item.line, why, ""))
+            continue
+        batch.append(_row(item))
+        if len(batch) >= BATCH:
+            flush()
+    flush()
+    return n, bad
+
+
+def _second_requests(store: Store) -> list[Bad]:
+    """Staged requests whose RequestID is already another request's (in the store or earlier in
+    the file): refused, the first one stands."""
+    rows = store.rows(
+        """
+        SELECT s.source, s.line, s.request_id FROM _duis_stage s
+        WHERE s.kind = 'request' AND (
+            EXISTS (SELECT 1 FROM duis_messages d WHERE d.kind = 'request'
+                    AND d.request_id = s.request_id AND d.msg_key <> s.msg_key)
+            OR EXISTS (SELECT 1 FROM _duis_stage t WHERE t.kind = 'request'
+                       AND t.request_id = s.request_id AND t.msg_key <> s.msg_key AND t.line < s.line))
+        """
+    )
+    if rows:
+        store.con.execute(
+            "DELETE FROM _duis_stage WHERE (source, line) IN (SELECT (source, line) FROM "
+            "(SELECT unnest(?) AS source, unnest(?) AS line))",
+            [[r["source"] for r in rows], [r["line"] for r in rows]],
+        )
+    return [Bad(r["source"], r["line"], f"second Request with RequestID {r['request_id']}", "") for r in rows]
+
+
+def _quarantine(store: Store, bad: list[Bad]) -> None:
+    if bad:
+        store.con.executemany(
+            "INSERT INTO quarantine VALUES (0, 'duis', ?, ?, 'message', NULL, ?, ?, ?)",
+            [[b.source, b.line, b.reason, b.reason, b.raw] for b in bad],
+        )
+
+
+def _lookups(store: Store, m: Methodology) -> None:
+    """Temp tables the pairing joins: the SRV catalogue's TRT and critical flag, and each mode's
+    default TRT (for an SRV the catalogue does not have)."""
+    con = store.con
+    con.register("_duis_cat", pa.Table.from_pylist(m.catalogue_rows()))
+    con.execute("CREATE OR REPLACE TEMP TABLE _duis_trt AS SELECT * FROM _duis_cat")
+    con.unregister("_duis_cat")
+    defaults = [{"mode": k, "trt_s": v} for k, v in m.trt_defaults_seconds.items()]
+    con.register("_duis_def", pa.Table.from_pylist(defaults))
+    con.execute("CREATE OR REPLACE TEMP TABLE _duis_trt_default AS SELECT * FROM _duis_def")
+    con.unregister("_duis_def")
+
+
+def _dsp(key: str) -> str:
+    return f"json_extract_string(r.dsp, '$.{key}')"
+
+
+def _ts(expr: str) -> str:
+    return f"CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)"
+
+
+_PAIRED = f"""
+WITH cut AS (SELECT max(captured_at) AS cutoff_at FROM duis_messages),
+req AS (SELECT * FROM duis_messages WHERE kind = 'request'),
+resp AS (
+    SELECT p.* FROM duis_messages p JOIN req q USING (request_id)
+    WHERE p.kind = 'response' AND (p.srv IS NULL OR p.srv = q.srv)),
+fin AS (
+    SELECT request_id, arg_max(code, (captured_at, source, line)) AS code, max(captured_at) AS last_at
+    FROM resp WHERE code <> '{ACK}' GROUP BY request_id),
+ack AS (
+    SELECT request_id, arg_max(code, (captured_at, source, line)) AS code, max(captured_at) AS last_at
+    FROM resp WHERE code = '{ACK}' GROUP BY request_id),
+party AS (
+    SELECT user_id, party_id, user_role FROM parties
+    QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY valid_from DESC) = 1),
+device AS (
+    SELECT device_id, device_type, smets, region FROM devices
+    QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY extracted_at DESC) = 1),
+base AS (
+    SELECT r.*, split_part(r.request_id, ':', 1) AS originator, split_part(r.request_id, ':', 2) AS target,
+           coalesce({_dsp("mode")}, CASE WHEN r.future_dated THEN 'future-dated' ELSE 'on-demand' END) AS mode
+    FROM req r),
+rows AS (
+    SELECT r.request_id,
+           coalesce(p.party_id, r.originator) AS party_id,
+           coalesce(p.user_role, 'OU') AS user_role,
+           r.srv, r.mode,
+           coalesce(c.critical, false) AS critical,
+           r.target AS device_id, d.device_type, d.smets, d.region,
+           r.captured_at AS received_at,
+           f.last_at AS final_at, f.code AS final_code, a.last_at AS ack_at, a.code AS ack_code,
+           r.captured_at + to_seconds(coalesce(c.trt_s, t.trt_s, 0)) + INTERVAL {{grace}} SECOND
+               <= (SELECT cutoff_at FROM cut) AS settled,
+           coalesce(TRY_CAST({_dsp("report_status")} AS INTEGER), 2) AS report_status,
+           coalesce(TRY_CAST({_dsp("attempts")} AS INTEGER), 1) AS dsp_attempts,
+           {_ts(_dsp("quarantine_released_at"))} AS quarantine_released_at,
+           {", ".join(f"{_ts(_dsp(leg))} AS {leg}" for leg in LEGS)},
+           p.user_id IS NULL AS unknown_originator
+    FROM base r
+    LEFT JOIN party p ON p.user_id = r.originator
+    LEFT JOIN device d ON d.device_id = r.target
+    LEFT JOIN _duis_trt c ON c.srv = r.srv AND c.smets = coalesce(d.smets, 2) AND c.mode = r.mode
+    LEFT JOIN _duis_trt_default t ON t.mode = r.mode
+    LEFT JOIN fin f USING (request_id)
+    LEFT JOIN ack a USING (request_id))
+SELECT * EXCLUDE (final_at, final_code, ack_at, ack_code),
+       CASE WHEN final_code IS NOT NULL THEN final_at WHEN settled THEN ack_at END AS responded_at,
+       CASE WHEN final_code IS NOT NULL THEN final_code WHEN settled THEN ack_code END AS response_code,
+       final_code IS NULL AND NOT settled AS still_open
+FROM rows
+"""
+
+_SCHEDULED = f"""
+SELECT r.request_id,
+       coalesce(p.party_id, split_part(r.request_id, ':', 1)) AS party_id,
+       coalesce(p.user_role, 'OU') AS user_role, r.srv, 'dcc-scheduled' AS mode,
+       coalesce(c.critical, false) AS critical,
+       split_part(r.request_id, ':', 2) AS device_id, d.device_type, d.smets, d.region,
+       coalesce({_ts(_dsp("schedule_started_at"))}, r.response_at) AS received_at,
+       r.captured_at AS responded_at, r.code AS response_code,
+       coalesce(TRY_CAST({_dsp("report_status")} AS INTEGER), 2) AS report_status,
+       coalesce(TRY_CAST({_dsp("attempts")} AS INTEGER), 1) AS dsp_attempts,
+       {_ts(_dsp("quarantine_released_at"))} AS quarantine_released_at,
+       {", ".join(f"{_ts(_dsp(leg))} AS {leg}" for leg in LEGS)}
+FROM duis_messages r
+LEFT JOIN (SELECT user_id, party_id, user_role FROM parties
+           QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY valid_from DESC) = 1) p
+       ON p.user_id = split_part(r.request_id, ':', 1)
+LEFT JOIN (SELECT device_id, device_type, smets, region FROM devices
+           QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY extracted_at DESC) = 1) d
+       ON d.device_id = split_part(r.request_id, ':', 2)
+LEFT JOIN _duis_trt c ON c.srv = r.srv AND c.smets = coalesce(d.smets, 2) AND c.mode = 'dcc-scheduled'
+WHERE r.kind = 'response' AND r.scheduled
+  AND NOT EXISTS (SELECT 1 FROM duis_messages q WHERE q.kind = 'request' AND q.request_id = r.request_id)
+QUALIFY row_number() OVER (PARTITION BY r.request_id ORDER BY r.captured_at DESC, r.line DESC) = 1
+"""
+
+_ALERTS = f"""
+SELECT coalesce({_dsp("alert_id")}, r.response_id) AS alert_id, r.code AS alert_code,
+       CASE WHEN r.kind = 'device_alert' THEN 'device' ELSE 'dcc' END AS kind,
+       split_part(r.response_id, ':', 1) AS device_id, d.device_type, d.smets, d.region,
+       coalesce(p.party_id, split_part(r.response_id, ':', 2)) AS party_id,
+       r.request_id,
+       coalesce({_ts(_dsp("raised_at"))}, r.response_at) AS raised_at,
+       CASE WHEN coalesce(TRY_CAST({_dsp("delivered")} AS BOOLEAN), true)
+            THEN r.captured_at END AS delivered_at,
+       coalesce(TRY_CAST({_dsp("suppressed")} AS BOOLEAN), false) AS suppressed,
+       'alert:' || r.msg_key AS record_id
+FROM duis_messages r
+LEFT JOIN (SELECT user_id, party_id FROM parties
+           QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY valid_from DESC) = 1) p
+       ON p.user_id = split_part(r.response_id, ':', 2)
+LEFT JOIN (SELECT device_id, device_type, smets, region FROM devices
+           QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY extracted_at DESC) = 1) d
+       ON d.device_id = split_part(r.response_id, ':', 1)
+WHERE r.kind IN ('device_alert', 'dcc_alert')
+  AND NOT EXISTS (SELECT 1 FROM duis_emitted e WHERE e.record_id = 'alert:' || r.msg_key)
+"""
+
+_UNPAIRED = """
+SELECT p.source AS path, p.line,
+       CASE WHEN q.request_id IS NULL
+            THEN 'response ' || p.code || ' with no Request for RequestID ' || p.request_id
+            ELSE 'response ' || p.code || ' for RequestID ' || p.request_id || ': ServiceReferenceVariant '
+                 || p.srv || ' is not the request''s ' || q.srv END AS reason
+FROM duis_messages p
+LEFT JOIN (SELECT request_id, srv FROM duis_messages WHERE kind = 'request') q USING (request_id)
+WHERE p.kind = 'response' AND NOT p.scheduled
+  AND (q.request_id IS NULL OR (p.srv IS NOT NULL AND p.srv <> q.srv))
+ORDER BY p.source, p.line
+"""
+
+
+def _copy(store: Store, sql: str, columns: list[str], target: Path) -> None:
+    store.con.execute(
+        f"COPY (SELECT {', '.join(columns)} FROM ({sql})) TO '{target.as_posix()}' (FORMAT parquet)"
+    )
+
+
+def ingest_duis(
+    store: Store, m: Methodology, paths: list[Path], staging: Path, grace: dt.timedelta = GRACE
+) -> DuisResult:
+    """Load DUIS logs into the message store, each file on its own, then pair and write the
+    requests and alerts that are new or changed. Loading the same logs again changes nothing."""
+    con = store.con
+    con.execute(_DDL)
+    con.register("_duis_empty", _STAGE_SCHEMA.empty_table())
+    con.execute("CREATE OR REPLACE TEMP TABLE _duis_schema AS SELECT * FROM _duis_empty")
+    con.unregister("_duis_empty")
+    res = DuisResult(0, 0, 0, [])
+    digests = []
+    for path in paths:
+        digest = sha256_of(path)
+        digests.append(digest)
+        if con.execute("SELECT 1 FROM duis_files WHERE sha256 = ?", [digest]).fetchall():
+            res.files_already.append(str(path))
+            continue
+        try:
+            n, bad = _stage_file(store, path)
+        except IngestError as e:
+            reason = str(e).removeprefix(f"{path}: ")
+            res.failed.append((str(path), reason))
+            seen = con.execute(
+                "SELECT 1 FROM quarantine WHERE table_name = 'duis' AND path = ? AND reason = ?",
+                [str(path), reason],
+            ).fetchall()
+            if not seen:
+                _quarantine(store, [Bad(str(path), 0, reason, "")])
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            bad += _second_requests(store)
+            con.execute("INSERT INTO duis_messages SELECT * FROM _duis_stage ON CONFLICT DO NOTHING")
+            _quarantine(store, bad)
+            con.execute(
+                "INSERT INTO duis_files VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+                [digest, str(path), n, len(bad)],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        res.messages += n
+        res.bad += len(bad)
+    _lookups(store, m)
+    load_id = hashlib.sha256("|".join(sorted(digests)).encode()).hexdigest()[:16]
+    res.loads = _emit(store, staging, load_id, grace)
+    unpaired = store.rows(_UNPAIRED)
+    con.execute("DELETE FROM duis_unpaired")
+    if unpaired:
+        con.executemany(
+            "INSERT INTO duis_unpaired VALUES (?, ?, ?, ?)",
+            [[load_id, r["path"], r["line"], r["reason"]] for r in unpaired],
+        )
+    res.unpaired = len(unpaired)
+    stats = store.rows(
+        f"SELECT count(*) FILTER (WHERE still_open) AS open, "
+        f"list(DISTINCT split_part(request_id, ':', 1)) FILTER (WHERE unknown_originator) AS unknown "
+        f"FROM ({_PAIRED.format(grace=int(grace.total_seconds()))})"
+    )[0]
+    res.open_requests = int(stats["open"] or 0)
+    res.unknown_originators = sorted(stats["unknown"] or [])
+    res.already = not res.loads and len(res.files_already) == len(paths)
+    return res
+
+
+def _emit(store: Store, staging: Path, load_id: str, grace: dt.timedelta) -> list[LoadResult]:
+    """Write the requests and alerts that are new since the last load, and corrections of those
+    whose response changed (arrived later, or settled); record what was written."""
+    con = store.con
+    staging.mkdir(parents=True, exist_ok=True)
+    req_cols = store.contract.table("service_requests").field_names
+    alert_cols = store.contract.table("alerts").field_names
+    paired = _PAIRED.format(grace=int(grace.total_seconds()))
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _duis_out AS SELECT {', '.join(req_cols)} FROM ({paired}) "
+        f"UNION ALL SELECT {', '.join(req_cols)} FROM ({_SCHEDULED})"
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _duis_changes AS
+           SELECT o.*, e.record_id IS NOT NULL AS correction FROM _duis_out o
+           LEFT JOIN duis_emitted e ON e.record_id = o.request_id
+           WHERE e.record_id IS NULL OR e.response_code IS DISTINCT FROM o.response_code
+              OR e.responded_at IS DISTINCT FROM o.responded_at"""
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _duis_alerts AS {_ALERTS}")
+    loads = []
+    for name, sql, cols, corrections in (
+        ("service_requests", "SELECT * FROM _duis_changes WHERE NOT correction", req_cols, False),
+        ("service_requests", "SELECT * FROM _duis_changes WHERE correction", req_cols, True),
+        ("alerts", "SELECT * FROM _duis_alerts", alert_cols, False),
+    ):
+        if not con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]:
+            continue
+        tag = "corrections." if corrections else ""
+        out = staging / f"duis-{load_id}.{tag}{name}.parquet"
+        _copy(store, f"{sql} ORDER BY ALL", cols, out)
+        loads.append(load_file(store, out, name, corrections=corrections))
+    con.execute(
+        "INSERT OR REPLACE INTO duis_emitted "
+        "SELECT request_id, responded_at, response_code FROM _duis_changes"
+    )
+    con.execute("INSERT OR REPLACE INTO duis_emitted SELECT record_id, NULL, NULL FROM _duis_alerts")
+    return loads
