@@ -1,0 +1,133 @@
+"""DUIS parsing speed (issue 33, item 5): CPU per message of opmetrics' safe parse against plain
+`xml.etree` and plain `lxml` over the same real-shaped messages, side by side in one run.
+
+The messages are shaped as DUIS 5.x carries them: a signed Request (an XML-DSig Signature with
+its SignedInfo, digest, signature value and X.509 key info after the Body) and its Response.
+They are written here from the structure of the public DUIS schema, not copied.
+
+    python bench/duis_parse.py --messages 20000    # prints a Markdown table of ratios
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import hashlib
+import time
+import xml.etree.ElementTree as ET
+
+from lxml import etree
+
+from opmetrics.ingest.duis import parse_message
+
+NS = "http://www.dccinterface.co.uk/ServiceUserGateway"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+
+
+def _signature(seed: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(seed.encode()).digest()).decode()
+    value = base64.b64encode(hashlib.sha512(seed.encode()).digest() * 2).decode()
+    cert = base64.b64encode(hashlib.sha512(b"cert" + seed.encode()).digest() * 6).decode()
+    return (
+        f'<ds:Signature xmlns:ds="{DS}"><ds:SignedInfo>'
+        '<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>'
+        '<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/>'
+        '<ds:Reference URI=""><ds:Transforms>'
+        '<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>'
+        '</ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/>'
+        f"<ds:DigestValue>{digest}</ds:DigestValue></ds:Reference></ds:SignedInfo>"
+        f"<ds:SignatureValue>{value}</ds:SignatureValue>"
+        f"<ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial><ds:X509IssuerName>CN=DCC Org CA</ds:X509IssuerName>"
+        f"<ds:X509SerialNumber>{int(hashlib.md5(seed.encode()).hexdigest()[:12], 16)}</ds:X509SerialNumber>"
+        f"</ds:X509IssuerSerial><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>"
+        "</ds:Signature>"
+    )
+
+
+def messages(n: int) -> list[str]:
+    """n messages: signed 4.1.1 read requests and their responses, alternating."""
+    out = []
+    t0 = dt.datetime(2026, 10, 5, 10, 0)
+    for i in range(n // 2):
+        dev = f"00-DB-00-00-00-{i // 65536 % 256:02X}-{i // 256 % 256:02X}-{i % 256:02X}"
+        rid = f"90-B3-D5-1F-30-01-00-0A:{dev}:{i}"
+        out.append(
+            f'<?xml version="1.0" encoding="UTF-8"?><sr:Request xmlns:sr="{NS}" schemaVersion="5.1">'
+            f"<sr:Header><sr:RequestID>{rid}</sr:RequestID><sr:CommandVariant>1</sr:CommandVariant>"
+            "<sr:ServiceReference>4.1</sr:ServiceReference><sr:ServiceReferenceVariant>4.1.1"
+            "</sr:ServiceReferenceVariant></sr:Header><sr:Body><sr:ReadInstantaneousImportRegisters/>"
+            f"</sr:Body>{_signature(rid)}</sr:Request>"
+        )
+        at = (t0 + dt.timedelta(seconds=i)).isoformat(timespec="milliseconds") + "Z"
+        out.append(
+            f'<?xml version="1.0" encoding="UTF-8"?><sr:Response xmlns:sr="{NS}" schemaVersion="5.1">'
+            f"<sr:Header><sr:RequestID>{rid}</sr:RequestID><sr:ResponseID>{rid}</sr:ResponseID>"
+            f"<sr:ResponseCode>I0</sr:ResponseCode><sr:ResponseDateTime>{at}</sr:ResponseDateTime>"
+            "</sr:Header><sr:Body><sr:ResponseMessage><sr:ServiceReference>4.1</sr:ServiceReference>"
+            "<sr:ServiceReferenceVariant>4.1.1</sr:ServiceReferenceVariant>"
+            "<sr:MeterReading><sr:ImportRegister>123456</sr:ImportRegister></sr:MeterReading>"
+            f"</sr:ResponseMessage></sr:Body>{_signature('r' + rid)}</sr:Response>"
+        )
+    return out
+
+
+def cpu(fn, items: list[str]) -> float:
+    start = time.process_time()
+    for x in items:
+        fn(x)
+    return time.process_time() - start
+
+
+def whole_load(items: list[str]) -> float:
+    """CPU of loading the messages as one JSON-lines log into an empty store, every thread."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from opmetrics.engine.store import Store
+    from opmetrics.ingest.duis_pairing import ingest_duis
+    from opmetrics.methodology import load
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "log.jsonl"
+        t0 = dt.datetime(2026, 10, 5, 10)
+        with log.open("w", encoding="utf-8") as fh:
+            for i, x in enumerate(items):
+                at = (t0 + dt.timedelta(milliseconds=500 * i)).isoformat(timespec="milliseconds") + "Z"
+                fh.write(json.dumps({"captured_at": at, "xml": x}) + "\n")
+        m = load()
+        with Store(Path(tmp) / "x.duckdb") as store:
+            start = time.process_time()
+            ingest_duis(store, m, [log], Path(tmp) / "stage")
+            return time.process_time() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=20_000)
+    args = ap.parse_args()
+    items = messages(args.messages)
+    at = dt.datetime(2026, 10, 5)
+    plain = etree.XMLParser()
+    safe = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    runs = {
+        "xml.etree (plain, unsafe)": lambda x: ET.fromstring(x),
+        "lxml (plain)": lambda x: etree.fromstring(x.encode(), plain),
+        "lxml (entities and network off)": lambda x: etree.fromstring(x.encode(), safe),
+        "opmetrics parse_message": lambda x: parse_message(x, "bench", 1, at, None),
+    }
+    cpu(runs["lxml (plain)"], items[:500])  # warm up
+    times = {name: cpu(fn, items) for name, fn in runs.items()}
+    times["opmetrics ingest-duis (read, pair, validate, store)"] = whole_load(items)
+    base = times["lxml (entities and network off)"]
+    kb = sum(len(x) for x in items) / len(items) / 1024
+    print(f"{len(items):,} messages, {kb:.1f} KB each on average; CPU seconds and ratio to safe lxml\n")
+    print("| Parser | CPU s | messages/s | ratio |")
+    print("|---|---|---|---|")
+    for name, t in times.items():
+        print(f"| {name} | {t:.2f} | {len(items) / t:,.0f} | {t / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
