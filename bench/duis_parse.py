@@ -6,6 +6,7 @@ its SignedInfo, digest, signature value and X.509 key info after the Body) and i
 They are written here from the structure of the public DUIS schema, not copied.
 
     python bench/duis_parse.py --messages 20000    # prints a Markdown table of ratios
+    python bench/duis_parse.py --rss 100000 1000000 # peak memory of ingest-duis per log size
 """
 
 from __future__ import annotations
@@ -103,10 +104,58 @@ def whole_load(items: list[str]) -> float:
             return time.process_time() - start
 
 
+def write_log(path, n: int) -> int:
+    """A JSON-lines log of n messages, written in chunks (the generator holds one chunk)."""
+    import json
+
+    t0, size = dt.datetime(2026, 10, 5, 10), 0
+    with path.open("w", encoding="utf-8") as fh:
+        for start in range(0, n, 10_000):
+            chunk = messages(min(10_000, n - start))
+            for i, x in enumerate(chunk):
+                at = (t0 + dt.timedelta(milliseconds=500 * (start + i))).isoformat(timespec="milliseconds")
+                # distinct RequestIDs in every chunk
+                x = x.replace(":00-DB-", f":{start // 10_000 % 256:02X}-DB-")
+                line = json.dumps({"captured_at": at + "Z", "xml": x}) + "\n"
+                size += len(line)
+                fh.write(line)
+    return size
+
+
+def peak_rss(sizes: list[int]) -> None:
+    """Peak resident memory of `opmetrics ingest-duis` on logs of each size (GNU time)."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    print("| Messages | Log size | Peak RSS | CPU s |")
+    print("|---|---|---|---|")
+    for n in sizes:
+        with tempfile.TemporaryDirectory(dir=".") as tmp:
+            log = Path(tmp) / "log.jsonl"
+            size = write_log(log, n)
+            cli = Path(sys.executable).parent / "opmetrics"
+            db = str(Path(tmp) / "x.duckdb")
+            run = subprocess.run(
+                ["/usr/bin/time", "-f", "%M %U %S", str(cli), "ingest-duis", str(log), "--db", db],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            kb, user, system = run.stderr.strip().splitlines()[-1].split()
+            cpu_s = float(user) + float(system)
+            print(f"| {n:,} | {size / 2**20:,.0f} MiB | {int(kb) / 2**10:,.0f} MiB | {cpu_s:.0f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=20_000)
+    ap.add_argument("--rss", type=int, nargs="*", help="log sizes (messages) to measure peak memory at")
     args = ap.parse_args()
+    if args.rss:
+        peak_rss(args.rss)
+        return
     items = messages(args.messages)
     at = dt.datetime(2026, 10, 5)
     plain = etree.XMLParser()
