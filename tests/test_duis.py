@@ -279,7 +279,9 @@ def test_a_folder_with_one_bad_file_of_each_kind_loads_every_good_file(tmp_path)
     lines = [
         _line(request_xml(r2, "2.2", None), "2026-10-07T10:00:00.000Z").encode(),
         b'{"captured_at": "2026-10-07T10:00:01.000Z", "xml": "caf\xe9"}',
-        _line(response_xml(r2, "2.2", "I0", t0), "2026-10-07T10:00:02.000Z").encode(),
+        _line(
+            response_xml(r2, "2.2", "I0", t0 + dt.timedelta(hours=1, seconds=2)), "2026-10-07T10:00:02.000Z"
+        ).encode(),
     ]
     (logs / "c.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     out = cli("ingest-duis", str(logs), "--db", str(db))
@@ -394,3 +396,56 @@ def test_pairs_across_loads_acknowledgements_apart_overlaps_once_and_settling(tm
         again = ingest_duis(store, m, logs, tmp_path / "stage")
         assert again.already and again.files_already == [str(p) for p in logs] and not again.loads
         assert state(store) == s3 and store.count("service_requests") == rows == 7
+
+
+def test_response_clocks_coarse_capture_times_and_an_optional_schema(tmp_path):
+    """Issue 33, item 4: a response generated more than an hour from its capture is refused
+    (one of the clocks is wrong); a single-message file whose modification time is only whole
+    seconds takes the response's own ResponseDateTime within that second; with --xsd, a message
+    the schema rejects is quarantined with the schema's reason."""
+    rid = f"{USER}:{DEV}:21"
+    t0 = dt.datetime(2026, 10, 8, 12, 0, 0)
+    late = response_xml(rid, "2.2", "I0", t0 - dt.timedelta(hours=1, minutes=1))
+    with pytest.raises(ValueError, match="implausible clock: ResponseDateTime .* -61 min"):
+        parse_message(late, "f", 1, t0, None)
+    at_hour = parse_message(response_xml(rid, "2.2", "I0", t0 - dt.timedelta(minutes=59)), "f", 1, t0, None)
+    assert at_hour.captured_at == t0  # within the hour: kept, the capture time stands
+    precise = t0 + dt.timedelta(milliseconds=437)
+    coarse = parse_message(response_xml(rid, "2.2", "I0", precise), "f", 1, t0, None, coarse=True)
+    assert coarse.captured_at == precise
+    fine = parse_message(response_xml(rid, "2.2", "I0", precise), "f", 1, t0, None)
+    assert fine.captured_at == t0
+    xsd = tmp_path / "duis.xsd"
+    xsd.write_text(
+        f"""<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="{NS}"
+              xmlns:sr="{NS}" elementFormDefault="qualified">
+          <xs:element name="Request"><xs:complexType><xs:sequence>
+            <xs:any processContents="skip" maxOccurs="unbounded"/></xs:sequence>
+            <xs:anyAttribute processContents="skip"/></xs:complexType></xs:element>
+          <xs:element name="Response"><xs:complexType><xs:sequence>
+            <xs:element name="Header"><xs:complexType><xs:sequence>
+              <xs:element name="RequestID" type="xs:string" minOccurs="0"/>
+              <xs:element name="ResponseID" type="xs:string" minOccurs="0"/>
+              <xs:element name="ResponseCode"><xs:simpleType><xs:restriction base="xs:string">
+                <xs:pattern value="[IEWN][0-9]{{1,3}}"/></xs:restriction></xs:simpleType></xs:element>
+              <xs:any processContents="skip" minOccurs="0" maxOccurs="unbounded"/>
+            </xs:sequence></xs:complexType></xs:element>
+            <xs:any processContents="skip" maxOccurs="unbounded"/></xs:sequence>
+            <xs:anyAttribute processContents="skip"/></xs:complexType></xs:element>
+        </xs:schema>"""
+    )
+    db = tmp_path / "x.duckdb"
+    cli("ingest", str(_parties_devices(tmp_path)), "--db", str(db))
+    log = tmp_path / "log.jsonl"
+    bogus = response_xml(rid, "2.2", "I0", t0).replace(">I0<", ">BOGUS<")
+    log.write_text(
+        _line(request_xml(rid, "2.2", None), "2026-10-08T12:00:00.000Z")
+        + "\n"
+        + _line(bogus, "2026-10-08T12:00:01.000Z")
+        + "\n"
+    )
+    cli("ingest-duis", str(log), "--db", str(db), "--xsd", str(xsd))
+    with Store(db) as store:
+        (q,) = store.rows("SELECT row_number, reason FROM quarantine WHERE table_name = 'duis'")
+    assert q["row_number"] == 2 and q["reason"].startswith("not valid against the DUIS schema")
+    assert "BOGUS" in q["reason"] or "pattern" in q["reason"]

@@ -267,6 +267,10 @@ def ingest_duis_cmd(
     ],
     db: DbOpt = Path(DEFAULT_DB),
     methodology: MethOpt = None,
+    xsd: Annotated[
+        Path | None,
+        typer.Option(help="A DUIS XSD every message must be valid against (imports read beside it)."),
+    ] = None,
 ) -> None:
     """Load DUIS message logs: pair requests and responses by RequestID into service_requests and
     alerts. Load `parties` and `devices` first: they map originators to parties and devices to
@@ -282,7 +286,7 @@ def ingest_duis_cmd(
     start = time.perf_counter()
     with _store(db) as store:
         try:
-            res = ingest_duis(store, m, files, db.parent / ".duis-staging")
+            res = ingest_duis(store, m, files, db.parent / ".duis-staging", xsd=xsd)
         except (IngestError, ValueError) as e:
             raise _fail(str(e)) from None
     secs = time.perf_counter() - start

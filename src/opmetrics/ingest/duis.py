@@ -71,6 +71,9 @@ class Bad:
     raw: str
 
 
+# A response generated more than this before or after it was captured says that one of the two
+# clocks is wrong (an alert may be delivered hours after it was raised: not checked).
+PLAUSIBLE_CLOCK = dt.timedelta(hours=1)
 LEGS = ("csp_sent_at", "chf_reached_at", "device_answered_at", "csp_returned_at")
 # Timestamps a gateway log may carry in `dsp`: checked when the line is read, so a bad one
 # quarantines its message instead of failing the whole set.
@@ -109,9 +112,21 @@ def _text(kids: dict[str, etree._Element], name: str) -> str | None:
     return c.text.strip() if c is not None and c.text else None
 
 
-def parse_message(xml: str, source: str, line: int, captured_at: dt.datetime, dsp: dict | None) -> Message:
+def parse_message(
+    xml: str,
+    source: str,
+    line: int,
+    captured_at: dt.datetime,
+    dsp: dict | None,
+    coarse: bool = False,
+    schema: etree.XMLSchema | None = None,
+) -> Message:
     """One DUIS message; raises ValueError with the reason it cannot be used. The text is decoded
-    already, so an XML declaration's encoding no longer applies and is dropped."""
+    already, so an XML declaration's encoding no longer applies and is dropped.
+
+    `coarse`: the capture time is only a file's modification time in whole seconds; a response's
+    own ResponseDateTime within that second is then the better time. `schema`: a DUIS XSD the
+    message must be valid against (`ingest-duis --xsd`)."""
     head = xml[:120]
     if "<?xml" in head and "encoding" in head and not re.search(r"encoding=[\"']utf-8[\"']", head, re.I):
         xml = _DECLARATION.sub("", xml, count=1)  # lxml reads the UTF-8 bytes by their declaration
@@ -127,6 +142,9 @@ def parse_message(xml: str, source: str, line: int, captured_at: dt.datetime, ds
         raise ValueError("not well-formed XML (no root element)")
     if not root.tag.startswith(_PREFIX):
         raise ValueError(f"root element {root.tag!r} is not in the DUIS namespace {NS}")
+    if schema is not None and not schema.validate(root):
+        err = schema.error_log.last_error
+        raise ValueError(f"not valid against the DUIS schema (line {err.line}: {err.message})")
     local = root.tag[len(_PREFIX) :]
     top = _kids(root)
     body = top.get("Body")
@@ -172,6 +190,15 @@ def parse_message(xml: str, source: str, line: int, captured_at: dt.datetime, ds
             raise ValueError("a ResponseMessage needs the RequestID it answers")
     if msg.kind != "response" and (not msg.code or not msg.response_id):
         raise ValueError("an alert needs its code and a ResponseID")
+    if msg.kind == "response":
+        gap = msg.response_at - captured_at
+        if abs(gap) > PLAUSIBLE_CLOCK:
+            raise ValueError(
+                f"implausible clock: ResponseDateTime {when} is {gap.total_seconds() / 60:+,.0f} min from "
+                f"the capture time {captured_at.isoformat()}"
+            )
+        if coarse and abs(gap) < dt.timedelta(seconds=1):
+            msg.captured_at = msg.response_at  # the same second, to the millisecond
     return msg
 
 
@@ -223,7 +250,16 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None, bytes]]:
                 yield n, None, raw
 
 
-def read_messages(path: Path) -> Iterator[Message | Bad]:
+def load_schema(xsd: Path) -> etree.XMLSchema:
+    """A DUIS XSD (with the schemas it imports beside it), read without network access."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    try:
+        return etree.XMLSchema(etree.parse(str(xsd), parser))
+    except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as e:
+        raise IngestError(f"{xsd}: not a usable XML schema ({e})") from None
+
+
+def read_messages(path: Path, schema: etree.XMLSchema | None = None) -> Iterator[Message | Bad]:
     """Stream the messages of one log file, yielding a Message or a Bad per message. Raises
     IngestError when the file as a whole cannot be read (a corrupt .gz, an unknown encoding)."""
     src = str(path)
@@ -251,7 +287,7 @@ def read_messages(path: Path) -> Iterator[Message | Bad]:
                                 _time(str(dsp[k]))
                             except ValueError:
                                 raise ValueError(f"dsp.{k} is not an ISO 8601 timestamp") from None
-                    yield parse_message(xml, src, n, when, dsp)
+                    yield parse_message(xml, src, n, when, dsp, schema=schema)
                 except ValueError as e:
                     yield Bad(src, n, str(e), xml[:500])
             return
@@ -270,7 +306,7 @@ def read_messages(path: Path) -> Iterator[Message | Bad]:
             when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
             when = when.replace(microsecond=when.microsecond // 1000 * 1000)
             try:
-                yield parse_message(text, src, 1, when, None)
+                yield parse_message(text, src, 1, when, None, coarse=when.microsecond == 0, schema=schema)
             except ValueError as e:
                 yield Bad(src, 1, str(e), text[:500])
             return
@@ -282,14 +318,16 @@ def read_messages(path: Path) -> Iterator[Message | Bad]:
             if not m:
                 chunk.append(line)
                 continue
-            yield from _concatenated(chunk, src, start, when_txt)
+            yield from _concatenated(chunk, src, start, when_txt, schema)
             chunk, start, when_txt = [], n + 1, m.group(1)
-        yield from _concatenated(chunk, src, start, when_txt)
+        yield from _concatenated(chunk, src, start, when_txt, schema)
     except (OSError, EOFError, zlib.error) as e:
         raise IngestError(f"{path}: cannot be read ({e})") from None
 
 
-def _concatenated(chunk: list[str | None], src: str, line: int, when_txt: str) -> Iterator[Message | Bad]:
+def _concatenated(
+    chunk: list[str | None], src: str, line: int, when_txt: str, schema: etree.XMLSchema | None
+) -> Iterator[Message | Bad]:
     if any(c is None for c in chunk):
         yield Bad(src, line, "not text in the log's encoding", "")
         return
@@ -297,7 +335,7 @@ def _concatenated(chunk: list[str | None], src: str, line: int, when_txt: str) -
     if not body.strip():
         return
     try:
-        yield parse_message(body, src, line, _time(when_txt), None)
+        yield parse_message(body, src, line, _time(when_txt), None, schema=schema)
     except ValueError as e:
         yield Bad(src, line, str(e), body[:500])
 

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+from lxml import etree
 
 from opmetrics.engine.store import Store
-from opmetrics.ingest.duis import ACK, LEGS, Bad, Message, read_messages
+from opmetrics.ingest.duis import ACK, LEGS, Bad, Message, load_schema, read_messages
 from opmetrics.ingest.load import IngestError, LoadResult, load_file, sha256_of
 from opmetrics.methodology import Methodology
 
@@ -107,7 +108,7 @@ def _ids_ok(msg: Message) -> str | None:
     return None
 
 
-def _stage_file(store: Store, path: Path) -> tuple[int, list[Bad]]:
+def _stage_file(store: Store, path: Path, schema: etree.XMLSchema | None) -> tuple[int, list[Bad]]:
     """Read one file into the temp table `_duis_stage` in batches; its bad messages returned.
     Raises IngestError when the file cannot be read as a whole."""
     con = store.con
@@ -123,7 +124,7 @@ def _stage_file(store: Store, path: Path) -> tuple[int, list[Bad]]:
             con.unregister("_duis_batch")
             batch.clear()
 
-    for item in read_messages(path):
+    for item in read_messages(path, schema):
         n += 1
         if isinstance(item, Bad):
             bad.append(item)
@@ -310,10 +311,17 @@ def _copy(store: Store, sql: str, columns: list[str], target: Path) -> None:
 
 
 def ingest_duis(
-    store: Store, m: Methodology, paths: list[Path], staging: Path, grace: dt.timedelta = GRACE
+    store: Store,
+    m: Methodology,
+    paths: list[Path],
+    staging: Path,
+    grace: dt.timedelta = GRACE,
+    xsd: Path | None = None,
 ) -> DuisResult:
     """Load DUIS logs into the message store, each file on its own, then pair and write the
-    requests and alerts that are new or changed. Loading the same logs again changes nothing."""
+    requests and alerts that are new or changed. Loading the same logs again changes nothing.
+    With `xsd`, every message must also be valid against that DUIS schema."""
+    schema = load_schema(xsd) if xsd else None
     con = store.con
     con.execute(_DDL)
     con.register("_duis_empty", _STAGE_SCHEMA.empty_table())
@@ -328,7 +336,7 @@ def ingest_duis(
             res.files_already.append(str(path))
             continue
         try:
-            n, bad = _stage_file(store, path)
+            n, bad = _stage_file(store, path, schema)
         except IngestError as e:
             reason = str(e).removeprefix(f"{path}: ")
             res.failed.append((str(path), reason))
