@@ -16,8 +16,6 @@ import pyarrow as pa
 from opmetrics.measures.daily import DayCubes, assemble_modes, assemble_rsvp, day_cubes
 from opmetrics.measures.records import Scope
 
-SEGMENT_TOTALS = ("SMETS2", "All")
-
 
 def compute_rsvp(s: Scope, cubes: DayCubes | None = None) -> pa.Table:
     """The RSVP table; `cubes` defaults to reducing the period's records now."""

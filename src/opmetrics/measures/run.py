@@ -39,7 +39,6 @@ from opmetrics.measures.records import (
 from opmetrics.measures.rsvp import compute_modes, compute_rsvp
 from opmetrics.methodology import Methodology, pmel
 
-RESULT_TABLES = ("rsvp", "cpm", "outcomes", "availability")
 # The steps `compute` reports through `on_step`, in order (the CLI sizes its progress bar by them).
 STEPS = (
     "Day cubes (new or changed days only)",

@@ -249,9 +249,9 @@ class DataService:
         and in the month so far, and incidents still open."""
         period = self.period_or_latest(None)
         run_id = self._run_id(period)
-        latest = self.store.rows(
-            "SELECT max(report_date) AS d FROM run_hourly WHERE run_id = ?", [run_id]
-        )[0]["d"]
+        latest = self.store.rows("SELECT max(report_date) AS d FROM run_hourly WHERE run_id = ?", [run_id])[
+            0
+        ]["d"]
         avail = [
             r
             for r in self._rows("availability", period, {"view": "daily", "day": latest})
