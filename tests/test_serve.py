@@ -4,6 +4,7 @@ under schemathesis, and a real browser (Playwright + Debian's chromium) walking 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -475,3 +476,32 @@ def test_drill_down_and_system_page_read_the_run_and_a_stale_run_is_marked(site,
     assert form_login(c, "dcc", PASSWORDS["dcc"]).status_code == 303
     fresh = c.get("/availability").text
     assert "/logout" in fresh and "are stale" not in fresh
+
+
+def test_a_huge_url_or_a_cut_write_cannot_poison_the_audit_log(site, tmp_path):
+    """Issue 36, item 1: a request whose query string is longer than the 64 KiB the chain used to
+    read back, and an entry of 1 MB, are logged with their fields cut to a bounded size, and the
+    service goes on; a last line cut short (a crash mid-write) is reported by `verify` while
+    writers chain on from the last whole entry."""
+    application, tokens, base = site
+    c = client(application, tokens, "dcc")
+    huge = "x" * 65_000  # the HTTP client's own limit is 65,536 characters of query
+    assert c.get("/api/cpm", params={"period": PERIOD, "segment": huge}).status_code in (200, 404, 422)
+    AuditLog(audit_path(base / "om.duckdb")).record("dcc", "view", "/api/cpm?" + "y" * 1_000_000)
+    assert c.get("/api/cpm", params={"period": PERIOD}).status_code == 200  # still serving
+    log = AuditLog(audit_path(base / "om.duckdb"))
+    last = list(log.entries())[-2:]
+    assert all(len(json.dumps(e)) < 8_000 for e in last)
+    assert any("chars)" in e["target"] for e in last)
+    assert log.verify() == []
+    # A crash mid-write: the last line is cut short, without its newline.
+    copy = AuditLog(tmp_path / "x.audit.jsonl")
+    for i in range(3):
+        copy.record("dcc", "view", f"/page/{i}")
+    with copy.path.open("ab") as fh:
+        fh.write(b'{"seq": 4, "at": "2026-12-')
+    entry = copy.record("dcc", "view", "/after")  # never fails
+    assert entry["seq"] == 4 and entry["prev"] == list(copy.entries())[2]["hash"]
+    problems = copy.verify()
+    assert problems == ["line 4: not a whole entry (a write cut short or an edit)"]
+    assert [e["target"] for e in copy.entries()] == ["/page/0", "/page/1", "/page/2", "/after"]

@@ -21,6 +21,8 @@ from typing import Any
 
 ACTOR_ENV = "OPMETRICS_ACTOR"
 GENESIS = "0" * 64
+MAX_TEXT = 1024  # characters kept of any one field (a URL, a query): entries stay small
+MAX_SCAN = 16 << 20  # bytes read back, at most, to find the last whole entry
 
 
 def audit_path(db: Path) -> Path:
@@ -43,15 +45,46 @@ def _digest(entry: dict[str, Any]) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _last_line(fh: Any) -> bytes:
+def _bounded(value: Any) -> Any:
+    """A field as it is logged: text cut to MAX_TEXT characters (saying how much was cut),
+    containers bounded the same way, so no request can write an entry of unbounded size."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_TEXT else f"{value[:MAX_TEXT]}…(+{len(value) - MAX_TEXT:,} chars)"
+    if isinstance(value, dict):
+        return {_bounded(str(k)): _bounded(v) for k, v in list(value.items())[:50]}
+    if isinstance(value, list | tuple):
+        return [_bounded(v) for v in list(value)[:50]]
+    return value if value is None or isinstance(value, bool | int | float) else _bounded(str(value))
+
+
+def _last_entry(fh: Any) -> tuple[dict[str, Any] | None, bool]:
+    """The last whole entry of the log (None for an empty one), and whether the file ends in the
+    middle of a line. Lines that are not entries (a write cut short) are skipped: the chain goes
+    on from the last good entry and `verify` reports the damaged line."""
     fh.seek(0, os.SEEK_END)
     end = fh.tell()
     if end == 0:
-        return b""
-    back = min(end, 1 << 16)
-    fh.seek(end - back)
-    tail = fh.read(back).rstrip(b"\n")
-    return tail.rsplit(b"\n", 1)[-1]
+        return None, False
+    fh.seek(end - 1)
+    cut = fh.read(1) != b"\n"
+    start = max(0, end - MAX_SCAN)
+    pos, tail = end, b""
+    while pos > start:
+        step = min(1 << 16, pos - start)
+        pos -= step
+        fh.seek(pos)
+        tail = fh.read(step) + tail
+        lines = tail.split(b"\n")
+        # The first piece may be a partial line unless the read reached the file's start.
+        for line in reversed(lines if pos == 0 else lines[1:]):
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(e, dict) and "seq" in e and "hash" in e:
+                return e, cut
+        tail = lines[0] if pos > 0 else b""
+    return None, cut
 
 
 class AuditLog:
@@ -64,21 +97,21 @@ class AuditLog:
         with self.path.open("a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                last = _last_line(fh)
-                prev = json.loads(last) if last else None
+                prev, cut = _last_entry(fh)
                 entry: dict[str, Any] = {
                     "seq": (prev["seq"] + 1) if prev else 1,
                     "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-                    "actor": actor,
-                    "via": via,
-                    "action": action,
-                    "target": target,
-                    "detail": detail,
+                    "actor": _bounded(actor),
+                    "via": _bounded(via),
+                    "action": _bounded(action),
+                    "target": _bounded(target),
+                    "detail": _bounded(detail),
                     "prev": prev["hash"] if prev else GENESIS,
                 }
                 entry["hash"] = _digest(entry)
                 fh.seek(0, os.SEEK_END)
-                fh.write((json.dumps(entry, default=str) + "\n").encode())
+                # After a write cut short, start on a new line: the damaged one stays, reported.
+                fh.write((("\n" if cut else "") + json.dumps(entry, default=str) + "\n").encode())
                 fh.flush()
                 os.fsync(fh.fileno())
             finally:
@@ -86,12 +119,16 @@ class AuditLog:
         return entry
 
     def entries(self) -> Iterator[dict[str, Any]]:
+        """The whole entries, in order (a damaged line is skipped here; `verify` reports it)."""
         if not self.path.exists():
             return
-        with self.path.open(encoding="utf-8") as fh:
+        with self.path.open(encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 if line.strip():
-                    yield json.loads(line)
+                    try:
+                        yield json.loads(line)
+                    except ValueError:
+                        continue
 
     def verify(self) -> list[str]:
         """Breaks in the chain: an entry changed, removed, inserted or out of order."""
@@ -99,12 +136,15 @@ class AuditLog:
         prev_hash, prev_seq = GENESIS, 0
         if not self.path.exists():
             return problems
-        with self.path.open(encoding="utf-8") as fh:
+        with self.path.open(encoding="utf-8", errors="replace") as fh:
             for n, line in enumerate(fh, 1):
                 try:
                     e = json.loads(line)
-                except json.JSONDecodeError:
-                    problems.append(f"line {n}: not JSON")
+                except ValueError:
+                    problems.append(f"line {n}: not a whole entry (a write cut short or an edit)")
+                    continue
+                if not isinstance(e, dict):
+                    problems.append(f"line {n}: not an entry")
                     continue
                 if e.get("hash") != _digest(e):
                     problems.append(f"line {n} (seq {e.get('seq')}): contents do not match its hash")
