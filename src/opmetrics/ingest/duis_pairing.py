@@ -41,11 +41,11 @@ _DDL = """
 CREATE TABLE IF NOT EXISTS duis_files (
     sha256 VARCHAR PRIMARY KEY, path VARCHAR, messages BIGINT, bad BIGINT, loaded_at TIMESTAMP);
 CREATE TABLE IF NOT EXISTS duis_messages (
-    msg_key VARCHAR, kind VARCHAR, request_id VARCHAR, response_id VARCHAR,
+    msg_key VARCHAR PRIMARY KEY, kind VARCHAR, request_id VARCHAR, response_id VARCHAR,
     srv VARCHAR, code VARCHAR, captured_at TIMESTAMP, response_at TIMESTAMP,
     future_dated BOOLEAN, scheduled BOOLEAN, dsp VARCHAR, source VARCHAR, line BIGINT);
 CREATE TABLE IF NOT EXISTS duis_emitted (
-    record_id VARCHAR, responded_at TIMESTAMP, response_code VARCHAR);
+    record_id VARCHAR PRIMARY KEY, responded_at TIMESTAMP, response_code VARCHAR);
 CREATE TABLE IF NOT EXISTS duis_unpaired (set_id VARCHAR, path VARCHAR, line BIGINT, reason VARCHAR);
 """
 
@@ -350,13 +350,7 @@ def ingest_duis(
         con.execute("BEGIN TRANSACTION")
         try:
             bad += _second_requests(store)
-            # Messages already stored (an overlapping log) are recognised by their key; an
-            # anti-join rather than a key index, which DuckDB would hold in memory.
-            con.execute(
-                "INSERT INTO duis_messages SELECT * FROM _duis_stage s WHERE NOT EXISTS "
-                "(SELECT 1 FROM duis_messages d WHERE d.msg_key = s.msg_key) "
-                "QUALIFY row_number() OVER (PARTITION BY s.msg_key ORDER BY s.line) = 1"
-            )
+            con.execute("INSERT INTO duis_messages SELECT * FROM _duis_stage ON CONFLICT DO NOTHING")
             _quarantine(store, bad)
             con.execute(
                 "INSERT INTO duis_files VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
@@ -423,10 +417,8 @@ def _emit(store: Store, staging: Path, load_id: str, grace: dt.timedelta) -> lis
         _copy(store, f"{sql} ORDER BY ALL", cols, out)
         loads.append(load_file(store, out, name, corrections=corrections))
     con.execute(
-        "DELETE FROM duis_emitted WHERE record_id IN (SELECT request_id FROM _duis_changes WHERE correction)"
+        "INSERT OR REPLACE INTO duis_emitted "
+        "SELECT request_id, responded_at, response_code FROM _duis_changes"
     )
-    con.execute(
-        "INSERT INTO duis_emitted SELECT request_id, responded_at, response_code FROM _duis_changes"
-    )
-    con.execute("INSERT INTO duis_emitted SELECT record_id, NULL, NULL FROM _duis_alerts")
+    con.execute("INSERT OR REPLACE INTO duis_emitted SELECT record_id, NULL, NULL FROM _duis_alerts")
     return loads
