@@ -505,3 +505,28 @@ def test_a_huge_url_or_a_cut_write_cannot_poison_the_audit_log(site, tmp_path):
     problems = copy.verify()
     assert problems == ["line 4: not a whole entry (a write cut short or an edit)"]
     assert [e["target"] for e in copy.entries()] == ["/page/0", "/page/1", "/page/2", "/after"]
+
+
+def test_a_link_cannot_write_on_the_login_page_and_summaries_name_no_other_party(site, tmp_path):
+    """Issue 36, item 7: `/login?error=` shows only the app's own messages (by code), never the
+    link's words; an incident summary naming another party reaches a party user with that
+    party's anonymous name (the DCC sees it as stored)."""
+    application, _tokens, base = site
+    c = TestClient(application)
+    planted = "Call 0800 000 000 to unlock your account"
+    assert planted not in c.get("/login", params={"error": planted}).text
+    assert "Your session expired" in c.get("/login", params={"error": "expired"}).text
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(base / "om.duckdb", db)
+    with Store(db) as store:
+        store.con.execute(
+            "UPDATE run_incidents SET summary = 'Gateway of SUP-B and SUP-A down' "
+            "WHERE incident_id = (SELECT min(incident_id) FROM run_incidents)"
+        )
+        data = DataService(store, load_methodology())
+        dcc = data.incidents(PERIOD, User("analyst", "dcc", None), open_only=False)
+        party = data.incidents(PERIOD, User("supa", "party", "SUP-A"), open_only=False)
+        other_name = data.anonymiser(PERIOD, User("supa", "party", "SUP-A")).name("SUP-B")
+    assert "Gateway of SUP-B and SUP-A down" in [r["summary"] for r in dcc]
+    assert f"Gateway of {other_name} and SUP-A down" in [r["summary"] for r in party]
+    assert not any("SUP-B" in (r["summary"] or "") for r in party)

@@ -256,7 +256,7 @@ def create_app(
     @app.get("/api/incidents", tags=["availability"])
     async def incidents(user: UserDep, period: PeriodQ = None, open_only: bool = False):
         p = guard(data.period_or_latest, period)
-        return data.incidents(p, open_only)
+        return data.incidents(p, user, open_only)
 
     @app.get("/api/drill", tags=["measures"])
     async def drill(
@@ -337,13 +337,16 @@ def create_app(
             },
         )
 
+    LOGIN_MESSAGES = {"expired": "Your session expired: please log in again."}
+
     def login_page(request: Request, next: str, error: str | None, status: int = 200) -> HTMLResponse:
         ctx = {"next": next, "error": error, "user": None, "csrf": csrf_token(request)}
         return templates.TemplateResponse(request, "login.html", ctx, status_code=status)
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     async def login_form(request: Request, next: str = "/", error: str | None = None):
-        return login_page(request, next, error)
+        # Only the app's own messages, by code: a link cannot put its own words on this page.
+        return login_page(request, next, LOGIN_MESSAGES.get(error or ""))
 
     @app.post("/login", include_in_schema=False)
     async def login(

@@ -173,12 +173,21 @@ class DataService:
         names = {p.id: p.name for p in self.m.processes if process is None or p.id == process}
         return league_tables(rows, self.anonymiser(period, user), self.m.league.min_volume, names)
 
-    def incidents(self, period: str, open_only: bool) -> list[dict[str, Any]]:
+    def incidents(self, period: str, user: User, open_only: bool) -> list[dict[str, Any]]:
         """The period's incidents as its run stored them (measures/context.py); open: not
-        resolved at the run's report time."""
+        resolved at the run's report time. A party user reads every other party's id in a
+        summary as its anonymous name."""
         rows = self._rows("run_incidents", period, {}, order="raised_at")
-        keep = INCIDENT_FIELDS
-        return [{k: r[k] for k in keep} for r in rows if not open_only or r["resolved_at"] is None]
+        anon = None if user.sees_all else self.anonymiser(period, user)
+        out = []
+        for r in rows:
+            if open_only and r["resolved_at"] is not None:
+                continue
+            row = {k: r[k] for k in INCIDENT_FIELDS}
+            if anon is not None:
+                row["summary"] = anon.scrub(row["summary"])
+            out.append(row)
+        return out
 
     def drill(
         self, period: str, user: User, process: str, by: str, filters: dict[str, Any]
@@ -277,7 +286,7 @@ class DataService:
         open_inc = sorted(
             (
                 {k: r[k] for k in ("incident_id", "category", "region", "raised_at", "summary")}
-                for r in self.incidents(period, open_only=True)
+                for r in self.incidents(period, user, open_only=True)
             ),
             key=lambda r: (r["category"], r["raised_at"]),
         )
