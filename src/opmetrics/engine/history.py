@@ -20,85 +20,56 @@ RUN_SOURCE = "opmetrics run "
 _MONTH = "strftime(report_date, '%Y-%m')"
 
 
-def _merged(
-    store: Store, stored: str | None, published: str | None, where: str, params: list[Any], empty: str
+def _earlier(
+    store: Store,
+    result: str,
+    published: str,
+    columns: dict[str, str],
+    stored_filter: str,
+    where: str,
+    params: list[Any] | None,
 ) -> pa.Table:
-    """Stored rows, plus published rows of the months without stored ones, filtered by `where`
-    (over the merged columns); `empty` types the answer when neither table exists."""
-    parts = []
-    if stored:
-        parts.append(f"SELECT * FROM ({stored})")
-    if published:
-        guard = f"WHERE period NOT IN (SELECT DISTINCT period FROM ({stored}))" if stored else ""
-        parts.append(f"SELECT * FROM ({published}) {guard}")
-    sql = f"SELECT * FROM ({' UNION ALL '.join(parts) or empty}) WHERE {where} ORDER BY ALL"
-    return store.con.sql(sql, params=params).to_arrow_table()
-
-
-def _empty(cols: str) -> str:
-    return (
-        "SELECT "
-        + ", ".join(f"NULL::{c.split()[1]} AS {c.split()[0]}" for c in cols.split(", "))
-        + " WHERE false"
+    """`period`, `columns` and `source` of a result table's months, plus those of its published
+    table for the months without a stored run, filtered by `where`. Both tables share the
+    columns' names; `columns` gives their types, which type the answer when neither exists."""
+    names = ", ".join(columns)
+    stored = (
+        f"SELECT period, {names}, '{RUN_SOURCE}' || run_id AS source FROM {result} WHERE {stored_filter}"
+        if store.has_table(result)
+        else None
     )
+    parts = [stored] if stored else []
+    if store.has_table(published):
+        guard = f"WHERE period NOT IN (SELECT DISTINCT period FROM ({stored}))" if stored else ""
+        parts.append(f"SELECT * FROM (SELECT {_MONTH} AS period, {names}, source FROM {published}) {guard}")
+    if not parts:
+        typed = {"period": "VARCHAR", **columns, "source": "VARCHAR"}
+        parts = ["SELECT " + ", ".join(f"NULL::{t} AS {n}" for n, t in typed.items()) + " WHERE false"]
+    sql = f"SELECT * FROM ({' UNION ALL '.join(f'({p})' for p in parts)}) WHERE {where} ORDER BY ALL"
+    return store.con.sql(sql, params=params or []).to_arrow_table()
 
 
 def cpm_rows(store: Store, where: str = "true", params: list[Any] | None = None) -> pa.Table:
     """CPM values by month: period, cpm, key, segment, pct, status, source."""
-    stored = (
-        f"SELECT period, cpm, key, segment, pct, status, '{RUN_SOURCE}' || run_id AS source FROM cpm"
-        if store.has_table("cpm")
-        else None
-    )
-    published = (
-        f"SELECT {_MONTH} AS period, cpm, key, segment, pct, status, source FROM published_cpm"
-        if store.has_table("published_cpm")
-        else None
-    )
-    empty = _empty(
-        "period VARCHAR, cpm VARCHAR, key VARCHAR, segment VARCHAR, pct DOUBLE, status VARCHAR, "
-        "source VARCHAR"
-    )
-    return _merged(store, stored, published, where, params or [], empty)
+    columns = {"cpm": "VARCHAR", "key": "VARCHAR", "segment": "VARCHAR", "pct": "DOUBLE", "status": "VARCHAR"}
+    return _earlier(store, "cpm", "published_cpm", columns, "true", where, params)
 
 
 def availability_rows(store: Store, where: str = "true", params: list[Any] | None = None) -> pa.Table:
     """Monthly service levels: period, view, subject, region, band, pct, source."""
-    stored = (
-        "SELECT period, view, subject, region, band, pct, "
-        f"'{RUN_SOURCE}' || run_id AS source FROM availability WHERE day IS NULL"
-        if store.has_table("availability")
-        else None
-    )
-    published = (
-        f"SELECT {_MONTH} AS period, view, subject, region, band, pct, source FROM published_availability"
-        if store.has_table("published_availability")
-        else None
-    )
-    empty = _empty(
-        "period VARCHAR, view VARCHAR, subject VARCHAR, region VARCHAR, band VARCHAR, pct DOUBLE, "
-        "source VARCHAR"
-    )
-    return _merged(store, stored, published, where, params or [], empty)
+    columns = dict.fromkeys(("view", "subject", "region", "band"), "VARCHAR") | {"pct": "DOUBLE"}
+    return _earlier(store, "availability", "published_availability", columns, "day IS NULL", where, params)
 
 
 def rsvp_rows(store: Store, where: str = "true", params: list[Any] | None = None) -> pa.Table:
     """Monthly RSVP of processes and SRVs (all segments): period, scope, key, volume,
     success_pct, within_trt_pct, source."""
-    stored = (
-        "SELECT period, scope, key, volume, success_pct, within_trt_pct, "
-        f"'{RUN_SOURCE}' || run_id AS source FROM rsvp WHERE rate = 'month' AND segment = 'All'"
-        if store.has_table("rsvp")
-        else None
-    )
-    published = (
-        f"SELECT {_MONTH} AS period, scope, key, volume, success_pct, within_trt_pct, source "
-        "FROM published_rsvp"
-        if store.has_table("published_rsvp")
-        else None
-    )
-    empty = _empty(
-        "period VARCHAR, scope VARCHAR, key VARCHAR, volume BIGINT, success_pct DOUBLE, "
-        "within_trt_pct DOUBLE, source VARCHAR"
-    )
-    return _merged(store, stored, published, where, params or [], empty)
+    columns = {
+        "scope": "VARCHAR",
+        "key": "VARCHAR",
+        "volume": "BIGINT",
+        "success_pct": "DOUBLE",
+        "within_trt_pct": "DOUBLE",
+    }
+    stored_filter = "rate = 'month' AND segment = 'All'"
+    return _earlier(store, "rsvp", "published_rsvp", columns, stored_filter, where, params)
