@@ -171,8 +171,8 @@ def _quarantine(store: Store, bad: list[Bad]) -> None:
 
 
 def _lookups(store: Store, m: Methodology) -> None:
-    """Temp tables the pairing joins: the SRV catalogue's TRT and critical flag, and each mode's
-    default TRT (for an SRV the catalogue does not have)."""
+    """Temp tables the pairing joins: the SRV catalogue's TRT and critical flag, each mode's
+    default TRT (for an SRV the catalogue does not have), the parties and the devices."""
     con = store.con
     con.register("_duis_cat", pa.Table.from_pylist(m.catalogue_rows()))
     con.execute("CREATE OR REPLACE TEMP TABLE _duis_trt AS SELECT * FROM _duis_cat")
@@ -181,6 +181,16 @@ def _lookups(store: Store, m: Methodology) -> None:
     con.register("_duis_def", pa.Table.from_pylist(defaults))
     con.execute("CREATE OR REPLACE TEMP TABLE _duis_trt_default AS SELECT * FROM _duis_def")
     con.unregister("_duis_def")
+    # Each User ID's latest party mapping and each device's latest extract, once per load for
+    # the requests, the DSP-scheduled requests and the alerts alike.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _duis_party AS SELECT user_id, party_id, user_role FROM parties "
+        "QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY valid_from DESC) = 1"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _duis_device AS SELECT device_id, device_type, smets, region "
+        "FROM devices QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY extracted_at DESC) = 1"
+    )
 
 
 def _dsp(key: str) -> str:
@@ -190,6 +200,13 @@ def _dsp(key: str) -> str:
 def _ts(expr: str) -> str:
     return f"CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)"
 
+
+# What a gateway log's `dsp` adds to a request row (a party's own log has none: the defaults).
+_REQUEST_DSP = f"""
+       coalesce(TRY_CAST({_dsp("report_status")} AS INTEGER), 2) AS report_status,
+       coalesce(TRY_CAST({_dsp("attempts")} AS INTEGER), 1) AS dsp_attempts,
+       {_ts(_dsp("quarantine_released_at"))} AS quarantine_released_at,
+       {", ".join(f"{_ts(_dsp(leg))} AS {leg}" for leg in LEGS)}"""
 
 _PAIRED = f"""
 WITH cut AS (SELECT max(captured_at) AS cutoff_at FROM duis_messages),
@@ -203,12 +220,6 @@ fin AS (
 ack AS (
     SELECT request_id, arg_max(code, (captured_at, source, line)) AS code, max(captured_at) AS last_at
     FROM resp WHERE code = '{ACK}' GROUP BY request_id),
-party AS (
-    SELECT user_id, party_id, user_role FROM parties
-    QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY valid_from DESC) = 1),
-device AS (
-    SELECT device_id, device_type, smets, region FROM devices
-    QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY extracted_at DESC) = 1),
 base AS (
     SELECT r.*, split_part(r.request_id, ':', 1) AS originator, split_part(r.request_id, ':', 2) AS target,
            coalesce({_dsp("mode")}, CASE WHEN r.future_dated THEN 'future-dated' ELSE 'on-demand' END) AS mode
@@ -223,15 +234,11 @@ rows AS (
            r.captured_at AS received_at,
            f.last_at AS final_at, f.code AS final_code, a.last_at AS ack_at, a.code AS ack_code,
            r.captured_at + to_seconds(coalesce(c.trt_s, t.trt_s, 0)) + INTERVAL {{grace}} SECOND
-               <= (SELECT cutoff_at FROM cut) AS settled,
-           coalesce(TRY_CAST({_dsp("report_status")} AS INTEGER), 2) AS report_status,
-           coalesce(TRY_CAST({_dsp("attempts")} AS INTEGER), 1) AS dsp_attempts,
-           {_ts(_dsp("quarantine_released_at"))} AS quarantine_released_at,
-           {", ".join(f"{_ts(_dsp(leg))} AS {leg}" for leg in LEGS)},
+               <= (SELECT cutoff_at FROM cut) AS settled,{_REQUEST_DSP},
            p.user_id IS NULL AS unknown_originator
     FROM base r
-    LEFT JOIN party p ON p.user_id = r.originator
-    LEFT JOIN device d ON d.device_id = r.target
+    LEFT JOIN _duis_party p ON p.user_id = r.originator
+    LEFT JOIN _duis_device d ON d.device_id = r.target
     LEFT JOIN _duis_trt c ON c.srv = r.srv AND c.smets = coalesce(d.smets, 2) AND c.mode = r.mode
     LEFT JOIN _duis_trt_default t ON t.mode = r.mode
     LEFT JOIN fin f USING (request_id)
@@ -250,18 +257,10 @@ SELECT r.request_id,
        coalesce(c.critical, false) AS critical,
        split_part(r.request_id, ':', 2) AS device_id, d.device_type, d.smets, d.region,
        coalesce({_ts(_dsp("schedule_started_at"))}, r.response_at) AS received_at,
-       r.captured_at AS responded_at, r.code AS response_code,
-       coalesce(TRY_CAST({_dsp("report_status")} AS INTEGER), 2) AS report_status,
-       coalesce(TRY_CAST({_dsp("attempts")} AS INTEGER), 1) AS dsp_attempts,
-       {_ts(_dsp("quarantine_released_at"))} AS quarantine_released_at,
-       {", ".join(f"{_ts(_dsp(leg))} AS {leg}" for leg in LEGS)}
+       r.captured_at AS responded_at, r.code AS response_code,{_REQUEST_DSP}
 FROM duis_messages r
-LEFT JOIN (SELECT user_id, party_id, user_role FROM parties
-           QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY valid_from DESC) = 1) p
-       ON p.user_id = split_part(r.request_id, ':', 1)
-LEFT JOIN (SELECT device_id, device_type, smets, region FROM devices
-           QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY extracted_at DESC) = 1) d
-       ON d.device_id = split_part(r.request_id, ':', 2)
+LEFT JOIN _duis_party p ON p.user_id = split_part(r.request_id, ':', 1)
+LEFT JOIN _duis_device d ON d.device_id = split_part(r.request_id, ':', 2)
 LEFT JOIN _duis_trt c ON c.srv = r.srv AND c.smets = coalesce(d.smets, 2) AND c.mode = 'dcc-scheduled'
 WHERE r.kind = 'response' AND r.scheduled
   AND NOT EXISTS (SELECT 1 FROM duis_messages q WHERE q.kind = 'request' AND q.request_id = r.request_id)
@@ -280,12 +279,8 @@ SELECT coalesce({_dsp("alert_id")}, r.response_id) AS alert_id, r.code AS alert_
        coalesce(TRY_CAST({_dsp("suppressed")} AS BOOLEAN), false) AS suppressed,
        'alert:' || r.msg_key AS record_id
 FROM duis_messages r
-LEFT JOIN (SELECT user_id, party_id FROM parties
-           QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY valid_from DESC) = 1) p
-       ON p.user_id = split_part(r.response_id, ':', 2)
-LEFT JOIN (SELECT device_id, device_type, smets, region FROM devices
-           QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY extracted_at DESC) = 1) d
-       ON d.device_id = split_part(r.response_id, ':', 1)
+LEFT JOIN _duis_party p ON p.user_id = split_part(r.response_id, ':', 2)
+LEFT JOIN _duis_device d ON d.device_id = split_part(r.response_id, ':', 1)
 WHERE r.kind IN ('device_alert', 'dcc_alert')
   AND NOT EXISTS (SELECT 1 FROM duis_emitted e WHERE e.record_id = 'alert:' || r.msg_key)
 """
@@ -374,9 +369,9 @@ def ingest_duis(
         )
     res.unpaired = len(unpaired)
     stats = store.rows(
-        f"SELECT count(*) FILTER (WHERE still_open) AS open, "
-        f"list(DISTINCT split_part(request_id, ':', 1)) FILTER (WHERE unknown_originator) AS unknown "
-        f"FROM ({_PAIRED.format(grace=int(grace.total_seconds()))})"
+        "SELECT count(*) FILTER (WHERE still_open) AS open, "
+        "list(DISTINCT split_part(request_id, ':', 1)) FILTER (WHERE unknown_originator) AS unknown "
+        "FROM _duis_paired"
     )[0]
     res.open_requests = int(stats["open"] or 0)
     res.unknown_originators = sorted(stats["unknown"] or [])
@@ -392,8 +387,9 @@ def _emit(store: Store, staging: Path, load_id: str, grace: dt.timedelta) -> lis
     req_cols = store.contract.table("service_requests").field_names
     alert_cols = store.contract.table("alerts").field_names
     paired = _PAIRED.format(grace=int(grace.total_seconds()))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _duis_paired AS {paired}")  # also read for the counts
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _duis_out AS SELECT {', '.join(req_cols)} FROM ({paired}) "
+        f"CREATE OR REPLACE TEMP TABLE _duis_out AS SELECT {', '.join(req_cols)} FROM _duis_paired "
         f"UNION ALL SELECT {', '.join(req_cols)} FROM ({_SCHEDULED})"
     )
     con.execute(
