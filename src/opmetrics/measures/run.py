@@ -307,11 +307,22 @@ class StaleRunError(ValueError):
 def staleness(store: Store, run: RunInfo) -> list[str]:
     """Why `run` no longer describes the store: its inputs or its exceptions register changed
     since it was computed (e.g. `ingest --corrections` without `compute`). Empty when current."""
-    out = []
-    if store.input_fingerprint() != run.input_fingerprint:
-        out.append("the input data changed (files loaded or corrected) since it was computed")
-    if pmel.verify(store) != run.pmel_version:
-        out.append("the exceptions register (PMEL) changed since it was computed")
+    return stale_runs(store, [run]).get(run.period, [])
+
+
+def stale_runs(store: Store, runs: Iterable[RunInfo]) -> dict[str, list[str]]:
+    """`staleness` of several runs, by period (only the stale ones), the store's inputs and
+    register fingerprinted once for all of them."""
+    inputs, register = store.input_fingerprint(), pmel.verify(store)
+    out = {}
+    for run in runs:
+        why = []
+        if inputs != run.input_fingerprint:
+            why.append("the input data changed (files loaded or corrected) since it was computed")
+        if register != run.pmel_version:
+            why.append("the exceptions register (PMEL) changed since it was computed")
+        if why:
+            out[run.period] = why
     return out
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from opmetrics.engine.store import Store
 from opmetrics.measures.drill import ALL_REQUESTS, DRILL_COLUMNS
-from opmetrics.measures.run import latest_run, staleness
+from opmetrics.measures.run import latest_run, stale_runs, staleness
 from opmetrics.methodology import Methodology
 from opmetrics.report.league import Anonymiser, league_key, league_tables, party_roles
 from opmetrics.report.pack import anonymise_outcomes
@@ -94,13 +94,8 @@ class DataService:
     def stale(self) -> dict[str, list[str]]:
         """Per computed period whose inputs changed since its run: why (the dashboard's banner;
         `report` refuses such a run, the dashboard shows it marked)."""
-        out = {}
-        for period in self.periods():
-            run = latest_run(self.store, period)
-            why = staleness(self.store, run) if run else []
-            if why:
-                out[period] = why
-        return out
+        runs = [latest_run(self.store, period) for period in self.periods()]
+        return stale_runs(self.store, [r for r in runs if r is not None])
 
     def cpm(self, period: str, cpm: str | None, segment: str | None) -> list[dict[str, Any]]:
         return self._rows("cpm", period, {"cpm": cpm, "segment": segment})
