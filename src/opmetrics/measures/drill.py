@@ -36,35 +36,33 @@ DRILL_COLUMNS = {
 ALL_REQUESTS = "all"  # run_hourly's process_id for every included request, each counted once
 
 
+def _counts(t: ibis.Table) -> dict[str, ibis.Value]:
+    """The counts both cubes hold, as RSVP counts them: volume (weighted), failures, requests
+    within TRT and requests."""
+    return {
+        "volume": t.count_weight.sum(),
+        "failures": t.failed.cast("int64").sum() + t.extra_failures.sum(),
+        "within_trt": t.within_trt.cast("int64").sum(),
+        "requests": t.count(),
+    }
+
+
 def _hourly(t: ibis.Table, process_id: ibis.Value) -> ibis.Table:
     return t.group_by(
         process_id=process_id,
         region=t.region,
         report_date=t.report_date,
         hour=t.received_at.truncate("h"),
-    ).aggregate(
-        volume=t.count_weight.sum(),
-        failures=t.failed.cast("int64").sum() + t.extra_failures.sum(),
-        within_trt=t.within_trt.cast("int64").sum(),
-        requests=t.count(),
-    )
+    ).aggregate(**_counts(t))
 
 
 def drill_tables(s: Scope) -> dict[str, pa.Table]:
     """`run_drill` and `run_hourly` for the scope's period (without period and run id)."""
     t = process_requests(s)
-    failures = t.failed.cast("int64").sum() + t.extra_failures.sum()
     rtt = ibis.ifelse(t.speed_counted, t.rtt_ms, None)
     cube = (
         t.group_by(process_id=t.process_id, **{c: t[c] for c in DRILL_COLUMNS.values()})
-        .aggregate(
-            volume=t.count_weight.sum(),
-            failures=failures,
-            within_trt=t.within_trt.cast("int64").sum(),
-            requests=t.count(),
-            rtt_sum_ms=rtt.sum().cast("float64"),
-            rtt_n=rtt.count(),
-        )
+        .aggregate(**_counts(t), rtt_sum_ms=rtt.sum().cast("float64"), rtt_n=rtt.count())
         .order_by(["process_id", *DRILL_COLUMNS.values()])
     )
     # A request attributed to two processes is in both; the `all` rows count it once.

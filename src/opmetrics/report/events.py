@@ -17,9 +17,9 @@ from opmetrics.report.figures import Figures
 
 MARGIN = dt.timedelta(hours=6)  # hours shown either side of an incident
 LONGEST = dt.timedelta(hours=72)  # an intraday view never spans more than three days
-INTERFACE = "DCC User Interface"
+INTERFACE = "DCC User Interface"  # the Service whose regional availability a region's chart shows
 COUNTS = ("volume", "failures", "within_trt", "requests")  # run_hourly's counts
-NONE = [0, 0, 0, 0]  # the Service whose regional availability a region's chart shows
+NONE = [0, 0, 0, 0]  # an hour or a day without requests
 
 
 def _pct(num: float, den: float) -> float | None:
