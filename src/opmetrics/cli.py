@@ -88,13 +88,16 @@ def _store(db: Path, read_only: bool = False) -> Store:
 
 
 def _log_files(paths: list[Path], suffixes: tuple[str, ...]) -> list[Path]:
-    """`find_files` for log files, failing the command with its message."""
+    """`find_files` for DUIS logs, failing the command with its message, or when none is found."""
     from opmetrics.ingest.load import IngestError, find_files
 
     try:
-        return find_files(paths, suffixes)
+        files = find_files(paths, suffixes)
     except IngestError as e:
         raise _fail(str(e)) from None
+    if not files:
+        raise _fail(f"no DUIS logs found in {', '.join(map(str, paths))} ({', '.join(suffixes)}, any case)")
+    return files
 
 
 def _fail(message: str) -> typer.Exit:
@@ -280,8 +283,6 @@ def ingest_duis_cmd(
     from opmetrics.ingest.load import IngestError
 
     files = _log_files(paths, SUFFIXES)
-    if not files:
-        raise _fail(f"no DUIS logs found in {', '.join(map(str, paths))} ({', '.join(SUFFIXES)}, any case)")
     m = _methodology(methodology)
     start = time.perf_counter()
     with _store(db) as store:
@@ -390,8 +391,6 @@ def party_rtt_cmd(
     from opmetrics.report.pack import _env
 
     files = _log_files(paths, SUFFIXES)
-    if not files:
-        raise _fail(f"no DUIS logs found in {', '.join(map(str, paths))} ({', '.join(SUFFIXES)}, any case)")
     m = _methodology(methodology)
     with _store(db) as store:
         failed: list = []
