@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -85,6 +87,18 @@ def _store(db: Path, read_only: bool = False) -> Store:
         return Store(db, read_only=read_only)
     except (OSError, duckdb.Error) as e:
         raise _fail(f"{db}: cannot open the database ({str(e).splitlines()[0]})") from None
+
+
+@contextmanager
+def _writer(db: Path) -> Iterator[Store]:
+    """The store opened for a command that changes what the dashboard shows: once the command
+    has succeeded, the serving snapshot is published (engine/serving.py), so a running `serve`
+    moves to the new figures, users and alerts without ever holding the database."""
+    from opmetrics.engine.serving import publish
+
+    with _store(db) as store:
+        yield store
+        publish(store)
 
 
 def _log_files(paths: list[Path], suffixes: tuple[str, ...]) -> list[Path]:
@@ -254,7 +268,7 @@ def ingest(
     ] = False,
 ) -> None:
     """Validate and load input files; bad rows go to quarantine, re-loading a file does nothing."""
-    with _store(db) as store:
+    with _writer(db) as store:
         if table and table not in store.contract.tables:
             raise _fail(f"unknown table {table!r}; the contract has {', '.join(store.contract.tables)}")
         _, _, failed = _ingest(store, paths, table, corrections)
@@ -285,7 +299,7 @@ def ingest_duis_cmd(
     files = _log_files(paths, SUFFIXES)
     m = _methodology(methodology)
     start = time.perf_counter()
-    with _store(db) as store:
+    with _writer(db) as store:
         try:
             res = ingest_duis(store, m, files, db.parent / ".duis-staging", xsd=xsd)
         except (IngestError, ValueError) as e:
@@ -355,7 +369,7 @@ def watch(
     if smtp:
         host, _, port = smtp.partition(":")
         sinks.append(SmtpSink(host, int(port or 25), mail_to or ["ops@localhost"]))
-    with _store(db) as store:
+    with _writer(db) as store:
         mon = Monitor(store, m, rule_set, sinks)
         if replay_from:
             start = _utc_time(replay_from, "--replay-from")
@@ -366,7 +380,9 @@ def watch(
             return
         console.print(f"Watching {drop} every {rule_set.evaluate_every_seconds} s (Ctrl-C to stop).")
         try:
-            watch_loop(store, mon, drop, stdin, console.print)
+            from opmetrics.engine.serving import publish
+
+            watch_loop(store, mon, drop, stdin, console.print, published=lambda: publish(store))
         except KeyboardInterrupt:
             console.print("Stopped.")
 
@@ -525,7 +541,7 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
 def compute(period: PeriodOpt, db: DbOpt = Path(DEFAULT_DB), methodology: MethOpt = None) -> None:
     """Compute RSVP and CPMs for a month, recording methodology version and input fingerprint."""
     m = _methodology(methodology)
-    with _store(db) as store:
+    with _writer(db) as store:
         _compute(store, m, period)
 
 
@@ -596,6 +612,7 @@ def _report(
     party: str | None = None,
     commentary: Path | None = None,
     pdf: bool = True,
+    confidential: bool = False,
 ) -> Path:
     from opmetrics.report.invariants import PackInvariantError
     from opmetrics.report.pack import PACK_STEPS, build_pack
@@ -615,6 +632,7 @@ def _report(
                 party=party,
                 commentary_file=commentary,
                 pdf=pdf,
+                confidential=confidential,
             )
         except PackInvariantError as e:
             raise _fail(str(e)) from None
@@ -622,7 +640,8 @@ def _report(
             raise _fail(str(e)) from None
         prog.update(task, completed=PACK_STEPS, description="Report written")
     _audit_commentary(store.path, period, commentary)
-    _audit(store.path, "report", str(out), period=period, edition=party or "public", issue=res.version)
+    edition = "confidential" if confidential else party or "public"
+    _audit(store.path, "report", str(out), period=period, edition=edition, issue=res.version)
     if res.warnings:
         console.print(
             f"[yellow]{len(res.warnings)} missed target(s) have no commentary[/] (marked in the pack):"
@@ -660,7 +679,11 @@ def report(
     out: Annotated[Path, typer.Option(help="Output folder for the pack.")] = Path("opmetrics-report"),
     methodology: MethOpt = None,
     party: Annotated[
-        str | None, typer.Option(help="Per-party edition: this SEC Party is named, all others anonymised.")
+        str | None,
+        typer.Option(
+            help="Per-party edition: this SEC Party is named, all others anonymised; `serve` offers "
+            "it to that party from <pack>/parties/<party>/."
+        ),
     ] = None,
     commentary: Annotated[
         Path | None,
@@ -670,6 +693,14 @@ def report(
         ),
     ] = None,
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also write the PDF.")] = True,
+    confidential: Annotated[
+        bool,
+        typer.Option(
+            "--confidential",
+            help="The DCC and SEC Panel edition, with the throttling report (publication."
+            "confidential_measures); `serve` offers it to them only, from <pack>/confidential/.",
+        ),
+    ] = False,
     compute_first: Annotated[
         bool,
         typer.Option(
@@ -683,7 +714,7 @@ def report(
     with _store(db) as store:
         if compute_first:
             _compute(store, m, period)
-        page = _report(store, m, period, out, party, commentary, pdf)
+        page = _report(store, m, period, out, party, commentary, pdf, confidential)
     console.print(f"Report: [bold]{page.resolve()}[/]")
 
 
@@ -744,7 +775,7 @@ def demo(
     console.rule("1/4 simulate")
     simulate(month=month, out=out / "data", scale=scale, seed=seed, bad_rows=24, faults=True)
     m = _methodology(None)
-    with _store(db) as store:
+    with _writer(db) as store:
         console.rule("2/4 ingest")
         _ingest(store, [out / "data"], None)
         console.rule("3/4 compute")
@@ -754,6 +785,13 @@ def demo(
         notes.parent.mkdir(parents=True, exist_ok=True)
         notes.write_text(DEMO_COMMENTARY, encoding="utf-8")
         page = _report(store, m, month, out / "report", commentary=notes)
+        # The editions `serve` offers beside the public pack (serve/app.py, may_download).
+        _report(
+            store, m, month, out / "report" / "confidential", commentary=notes, pdf=False, confidential=True
+        )
+        _report(
+            store, m, month, out / "report" / "parties" / "SUP-A", party="SUP-A", commentary=notes, pdf=False
+        )
         creds = _demo_users(store, out)
     console.print(
         f"\nDone in {time.perf_counter() - start:.0f} s. Open the report: [bold]{page.resolve()}[/]"
@@ -851,7 +889,7 @@ def exceptions_add(
     """Append the file's exceptions not yet on the register (entries are never edited)."""
     from opmetrics.methodology import pmel
 
-    with _store(db) as store:
+    with _writer(db) as store:
         try:
             added = pmel.import_file(store, file)
         except pmel.PmelError as e:
@@ -873,7 +911,7 @@ def exceptions_withdraw(
     """Withdraw an exception by appending a withdrawal entry."""
     from opmetrics.methodology import pmel
 
-    with _store(db) as store:
+    with _writer(db) as store:
         try:
             pmel.withdraw(store, exception_id, reason, by)
         except pmel.PmelError as e:
@@ -1039,7 +1077,7 @@ def users_add(
     from opmetrics.serve.auth import add_user
 
     pw = password or secrets.token_urlsafe(12)
-    with _store(db) as store:
+    with _writer(db) as store:
         try:
             token = add_user(store, username, role, pw, party)
         except ValueError as e:
@@ -1153,40 +1191,60 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     methodology: MethOpt = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Address of a reverse proxy whose X-Forwarded-For is believed (repeatable); "
+            "without it the peer address is the client's."
+        ),
+    ] = None,
 ) -> None:
-    """Start the dashboard and JSON API over the database (read-only)."""
-    import uvicorn
-
+    """Start the dashboard and JSON API. It reads the serving snapshot that writing commands
+    publish, never the database itself, so ingest, compute, watch and users add run beside it."""
+    from opmetrics.engine.serving import Snapshots, publish
     from opmetrics.report.league import league_key
-    from opmetrics.serve.app import create_app, session_secret
+    from opmetrics.serve.app import create_app, session_secret, uvicorn_config
 
     if not db.exists():
         raise _fail(f"{db}: no such database; run `opmetrics demo` first")
     m = _methodology(methodology)
-    with _store(db) as rw:  # make the per-database secrets once, then serve read-only
-        secret = session_secret(rw)
-        league_key(rw)
-    store = _store(db, read_only=True)
+    try:
+        with _store(db) as rw:  # the per-database secrets, and a snapshot of the store as it is now
+            secret = session_secret(rw)
+            league_key(rw)
+            publish(rw)
+    except typer.Exit:
+        # A writer holds the database: serve what it last published, if it has.
+        from opmetrics.engine.serving import current
+
+        if current(db) is None:
+            raise
+        secret = None
+    snapshots = Snapshots(db)
+    if secret is None:
+        secret = session_secret(snapshots.store())
     pack_dir = pack or (db.parent / "report")
     local = host in ("127.0.0.1", "localhost", "::1")
     from opmetrics.engine.audit import AuditLog, audit_path
 
     application = create_app(
-        store,
+        snapshots,
         m,
         pack_dir if pack_dir.exists() else None,
         secret,
         secure_cookies=not local,
         audit=AuditLog(audit_path(db)),
     )
-    console.print(f"opmetrics dashboard: [bold]http://{host}:{port}/[/]  (API docs: /docs)")
+    console.print(f"opmetrics dashboard: [bold]http://{host}:{port}/[/]  (API reference: /docs)")
     creds = db.parent / "demo-credentials.txt"
     if creds.exists():
         console.print(f"Demo users ({creds}):")
         console.print(creds.read_text(encoding="utf-8").strip())
     if local:
         console.print("[dim]Cookies are not marked Secure on localhost; serve over HTTPS elsewhere.[/]")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    import uvicorn
+
+    uvicorn.Server(uvicorn_config(application, host, port, trusted_proxy)).run()
 
 
 if __name__ == "__main__":

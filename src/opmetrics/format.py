@@ -27,6 +27,20 @@ def pct(value: float | None, places: int = 2) -> str:
     return f"{whole / scale:.{places}f}%"
 
 
+def shown_pct(value: float | None, places: int = 2) -> float | None:
+    """The number `pct` prints, as a number: what another party's anonymised rate is given
+    as, so the digits beyond what a reader sees cannot give its withheld counts back."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    scale = 10**places
+    return math.floor(value * scale + _GUARD) / scale
+
+
+def shown_seconds(value: float | None) -> float | None:
+    """The number `seconds` prints (one decimal), as a number: see `shown_pct`."""
+    return None if value is None else round(value, 1)
+
+
 def pct_of(numerator: int | None, denominator: int | None, places: int = 2) -> str:
     """numerator / denominator as a percentage, truncated exactly: the same text as `pct` of
     the stored percentage of the same counts."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +74,31 @@ class Store:
                 raise FileNotFoundError(
                     f"{self.path}: no such database; run `opmetrics demo` or `ingest` first"
                 )
-            self.con = duckdb.connect()
-            self.con.execute(f"ATTACH '{self.path.as_posix()}' AS om (READ_ONLY)")
-            self.con.execute("USE om")
-            self.con.execute("SET TimeZone = 'UTC'")
+            self._base = duckdb.connect()
+            self._base.execute(f"ATTACH '{self.path.as_posix()}' AS om (READ_ONLY)")
+            self._local = threading.local()
         else:
-            self.con = duckdb.connect(str(self.path))
-            self.con.execute("SET TimeZone = 'UTC'")
+            self._base = duckdb.connect(str(self.path))
+            self._base.execute("SET TimeZone = 'UTC'")
             # Bounded memory: DuckDB spills to disk beyond this (issue 11; docs/scaling.md).
-            self.con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            self._base.execute(f"SET memory_limit = '{self.memory_limit}'")
             self._create_schema()
         self._ibis: Any = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The connection to use on this thread. A read-only store is shared by the web app's
+        worker threads, and a DuckDB connection is not safe across threads: each thread gets
+        its own cursor (a connection to the same database, with its own `USE` and time zone)."""
+        if not self.read_only:
+            return self._base
+        cur = getattr(self._local, "con", None)
+        if cur is None:
+            cur = self._base.cursor()
+            cur.execute("USE om")
+            cur.execute("SET TimeZone = 'UTC'")
+            self._local.con = cur
+        return cur
 
     @classmethod
     def overlay(cls, inputs: str | Path, work: str | Path, contract: Contract | None = None) -> Store:
@@ -97,10 +112,10 @@ class Store:
         st = cls.__new__(cls)
         st.path, st.contract, st.read_only = Path(work), contract or load_contract(), False
         st.memory_limit = os.environ.get("OPMETRICS_MEMORY_LIMIT", "2GB")
-        st.con = duckdb.connect(str(st.path))
-        st.con.execute("SET TimeZone = 'UTC'")
-        st.con.execute(f"SET memory_limit = '{st.memory_limit}'")
-        st.con.execute(f"ATTACH '{src.resolve().as_posix()}' AS inputs (READ_ONLY)")
+        st._base = duckdb.connect(str(st.path))
+        st._base.execute("SET TimeZone = 'UTC'")
+        st._base.execute(f"SET memory_limit = '{st.memory_limit}'")
+        st._base.execute(f"ATTACH '{src.resolve().as_posix()}' AS inputs (READ_ONLY)")
         have = {
             r[0]
             for r in st.con.execute(
@@ -157,7 +172,7 @@ class Store:
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     def close(self) -> None:
-        self.con.close()
+        self._base.close()
 
     def __enter__(self) -> Store:
         return self

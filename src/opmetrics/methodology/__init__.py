@@ -326,6 +326,17 @@ class League(_Strict):
     best_in_class: Literal["max"]
 
 
+class Publication(_Strict):
+    """What each reader may see. The defaults are the seed's reading, for versions written
+    before the block existed (2026.4 is kept byte for byte)."""
+
+    confidential_measures: list[str] = ["THR1.events", "THR1.capacity"]
+    min_cell: int = Field(default=30, ge=1)
+
+    def confidential(self, measure: str) -> bool:
+        return measure in self.confidential_measures
+
+
 class MeasureDef(_Strict):
     """An outcome measure (M) or indicator (I) of the catalogue (001 section 3.4)."""
 
@@ -453,6 +464,7 @@ class Methodology(_Strict):
     opsg_summary: OpsgSummary
     opr: Opr
     league: League
+    publication: Publication = Publication()
     measures: list[MeasureDef]
     deviations: list[Deviation] = []
     fingerprint: str = ""
@@ -502,6 +514,10 @@ class Methodology(_Strict):
             unknown = [q for q in a.processes if q not in ids]
             if unknown:
                 problems.append(f"process {p.id!r}: attribution names unknown processes {unknown}")
+        measure_ids = {d.id for d in self.measures}
+        unknown_c = [x for x in self.publication.confidential_measures if x not in measure_ids]
+        if unknown_c:
+            problems.append(f"publication.confidential_measures: unknown measures {unknown_c}")
         cpm_ids = [c.id for c in self.cpms]
         unknown_w = [k for k in self.service_credits.weights if k not in cpm_ids]
         if unknown_w:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from opmetrics.engine.store import Store
 from opmetrics.ingest.load import IngestError, find_files, load_file
@@ -77,7 +78,10 @@ def watch(
     clock: Callable[[], dt.datetime] | None = None,
     max_cycles: int | None = None,
     interval: float | None = None,
+    published: Callable[[], Any] | None = None,
 ) -> None:
+    """Load what lands in `drop` and evaluate the rules, every interval; `published` is called
+    after each cycle (the CLI publishes the serving snapshot, so the dashboard's alerts move)."""
     drop.mkdir(parents=True, exist_ok=True)
     batcher = StdinBatcher(drop) if use_stdin else None
     if batcher:
@@ -91,6 +95,8 @@ def watch(
             batcher.flush()
         load_new(store, drop, seen, report)
         monitor.evaluate(now_fn())
+        if published is not None:
+            published()
         cycles += 1
         if batcher and batcher.done and not batcher.lines:
             batcher = None

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from opmetrics import format as fmt
 from opmetrics.engine.store import Store
 from opmetrics.measures.run import latest_run
 
@@ -97,6 +98,9 @@ class Anonymiser:
     period: str
     roles: dict[str, str]
     own: str | None = None
+    # Another party's rate resting on fewer records than this is not given at all (methodology
+    # `publication.min_cell`); 1 gives every rate, still at the printed precision.
+    min_cell: int = 1
     names: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -127,6 +131,19 @@ class Anonymiser:
     def is_other(self, party: str) -> bool:
         return party in self.names and party != self.own
 
+    def rate(self, value: float | None, records: int | None) -> float | None:
+        """Another party's percentage as given out (issue 36, item 3): at the precision the
+        pack prints, and none below `min_cell` records, so its counts cannot be worked back."""
+        if records is None or records < self.min_cell:
+            return None
+        return fmt.shown_pct(value)
+
+    def seconds(self, value: float | None, records: int | None) -> float | None:
+        """Another party's mean time, as `rate` gives its percentages."""
+        if records is None or records < self.min_cell:
+            return None
+        return fmt.shown_seconds(value)
+
     def scrub(self, text: Any) -> Any:
         """Replace every other party's id inside a text with its anonymous name."""
         if not isinstance(text, str) or self._pattern is None:
@@ -154,7 +171,12 @@ def league_tables(
             key=lambda r: (-r["value"], anon.name(r["key1"])),
         )
         entries = [
-            {"rank": i, "party": anon.name(r["key1"]), "own": r["key1"] == anon.own, "pct": r["value"]}
+            {
+                "rank": i,
+                "party": anon.name(r["key1"]),
+                "own": r["key1"] == anon.own,
+                "pct": anon.rate(r["value"], r["denominator"]) if anon.is_other(r["key1"]) else r["value"],
+            }
             for i, r in enumerate(ranked, start=1)
         ]
         unranked = [r for r in mine if r["denominator"] < min_volume]

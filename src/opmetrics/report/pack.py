@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,8 @@ def _env() -> Environment:
 
 def anonymise_outcomes(rows: list[dict[str, Any]], anon: Anonymiser) -> list[dict[str, Any]]:
     """Other parties' ids become their anonymous names; their counts are withheld (a volume can
-    reveal who a party is), keeping only their percentages."""
+    reveal who a party is), keeping only their percentages, at the printed precision and not
+    below the minimum cell (`Anonymiser.rate`), so the counts cannot be worked back."""
     out = []
     for r in rows:
         if r["measure"] == "LT1":
@@ -87,10 +88,16 @@ def anonymise_outcomes(rows: list[dict[str, Any]], anon: Anonymiser) -> list[dic
         for k in ("key1", "key2", "note"):
             r[k] = anon.scrub(r[k])
         if other:
+            records = r["denominator"]
             r["numerator"] = r["denominator"] = None
             if r["unit"] not in ("%", "% of predicted", "% deviation"):
                 r["value"] = None
                 r["note"] = (r["note"] + "; " if r["note"] else "") + "volume withheld (anonymised party)"
+            else:
+                r["value"] = anon.rate(r["value"], records)
+                if r["value"] is None:
+                    why = f"fewer than {anon.min_cell} records: withheld (anonymised party)"
+                    r["note"] = (r["note"] + "; " if r["note"] else "") + why
         out.append(r)
     return out
 
@@ -345,14 +352,20 @@ def build_pack(
     party: str | None = None,
     commentary_file: Path | None = None,
     pdf: bool = True,
+    confidential: bool = False,
 ) -> PackResult:
     """Write the pack into `out_dir`: index.html, pmr-<period>.pdf, datafiles/, figures.json."""
     step = on_step or (lambda _s: None)
     step("Reading stored results")
     f = load_figures(store, m, period)
     require_current(store, f.run)
-    anon = Anonymiser(league_key(store), period, party_roles(store, period, f.run.run_id), own=party)
-    edition = f"party:{party}" if party else "public"
+    roles = party_roles(store, period, f.run.run_id)
+    anon = Anonymiser(league_key(store), period, roles, own=party, min_cell=m.publication.min_cell)
+    if confidential and party:
+        raise ValueError("the confidential edition is for the DCC and the SEC Panel: not with --party")
+    edition = "confidential" if confidential else f"party:{party}" if party else "public"
+    if not confidential:  # 001 l.5840: the throttling report "will not be made public"
+        f = replace(f, outcomes=[r for r in f.outcomes if not m.publication.confidential(r["measure"])])
     outcomes = anonymise_outcomes(f.outcomes, anon)
     commentary = load_commentary(commentary_file)
 
@@ -525,7 +538,12 @@ def _write_pack(
         "cpm_groups": _cpm_groups(m, f.cpm),
         "credits": _credits(m, f.cpm),
         "measures": [
-            {"d": md, "rows": shown, "more": len(rows) - len(shown)}
+            {
+                "d": md,
+                "rows": shown,
+                "more": len(rows) - len(shown),
+                "withheld": edition != "confidential" and m.publication.confidential(md.id),
+            }
             for md in m.measures
             for rows in [[r for r in outcomes if r["measure"] == md.id]]
             for shown in [[r for r in rows if not r["breakdown"].startswith("day")][:SHOW_ROWS]]

@@ -1,7 +1,10 @@
-"""The web app: a JSON API (OpenAPI at /openapi.json, docs at /docs) and a dashboard.
+"""The web app: a JSON API (OpenAPI at /openapi.json, a reference at /docs) and a dashboard.
 
-Every API call resolves the user (session cookie or `Authorization: Bearer <token>`) and is
-scoped server-side by `DataService`. All JavaScript and CSS are served by the app itself.
+Every call resolves the user (a server-side session named by the cookie, or `Authorization:
+Bearer <token>`) and is scoped server-side by `DataService`; the API description too. All
+JavaScript and CSS are served by the app itself (no CDN). Handlers are plain functions, run in
+the thread pool, each thread on its own DuckDB cursor: a slow drill-down does not hold up the
+others. `serve` reads the serving snapshot writers publish (engine/serving.py), never the store.
 """
 
 import datetime as dt
@@ -22,6 +25,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from opmetrics import format as fmt
 from opmetrics.engine.audit import AuditLog
+from opmetrics.engine.serving import Snapshots
 from opmetrics.engine.store import Store
 from opmetrics.methodology import Methodology
 from opmetrics.report.league import stored_secret
@@ -55,8 +59,52 @@ def _audited(path: str) -> str | None:
 PeriodQ = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default the latest")]
 
 
+class HeadAsGet:
+    """HEAD answered as GET without the body (RFC 9110 9.3.2), for every route: link checkers
+    and monitoring probes get the status and headers a GET would."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def no_body(message: dict) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b"", "more_body": False}
+                if getattr(no_body, "done", False):
+                    return
+                no_body.done = True  # type: ignore[attr-defined]
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, no_body)
+
+
+def edition_of(name: str) -> str:
+    """The edition a file of the served pack folder belongs to, from where it lies:
+    `confidential/` (with the throttling report: DCC and SEC Panel), `parties/<id>/` (that
+    party's edition), anything else the public pack."""
+    parts = Path(name).parts
+    if parts[:1] == ("confidential",):
+        return "confidential"
+    if parts[:1] == ("parties",):
+        return f"party:{parts[1]}" if len(parts) > 2 else "public"
+    return "public"
+
+
+def may_download(user: User, name: str) -> bool:
+    """Checked on the server for every listing and download: the DCC and the Panel get every
+    edition; a party the public pack and its own edition only."""
+    edition = edition_of(name)
+    if user.sees_all or edition == "public":
+        return True
+    return edition == f"party:{user.party_id}"
+
+
 def create_app(
-    store: Store,
+    source: Store | Snapshots,
     m: Methodology,
     pack_dir: Path | None,
     session_secret: str,
@@ -73,6 +121,11 @@ def create_app(
             404: {"description": "No such period, file or business process"},
             422: {"description": "Invalid parameters"},
         },
+        # The description and its reference page are served below, behind the log-in, from
+        # the app itself (the default pages load their scripts from a CDN).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(
         SessionMiddleware,
@@ -80,16 +133,17 @@ def create_app(
         session_cookie="opmetrics_session",
         same_site="strict",
         https_only=secure_cookies,
-        max_age=8 * 3600,
+        max_age=Authenticator.SESSION_SECONDS,
     )
-    data = DataService(store, m)
-    auth = Authenticator(store)
+    app.add_middleware(HeadAsGet)
+    data = DataService(source, m)
+    auth = Authenticator(source)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    async def record(actor: str, via: str, action: str, target: str, **detail: Any) -> None:
+    def record(actor: str, via: str, action: str, target: str, **detail: Any) -> None:
         if audit is not None:
-            await run_in_threadpool(audit.record, actor, action, target, via, **detail)
+            audit.record(actor, action, target, via, **detail)
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Any:
@@ -104,7 +158,9 @@ def create_app(
         user = getattr(request.state, "user", None)
         if action and user is not None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            await record(user.username, request.state.via, action, target, status=response.status_code)
+            await run_in_threadpool(
+                record, user.username, request.state.via, action, target, status=response.status_code
+            )
         return response
 
     def _same_origin(request: Request) -> bool:
@@ -126,6 +182,12 @@ def create_app(
         known = request.session.get("csrf")
         return bool(known and sent and hmac.compare_digest(known, sent))
 
+    def session_user(request: Request) -> User | None:
+        user = auth.session_user(request.session.get("sid"))
+        if user is None and "sid" in request.session:
+            request.session.clear()  # ended (logout, expiry, restart, user changed)
+        return user
+
     def current_user(request: Request) -> User:
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
@@ -134,8 +196,7 @@ def create_app(
                 request.state.user, request.state.via = user, "api"
                 return user
             raise HTTPException(401, "invalid API token")
-        name = request.session.get("user")
-        user = auth.by_name(name) if name else None
+        user = session_user(request)
         if user is None:
             raise HTTPException(401, "log in first (or send Authorization: Bearer <token>)")
         request.state.user, request.state.via = user, "web"
@@ -156,28 +217,28 @@ def create_app(
         except (KeyError, ValueError) as e:
             raise HTTPException(422, str(e).strip("'\"")) from None
 
-    # --- API ----------------------------------------------------------------------------------
+    # --- API (plain functions: FastAPI runs them in its thread pool) ---------------------------
 
     @app.get("/api/me", tags=["session"])
-    async def me(user: UserDep) -> dict[str, Any]:
+    def me(user: UserDep) -> dict[str, Any]:
         return {"username": user.username, "role": user.role, "party_id": user.party_id}
 
     @app.get("/api/periods", tags=["measures"])
-    async def periods(user: UserDep) -> list[str]:
+    def periods(user: UserDep) -> list[str]:
         return data.periods()
 
     @app.get("/api/run", tags=["measures"])
-    async def run(user: UserDep, period: PeriodQ = None) -> dict[str, Any]:
+    def run(user: UserDep, period: PeriodQ = None) -> dict[str, Any]:
         p = guard(data.period_or_latest, period)
         return fmt.with_text(data.run(p))
 
     @app.get("/api/cpm", tags=["measures"])
-    async def cpm(user: UserDep, period: PeriodQ = None, cpm: str | None = None, segment: str | None = None):
+    def cpm(user: UserDep, period: PeriodQ = None, cpm: str | None = None, segment: str | None = None):
         p = guard(data.period_or_latest, period)
         return fmt.with_text(data.cpm(p, cpm, segment))
 
     @app.get("/api/rsvp", tags=["measures"])
-    async def rsvp(
+    def rsvp(
         user: UserDep,
         period: PeriodQ = None,
         scope: Annotated[str, Query(pattern="^(process|srv)$")] = "process",
@@ -190,14 +251,14 @@ def create_app(
         return fmt.with_text(data.rsvp(p, scope, key, rate, segment, day))
 
     @app.get("/api/outcomes", tags=["measures"])
-    async def outcomes(
+    def outcomes(
         user: UserDep, period: PeriodQ = None, measure: str | None = None, process: str | None = None
     ):
         p = guard(data.period_or_latest, period)
         return guard(data.outcomes, p, user, measure, process)
 
     @app.get("/api/availability", tags=["availability"])
-    async def availability(
+    def availability(
         user: UserDep,
         period: PeriodQ = None,
         view: str | None = None,
@@ -209,7 +270,7 @@ def create_app(
         return fmt.with_text(data.availability(p, view, subject, region, band))
 
     @app.get("/api/legs", tags=["measures"])
-    async def legs(
+    def legs(
         user: UserDep,
         period: PeriodQ = None,
         process: Annotated[str | None, Query(pattern=process_ids, description="Business process id")] = None,
@@ -221,7 +282,7 @@ def create_app(
         return fmt.with_text(data.legs(p, process, breakdown))
 
     @app.get("/api/benchmarks", tags=["league"])
-    async def benchmarks(
+    def benchmarks(
         user: UserDep,
         period: PeriodQ = None,
         process: Annotated[
@@ -235,7 +296,7 @@ def create_app(
         return guard(data.benchmarks, p, user, process, dimension)
 
     @app.get("/api/diagnostics", tags=["league"])
-    async def diagnostics(
+    def diagnostics(
         user: UserDep,
         period: PeriodQ = None,
         process: Annotated[
@@ -249,17 +310,17 @@ def create_app(
         return guard(data.diagnostics, p, user, process, party)
 
     @app.get("/api/league", tags=["league"])
-    async def league(user: UserDep, period: PeriodQ = None, process: str | None = None):
+    def league(user: UserDep, period: PeriodQ = None, process: str | None = None):
         p = guard(data.period_or_latest, period)
         return guard(data.league, p, user, process)
 
     @app.get("/api/incidents", tags=["availability"])
-    async def incidents(user: UserDep, period: PeriodQ = None, open_only: bool = False):
+    def incidents(user: UserDep, period: PeriodQ = None, open_only: bool = False):
         p = guard(data.period_or_latest, period)
         return data.incidents(p, user, open_only)
 
     @app.get("/api/drill", tags=["measures"])
-    async def drill(
+    def drill(
         user: UserDep,
         process: Annotated[str, Query(pattern=process_ids, description="Business process id")],
         by: Annotated[str, Query(pattern="^(" + "|".join(DRILL_DIMENSIONS) + ")$")],
@@ -283,27 +344,40 @@ def create_app(
         return guard(data.drill, p, user, process, by, filters)
 
     @app.get("/api/alerts", tags=["monitoring"])
-    async def alerts(user: UserDep, open_only: bool = True):
+    def alerts(user: UserDep, open_only: bool = True):
         return data.alerts(user, open_only)
 
     @app.get("/api/system", tags=["measures"])
-    async def system(user: UserDep):
+    def system(user: UserDep):
         return guard(data.system, user)
 
-    @app.get("/api/downloads", tags=["downloads"])
-    async def downloads(user: UserDep) -> list[dict[str, Any]]:
+    def pack_files(user: User) -> list[tuple[str, Path]]:
         if pack_dir is None or not pack_dir.exists():
             return []
+        out = []
+        for f in sorted(pack_dir.rglob("*")):
+            name = f.relative_to(pack_dir).as_posix()
+            if (
+                f.is_file()
+                and f.suffix in (".pdf", ".csv", ".xlsx", ".json", ".html")
+                and "archive" not in f.parts
+                and not any(part.startswith(".") for part in Path(name).parts)
+                and may_download(user, name)
+            ):
+                out.append((name, f))
+        return out
+
+    @app.get("/api/downloads", tags=["downloads"])
+    def downloads(user: UserDep) -> list[dict[str, Any]]:
+        """The files of the editions this user may have: the public pack; a party's own
+        edition; for the DCC and the Panel every edition, the confidential one included."""
         return [
-            {"name": str(f.relative_to(pack_dir)), "bytes": f.stat().st_size}
-            for f in sorted(pack_dir.rglob("*"))
-            if f.is_file()
-            and f.suffix in (".pdf", ".csv", ".xlsx", ".json", ".html")
-            and "archive" not in f.parts
+            {"name": name, "edition": edition_of(name), "bytes": f.stat().st_size}
+            for name, f in pack_files(user)
         ]
 
     @app.get("/downloads/{name:path}", tags=["downloads"], response_model=None)
-    async def download(name: str, user: UserDep) -> FileResponse:
+    def download(name: str, user: UserDep) -> FileResponse:
         if pack_dir is None:
             raise HTTPException(404, "no report pack configured")
         root = pack_dir.resolve()
@@ -314,13 +388,24 @@ def create_app(
             found = False
         if not found:
             raise HTTPException(404, "no such file in the report pack")
+        if not may_download(user, path.relative_to(root).as_posix()):
+            raise HTTPException(403, "this edition is not yours to download")
         return FileResponse(path)
+
+    # --- the API's own description, behind the log-in -----------------------------------------
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(user: UserDep) -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def api_reference(request: Request):
+        return page(request, "api", spec=app.openapi())
 
     # --- pages --------------------------------------------------------------------------------
 
     def page(request: Request, name: str, **ctx: Any) -> HTMLResponse:
-        name_ = request.session.get("user")
-        user = auth.by_name(name_) if name_ else None
+        user = session_user(request)
         if user is None:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         request.state.user, request.state.via = user, "web"
@@ -344,52 +429,55 @@ def create_app(
         return templates.TemplateResponse(request, "login.html", ctx, status_code=status)
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
-    async def login_form(request: Request, next: str = "/", error: str | None = None):
+    def login_form(request: Request, next: str = "/", error: str | None = None):
         # Only the app's own messages, by code: a link cannot put its own words on this page.
         return login_page(request, next, LOGIN_MESSAGES.get(error or ""))
 
     @app.post("/login", include_in_schema=False)
-    async def login(
+    def login(
         request: Request,
         username: Annotated[str, Form(max_length=200)],
         password: Annotated[str, Form(max_length=1000)],
         next: Annotated[str, Form(max_length=2000)] = "/",
         csrf: Annotated[str | None, Form(max_length=200)] = None,
     ):
+        # The peer address; a proxy's X-Forwarded-For counts only when `serve --trusted-proxy`
+        # names that proxy (uvicorn then puts the forwarded address here).
         client = request.client.host if request.client else "?"
         if not csrf_ok(request, csrf):
-            await record(username, "web", "login refused", "/login", reason="missing or wrong CSRF token")
+            record(username, "web", "login refused", "/login", reason="missing or wrong CSRF token")
             return login_page(request, next, "Your session expired: please log in again.", 403)
-        if auth.locked(username) or auth.client_limited(client):
-            await record(username, "web", "login refused", "/login", reason="locked out", client=client)
-            return login_page(request, next, "Too many failed attempts: try again in 5 minutes.", 429)
+        if auth.locked(username, client) or auth.client_limited(client):
+            record(username, "web", "login refused", "/login", reason="locked out", client=client)
+            return login_page(request, next, "Too many failed attempts: try again later.", 429)
         user = auth.login(username, password, client)
         if user is None:
-            await record(username, "web", "login failed", "/login", client=client)
+            record(username, "web", "login failed", "/login", client=client)
             return login_page(request, next, "Unknown user or wrong password.", 401)
         request.session.clear()  # a fresh session on login: no fixation
-        request.session["user"] = user.username
+        request.session["sid"] = auth.open_session(user)
         request.session["csrf"] = secrets.token_urlsafe(32)
-        await record(user.username, "web", "login", "/login", client=client)
+        record(user.username, "web", "login", "/login", client=client)
         target = next if next.startswith("/") and not next.startswith("//") else "/"
         return RedirectResponse(target, status_code=303)
 
     @app.post("/logout", include_in_schema=False)
-    async def logout(request: Request, csrf: Annotated[str | None, Form(max_length=200)] = None):
+    def logout(request: Request, csrf: Annotated[str | None, Form(max_length=200)] = None):
         if not csrf_ok(request, csrf):
             raise HTTPException(403, "missing or wrong CSRF token")
-        name = request.session.get("user")
+        user = auth.session_user(request.session.get("sid"))
+        auth.close_session(request.session.get("sid"))  # the cookie, if kept, opens nothing
         request.session.clear()
-        if name:
-            await record(name, "web", "logout", "/logout")
+        if user:
+            record(user.username, "web", "logout", "/logout")
         return RedirectResponse("/login", status_code=303)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def home(request: Request):
+    def home(request: Request):
         return page(request, "system")
 
     @app.get("/process/{process_id}", response_class=HTMLResponse, include_in_schema=False)
-    async def process_page(request: Request, process_id: str):
+    def process_page(request: Request, process_id: str):
         try:
             p = m.process(process_id)
         except KeyError:
@@ -397,19 +485,19 @@ def create_app(
         return page(request, "process", p=p)
 
     @app.get("/availability", response_class=HTMLResponse, include_in_schema=False)
-    async def availability_page(request: Request):
+    def availability_page(request: Request):
         return page(request, "availability")
 
     @app.get("/league", response_class=HTMLResponse, include_in_schema=False)
-    async def league_page(request: Request):
+    def league_page(request: Request):
         return page(request, "league")
 
     @app.get("/downloads", response_class=HTMLResponse, include_in_schema=False)
-    async def downloads_page(request: Request):
+    def downloads_page(request: Request):
         return page(request, "downloads")
 
     @app.get("/static-vendor/plotly.min.js", include_in_schema=False)
-    async def plotly_js() -> FileResponse:
+    def plotly_js() -> FileResponse:
         return FileResponse(PLOTLY_JS, media_type="text/javascript")
 
     @app.exception_handler(HTTPException)
@@ -419,6 +507,24 @@ def create_app(
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=SECURITY_HEADERS)
 
     return app
+
+
+def uvicorn_config(
+    application: FastAPI, host: str, port: int, trusted_proxies: list[str] | None = None
+) -> Any:
+    """How `serve` (and the tests) run the app: X-Forwarded-For is believed only from the
+    proxies named (uvicorn's default believes any local peer, so a client on the same host
+    could claim any address and escape the per-address lock-out)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        application,
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=",".join(trusted_proxies) if trusted_proxies else "",
+    )
 
 
 def session_secret(store: Store) -> str:

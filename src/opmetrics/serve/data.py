@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from opmetrics import format as fmt
+from opmetrics.engine.serving import Snapshots
 from opmetrics.engine.store import Store
 from opmetrics.measures.drill import ALL_REQUESTS, DRILL_COLUMNS
 from opmetrics.measures.run import latest_run, stale_runs, staleness
@@ -18,7 +20,6 @@ from opmetrics.report.pack import anonymise_outcomes
 from opmetrics.serve.auth import User
 
 DRILL_DIMENSIONS = tuple(DRILL_COLUMNS)
-CONFIDENTIAL_MEASURES = ("THR1.",)  # the throttling report: dcc and panel only
 
 
 # What the dashboard shows of an incident.
@@ -35,10 +36,25 @@ class NotFound(LookupError):
 
 
 class DataService:
-    def __init__(self, store: Store, m: Methodology):
-        self.store, self.m = store, m
+    """`source` is a store, or engine/serving.py's Snapshots (what `serve` uses): each call
+    reads the newest published snapshot, and what was cached from an older one is dropped."""
+
+    def __init__(self, source: Store | Snapshots, m: Methodology):
+        self._source, self.m = source, m
+        self._generation: int | None = None
         self._anon: dict[tuple[str, str | None], Anonymiser] = {}
-        self._key = league_key(store)
+        self._key = b""
+        _ = self.store
+
+    @property
+    def store(self) -> Store:
+        if isinstance(self._source, Store):
+            store, gen = self._source, 0
+        else:
+            store, gen = self._source.store(), self._source.generation
+        if gen != self._generation:
+            self._anon, self._key, self._generation = {}, league_key(store), gen
+        return store
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -63,7 +79,13 @@ class DataService:
         k = (period, own)
         if k not in self._anon:
             roles = party_roles(self.store, period, self._run_id(period))
-            self._anon[k] = Anonymiser(self._key, period, roles, own=own if own in roles else None)
+            self._anon[k] = Anonymiser(
+                self._key,
+                period,
+                roles,
+                own=own if own in roles else None,
+                min_cell=self.m.publication.min_cell,
+            )
         return self._anon[k]
 
     def _run_id(self, period: str) -> str:
@@ -115,10 +137,11 @@ class DataService:
     ) -> list[dict[str, Any]]:
         ids = {x.id for x in self.m.measures if process is None or x.process == process}
         rows = [r for r in self._rows("outcomes", period, {"measure": measure}) if r["measure"] in ids]
-        if measure and measure.startswith(CONFIDENTIAL_MEASURES) and user.role == "party":
+        secret = self.m.publication.confidential
+        if measure and secret(measure) and user.role == "party":
             raise Forbidden("the throttling report is confidential to the DCC and the SEC Panel")
         if user.role == "party":
-            rows = [r for r in rows if not r["measure"].startswith(CONFIDENTIAL_MEASURES)]
+            rows = [r for r in rows if not secret(r["measure"])]
         if not user.sees_all:
             rows = anonymise_outcomes(rows, self.anonymiser(period, user))
         return rows
@@ -138,7 +161,12 @@ class DataService:
         where = {"process_id": process, "dimension": dimension}
         if user.role == "party":
             where["party_id"] = user.party_id
-            return self._rows("benchmarks", period, where, order="process_id, dimension, party_volume DESC")
+            rows = self._rows("benchmarks", period, where, order="process_id, dimension, party_volume DESC")
+            # The best is another party's figure: given as printed, like any anonymised rate.
+            for r in rows:
+                r["best_pct"] = fmt.shown_pct(r["best_pct"])
+                r["best_rtt_mean_s"] = fmt.shown_seconds(r["best_rtt_mean_s"])
+            return rows
         return self._rows("benchmarks", period, where, order="process_id, dimension, value, party_id")
 
     def diagnostics(
@@ -223,7 +251,16 @@ class DataService:
                 "drillable": True,
             }
             if by == "party" and anon.is_other(r["key"]) and not user.sees_all:
-                row.update(key=anon.name(r["key"]), volume=None, failures=None, drillable=False)
+                # Rates as printed, none below the minimum cell: the withheld volume stays withheld.
+                row.update(
+                    key=anon.name(r["key"]),
+                    volume=None,
+                    failures=None,
+                    drillable=False,
+                    success_pct=anon.rate(row["success_pct"], int(r["volume"])),
+                    within_trt_pct=anon.rate(row["within_trt_pct"], int(r["n"])),
+                    rtt_mean_s=anon.seconds(row["rtt_mean_s"], int(r["n"])),
+                )
             out.append(row)
         # Order by what is shown, so the order of anonymous names reveals nothing.
         return sorted(out, key=lambda r: r["key"])
