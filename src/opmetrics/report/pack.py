@@ -364,7 +364,7 @@ def build_pack(
     if confidential and party:
         raise ValueError("the confidential edition is for the DCC and the SEC Panel: not with --party")
     edition = "confidential" if confidential else f"party:{party}" if party else "public"
-    if not confidential:  # 001 l.5840: the throttling report "will not be made public"
+    if not confidential:  # throttling report: 001 l.5840 "will not be made public"
         f = replace(f, outcomes=[r for r in f.outcomes if not m.publication.confidential(r["measure"])])
     outcomes = anonymise_outcomes(f.outcomes, anon)
     commentary = load_commentary(commentary_file)
