@@ -60,3 +60,14 @@ def test_api_answers_carry_each_percentage_as_the_pack_prints_it():
     assert got["rows"][1]["within_trt_pct_text"] == fmt.DASH
     assert got["measure"]["value_text"] == "12.50 % of predicted"
     assert got["name"] == "x_pct" and "name_text" not in got
+
+
+def test_an_anonymised_rate_has_fewer_decimals_on_a_smaller_cell_at_the_exact_boundaries():
+    """Each step must be coarser than one record: 100 records or fewer, nothing; whole
+    percents from 101; one decimal from 1,001; two from 10,001 (issue 36)."""
+    expect = {1: None, 100: None, 101: 0, 1000: 0, 1001: 1, 10_000: 1, 10_001: 2, 10**9: 2}
+    assert {n: fmt.anonymised_places(n) for n in expect} == expect
+    shown = fmt.shown_pct(100 * 997 / 1013, 0)  # 98.420...%
+    assert shown == 98.0 and shown.places == 0 and fmt.pct(shown) == "98%"
+    assert fmt.with_text({"success_pct": fmt.shown_pct(98.4207, 1)})["success_pct_text"] == "98.4%"
+    assert fmt.pct(fmt.shown_pct(98.4207, 2)) == fmt.pct(98.4207) == "98.42%"

@@ -22,18 +22,44 @@ def pct(value: float | None, places: int = 2) -> str:
     """A stored percentage as text: '99.57%'; '–' when there is none."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return DASH
+    places = min(places, getattr(value, "places", places))
     scale = 10**places
     whole = math.floor(value * scale + _GUARD)
     return f"{whole / scale:.{places}f}%"
 
 
-def shown_pct(value: float | None, places: int = 2) -> float | None:
+class Shown(float):
+    """A percentage given at `places` decimals, fewer than the pack's two where it is another
+    party's rate on a small cell: `pct` prints it so ('98%', not a falsely exact '98.00%')."""
+
+    places: int
+
+    def __new__(cls, value: float, places: int) -> Shown:
+        obj = super().__new__(cls, value)
+        obj.places = places
+        return obj
+
+
+def shown_pct(value: float | None, places: int = 2) -> Shown | None:
     """The number `pct` prints, as a number: what another party's anonymised rate is given
     as, so the digits beyond what a reader sees cannot give its withheld counts back."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     scale = 10**places
-    return math.floor(value * scale + _GUARD) / scale
+    return Shown(math.floor(value * scale + _GUARD) / scale, places)
+
+
+def anonymised_places(records: int) -> int | None:
+    """The decimals another party's rate on `records` records may be given to: the finest of
+    two, one or none whose step (0.01, 0.1 or 1 percentage point) is coarser than one record
+    (1/records), and none at all for 100 records or fewer. The printed rate is then itself a
+    fraction whose denominator (10,000, 1,000 or 100) is smaller than the volume, and so is
+    the simplest fraction inside its truncation interval: neither `limit_denominator` nor a
+    search for the smallest denominator can return the withheld volume."""
+    for places in (2, 1, 0):
+        if 10 ** (places + 2) < records:
+            return places
+    return None
 
 
 def shown_seconds(value: float | None) -> float | None:

@@ -331,7 +331,9 @@ class Publication(_Strict):
     before the block existed (2026.4 is kept byte for byte)."""
 
     confidential_measures: list[str] = ["THR1.events", "THR1.capacity"]
-    min_cell: int = Field(default=30, ge=1)
+    # Another party's rate is withheld below this many records (and always at 100 or fewer:
+    # `format.anonymised_places`).
+    min_cell: int = Field(default=101, ge=1)
 
     def confidential(self, measure: str) -> bool:
         return measure in self.confidential_measures

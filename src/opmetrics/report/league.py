@@ -132,11 +132,19 @@ class Anonymiser:
         return party in self.names and party != self.own
 
     def rate(self, value: float | None, records: int | None) -> float | None:
-        """Another party's percentage as given out (issue 36, item 3): at the precision the
-        pack prints, and none below `min_cell` records, so its counts cannot be worked back."""
+        """Another party's percentage as given out (issue 36, item 3): truncated to the
+        decimals its volume allows (`format.anonymised_places`: 2 above 10,000 records, 1
+        above 1,000, 0 above 100) and none below `min_cell`, so its counts cannot be worked
+        back from it."""
         if records is None or records < self.min_cell:
             return None
-        return fmt.shown_pct(value)
+        places = fmt.anonymised_places(records)
+        return None if places is None else fmt.shown_pct(value, places)
+
+    @property
+    def withheld_below(self) -> int:
+        """The fewest records on which another party's rate is given at all."""
+        return max(self.min_cell, 101)
 
     def seconds(self, value: float | None, records: int | None) -> float | None:
         """Another party's mean time, as `rate` gives its percentages."""

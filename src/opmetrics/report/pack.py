@@ -96,7 +96,7 @@ def anonymise_outcomes(rows: list[dict[str, Any]], anon: Anonymiser) -> list[dic
             else:
                 r["value"] = anon.rate(r["value"], records)
                 if r["value"] is None:
-                    why = f"fewer than {anon.min_cell} records: withheld (anonymised party)"
+                    why = f"fewer than {anon.withheld_below} records: withheld (anonymised party)"
                     r["note"] = (r["note"] + "; " if r["note"] else "") + why
         out.append(r)
     return out

@@ -124,10 +124,11 @@ class Authenticator:
         self._refresh()
 
     def _refresh(self) -> None:
+        # store() first: it is what notices a newly published snapshot and bumps generation.
+        store = self._source.store() if hasattr(self._source, "store") else self._source
         gen = getattr(self._source, "generation", 0)
         if gen == self._generation:
             return
-        store = self._source.store() if hasattr(self._source, "store") else self._source
         try:
             rows = store.rows("SELECT * FROM users")
         except Exception:  # noqa: BLE001 - no users table yet: nobody can log in
