@@ -134,6 +134,9 @@ def test_party_edition_names_only_its_own_party(db, tmp_path, meth):
     assert "edition for SUP-C" in PdfReader(res.pdf).metadata.title
     html = (out / "index.html").read_text()
     assert 'class="own"' in html
+    league = html.split('<section id="league"')[1].split("</section>")[0]
+    # Its own row named and marked in every table; no letter stands for it.
+    assert league.count("SUP-C (you)") == league.count('class="own"') > 0
     section = html.split('<section id="diagnostics"')[1].split("</section>")[0]
     assert "What explains your gap" in section and "All business processes" in section
     assert "SUP-C: " in section and "Failures explained" in section

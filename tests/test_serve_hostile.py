@@ -216,7 +216,9 @@ def test_anonymised_rates_give_no_withheld_count_back(site):
             params = {"process": p.id, "by": "party", **({"day": day} if day else {})}
             for row in party.get("/api/drill", params=params).json():
                 if row["volume"] is not None:
-                    continue  # the party's own row
+                    assert row["own"] and row["key"] == "SUP-A"  # its own row, named
+                    continue
+                assert not row["own"] and party_of[row["key"]] != "SUP-A"  # a letter: never itself
                 n, ok = counts[(p.id, party_of[row["key"]], day)]
                 exposed_before += recovered(100.0 * ok / n, n, ok)
                 if row["success_pct"] is None:
@@ -239,8 +241,9 @@ def test_anonymised_rates_give_no_withheld_count_back(site):
             checked += 1
     for table in party.get("/api/league", params={"period": PERIOD}).json():
         for e in table["entries"]:
+            assert e["own"] == (e["party"] == "SUP-A")
             if not e["own"]:
-                assert e["pct"] == round(e["pct"], 2)
+                assert party_of[e["party"]] != "SUP-A" and e["pct"] == round(e["pct"], 2)
                 checked += 1
     assert checked > 100 and exposed_before > 50 and withheld > 0, (checked, exposed_before, withheld)
 

@@ -1083,9 +1083,12 @@ def users_add(
         except ValueError as e:
             raise _fail(str(e)) from None
     _audit(db, "users.add", username, role=role, party=party)
+    # Secrets unwrapped and unstyled: a piped or narrow terminal must not break them in two.
     if password is None:
-        console.print(f"password: {pw}")
-    console.print(f"API token (shown once; stored hashed): {token}")
+        console.print(f"password: {pw}", soft_wrap=True, markup=False, highlight=False)
+    console.print(
+        f"API token (shown once; stored hashed): {token}", soft_wrap=True, markup=False, highlight=False
+    )
 
 
 @users_app.command("list")

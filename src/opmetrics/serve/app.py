@@ -8,7 +8,9 @@ others. `serve` reads the serving snapshot writers publish (engine/serving.py), 
 """
 
 import datetime as dt
+import decimal
 import hmac
+import json
 import os
 import secrets
 from importlib import resources
@@ -17,7 +19,7 @@ from typing import Annotated, Any
 
 import plotly
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -46,6 +48,22 @@ SECURITY_HEADERS = {
 # Requests worth an audit entry: data and files, not assets or the API's own description.
 AUDITED_PREFIXES = ("/api/", "/downloads/")
 AUDITED_PAGES = ("/", "/availability", "/league", "/downloads")
+
+
+def _plain(v: Any) -> Any:
+    """What json cannot write itself: dates as ISO text, decimals as numbers (as FastAPI would)."""
+    if isinstance(v, dt.date | dt.datetime | dt.time):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    return str(v)
+
+
+def answer(obj: Any) -> Response:
+    """An API answer written once with the standard library's json: FastAPI's generic encoder
+    walks every value in Python first, which made a CPM table's answer cost 7 ms of the event
+    loop (docs/reliability.md, Load)."""
+    return Response(json.dumps(obj, default=_plain, allow_nan=False), media_type="application/json")
 
 
 def _audited(path: str) -> str | None:
@@ -205,11 +223,14 @@ def create_app(
     UserDep = Annotated[User, Depends(current_user)]
     process_ids = "^(" + "|".join(p.id for p in m.processes) + ")$"
 
-    def guard(fn: Any, *args: Any) -> Any:
-        """Call the data service, its errors as HTTP statuses and each percentage in the
-        answer with its display text (format.with_text)."""
+    def guard(fn: Any, *args: Any) -> Response:
+        """Call the data service: its errors as HTTP statuses, and the answer as JSON with each
+        percentage's display text beside it (format.with_text)."""
+        return answer(fmt.with_text(call(fn, *args)))
+
+    def call(fn: Any, *args: Any) -> Any:
         try:
-            return fmt.with_text(fn(*args))
+            return fn(*args)
         except Forbidden as e:
             raise HTTPException(403, str(e)) from None
         except NotFound as e:
@@ -229,13 +250,13 @@ def create_app(
 
     @app.get("/api/run", tags=["measures"])
     def run(user: UserDep, period: PeriodQ = None) -> dict[str, Any]:
-        p = guard(data.period_or_latest, period)
-        return fmt.with_text(data.run(p))
+        p = call(data.period_or_latest, period)
+        return guard(data.run, p)
 
     @app.get("/api/cpm", tags=["measures"])
     def cpm(user: UserDep, period: PeriodQ = None, cpm: str | None = None, segment: str | None = None):
-        p = guard(data.period_or_latest, period)
-        return fmt.with_text(data.cpm(p, cpm, segment))
+        p = call(data.period_or_latest, period)
+        return guard(data.cpm, p, cpm, segment)
 
     @app.get("/api/rsvp", tags=["measures"])
     def rsvp(
@@ -247,14 +268,14 @@ def create_app(
         segment: str | None = None,
         day: dt.date | None = None,
     ):
-        p = guard(data.period_or_latest, period)
-        return fmt.with_text(data.rsvp(p, scope, key, rate, segment, day))
+        p = call(data.period_or_latest, period)
+        return guard(data.rsvp, p, scope, key, rate, segment, day)
 
     @app.get("/api/outcomes", tags=["measures"])
     def outcomes(
         user: UserDep, period: PeriodQ = None, measure: str | None = None, process: str | None = None
     ):
-        p = guard(data.period_or_latest, period)
+        p = call(data.period_or_latest, period)
         return guard(data.outcomes, p, user, measure, process)
 
     @app.get("/api/availability", tags=["availability"])
@@ -266,8 +287,8 @@ def create_app(
         region: str | None = None,
         band: str | None = None,
     ):
-        p = guard(data.period_or_latest, period)
-        return fmt.with_text(data.availability(p, view, subject, region, band))
+        p = call(data.period_or_latest, period)
+        return guard(data.availability, p, view, subject, region, band)
 
     @app.get("/api/legs", tags=["measures"])
     def legs(
@@ -278,8 +299,8 @@ def create_app(
     ):
         """Legs of the journey: the DCC proxy (delivery to CHF/GPF), the home network, RTT
         without it, and DSP time against its share of the TRT."""
-        p = guard(data.period_or_latest, period)
-        return fmt.with_text(data.legs(p, process, breakdown))
+        p = call(data.period_or_latest, period)
+        return guard(data.legs, p, process, breakdown)
 
     @app.get("/api/benchmarks", tags=["league"])
     def benchmarks(
@@ -292,7 +313,7 @@ def create_app(
     ):
         """Industry average and best per SRV, region and device set, with each party's position
         (a party user: its own rows only)."""
-        p = guard(data.period_or_latest, period)
+        p = call(data.period_or_latest, period)
         return guard(data.benchmarks, p, user, process, dimension)
 
     @app.get("/api/diagnostics", tags=["league"])
@@ -306,18 +327,18 @@ def create_app(
     ):
         """What explains each party's gap to other parties (device set, firmware, region,
         orchestration), ranked; a party user sees its own only."""
-        p = guard(data.period_or_latest, period)
+        p = call(data.period_or_latest, period)
         return guard(data.diagnostics, p, user, process, party)
 
     @app.get("/api/league", tags=["league"])
     def league(user: UserDep, period: PeriodQ = None, process: str | None = None):
-        p = guard(data.period_or_latest, period)
+        p = call(data.period_or_latest, period)
         return guard(data.league, p, user, process)
 
     @app.get("/api/incidents", tags=["availability"])
     def incidents(user: UserDep, period: PeriodQ = None, open_only: bool = False):
-        p = guard(data.period_or_latest, period)
-        return data.incidents(p, user, open_only)
+        p = call(data.period_or_latest, period)
+        return guard(data.incidents, p, user, open_only)
 
     @app.get("/api/drill", tags=["measures"])
     def drill(
@@ -332,7 +353,7 @@ def create_app(
         device_type: str | None = None,
         party: str | None = None,
     ):
-        p = guard(data.period_or_latest, period)
+        p = call(data.period_or_latest, period)
         filters = {
             "day": day,
             "srv": srv,
@@ -345,7 +366,7 @@ def create_app(
 
     @app.get("/api/alerts", tags=["monitoring"])
     def alerts(user: UserDep, open_only: bool = True):
-        return data.alerts(user, open_only)
+        return guard(data.alerts, user, open_only)
 
     @app.get("/api/system", tags=["measures"])
     def system(user: UserDep):

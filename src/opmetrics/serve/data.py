@@ -259,6 +259,8 @@ class DataService:
                 "within_trt_pct": 100.0 * r["within"] / r["n"] if r["n"] else None,
                 "rtt_mean_s": r["rtt_mean_s"],
                 "drillable": True,
+                # The reader's own party, named (never a letter): the dashboard marks it "(you)".
+                "own": by == "party" and not user.sees_all and r["key"] == user.party_id,
             }
             if by == "party" and anon.is_other(r["key"]) and not user.sees_all:
                 # Rates as printed, none below the minimum cell: the withheld volume stays withheld.

@@ -152,13 +152,15 @@ async function processPage() {
     try { rows = await api("/api/drill", { period: period(), process: proc, by, ...filters }); }
     catch (err) { $("#drill-table").replaceChildren(el("p", { class: "error" }, err.message)); return; }
     const go = (r) => { if (r.drillable) { filters = { ...filters, [by]: r.key }; drill(); } };
-    Plotly.newPlot("drill-chart", [{ x: rows.map((r) => r.key), y: rows.map((r) => r.success_pct), type: "bar", marker: { color: "#1f4e79" },
-      customdata: rows.map((r) => [r.volume, r.within_trt_pct]), hovertemplate: "%{x}<br>success %{y:.2f}%<br>volume %{customdata[0]}<br>within TRT %{customdata[1]:.2f}%<extra></extra>" }],
+    // A party's own row is marked "(you)": a letter ("Supplier A") is always another party.
+    const label = (r) => (r.own ? r.key + " (you)" : r.key);
+    Plotly.newPlot("drill-chart", [{ x: rows.map(label), y: rows.map((r) => r.success_pct), type: "bar", marker: { color: "#1f4e79" },
+      customdata: rows.map((r) => [num(r.volume), pt(r, "success_pct"), pt(r, "within_trt_pct")]), hovertemplate: "%{x}<br>success %{customdata[1]}<br>volume %{customdata[0]}<br>within TRT %{customdata[2]}<extra></extra>" }],
       { margin: { t: 10 }, yaxis: { title: "success % by " + by, range: [Math.max(0, Math.min(...rows.map((r) => r.success_pct ?? 100)) - 2), 100.5] },
         xaxis: { type: "category" } }, plotOpts);
     document.getElementById("drill-chart").on("plotly_click", (ev) => go(rows[ev.points[0].pointIndex]));
     table("#drill-table", [by, "Volume", "Failures", "Success", "Within TRT", "Mean RTT (s)"],
-      rows.map((r) => ({ attrs: r.drillable ? { class: "click", "data-key": r.key } : {}, cells: [r.key, num(r.volume), num(r.failures), pt(r, "success_pct"), pt(r, "within_trt_pct"), r.rtt_mean_s === null ? "–" : r.rtt_mean_s.toFixed(1)] })));
+      rows.map((r) => ({ attrs: r.drillable ? { class: "click", "data-key": r.key } : {}, cells: [label(r), num(r.volume), num(r.failures), pt(r, "success_pct"), pt(r, "within_trt_pct"), r.rtt_mean_s === null ? "–" : r.rtt_mean_s.toFixed(1)] })));
     $("#drill-table").querySelectorAll("tr.click").forEach((tr, i) => tr.addEventListener("click", () => go(rows.filter((r) => r.drillable)[i])));
   };
   $("#period").addEventListener("change", load);
@@ -196,7 +198,7 @@ async function leaguePage() {
     for (const t of tables) {
       box.append(el("h2", {}, t.process));
       const holder = el("div"); box.append(holder);
-      const rows = t.entries.map((e) => ({ attrs: e.own ? { class: "own" } : {}, cells: [String(e.rank), e.party, pt(e, "pct"), ((e.pct - t.industry_pct) >= 0 ? "+" : "") + (e.pct - t.industry_pct).toFixed(2) + " pp"] }));
+      const rows = t.entries.map((e) => ({ attrs: e.own ? { class: "own" } : {}, cells: [String(e.rank), e.own ? e.party + " (you)" : e.party, pt(e, "pct"), ((e.pct - t.industry_pct) >= 0 ? "+" : "") + (e.pct - t.industry_pct).toFixed(2) + " pp"] }));
       rows.push({ cells: ["", "Industry average", pt(t, "industry_pct"), ""] }, { cells: ["", "Best in class", pt(t, "best_pct"), ""] });
       table(holder, ["Rank", "Party", "Success", "vs industry"], rows, { left: 2 });
     }
@@ -208,7 +210,8 @@ async function leaguePage() {
 // --- Downloads --------------------------------------------------------------------------------
 async function downloadsPage() {
   const files = await api("/api/downloads");
-  table("#files", ["File", "Size"], files.map((f) => ({ cells: [el("a", { href: "/downloads/" + f.name }, f.name), num(f.bytes) + " bytes"] })));
+  const edition = (e) => (e === "public" ? "Public" : e === "confidential" ? "Confidential (DCC and SEC Panel)" : "Party edition (" + e.slice(6) + ")");
+  table("#files", ["File", "Edition", "Size"], files.map((f) => ({ cells: [el("a", { href: "/downloads/" + f.name }, f.name), edition(f.edition), num(f.bytes) + " bytes"] })));
 }
 
 const pages = { system: systemPage, process: processPage, availability: availabilityPage, league: leaguePage, downloads: downloadsPage };
