@@ -60,7 +60,7 @@ MIX = [
     ("/api/drill", {"period": PERIOD, "process": "prepayment", "by": "party"}),
     ("/api/drill", {"period": PERIOD, "process": "meter_reads", "by": "srv", "day": "2026-10-12"}),
 ]
-Result = tuple[str, float, int]
+Result = tuple[str, float, int, float]  # endpoint, latency (s), status, due (s into the phase)
 
 
 def cli(*args: str) -> str:
@@ -126,7 +126,7 @@ def paced(
             path, params = mix[i % len(mix)]
             status = _send(conn, path, params, tokens["party" if i % 2 else "dcc"])
             with lock:
-                out.append((_label(path, params), time.perf_counter() - due, status))
+                out.append((_label(path, params), time.perf_counter() - due, status, due - start))
 
     threads = [threading.Thread(target=worker) for _ in range(workers)]
     for t in threads:
@@ -141,6 +141,7 @@ def closed(port: int, tokens: dict[str, str], mix: list, n: int, concurrency: in
     lock = threading.Lock()
     todo = iter(range(n))
     out: list[Result] = []
+    begin = time.perf_counter()
 
     def worker() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -154,7 +155,7 @@ def closed(port: int, tokens: dict[str, str], mix: list, n: int, concurrency: in
             t0 = time.perf_counter()
             status = _send(conn, path, params, tokens["party" if i % 2 else "dcc"])
             with lock:
-                out.append((_label(path, params), time.perf_counter() - t0, status))
+                out.append((_label(path, params), time.perf_counter() - t0, status, t0 - begin))
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     for t in threads:
@@ -172,8 +173,12 @@ def pct(xs: list[float], p: float) -> float:
 def summarise(results: list[Result], wall: float, target: float | None) -> dict:
     lat = [r[1] * 1000 for r in results]
     by_path: dict[str, list[float]] = {}
-    for path, secs, _ in results:
+    for path, secs, _, _ in results:
         by_path.setdefault(path, []).append(secs * 1000)
+    # p99 per second of the phase (by when each request was due): where a stall falls.
+    per_second: dict[int, list[float]] = {}
+    for _, secs, _, due in results:
+        per_second.setdefault(int(due), []).append(secs * 1000)
     return {
         "requests": len(results),
         "target_rps": target,
@@ -181,6 +186,7 @@ def summarise(results: list[Result], wall: float, target: float | None) -> dict:
         "errors": sum(1 for r in results if r[2] != 200),
         "latency_ms": {p: round(pct(lat, float(p[1:])), 1) for p in ("p50", "p95", "p99")}
         | {"max": round(max(lat), 1)},
+        "p99_by_second": [round(pct(v, 99), 1) for _, v in sorted(per_second.items())],
         "by_endpoint": {
             k: {"n": len(v), "p50": round(pct(v, 50), 1), "p99": round(pct(v, 99), 1)}
             for k, v in sorted(by_path.items())
@@ -272,6 +278,8 @@ def main() -> None:
             f"| {name} | {f'{tgt:g} req/s' if tgt else 'as fast as it goes'} | {ph['achieved_rps']} req/s | "
             f"{ph['requests']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | {lat['max']} | {ph['errors']} |"
         )
+    for name, ph in phases.items():
+        print(f"{name}: p99 ms by second: {ph['p99_by_second']}")
     for name in ("light", "mix"):
         print(f"\n{name}: | endpoint | requests | p50 ms | p99 ms |")
         for k, v in phases[name]["by_endpoint"].items():

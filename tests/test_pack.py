@@ -18,6 +18,7 @@ from pypdf import PdfReader
 from typer.testing import CliRunner
 
 from opmetrics.cli import app
+from opmetrics.engine.serving import current
 from opmetrics.engine.store import Store
 from opmetrics.ingest.load import load_file
 from opmetrics.measures.run import StaleRunError, compute, latest_run
@@ -250,10 +251,16 @@ def test_stale_results_are_refused_until_computed(db, tmp_path, meth):
     res = runner.invoke(app, ["report", "--period", PERIOD, "--db", str(db), "--out", str(tmp_path / "p"),
                               "--no-pdf"])  # fmt: skip
     assert res.exit_code != 0 and "stale" in res.output and "--compute" in res.output
+    published = current(db)  # a refused report publishes nothing for `serve`
     res = runner.invoke(app, ["report", "--period", PERIOD, "--db", str(db), "--out", str(tmp_path / "p"),
                               "--no-pdf", "--compute"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert (tmp_path / "p" / "index.html").exists()
+    # ... the new run does: a running `serve` moves to it.
+    assert current(db) != published
+    with Store(db, read_only=True) as store, Store(current(db), read_only=True) as served:
+        runs = "SELECT run_id FROM runs ORDER BY run_id"
+        assert served.rows(runs) == store.rows(runs)
 
 
 def test_a_refused_edition_leaves_no_file_and_takes_no_issue_number(db, tmp_path, meth):

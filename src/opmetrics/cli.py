@@ -711,7 +711,9 @@ def report(
 ) -> None:
     """Write the PMR pack: index.html, the PDF, CSV/XLSX datafiles and figures.json."""
     m = _methodology(methodology)
-    with _store(db) as store:
+    # A writer: `--compute` makes a new run and a pack issue is recorded, so a running `serve`
+    # moves to them (it missed a run computed here before).
+    with _writer(db) as store:
         if compute_first:
             _compute(store, m, period)
         page = _report(store, m, period, out, party, commentary, pdf, confidential)

@@ -2,8 +2,9 @@
 commentary or users. Append-only JSON lines next to the database, hash-chained so that an edited,
 removed or reordered entry is detected by `verify`.
 
-It is a file rather than a table because the web app opens the database read-only, and several
-processes (the dashboard, the CLI, `watch`) append at once; an exclusive lock serialises them.
+It is a file rather than a table because the web app never opens the database (it reads a
+serving snapshot), and several processes (the dashboard, the CLI, `watch`) append at once; an
+exclusive lock serialises them.
 Entries never hold passwords, tokens or session cookies: callers pass names and ids only.
 """
 
