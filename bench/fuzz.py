@@ -52,8 +52,8 @@ import yaml
 
 from opmetrics import methodology as methodology_mod
 from opmetrics.engine.store import Store
-from opmetrics.ingest.contract import load_contract
 from opmetrics.ingest.load import IngestError, load_file
+from opmetrics.methodology.contract import load_contract
 from opmetrics.report.commentary import CommentaryError, load_commentary
 
 PERIOD = "2026-10"

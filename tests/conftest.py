@@ -17,8 +17,8 @@ import pytest  # noqa: E402
 
 from opmetrics import methodology  # noqa: E402
 from opmetrics.engine.store import Store  # noqa: E402
-from opmetrics.ingest.contract import load_contract  # noqa: E402
 from opmetrics.ingest.load import load_file  # noqa: E402
+from opmetrics.methodology.contract import load_contract  # noqa: E402
 
 ORIGINATOR = "90-B3-D5-1F-30-01-00-0A"
 DEVICE = "00-DB-00-00-00-00-00-01"

@@ -38,6 +38,23 @@ def test_demo_writes_report_and_one_datafile_per_process(demo):
     assert "24 quarantined" in output.replace(",", "")
 
 
+def test_every_status_a_run_stores_is_in_the_one_vocabulary(demo):
+    """Measures, pack and API name statuses through methodology.status.Status: every status
+    in every stored result table of the demo's run is one of its members (a status typed as a
+    bare string elsewhere, with a different spelling, would show here)."""
+    from opmetrics.methodology.status import Status
+
+    out, _ = demo
+    with duckdb.connect(str(out / "opmetrics.duckdb"), read_only=True) as con:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_columns() WHERE column_name = 'status' "
+            "AND schema_name = 'main' AND table_name IN ('cpm', 'outcomes', 'availability')"
+        ).fetchall()]  # fmt: skip
+        seen = {s for t in tables for (s,) in con.execute(f'SELECT DISTINCT status FROM "{t}"').fetchall()}
+    assert len(tables) == 3 and {"target met", "No Events", "ok"} <= seen
+    assert seen - {None} <= {s.value for s in Status}, seen - {s.value for s in Status}
+
+
 def test_datafile_matches_database_and_recomputes_from_counts(demo):
     out, _ = demo
     with (out / "report" / "datafiles" / "prepayment.csv").open() as fh:
@@ -130,6 +147,37 @@ def test_exceptions_cli_appends_and_lists(tmp_path):
     assert listing.exit_code == 0 and "PMEL-7" in listing.output and "add" in listing.output
     bad = runner.invoke(app, ["exceptions", "withdraw", "PMEL-9", "--reason", "x", "--by", "y", "--db", db])
     assert bad.exit_code == 1 and "not on the register" in bad.output
+
+
+READ_COMMANDS = [["users", "list"], ["exceptions", "list"], ["quarantine"], ["explain", "R-1"]]
+
+
+def test_read_commands_create_nothing_and_change_nothing(tmp_path):
+    """The commands that only look open the store read-only: a missing database is refused by
+    name and no file appears (the fuzzer's `--db party` once left one in the checkout); an
+    existing one is left byte for byte as it was."""
+    import hashlib
+
+    for cmd in READ_COMMANDS:
+        missing = tmp_path / "absent.duckdb"
+        res = runner.invoke(app, [*cmd, "--db", str(missing)])
+        assert res.exit_code == 1 and "no such database" in " ".join(res.output.split()), (cmd, res.output)
+        assert list(tmp_path.iterdir()) == [], cmd
+    db = tmp_path / "x.duckdb"
+    f = tmp_path / "pmel.yaml"
+    f.write_text(
+        "exceptions:\n"
+        "  - {exception_id: PMEL-7, reason: test, recorded_by: ops, approved_by: panel,\n"
+        "     applies_to: service_requests, region: North, window_start: '2026-10-05T10:00:00Z',\n"
+        "     window_end: '2026-10-05T11:00:00Z'}\n"
+    )
+    assert runner.invoke(app, ["exceptions", "add", str(f), "--db", str(db)]).exit_code == 0
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    for cmd in READ_COMMANDS[:3]:
+        res = runner.invoke(app, [*cmd, "--db", str(db)])
+        assert res.exit_code == 0, (cmd, res.output)
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert not db.with_name("x.duckdb.wal").exists()
 
 
 def test_materialised_intermediates_give_the_same_figures(demo, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opmetrics.ingest.contract import json_schema, load_contract, markdown
+from opmetrics.methodology.contract import json_schema, load_contract, markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,10 +12,10 @@ import pytest
 from conftest import load_rows, sr
 from test_outcomes import cpm, outcome
 
-from opmetrics.ingest.contract import load_contract
 from opmetrics.measures.operations import impact_estimate, working_day_after
 from opmetrics.measures.records import Scope
 from opmetrics.measures.run import compute
+from opmetrics.methodology.contract import load_contract
 
 AS_OF = dt.datetime(2026, 11, 1)
 

@@ -10,6 +10,7 @@ import datetime as dt
 import pytest
 from conftest import VERSIONS, alert, load_rows, overridden, sr
 
+from opmetrics.engine import pmel
 from opmetrics.engine.store import Store
 from opmetrics.measures.incremental import clear, refresh, stored_cubes
 from opmetrics.measures.records import (
@@ -22,7 +23,6 @@ from opmetrics.measures.records import (
 )
 from opmetrics.measures.rsvp import compute_rsvp
 from opmetrics.measures.run import compute
-from opmetrics.methodology import pmel
 
 D1 = "00-DB-00-00-00-00-00-01"
 D2 = "00-DB-00-00-00-00-00-02"

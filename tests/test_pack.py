@@ -312,7 +312,7 @@ def test_invariant_no_events_only_when_none(db, tmp_path, meth):
 def test_invariant_exclusions_cite_an_applied_exception(db, tmp_path, meth):
     """An exception on the register excludes records; if the run does not record it as applied
     (here: the run row edited), the exclusion cites no applied exception and the build fails."""
-    from opmetrics.methodology import pmel
+    from opmetrics.engine import pmel
 
     with Store(db) as store:
         pmel.add(

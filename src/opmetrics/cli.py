@@ -27,6 +27,7 @@ from rich.table import Table
 from opmetrics import format as fmt
 from opmetrics import methodology as methodology_mod
 from opmetrics.engine.store import DEFAULT_DB, Store
+from opmetrics.methodology.status import Status
 
 app = typer.Typer(
     help="opmetrics: measure how well the GB smart-metering network (DCC) serves its users, "
@@ -78,10 +79,14 @@ def _audit(db: Path, action: str, target: str, **detail: object) -> None:
 
 
 def _store(db: Path, read_only: bool = False) -> Store:
-    """Open the database, or fail with a message naming it (not a traceback)."""
+    """Open the database, or fail with a message naming it (not a traceback). Read-only for the
+    commands that only look: they never create a file, nor wait behind a writer's lock for
+    nothing."""
     import duckdb
 
     try:
+        if read_only and not db.exists():
+            raise _fail(f"{db}: no such database; run `opmetrics demo` or `ingest` first")
         if db.exists() and not db.is_file():
             raise _fail(f"{db}: not a database file")
         return Store(db, read_only=read_only)
@@ -488,7 +493,13 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
     t = Table(
         "CPM", "measures", "target met", "lowest", "target", "minimum", "status (worst)", "credit £", box=None
     )
-    rank = {"below minimum": 0, "below target": 1, "missing input": 2, "No Events": 3, "target met": 4}
+    rank = {
+        Status.BELOW_MINIMUM: 0,
+        Status.BELOW_TARGET: 1,
+        Status.MISSING_INPUT: 2,
+        Status.NO_EVENTS: 3,
+        Status.TARGET_MET: 4,
+    }
     for r in store.rows(
         "SELECT cpm, count(*) AS n, count(*) FILTER (WHERE status = 'target met') AS met, min(pct) AS low, "
         "any_value(target) AS target, any_value(minimum) AS minimum, list(status) AS statuses, "
@@ -497,7 +508,8 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
         [period, info.run_id],
     ):
         worst = min(r["statuses"], key=lambda x: rank.get(x, 9))
-        colour = {"target met": "green", "below target": "yellow", "No Events": "cyan"}.get(worst, "red")
+        colours = {Status.TARGET_MET: "green", Status.BELOW_TARGET: "yellow", Status.NO_EVENTS: "cyan"}
+        colour = colours.get(worst, "red")
         low = fmt.pct(r["low"])
         t.add_row(
             r["cpm"],
@@ -809,13 +821,13 @@ def explain(
     methodology: MethOpt = None,
 ) -> None:
     """Show how one service request was classified: the rules that included it and its outcome."""
+    from opmetrics.engine import pmel
     from opmetrics.measures.attribution import attributed
     from opmetrics.measures.records import Scope, classified_requests
     from opmetrics.measures.run import default_as_of
-    from opmetrics.methodology import pmel
 
     m = _methodology(methodology)
-    with _store(db) as store:
+    with _store(db, read_only=True) as store:
         found = store.rows("SELECT report_date FROM service_requests WHERE request_id = ?", [request_id])
         if not found:
             q = store.con.execute(
@@ -848,7 +860,7 @@ def contract_docs(
     out: Annotated[Path, typer.Argument(help="Markdown file to write.")] = Path("docs/data-contract.md"),
 ) -> None:
     """Generate the data contract document from the machine-readable contract."""
-    from opmetrics.ingest.contract import markdown
+    from opmetrics.methodology.contract import markdown
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown(), encoding="utf-8")
@@ -860,7 +872,7 @@ def contract_json_schema(
     out: Annotated[Path, typer.Argument(help="Folder for <table>.schema.json files.")] = Path("docs/schemas"),
 ) -> None:
     """Write a JSON Schema per input table, for producers to validate rows before sending."""
-    from opmetrics.ingest.contract import json_schema, load_contract
+    from opmetrics.methodology.contract import json_schema, load_contract
 
     out.mkdir(parents=True, exist_ok=True)
     for t in load_contract().tables.values():
@@ -889,7 +901,7 @@ def exceptions_add(
     db: DbOpt = Path(DEFAULT_DB),
 ) -> None:
     """Append the file's exceptions not yet on the register (entries are never edited)."""
-    from opmetrics.methodology import pmel
+    from opmetrics.engine import pmel
 
     with _writer(db) as store:
         try:
@@ -911,7 +923,7 @@ def exceptions_withdraw(
     db: DbOpt = Path(DEFAULT_DB),
 ) -> None:
     """Withdraw an exception by appending a withdrawal entry."""
-    from opmetrics.methodology import pmel
+    from opmetrics.engine import pmel
 
     with _writer(db) as store:
         try:
@@ -925,9 +937,9 @@ def exceptions_withdraw(
 @exceptions_app.command("list")
 def exceptions_list(db: DbOpt = Path(DEFAULT_DB)) -> None:
     """Show the register and verify its hash chain."""
-    from opmetrics.methodology import pmel
+    from opmetrics.engine import pmel
 
-    with _store(db) as store:
+    with _store(db, read_only=True) as store:
         try:
             head = pmel.verify(store)
         except pmel.PmelError as e:
@@ -1098,7 +1110,7 @@ def users_list(db: DbOpt = Path(DEFAULT_DB)) -> None:
     """The users and their roles (never their secrets)."""
     from opmetrics.serve.auth import list_users
 
-    with _store(db) as store:
+    with _store(db, read_only=True) as store:
         t = Table("user", "role", "party", "created", box=None)
         for r in list_users(store):
             t.add_row(r["username"], r["role"], r["party_id"] or "", str(r["created_at"]))
@@ -1114,7 +1126,7 @@ def quarantine(
     """What was kept out of the figures and why: quarantined rows by table, reason and file,
     duplicates included, and records replaced by corrections."""
     like = f"%{file}%" if file else "%"
-    with _store(db) as store:
+    with _store(db, read_only=True) as store:
         t = Table("table", "reason", "rows", "files", box=None)
         for r in store.rows(
             "SELECT table_name, coalesce(field || ': ', '') || "

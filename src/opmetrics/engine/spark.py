@@ -39,7 +39,7 @@ PUBLISHED = {"cpm": history.cpm_rows, "availability": history.availability_rows}
 
 def export_parquet(store: Store, root: str | Path) -> dict[str, int]:
     """Write every input table of the store in the Spark layout; return rows per table."""
-    from opmetrics.methodology import pmel
+    from opmetrics.engine import pmel
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def connect(root: str | Path, spark: Any) -> Any:
     """An Ibis backend over the Parquet layout at `root`, one table per input."""
     import ibis
 
-    from opmetrics.ingest.contract import load_contract
+    from opmetrics.methodology.contract import load_contract
 
     root = Path(root)
     con = ibis.pyspark.connect(spark)
@@ -121,7 +121,7 @@ def connect(root: str | Path, spark: Any) -> Any:
 
 def exceptions(root: str | Path) -> list:
     """The exceptions register entries in force when the layout was written."""
-    from opmetrics.methodology.pmel import PmelException
+    from opmetrics.engine.pmel import PmelException
 
     path = Path(root) / "_pmel.json"
     out = []

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import ibis
 
-from opmetrics.ingest.contract import LINEAGE_COLUMNS, Contract, load_contract
+from opmetrics.methodology.contract import LINEAGE_COLUMNS, Contract, load_contract
 
 DEFAULT_DB = "opmetrics.duckdb"
 

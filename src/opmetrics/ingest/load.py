@@ -32,13 +32,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from opmetrics.engine.store import Store
-from opmetrics.ingest.contract import Table
 from opmetrics.ingest.validate import BLANK, lit, native_ok, normalise, q, validation_sql
+from opmetrics.methodology.contract import Table
 
 # DuckDB's memory limit while a file loads (its staged rows and duplicate check spill beyond
-# it). At 0.3 of a national day, 1 GB instead of the store's 2 GB took the peak resident
-# memory of ingest from 2.9 to 2.1 GiB at the same speed; reading Parquet in DuckDB instead
-# of through Arrow batches then took it to 1.2 GiB, again at the same speed.
+# it): lower than the store's, at the same speed (docs/performance.md, Design choices measured).
 INGEST_MEMORY_LIMIT = os.environ.get("OPMETRICS_INGEST_MEMORY_LIMIT", "1GB")
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 # The part of a duplicate-key reason that names the other row; stripped when summarising.

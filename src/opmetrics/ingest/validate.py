@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from opmetrics.ingest.contract import Field, Table
+from opmetrics.methodology.contract import Field, Table
 
 # Blank (spaces, tabs, line breaks) is empty: a required field of only whitespace is missing.
 BLANK = " \t\n\x0b\x0c\r"

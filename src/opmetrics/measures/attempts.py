@@ -63,8 +63,8 @@ def _whole_period(s: Scope) -> list[Row]:
     # SMETS and attribution marks, carried through the chaining: no join of the chains to a
     # table of every request's processes. The sends are marked before they are chained, where
     # DuckDB knows their number and builds the join on the rule keys (marking the chains, it
-    # built on the chains: 6.2 s of CPU at a national day). The counts are read into a dict, so
-    # row order means nothing and joins may spill.
+    # built on the chains; docs/performance.md, Design choices measured). The counts are read
+    # into a dict, so row order means nothing and joins may spill.
     with s.unordered():
         included = outcome_requests(s)
         repeated = s.cached("att1_repeated", lambda: repeated_chain_hashes(included))

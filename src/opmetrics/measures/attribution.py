@@ -177,8 +177,8 @@ def _rule_requests(s: Scope) -> ibis.Table:
         sr = sr.filter(srv_in(sr, wanted))
         included = included_alone(s, sr)
         if included is not None:
-            # Only the inclusion rules: no RTT, TRT or failure-alert lookup (0.50 s to 0.28 s
-            # at 0.3 of a national day).
+            # Only the inclusion rules: no RTT, TRT or failure-alert lookup, which nothing
+            # here reads.
             sr = sr.filter(included)
             return sr.select(*cols, _r=record_key(sr))
         req = classified_requests(s, sr)

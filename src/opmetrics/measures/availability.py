@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from opmetrics.measures.records import Scope, month_bounds, uk_midnight_utc
 from opmetrics.methodology import Availability, Methodology, Service
+from opmetrics.methodology.status import Status
 
 BANDS = ("core", "other", "all")
 ALL = "All"
@@ -338,7 +339,7 @@ def compute_availability(
         }
         r.update(kw)
         if missing:
-            r["status"] = "missing input"
+            r["status"] = Status.MISSING_INPUT
         return r
 
     headline: list[float] = []
@@ -444,7 +445,7 @@ def _process_rows(s: Scope, model: ServiceModel, grid: Grid, row: Any) -> list[d
             figs.append((region, fig))
         pooled = _pooled([f for _, f in figs])
         worst = min((f["pct"] for _, f in figs if f["pct"] is not None), default=None)
-        status = "Degraded" if worst is not None and worst < av.degraded_below_pct else "Available"
+        status = Status.DEGRADED if worst is not None and worst < av.degraded_below_pct else Status.AVAILABLE
         for region, fig in figs:
             st = "Degraded" if fig["pct"] is not None and fig["pct"] < av.degraded_below_pct else "Available"
             out.append(row("process", p.id, region, "all", fig, status=st, target=None, minimum=None))

@@ -30,7 +30,7 @@ def _cos_requests(s: Scope) -> ibis.Table:
     # A failure is overturned when a later SRV reached the device that day: when the last
     # such SRV came after it. The SRVs are first narrowed to the keys of a 6.23 (a semi-join,
     # built on the few 6.23s), then reduced to their last time per key: no join of pairs,
-    # which DuckDB built on the millions of later SRVs (1.5 s of CPU at 0.3 of a day).
+    # which DuckDB built on the millions of later SRVs.
     keys = ["device_id", "party_id", "report_date"]
     later = later.semi_join(cos, keys)
     last = later.group_by(keys).aggregate(l_last=later.received_at.max())

@@ -17,11 +17,12 @@ import pyarrow as pa
 from opmetrics.measures.daily import DayCubes, day_cubes, month_alerts, month_requests
 from opmetrics.measures.records import Scope
 from opmetrics.methodology import Cpm
+from opmetrics.methodology.status import MISSED, Status
 
-NO_EVENTS = "No Events"
+NO_EVENTS = Status.NO_EVENTS
 # A row reported with a CPM's figures, outside the scope the CPM text gives it (CPM6A's
 # processes beyond those the text names): no target, no minimum, no service credit.
-INDICATOR = "indicator"
+INDICATOR = Status.INDICATOR
 
 SCHEMA = pa.schema(
     [
@@ -294,15 +295,15 @@ def compute_cpm(
         if pct is None and not note.startswith("missing input"):
             status = NO_EVENTS
         elif pct is None:
-            status = "missing input"
+            status = Status.MISSING_INPUT
         past = (history or {}).get((r["cpm"], r["key"], r["segment"]), {})
         run = 0
-        if status in ("below target", "below minimum"):
+        if status in MISSED:
             run = 1
             y, mo = (int(x) for x in s.period.split("-"))
             while True:
                 y, mo = (y - 1, 12) if mo == 1 else (y, mo - 1)
-                if past.get(f"{y:04d}-{mo:02d}") in ("below target", "below minimum"):
+                if past.get(f"{y:04d}-{mo:02d}") in MISSED:
                     run += 1
                 else:
                     break

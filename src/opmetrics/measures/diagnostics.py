@@ -88,11 +88,10 @@ def day_counts(s: Scope) -> ibis.Table:
     t = process_requests(s)
     t = t.filter(t.mode == "on-demand")
     timed = t.speed_counted.fill_null(False)
-    # Each request meets its device directly: summing per device first barely shrank the rows
-    # (4.06 M requests to 3.92 M groups at 0.3 of a national day, 2.2 s of CPU for nothing).
+    # Each request meets its device directly: summing per device first barely shrank the rows.
     # The join is built on the requests' few narrow columns, not on the extract, and carries
-    # flags, not counts: at a national day it outgrows the memory limit and spills, and without
-    # three 8-byte columns per request it took 10.6 s against 13.0 s (same results).
+    # flags, not counts: at a national day it outgrows the memory limit and spills, so every
+    # column saved per request counts (docs/performance.md, Design choices measured).
     per_request = t.select(
         "report_date",
         "process_id",

@@ -64,10 +64,9 @@ FOLD_TABLES = {
     ),
     "day_att1_srv": "report_date DATE, srv VARCHAR, b VARCHAR, n BIGINT",
 }
-# Consecutive days to fold fold together while their requests add up to at most this many (a
-# day with more folds alone). Chaining grows faster than its rows: at 0.03 of national volume
-# (1.1 M requests a day), a month's 31 days folded in 80.1 s at once, 43.8 s eight days at a
-# time, 34.7 s three at a time and 38.5 s one at a time, with the same folds.
+# Consecutive days fold together while their requests add up to at most this many (a day with
+# more folds alone). Chaining grows faster than its rows, so neither a whole month at once nor
+# one day at a time is quickest (docs/performance.md, Design choices measured).
 FOLD_SPAN_REQUESTS = 4_000_000
 # The fold tables and the table of what each day was folded from: written and cleared together.
 FOLD_STATE = "day_att1_state"
@@ -159,9 +158,8 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> Refreshed:
 
     The days are reduced in a scope of their own (`days_scope`) even when every day of the
     period is, as on a first compute: no classified copy of the records is written, since the
-    measures that follow read the cubes and cells, not the records. At 0.3 of a national day
-    the first compute took 32.0 and 34.2 s that way, against 36.8 s writing the copy (6.5 s)
-    for the cubes and folds to share, with identical results."""
+    measures that follow read the cubes and cells, not the records, and writing the copy for
+    the cubes and folds to share cost more than it saved."""
     con = store.con
     con.execute(_STATE)
     want = day_fingerprints(store, s, global_fingerprint(store, s, exceptions_fp))

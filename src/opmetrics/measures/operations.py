@@ -17,6 +17,7 @@ import holidays
 
 from opmetrics.measures.outcome import Context, Row, count_row, rows_of, share_row
 from opmetrics.measures.records import Scope, latest_devices, silent, uk_midnight_utc
+from opmetrics.methodology.status import Status
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -75,7 +76,7 @@ def inc_major_limits(s: Scope, ctx: Context) -> list[Row]:
         key2 = f"limit {limit}" if judged else f"reference {limit} (not a limit)"
         r = count_row("limit" if judged else "raised", label, len(ids), key2=key2, note=", ".join(ids))
         if judged:
-            r["status"] = "within limit" if len(ids) <= limit else "over limit"
+            r["status"] = Status.WITHIN_LIMIT if len(ids) <= limit else Status.OVER_LIMIT
         out.append(r)
     return out
 
@@ -362,7 +363,7 @@ def imp_installs(s: Scope, ctx: Context) -> list[Row]:
             r = count_row(
                 e["id"], f"Cat {e['cat']}", 0, key2="predicted installs", note="no earlier weeks with data"
             )
-            r["value"], r["status"] = None, "missing input"
+            r["value"], r["status"] = None, Status.MISSING_INPUT
             out.append(r)
             continue
         pred = count_row(

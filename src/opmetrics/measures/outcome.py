@@ -21,17 +21,18 @@ import ibis
 import pyarrow as pa
 
 from opmetrics.measures.records import Scope, in_scope
+from opmetrics.methodology.status import Status
 
-NO_EVENTS = "No Events"
+NO_EVENTS = Status.NO_EVENTS
 # Events happened but there is nothing to measure them against (e.g. installs on a day without
 # a forecast): never "No Events", which says nothing happened.
-NO_BASELINE = "no baseline"
+NO_BASELINE = Status.NO_BASELINE
 
 
-def _status(r: dict[str, Any]) -> str:
+def _status(r: dict[str, Any]) -> Status:
     """A row's default status: "No Events" only where nothing was counted and no value shown."""
     if not r["unit"].startswith("%") or r["denominator"] or r["value"] is not None:
-        return "ok"
+        return Status.OK
     return NO_BASELINE if r["numerator"] else NO_EVENTS
 
 
@@ -253,13 +254,15 @@ def compute_outcomes(s: Scope, ctx: Context, on_measure: Callable[[str], None] |
         missing = [i for i in md.inputs if not ctx.input_rows.get(i)]
         if fn is None:
             got = [count_row("all", "All", 0, note=f"not implemented in opmetrics {md.id}")]
-            got[0]["status"] = "not implemented"
+            got[0]["status"] = Status.NOT_IMPLEMENTED
         elif missing:
             reason = "; ".join(
                 f"{i} is not in the data contract" if i not in ctx.input_rows else f"no {i} data loaded"
                 for i in missing
             )
-            got = [{**count_row("all", "All", 0), "value": None, "status": "missing input", "note": reason}]
+            got = [
+                {**count_row("all", "All", 0), "value": None, "status": Status.MISSING_INPUT, "note": reason}
+            ]
         else:
             got = fn(s, ctx) or [{**count_row("all", "All", 0), "value": None, "status": NO_EVENTS}]
         for r in got:

@@ -17,9 +17,10 @@ from typing import Any
 
 import ibis
 
+from opmetrics.engine import pmel
 from opmetrics.engine.store import Store
 from opmetrics.measures.records import Scope, every_request_classified, with_trt, within_trt_of
-from opmetrics.methodology import Methodology, pmel
+from opmetrics.methodology import Methodology
 
 
 def party_rtt_report(store: Store, m: Methodology, party: str, period: str) -> list[dict[str, Any]]:

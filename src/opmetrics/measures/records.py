@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import ibis
 from ibis import _
 
+from opmetrics.engine.pmel import PmelException
 from opmetrics.methodology import Methodology
-from opmetrics.methodology.pmel import PmelException
 
 
 def month_bounds(period: str) -> tuple[dt.date, dt.date]:
@@ -54,9 +54,9 @@ class Scope:
     # Limit the request and alert records to these UK days (re-reducing late or corrected days).
     days: tuple[dt.date, ...] | None = None
     # On a writable DuckDB store: keep the cached tables as ordinary tables of the database
-    # (prefix SCRATCH, dropped by `release`), not TEMP ones. DuckDB compresses those as it
-    # writes them: the classified requests of 0.3 of a national day took 100 MB instead of
-    # 3.2 GB of memory and spill, and scans of them ran 5 to 8 times faster.
+    # (prefix SCRATCH, dropped by `release`), not TEMP ones: DuckDB compresses those as it
+    # writes them, so they take far less memory and scan faster (docs/performance.md, Design
+    # choices measured).
     scratch: bool = False
     _cache: dict[str, ibis.Table] = field(default_factory=dict, repr=False)
     # key -> its TEMP or scratch table (on Spark: the key of each cached DataFrame)
@@ -234,8 +234,7 @@ def classified_requests(s: Scope, table: ibis.Table | None = None) -> ibis.Table
     if s.materialise and alone and "classified_requests" not in s._cache:
         # Only the lookups (TRT, failure alert, record key) and the two flags every measure
         # reads are kept as a table: the other columns are each a function of one row,
-        # computed as they are read. At a national day, writing every column took 26.5 s and
-        # this 23.6 s (a plain copy of the input's columns alone takes about 20 s).
+        # computed as they are read (docs/performance.md, Design choices measured).
         looked_up = s.cached("looked_up_requests", lambda: _flags(s, _lookups(s, requests_in_period(s))))
         return s.keep("classified_requests", _classify(s, looked_up))
     return s.cached("classified_requests", lambda: _classify_requests(s, requests_in_period(s)))
@@ -498,8 +497,7 @@ def speed_requests(s: Scope) -> ibis.Table:
 def srv_in(t: ibis.Table, srvs: Sequence[str]) -> ibis.Value:
     """`t.srv.isin(srvs)`, with the range of `srvs` it implies: DuckDB reads a range filter
     into the scan itself, so a pass over the requests reads the other columns for the rows in
-    the range alone, where a list filter is applied after reading every row (SEC1's pairs: 1.3 s
-    against 2.3 s at a national day)."""
+    the range alone, where a list filter is applied after reading every row."""
     ordered = sorted(srvs)
     if not ordered:
         return ibis.literal(False)
@@ -567,8 +565,7 @@ def inclusion_rule(s: Scope, t: ibis.Table) -> ibis.Value:
 
 def in_ranges(col: ibis.Value, values: list[int]) -> ibis.Value:
     """`col.isin(values)` for integers, as comparisons with the runs of consecutive values:
-    DuckDB makes a join of a list of more than a few values (three of them, 0.18 s of CPU each,
-    in a pass over a national day's requests)."""
+    DuckDB makes a join of a list of more than a few values."""
     runs: list[list[int]] = []
     for v in sorted(set(values)):
         if runs and v == runs[-1][1] + 1:
@@ -671,9 +668,8 @@ def chain_outcomes(
     A send whose chain key no other send shares (most sends at national volume) is its own
     chain, won at once or never. Those are told apart by a grouping of one integer per send
     (`repeated`: `repeated_chain_hashes(t)`, given when the caller keeps it as a table, since
-    it is read twice); only the other sends are sorted into chains, by their exact keys. At a
-    national day: 3 M keys of 33 M sent more than once; grouping the hash took 2.9 s where the
-    three text keys took 4.9 s.
+    it is read twice); only the other sends are sorted into chains, by their exact keys, and
+    grouping one integer costs less than grouping the three text keys.
     """
     carry = list(dict.fromkeys(carry))
     alone, sends = alone_and_repeated(t, repeated)
@@ -760,7 +756,7 @@ def classified_alerts(s: Scope, table: ibis.Table | None = None) -> ibis.Table:
     """alerts with CPM3 inclusion rule and delivery time per record.
 
     Never cached: classifying an alert reads only its own row, so a scan of the stored alerts
-    costs less than writing a classified copy of them (6 s of 26 at 0.3 of a national day).
+    costs less than writing a classified copy of them.
     """
     return _classify_alerts(s, in_scope(s, s.con.table("alerts")) if table is None else table)
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from opmetrics import __version__
 from opmetrics.engine import history as earlier
+from opmetrics.engine import pmel
 from opmetrics.engine.store import Store
 from opmetrics.ingest.load import DUPLICATE_DETAIL
 from opmetrics.measures.availability import compute_availability, previous_period
@@ -37,7 +38,7 @@ from opmetrics.measures.records import (
     uk_midnight_utc,
 )
 from opmetrics.measures.rsvp import compute_modes, compute_rsvp
-from opmetrics.methodology import Methodology, pmel
+from opmetrics.methodology import Methodology
 
 # The steps `compute` reports through `on_step`, in order (the CLI sizes its progress bar by them).
 STEPS = (

@@ -15,6 +15,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from opmetrics.methodology.status import Status
+
 Mode = Literal["on-demand", "future-dated", "dcc-scheduled"]
 MODES: tuple[Mode, ...] = ("on-demand", "future-dated", "dcc-scheduled")
 
@@ -178,13 +180,13 @@ class Outcomes(_Strict):
     ch_install_success: Literal["commissioned", "meter_attached"] = "commissioned"
 
 
-def rag_status(pct: float | None, target: float, minimum: float) -> str:
+def rag_status(pct: float | None, target: float, minimum: float) -> Status:
     """RAG status of an actual figure: met target, met minimum only, or below minimum."""
     if pct is None:
-        return "no data"
+        return Status.NO_DATA
     if pct >= target:
-        return "target met"
-    return "below target" if pct >= minimum else "below minimum"
+        return Status.TARGET_MET
+    return Status.BELOW_TARGET if pct >= minimum else Status.BELOW_MINIMUM
 
 
 class IncidentTimes(_Strict):

@@ -22,9 +22,10 @@ import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from opmetrics.engine import pmel
 from opmetrics.engine.store import Store
 from opmetrics.measures.records import Scope, every_request_classified
-from opmetrics.methodology import Methodology, pmel
+from opmetrics.methodology import Methodology
 
 # A window of requests: received in [start, end), outcomes as known at the third time.
 Window = tuple[dt.datetime, dt.datetime, dt.datetime]

@@ -9,6 +9,7 @@ from typing import Any
 
 from opmetrics.measures.cpm import INDICATOR
 from opmetrics.methodology import Methodology
+from opmetrics.methodology.status import MISSED, Status
 
 PCT_FIELDS = ("success_pct", "failure_pct", "within_trt_pct")
 TOL = 1e-6
@@ -91,13 +92,13 @@ def breakdowns_add_up(f: Any, m: Methodology) -> list[str]:
 def no_events_only_when_none(f: Any) -> list[str]:
     out = []
     for r in f.cpm:
-        if r["status"] == "No Events" and r["denominator"]:
+        if r["status"] == Status.NO_EVENTS and r["denominator"]:
             out.append(f"{r['cpm']} {r['key']} {r['segment']}: 'No Events' with {r['denominator']} events")
-        if not r["denominator"] and r["status"] not in ("No Events", "missing input"):
+        if not r["denominator"] and r["status"] not in (Status.NO_EVENTS, Status.MISSING_INPUT):
             out.append(f"{r['cpm']} {r['key']} {r['segment']}: no events but status '{r['status']}'")
     for r in f.outcomes:
         counted = r["denominator"] or r["numerator"]
-        if r["status"] == "No Events" and (counted or r["value"] is not None):
+        if r["status"] == Status.NO_EVENTS and (counted or r["value"] is not None):
             out.append(
                 f"{r['measure']} {r['breakdown']} {r['key1']} {r['key2'] or ''}: 'No Events' with "
                 f"{counted or r['value']} counted"
@@ -135,9 +136,7 @@ def summary_agrees(summary: dict[str, Any], f: Any) -> list[str]:
     """The executive summary is recounted from the detail tables."""
     out = []
     missed = sorted(
-        (r["cpm"], r["key"], r["segment"])
-        for r in f.cpm
-        if r["instance"] and r["status"] in ("below target", "below minimum")
+        (r["cpm"], r["key"], r["segment"]) for r in f.cpm if r["instance"] and r["status"] in MISSED
     )
     if sorted((x["cpm"], x["key"], x["segment"]) for x in summary["missed"]) != missed:
         out.append("executive summary: the list of missed targets differs from the CPM table")
@@ -205,7 +204,7 @@ def values_follow_counts(f: Any, m: Methodology) -> list[str]:
         where = f"availability {r['view']} {r['subject']} {r['region']} {r['band']} {r['day'] or ''}"
         if up and un is not None and (v is None or abs(v - 100.0 * (up - un) / up) > TOL):
             out.append(f"{where}: {v} % but {un} unplanned of {up} minutes")
-        if r["status"] != "missing input" and r["view"] in ("service", "overall", "daily"):
+        if r["status"] != Status.MISSING_INPUT and r["view"] in ("service", "overall", "daily"):
             want = m.availability.status(v)
             if r["status"] != want:
                 out.append(f"{where}: status '{r['status']}' at {v} % ('{want}')")
@@ -270,7 +269,7 @@ def missing_input_only_when_absent(f: Any) -> list[str]:
         ("availability", r, f"{r['view']} {r['subject']} {r['region']} {r['band']}") for r in f.availability
     ]
     for _, r, where in rows:
-        if r["status"] != "missing input":
+        if r["status"] != Status.MISSING_INPUT:
             continue
         for table in _NO_TABLE.findall(r.get("note") or ""):
             if loaded.get(table):

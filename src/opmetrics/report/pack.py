@@ -20,11 +20,13 @@ import duckdb
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from opmetrics import format as fmt
+from opmetrics.engine import pmel
 from opmetrics.engine.store import Store
 from opmetrics.measures.operations import working_day_after
 from opmetrics.measures.records import month_bounds
 from opmetrics.measures.run import PER_RUN, require_current
-from opmetrics.methodology import Methodology, pmel
+from opmetrics.methodology import Methodology
+from opmetrics.methodology.status import MISSED, Status
 from opmetrics.report import datafiles as D
 from opmetrics.report.charts import availability_svg, daily_rsvp_svg, trend_svg
 from opmetrics.report.commentary import commentary_keys, load_commentary
@@ -55,7 +57,9 @@ class PackResult:
 
 
 def _rag(status: str | None) -> str:
-    return {"target met": "green", "below target": "amber", "below minimum": "red"}.get(status or "", "grey")
+    return {Status.TARGET_MET: "green", Status.BELOW_TARGET: "amber", Status.BELOW_MINIMUM: "red"}.get(
+        status or "", "grey"
+    )
 
 
 def _env() -> Environment:
@@ -107,7 +111,7 @@ def anonymise_outcomes(rows: list[dict[str, Any]], anon: Anonymiser) -> list[dic
 
 def _executive_summary(f: Figures, m: Methodology) -> dict[str, Any]:
     cpm6a_target = m.cpm("CPM6A").target
-    missed = [r for r in f.cpm if r["instance"] and r["status"] in ("below target", "below minimum")]
+    missed = [r for r in f.cpm if r["instance"] and r["status"] in MISSED]
     srvs_missed = [
         r
         for r in f.rsvp
@@ -228,9 +232,7 @@ def _process_sections(
             (r["period"], r["success_pct"], r["within_trt_pct"]) for r in f.history if r["key"] == p.id
         ]
         total = month.get("All")
-        missed = [
-            r for r in c6a.values() if r["instance"] and r["status"] in ("below target", "below minimum")
-        ]
+        missed = [r for r in c6a.values() if r["instance"] and r["status"] in MISSED]
         note = commentary.get(p.id) or (commentary.get("CPM6A") if missed else None)
         legs = [r for r in f.legs if r["process_id"] == p.id and r["breakdown"] in ("All", "region")]
         legs.sort(key=lambda r: (r["breakdown"] != "All", r["key"]))
@@ -333,7 +335,7 @@ def _credits(m: Methodology, cpm: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "c": c,
                 "weight": m.service_credits.weights.get(c.id, 0.0),
                 "instances": len(mine),
-                "below": sum(1 for r in mine if r["status"] in ("below target", "below minimum")),
+                "below": sum(1 for r in mine if r["status"] in MISSED),
                 "credit": sum(r["service_credit_gbp"] or 0.0 for r in mine),
             }
         )

@@ -24,6 +24,7 @@ from opmetrics import format as fmt
 from opmetrics.engine.store import Store
 from opmetrics.measures.run import latest_run
 from opmetrics.methodology import Methodology
+from opmetrics.methodology.status import MISSED, Status
 from opmetrics.report.charts import srv_success_svg
 from opmetrics.report.figures import Figures, major_events
 from opmetrics.report.league import Anonymiser
@@ -109,13 +110,13 @@ def build(store: Store, m: Methodology, f: Figures, anon: Anonymiser, prev_perio
         *({"kind": "day", "text": a["text"]} for a in days_found),
     ]
     # CPMs: each cell below its minimum by name; cells below target counted per CPM.
-    missed = [c for c in f.cpm if c.get("instance") and c["status"] in ("below target", "below minimum")]
+    missed = [c for c in f.cpm if c.get("instance") and c["status"] in MISSED]
     process = {p.id: p.name for p in m.processes}
 
     def label(c: dict[str, Any]) -> str:  # business names, never an internal id
         return c["cpm"] + ("" if c["key"] == "all" else " " + process.get(c["key"], c["key"]))
 
-    for c in [c for c in missed if c["status"] == "below minimum"]:
+    for c in [c for c in missed if c["status"] == Status.BELOW_MINIMUM]:
         anomalies.append(
             {
                 "kind": "cpm",
@@ -123,8 +124,8 @@ def build(store: Store, m: Methodology, f: Figures, anon: Anonymiser, prev_perio
                 f"{c['minimum']}% (target {c['target']}%)",
             }
         )
-    for cpm in sorted({c["cpm"] for c in missed if c["status"] == "below target"}):
-        cells = [c for c in missed if c["cpm"] == cpm and c["status"] == "below target"]
+    for cpm in sorted({c["cpm"] for c in missed if c["status"] == Status.BELOW_TARGET}):
+        cells = [c for c in missed if c["cpm"] == cpm and c["status"] == Status.BELOW_TARGET]
         low = min(cells, key=lambda c: c["pct"])
         anomalies.append(
             {

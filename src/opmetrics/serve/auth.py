@@ -80,7 +80,9 @@ def add_user(store: Store, username: str, role: str, password: str, party_id: st
 
 
 def list_users(store: Store) -> list[dict]:
-    store.con.execute(_DDL) if not store.read_only else None
+    """The users, for `users list` (read-only: a store nobody was ever added to has none)."""
+    if not store.has_table("users"):
+        return []
     return store.rows("SELECT username, role, party_id, created_at FROM users ORDER BY username")
 
 

@@ -132,7 +132,7 @@ LINEAGE_COLUMNS = {
 
 @cache
 def load_contract() -> Contract:
-    text = resources.files("opmetrics.ingest").joinpath("contract.yaml").read_text("utf-8")
+    text = resources.files("opmetrics.methodology").joinpath("contract.yaml").read_text("utf-8")
     return Contract.model_validate(yaml.safe_load(text))
 
 
@@ -175,7 +175,7 @@ def markdown(contract: Contract | None = None) -> str:
     out = [
         "# Data contract",
         "",
-        f"Contract version **{c.version}**. Generated from `src/opmetrics/ingest/contract.yaml` "
+        f"Contract version **{c.version}**. Generated from `src/opmetrics/methodology/contract.yaml` "
         "by `opmetrics contract docs`; do not edit by hand.",
         "",
         "Inputs are CSV (UTF-8, header row, comma separated, empty field = null) or Parquet, one "
