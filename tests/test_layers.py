@@ -4,6 +4,7 @@ down must fail, so a broken linter cannot pass silently."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -34,3 +35,25 @@ def test_a_contract_turned_upside_down_is_broken(tmp_path):
     res = _lint(config)
     assert res.returncode != 0
     assert "opmetrics.measures is not allowed to import opmetrics.methodology" in res.stdout
+
+
+SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE)\s|store\.(rows|con|ibis)\b|\.execute\(")
+
+
+def sql_in(folder: Path) -> list[str]:
+    """Lines of a shell package that talk to the database themselves instead of through a layer."""
+    return [
+        f"{p.relative_to(folder)}:{i}: {line.strip()}"
+        for p in sorted(folder.rglob("*.py"))
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if SQL.search(line)
+    ]
+
+
+def test_the_command_line_holds_no_sql(tmp_path):
+    assert sql_in(ROOT / "src" / "opmetrics" / "cli") == []
+    # The check finds a query where there is one.
+    planted = tmp_path / "cli"
+    planted.mkdir()
+    (planted / "bad.py").write_text('rows = store.rows("SELECT 1")\n', encoding="utf-8")
+    assert len(sql_in(planted)) == 1

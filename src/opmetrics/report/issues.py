@@ -258,3 +258,19 @@ def change_summary_markdown(period: str, issue: Issue, m: Methodology) -> str:
     for c in changes_in_words(issue, m):
         lines.append(f"| {c['measure']} | {c['scope']} | {c['field']} | {c['previous']} | {c['now']} |")
     return "\n".join(lines) + "\n"
+
+
+def published_run(store: Store, period: str) -> str | None:
+    """The run behind the latest issued public pack of a period, if any: `compute` warns when its
+    new results differ from what was published."""
+    import duckdb
+
+    try:
+        rows = store.rows(
+            "SELECT run_id FROM pack_issues WHERE period = ? AND edition = 'public' "
+            "ORDER BY version DESC LIMIT 1",
+            [period],
+        )
+    except duckdb.CatalogException:  # no pack issued yet: no pack_issues table
+        return None
+    return rows[0]["run_id"] if rows else None
