@@ -25,7 +25,7 @@ from opmetrics.engine.audit import AuditLog, audit_path
 from opmetrics.engine.store import Store
 from opmetrics.methodology import load as load_methodology
 from opmetrics.report.league import league_key
-from opmetrics.serve.app import create_app, session_secret
+from opmetrics.serve.app import VIEWS, create_app, session_secret
 from opmetrics.serve.auth import User, add_user
 from opmetrics.serve.data import DataService
 
@@ -101,7 +101,9 @@ CALLS = {
 
 def test_every_route_is_in_the_matrix(site):
     application, _, _ = site
-    routes = {r.path.replace("{name:path}", "{name}") for r in application.routes if isinstance(r, APIRoute)}
+    # The app's own routes, and those of its views' routers (FastAPI includes a router lazily).
+    every = [*application.routes, *(r for view in VIEWS for r in view.router.routes)]
+    routes = {r.path.replace("{name:path}", "{name}") for r in every if isinstance(r, APIRoute)}
     api = {p for p in routes if p.startswith(("/api", "/downloads/"))}
     assert api == set(CALLS)
 
@@ -411,9 +413,10 @@ def test_diagnostics_are_the_partys_own_and_all_for_the_dcc(site):
     dcc = client(application, tokens, "dcc").get("/api/diagnostics", params={"process": "all"}).json()
     top = {r["party_id"]: r for r in dcc if r["rank"] == 1}
     assert top["SUP-E"]["factor"] == "orchestration" and top["SUP-F"]["value"] == "1.1.0"
-    assert (
-        client(application, tokens, "dcc").get("/api/diagnostics", params={"process": "x"}).status_code == 422
-    )
+    dcc_client = client(application, tokens, "dcc")
+    # A well-formed id the methodology does not have is not found; a malformed one is invalid.
+    assert dcc_client.get("/api/diagnostics", params={"process": "x"}).status_code == 404
+    assert dcc_client.get("/api/diagnostics", params={"process": "X;--"}).status_code == 422
 
 
 def test_incidents_come_from_the_run_and_open_ones_agree_with_the_system_page(site):

@@ -28,8 +28,9 @@ from opmetrics.engine.serving import Snapshots, current, serving_dir
 from opmetrics.engine.store import Store
 from opmetrics.methodology import load as load_methodology
 from opmetrics.report.league import Anonymiser, league_key, party_roles
-from opmetrics.serve.app import create_app, edition_of, may_download, uvicorn_config
+from opmetrics.serve.app import create_app, uvicorn_config
 from opmetrics.serve.auth import User
+from opmetrics.serve.views.downloads import edition_of, may_download
 
 runner = CliRunner()
 PERIOD = "2026-10"

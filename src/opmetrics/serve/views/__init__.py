@@ -1,0 +1,1 @@
+"""One module per dashboard view: its page and the API routes it reads."""
