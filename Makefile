@@ -18,6 +18,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/pytest -q -n 2 --dist loadfile  # two workers, each test file's fixtures on one
 
 docs: setup

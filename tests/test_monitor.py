@@ -224,3 +224,25 @@ def test_a_hint_needs_a_value_that_fails_more_beyond_chance():
     assert _fails_more(noisy, "2.0.4", z_min=3.0)
     clear = [{"value": "1.3.1", "v": 40, "f": 30}, {"value": "2.0.4", "v": 200, "f": 10}]
     assert _fails_more(clear, "1.3.1") and not _fails_more(clear, "2.0.4")
+
+
+@pytest.mark.parametrize("change", ["neither", "both"])
+def test_a_threshold_rule_needs_exactly_one_threshold(tmp_path, change):
+    """A threshold rule with no floor and no ceiling (or both) is refused when the rules are
+    loaded, naming the rule, instead of failing at the first evaluation."""
+    import yaml
+
+    from opmetrics.monitor import engine
+
+    text = (Path(engine.__file__).parent / "rules.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    rule = next(r for r in data["rules"] if r["id"] == "process-success-low")
+    assert load_rules().rules[0].open_below == rule["open_below"]  # the file as shipped loads
+    if change == "neither":
+        rule.pop("open_below")
+    else:
+        rule["open_above"] = 50.0
+    bad = tmp_path / "rules.yaml"
+    bad.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="process-success-low: a threshold rule needs one of"):
+        load_rules(bad)

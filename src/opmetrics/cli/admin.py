@@ -160,20 +160,20 @@ def audit(
     except ValueError as e:
         raise fail(f"{log.path}: audit log damaged ({e})") from None
     rows = [
-        e
-        for e in entries
-        if (action is None or e["action"] == action) and (actor is None or e["actor"] == actor)
+        entry
+        for entry in entries
+        if (action is None or entry["action"] == action) and (actor is None or entry["actor"] == actor)
     ]
     t = Table("#", "at (UTC)", "actor", "via", "action", "target", "detail", box=None)
-    for e in rows[-limit:]:
-        detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v is not None)
+    for entry in rows[-limit:]:
+        detail = ", ".join(f"{k}={v}" for k, v in entry["detail"].items() if v is not None)
         t.add_row(
-            str(e["seq"]),
-            e["at"][:19],
-            escape(e["actor"]),
-            e["via"],
-            e["action"],
-            escape(e["target"]),
+            str(entry["seq"]),
+            entry["at"][:19],
+            escape(entry["actor"]),
+            entry["via"],
+            entry["action"],
+            escape(entry["target"]),
             escape(detail),
         )
     console.print(t)
@@ -226,7 +226,10 @@ def serve(
         secret = None
     snapshots = Snapshots(db)
     if secret is None:
-        secret = session_secret(snapshots.store())
+        published = snapshots.store()
+        if published is None:
+            raise fail(f"{db}: another command holds the database and nothing is published yet")
+        secret = session_secret(published)
     pack_dir = pack or (db.parent / "report")
     local = host in ("127.0.0.1", "localhost", "::1")
     from opmetrics.engine.audit import AuditLog, audit_path

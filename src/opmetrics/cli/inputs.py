@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from opmetrics.cli.common import (
@@ -61,6 +62,10 @@ def simulate(
     for i, one in enumerate(wanted):
         with progress() as prog:
             task = prog.add_task(f"Simulating {one} ({scale})", total=31)
+
+            def on_day(day: int, *_: object, prog: Progress = prog, task: TaskID = task) -> None:
+                prog.update(task, completed=day)
+
             try:
                 man = simulate_month(
                     one,
@@ -69,7 +74,7 @@ def simulate(
                     seed,
                     Faults(enabled=faults),
                     bad_rows,
-                    on_day=lambda d, r, a, p=prog, t=task: p.update(t, completed=d),
+                    on_day=on_day,
                     reference=i == 0,
                 )
             except ValueError as e:

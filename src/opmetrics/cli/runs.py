@@ -79,7 +79,11 @@ def _compute(store: Store, m: methodology_mod.Methodology, period: str) -> None:
     t = Table(
         "CPM", "measures", "target met", "lowest", "target", "minimum", "status (worst)", "credit £", box=None
     )
-    colours = {Status.TARGET_MET: "green", Status.BELOW_TARGET: "yellow", Status.NO_EVENTS: "cyan"}
+    colours: dict[str, str] = {
+        Status.TARGET_MET: "green",
+        Status.BELOW_TARGET: "yellow",
+        Status.NO_EVENTS: "cyan",
+    }
     for line in cpm_lines(store, period, info.run_id):
         colour = colours.get(line.worst, "red")
         t.add_row(
@@ -169,13 +173,18 @@ def _report(
         commentary = default if default.exists() else None
     with progress() as prog:
         task = prog.add_task("Rendering report", total=PACK_STEPS)
+
+        def step(name: str) -> None:
+            prog.update(task, description=name)
+            prog.advance(task)
+
         try:
             res = build_pack(
                 store,
                 m,
                 period,
                 out,
-                on_step=lambda s: (prog.update(task, description=s), prog.advance(task)),
+                on_step=step,
                 party=party,
                 commentary_file=commentary,
                 pdf=pdf,

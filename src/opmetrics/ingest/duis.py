@@ -302,7 +302,7 @@ def read_messages(path: Path, schema: etree.XMLSchema | None = None) -> Iterator
                 n = next(n for n, text, _ in parts if text is None)
                 yield Bad(src, n, "not text in its declared encoding", "")
                 return
-            text = "".join(t for _, t, _ in parts)
+            text = "".join(t or "" for _, t, _ in parts)  # none is None: checked above
             when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
             when = when.replace(microsecond=when.microsecond // 1000 * 1000)
             try:
@@ -312,7 +312,9 @@ def read_messages(path: Path, schema: etree.XMLSchema | None = None) -> Iterator
             return
         # Concatenated messages, each after a `captured_at:` line: streamed line by line.
         chunk: list[str | None] = []
-        when_txt, start = CAPTURE.match(first[1].strip()).group(1), 2
+        capture = CAPTURE.match(first[1].strip())
+        assert capture is not None  # the branch above took every file that does not start so
+        when_txt, start = capture.group(1), 2
         for n, line, _raw in lines:
             m = CAPTURE.match(line.strip()) if line is not None else None
             if not m:
@@ -368,6 +370,7 @@ def parse_files(paths: list[Path]) -> Parsed:
             if isinstance(item, Bad):
                 out.bad.append(item)
             elif item.kind == "request":
+                assert item.request_id is not None  # parse_message refuses a request without one
                 if item.request_id in out.requests:
                     out.bad.append(
                         Bad(item.source, item.line, f"second Request with RequestID {item.request_id}", "")
@@ -375,6 +378,7 @@ def parse_files(paths: list[Path]) -> Parsed:
                 else:
                     out.requests[item.request_id] = item
             elif item.kind == "response":
+                assert item.request_id is not None  # parse_message refuses a response without one
                 out.responses.setdefault(item.request_id, []).append(item)
             else:
                 out.alerts.append(item)

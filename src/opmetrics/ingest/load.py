@@ -373,8 +373,7 @@ def load_file(
         "SELECT file_id, rows_read, rows_accepted, rows_quarantined FROM loaded_files "
         "WHERE table_name = ? AND sha256 = ?",
         [name, digest],
-    ).fetchall()
-    prior = prior[0] if prior else None
+    ).fetchone()
     if prior:
         return LoadResult(path, name, "already loaded", prior[1], 0, 0, prior[0])
 

@@ -160,7 +160,11 @@ def _rule_requests(s: Scope) -> ibis.Table:
     over all the requests shares nothing with it."""
     # Sorted, so that the first and last bound them ("-" where no rule has an anchor or a pair).
     wanted = sorted(
-        {p.attribution.anchor_srv for p in s.m.processes if p.attribution.rule == "same_day_as"}
+        {
+            p.attribution.anchor_srv
+            for p in s.m.processes
+            if p.attribution.rule == "same_day_as" and p.attribution.anchor_srv is not None
+        }
         | {c for p in s.m.processes if p.attribution.rule == "pairs" for c in p.attribution.pair}
     ) or ["-"]
     cols = [*KEYS, "srv", "received_at"]

@@ -435,7 +435,7 @@ def _process_rows(s: Scope, model: ServiceModel, grid: Grid, row: Any) -> list[d
     dui = av.services[0].name if av.services else ""
     out = []
     everything = np.ones(grid.n, dtype=bool)
-    for p in [*m.processes, *m.alert_processes]:
+    for p in m.every_process:
         deps = model.service_deps(av.process_dependencies.get(p.id, [dui]))
         regions = [*m.segments.smets2_regions] + ([m.segments.smets1] if p.smets1 else [])
         figs = []

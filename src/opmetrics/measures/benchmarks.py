@@ -72,7 +72,8 @@ def benchmark(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         best = ranked[0][1].pct if ranked else None
         times = rtt[(process, dim, value)]
         all_t = [sum(t[0] for t in times.values()), sum(t[1] for t in times.values())]
-        fastest = [_mean_s(times[p]) for p, _ in ranked if times[p][1] >= MIN_VOLUME]
+        means = [_mean_s(times[p]) for p, _ in ranked if times[p][1] >= MIN_VOLUME]
+        fastest = [t for t in means if t is not None]
         label = _label(dim, value) if dim == "device set" else value[0]
         for p, c in sorted(parties.items()):
             out.append(

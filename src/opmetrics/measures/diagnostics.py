@@ -192,13 +192,13 @@ def _explain(rows: list[dict[str, Any]], party: str) -> dict[str, Any] | None:
         sets_rest[tuple(r[k] for k in keys)].add(r["n"], r["ok"])
     same_me, same_rest, score = Cell(), Cell(), 0.0
     for value, c in sorted(sets_me.items()):  # a fixed order: the float sum is the same every run
-        o = sets_rest.get(value)
-        if o is None or o.n < MIN_VOLUME:
+        theirs = sets_rest.get(value)
+        if theirs is None or theirs.n < MIN_VOLUME:
             continue
         # Other parties' rate on this set, applied to the party's volume on it.
-        score += c.n * (c.fail - o.fail)
+        score += c.n * (c.fail - theirs.fail)
         same_me.add(c.n, c.ok)
-        same_rest.add(int(round(c.n)), int(round(c.n * (1 - o.fail))))
+        same_rest.add(int(round(c.n)), int(round(c.n * (1 - theirs.fail))))
     if score > 0 and same_me.n >= MIN_VOLUME:
         found.append(
             {

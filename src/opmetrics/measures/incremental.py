@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
 from opmetrics.engine.store import Store
@@ -419,7 +420,7 @@ def _stored_folds(store: Store) -> Folds | None:
 def reduced_cubes(s: Scope) -> DayCubes:
     """Every cube of the scope's days, reduced now and kept for the run (Spark, which holds no
     state between runs)."""
-    c = {name: s.cached(name, lambda build=build: build(s)) for name, build in CUBE_TABLES.items()}
+    c = {name: s.cached(name, partial(build, s)) for name, build in CUBE_TABLES.items()}
     return DayCubes(
         c["day_requests"],
         c["day_rtt"],

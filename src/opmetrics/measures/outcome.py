@@ -102,7 +102,7 @@ def day_cells(s: Scope, ctx: Context, name: str, build: CellBuilder) -> ibis.Tab
 
 
 def pct(n: int | None, d: int | None) -> float | None:
-    return 100.0 * n / d if d else None
+    return 100.0 * n / d if d and n is not None else None
 
 
 def share_row(
@@ -175,8 +175,8 @@ def cell_shares(t: ibis.Table, n: str, d: str, by: dict[str, list[str]]) -> list
             cell[1] += r["d"] or 0
         # As ORDER BY the columns orders them on DuckDB: ascending, nulls last.
         for keys in sorted(sums, key=lambda k: [(v is None, v) for v in k]):
-            n, d = sums[keys]
-            out.append(share_row(name, keys[0], n, d, keys[1] if len(keys) > 1 else ""))
+            num, den = sums[keys]
+            out.append(share_row(name, keys[0], num, den, keys[1] if len(keys) > 1 else ""))
     return out
 
 

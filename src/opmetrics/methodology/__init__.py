@@ -599,6 +599,11 @@ class Methodology(_Strict):
         s = self.srv(srv)
         return list(s.success_codes) if s is not None and s.success_codes else self.codes("success")
 
+    @property
+    def every_process(self) -> list[Process | AlertProcess]:
+        """The business processes of Service Requests, then those of alerts."""
+        return [*self.processes, *self.alert_processes]
+
     def process(self, pid: str) -> Process:
         for p in self.processes:
             if p.id == pid:
@@ -616,7 +621,7 @@ class Methodology(_Strict):
 
     def trt_rows(self) -> list[dict[str, object]]:
         """(srv, smets, mode) -> TRT seconds for every catalogue entry, for joining to requests."""
-        rows = []
+        rows: list[dict[str, object]] = []
         for s in self.srvs:
             for smets in (1, 2):
                 table = {**s.trt, **(s.trt_smets1 if smets == 1 else {})}
@@ -628,7 +633,7 @@ class Methodology(_Strict):
         """(srv, smets, mode) -> TRT seconds and the catalogue's critical flag, for every SRV in
         every mode: a mode an SRV does not list takes that mode's default TRT, so a request of a
         catalogued SRV always finds its critical flag."""
-        rows = []
+        rows: list[dict[str, object]] = []
         for s in self.srvs:
             for smets in (1, 2):
                 table = {**s.trt, **(s.trt_smets1 if smets == 1 else {})}
@@ -730,8 +735,8 @@ def catalogue_markdown(m: Methodology) -> str:
         lines.append(f"| {svc.name} | {'yes' if svc.regional else 'N/A'} | {', '.join(svc.subsystems)} |")
     users: dict[str, list[str]] = {}
     for svc in av.services:
-        for sub in svc.subsystems:
-            users.setdefault(sub, []).append(svc.name)
+        for sub_id in svc.subsystems:
+            users.setdefault(sub_id, []).append(svc.name)
     lines += ["", "| Sub-system | Region | Used by | Description |", "|---|---|---|---|"]
     for sub in av.subsystems:
         used = users.get(sub.id, [])

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from opmetrics.engine import pmel
 from opmetrics.engine.store import Store
@@ -62,6 +62,13 @@ class Rule(BaseModel):
     close_at_or_above_share: float = 0.6
     confidence: float | None = Field(default=None, gt=0, lt=1)
     severity: Literal["critical", "major", "minor"]
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> Rule:
+        """A threshold rule opens below a floor or above a ceiling: exactly one of them."""
+        if self.kind == "threshold" and (self.open_below is None) == (self.open_above is None):
+            raise ValueError(f"rule {self.id}: a threshold rule needs one of open_below, open_above")
+        return self
 
 
 class Rules(BaseModel):
@@ -313,6 +320,7 @@ class Monitor:
                     close = rule.close_at_or_above if rule.close_at_or_above is not None else rule.open_below
                     yield scope, v, rule.open_below, hi < rule.open_below, v >= close
                 else:
+                    assert rule.open_above is not None  # the rule's validator requires one or the other
                     close = rule.close_at_or_below if rule.close_at_or_below is not None else rule.open_above
                     yield scope, v, rule.open_above, lo > rule.open_above, v <= close
         elif rule.kind == "spike":
@@ -339,11 +347,11 @@ class Monitor:
                 rule, [(start, now, now)] + [(a, a + width, a + width) for a in days]
             )
             now_rows = {tuple(r[g] for g in rule.group_by): r["value"] or 0 for r in current}
-            past: dict[tuple, list[float]] = {}
+            history: dict[tuple, list[float]] = {}
             for rows in before:
                 for r in rows:
-                    past.setdefault(tuple(r[g] for g in rule.group_by), []).append(float(r["value"] or 0))
-            for key, vals in past.items():
+                    history.setdefault(tuple(r[g] for g in rule.group_by), []).append(float(r["value"] or 0))
+            for key, vals in history.items():
                 if len(vals) < 3:
                     continue  # not enough history for a baseline
                 expected = statistics.median(vals)

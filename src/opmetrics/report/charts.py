@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.dates import DateFormatter  # noqa: E402
+from matplotlib.dates import DateFormatter, date2num  # noqa: E402
 
 plt.rcParams.update(
     {
@@ -25,6 +26,11 @@ plt.rcParams.update(
         "svg.hashsalt": "opmetrics",  # stable element ids: the same figures give the same SVG
     }
 )
+
+
+def _gaps(values: list[float | None]) -> list[float]:
+    """A series with its missing points as NaN, which matplotlib draws as a gap."""
+    return [math.nan if v is None else v for v in values]
 
 
 def _svg(fig: plt.Figure) -> str:
@@ -121,7 +127,7 @@ def availability_svg(
         low = min(low, *vals) if vals else low
         ax.plot(
             [d for d, _ in pts],
-            [v for _, v in pts],
+            _gaps([v for _, v in pts]),
             marker="o",
             ms=3,
             lw=1.4,
@@ -148,8 +154,8 @@ def trend_svg(points: list[tuple[str, float | None, float | None]], target: floa
     """Up to 13 months of success and within-TRT rates, with the target (none for an indicator)."""
     fig, ax = plt.subplots(figsize=(8.2, 2.6))
     x = list(range(len(points)))
-    ax.plot(x, [p[1] for p in points], marker="o", ms=3, color="#1f4e79", label="success %")
-    ax.plot(x, [p[2] for p in points], marker="s", ms=3, color="#c55a11", label="within TRT %")
+    ax.plot(x, _gaps([p[1] for p in points]), marker="o", ms=3, color="#1f4e79", label="success %")
+    ax.plot(x, _gaps([p[2] for p in points]), marker="s", ms=3, color="#c55a11", label="within TRT %")
     if target is not None:
         ax.axhline(target, color="#2e7d32", ls="--", lw=1, label=f"target {target}%")
     ax.set_xticks(x, [p[0] for p in points], fontsize=7)
@@ -167,7 +173,12 @@ def srv_success_svg(series: dict[str, list[tuple[int, float | None]]], title: st
     fig, ax = plt.subplots(figsize=(8.2, 2.6))
     for srv, points in series.items():
         ax.plot(
-            [d for d, _ in points], [v for _, v in points], marker="o", ms=2.5, lw=1.2, label=f"SRV {srv}"
+            [d for d, _ in points],
+            _gaps([v for _, v in points]),
+            marker="o",
+            ms=2.5,
+            lw=1.2,
+            label=f"SRV {srv}",
         )
     ax.set_ylabel("success %")
     ax.set_xlabel("day of month")
@@ -187,19 +198,22 @@ def incident_intraday_svg(
     shares answered and answered within TRT (lines), the incident shaded from raised to
     resolved, its outage hatched."""
     fig, ax = plt.subplots(figsize=(8.2, 2.5))
-    x = [h for h, *_ in hours]
+    starts = [h for h, *_ in hours]
+    x = date2num(starts)
     vol = ax.twinx()
     vol.bar(x, [v for _, v, *_ in hours], width=1 / 24 * 0.85, align="edge", color="#c9d3de", zorder=0)
     vol.set_ylabel("requests per hour")
     vol.spines["top"].set_visible(False)
     ax.set_zorder(vol.get_zorder() + 1)
     ax.patch.set_visible(False)
-    mid = [h + dt.timedelta(minutes=30) for h in x]
-    ax.plot(mid, [s for _, _, s, _ in hours], marker="o", ms=3, color="#1f4e79", label="success %")
-    ax.plot(mid, [w for *_, w in hours], marker="^", ms=3, color="#c55a11", label="within TRT %")
-    ax.axvspan(*window, color="#c00000", alpha=0.12, label="incident raised to resolved")
+    mid = date2num([h + dt.timedelta(minutes=30) for h in starts])
+    ax.plot(mid, _gaps([s for _, _, s, _ in hours]), marker="o", ms=3, color="#1f4e79", label="success %")
+    ax.plot(mid, _gaps([w for *_, w in hours]), marker="^", ms=3, color="#c55a11", label="within TRT %")
+    ax.axvspan(*date2num(list(window)), color="#c00000", alpha=0.12, label="incident raised to resolved")
     if outage:
-        ax.axvspan(*outage, fill=False, hatch="///", edgecolor="#c00000", lw=0, label="outage")
+        ax.axvspan(
+            *date2num(list(outage)), fill=False, hatch="///", edgecolor="#c00000", lw=0, label="outage"
+        )
     vals = [v for _, _, *vs in hours for v in vs if v is not None]
     low = min(vals or [100.0])
     ax.set_ylim(max(0.0, low - (100 - low) * 0.2 - 1), 100.5)
@@ -225,14 +239,14 @@ def region_daily_svg(
         ax.axvspan(d - 0.5, d + 0.5, color="#c00000", alpha=0.12, lw=0)
     ax.plot(
         x,
-        [a for _, a, _, _ in days],
+        _gaps([a for _, a, _, _ in days]),
         marker="o",
         ms=3,
         color="#2e7d32",
         label="DCC User Interface availability %",
     )
-    ax.plot(x, [s for _, _, s, _ in days], marker="s", ms=3, color="#1f4e79", label="success %")
-    ax.plot(x, [w for *_, w in days], marker="^", ms=3, color="#c55a11", label="within TRT %")
+    ax.plot(x, _gaps([s for _, _, s, _ in days]), marker="s", ms=3, color="#1f4e79", label="success %")
+    ax.plot(x, _gaps([w for *_, w in days]), marker="^", ms=3, color="#c55a11", label="within TRT %")
     ax.axhline(target, color="#2e7d32", ls="--", lw=1, label=f"availability target {target}%")
     vals = [v for _, *vs in days for v in vs if v is not None]
     low = min(vals + [target])

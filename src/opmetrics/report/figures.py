@@ -214,5 +214,5 @@ def major_events(f: Figures, tz: str) -> list[dict[str, Any]]:
             + (f": {i['summary']}" if i.get("summary") else "")
         )
         out.append({"kind": "event", "rank": (1, i["category"], -minutes), "text": text})
-    out.sort(key=lambda e: e["rank"])
+    out.sort(key=lambda e: tuple(e["rank"]))
     return out

@@ -184,7 +184,7 @@ FIELD_WORDS = {
 
 def _measure_and_scope(c: dict[str, Any], m: Methodology) -> tuple[str, str]:
     k, table = c["keys"], c["table"]
-    names = {p.id: p.name for p in [*m.processes, *m.alert_processes]}
+    names = {p.id: p.name for p in m.every_process}
     if table == "rsvp":
         what = names.get(k["key"], k["key"]) if k["scope"] == "process" else f"SRV {k['key']}"
         when = f"{k['day']}" if k["rate"] == "day" else "month"

@@ -56,10 +56,11 @@ class PackResult:
     warnings: list[str] = field(default_factory=list)
 
 
+RAG: dict[str, str] = {Status.TARGET_MET: "green", Status.BELOW_TARGET: "amber", Status.BELOW_MINIMUM: "red"}
+
+
 def _rag(status: str | None) -> str:
-    return {Status.TARGET_MET: "green", Status.BELOW_TARGET: "amber", Status.BELOW_MINIMUM: "red"}.get(
-        status or "", "grey"
-    )
+    return RAG.get(status or "", "grey")
 
 
 def _env() -> Environment:
@@ -289,10 +290,10 @@ def _availability_view(f: Figures, m: Methodology) -> dict[str, Any]:
         series[svc.name] = sorted(by_day.items())
         services.append({"svc": svc, "month": month, "head": month.get(("All", "all"))})
     procs = []
-    for p in [*m.processes, *m.alert_processes]:
-        mine = {r["region"]: r for r in rows if r["view"] == "process" and r["subject"] == p.id}
-        if mine:
-            procs.append({"p": p, "by": mine, "head": mine.get("All")})
+    for p in m.every_process:
+        by_region = {r["region"]: r for r in rows if r["view"] == "process" and r["subject"] == p.id}
+        if by_region:
+            procs.append({"p": p, "by": by_region, "head": by_region.get("All")})
     return {
         "services": services,
         "processes": procs,
@@ -377,7 +378,7 @@ def build_pack(
     check_all(f, m, summary, f.outages, f.run.exclusions(), register_ids)
 
     warnings = []
-    names = {p.id: p.name for p in [*m.processes, *m.alert_processes]}
+    names = {p.id: p.name for p in m.every_process}
     for r in summary["missed"]:
         keys = commentary_keys(r["cpm"], r["key"])
         r["commentary"] = next((commentary[k] for k in keys if k in commentary), None)
@@ -528,7 +529,7 @@ def _write_pack(
         "party": party,
         "issue": issue,
         "changes": changes_in_words(issue, m)[:SHOW_CHANGES],
-        "names": {p.id: p.name for p in [*m.processes, *m.alert_processes]},
+        "names": {p.id: p.name for p in m.every_process},
         "key_events": major_events(f, m.report_timezone)[:KEY_EVENTS],
         "produced": produced.strftime("%Y-%m-%d %H:%M"),
         "produced_date": produced.date(),

@@ -12,7 +12,7 @@ from opmetrics.methodology import Methodology
 from opmetrics.methodology.status import Status
 
 # Worst first: a CPM's line shows the worst status among its measures.
-_SEVERITY = {
+_SEVERITY: dict[str, int] = {
     Status.BELOW_MINIMUM: 0,
     Status.BELOW_TARGET: 1,
     Status.MISSING_INPUT: 2,

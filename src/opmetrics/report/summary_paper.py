@@ -53,8 +53,8 @@ def delivered_pct(d: dict[str, Any]) -> float | None:
 def daily_anomalies(days: list[dict[str, Any]], mad_k: float, min_volume: int) -> list[dict[str, Any]]:
     """Days whose delivered share is more than `mad_k` MADs below the month's median day, each
     with the requests it fell short by (its size, by which the paper ranks it)."""
-    vals = [(d, delivered_pct(d)) for d in days if d["volume"] >= min_volume]
-    vals = [(d, v) for d, v in vals if v is not None]
+    rated = [(d, delivered_pct(d)) for d in days if d["volume"] >= min_volume]
+    vals = [(d, v) for d, v in rated if v is not None]
     if len(vals) < 7:
         return []
     med = statistics.median(v for _, v in vals)

@@ -23,8 +23,8 @@ DRILL_DIMENSIONS = tuple(DRILL_COLUMNS)
 
 
 # What the dashboard shows of an incident.
-INCIDENT_FIELDS = ("incident_id", "category", "region", "smets", "raised_at", "resolved_at", "closed_at")
-INCIDENT_FIELDS += ("services", "summary")
+INCIDENT_FIELDS: tuple[str, ...] = ("incident_id", "category", "region", "smets", "raised_at", "resolved_at")
+INCIDENT_FIELDS += ("closed_at", "services", "summary")
 
 
 class Forbidden(PermissionError):
@@ -51,7 +51,10 @@ class DataService:
         if isinstance(self._source, Store):
             store, gen = self._source, 0
         else:
-            store, gen = self._source.store(), self._source.generation
+            published, gen = self._source.store(), self._source.generation
+            if published is None:
+                raise NotFound("nothing published yet: run `opmetrics compute` against this database")
+            store = published
         if gen != self._generation:
             self._anon, self._key, self._generation = {}, league_key(store), gen
         return store

@@ -14,6 +14,7 @@ import datetime as dt
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import pyarrow.dataset as ds
@@ -92,7 +93,7 @@ def write_duis_logs(data_dir: Path, out_dir: Path, party: str | None = None, see
     lines: dict[str, list[tuple[dt.datetime, str]]] = {}
 
     def put(day: str, at: dt.datetime, xml: str, dsp: dict) -> None:
-        rec = {"captured_at": _iso(at), "xml": xml}
+        rec: dict[str, Any] = {"captured_at": _iso(at), "xml": xml}
         if dsp and party is None:
             rec["dsp"] = dsp
         lines.setdefault(day, []).append((at, json.dumps(rec, separators=(",", ":"))))

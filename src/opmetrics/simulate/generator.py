@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -197,10 +198,14 @@ class Faults:
     enabled: bool = True
 
 
+# Where an incident is raised (None: every region); Any, as numpy types a choice of mixed values.
+INCIDENT_REGIONS: list[Any] = ["North", "Central", "South", "SMETS1", None]
+
+
 def _day_starts(year: int, month: int) -> list[dt.datetime]:
     """UTC instants of each UK local midnight of the month, plus the next month's first."""
     d = dt.date(year, month, 1)
-    out = []
+    out: list[dt.datetime] = []
     while d.month == month or not out or out[-1].month == month:
         out.append(dt.datetime(d.year, d.month, d.day, tzinfo=UK).astimezone(dt.UTC))
         if d.month != month:
@@ -221,7 +226,7 @@ def _ms(t: dt.datetime) -> int:
     return int(t.timestamp() * 1000)
 
 
-def uk_times(rng: np.random.Generator, start: dt.datetime, hourly: list[float], n: int) -> np.ndarray:
+def uk_times(rng: np.random.Generator, start: dt.datetime, hourly: Sequence[float], n: int) -> np.ndarray:
     """`n` instants (ms since the epoch) in the UK day starting at `start`, drawn by the UK
     wall-clock hour profile `hourly`: a day of 23, 24 or 25 hours has that many hours, each
     weighted by its wall-clock hour (on 25 October 01:00-02:00 comes twice), so the clock
@@ -499,17 +504,17 @@ class _DayGen:
     def alerts(self, day_no: int, start: dt.datetime, n: int, chunk: int) -> pa.Table:
         rng = np.random.default_rng([self.seed, day_no, 2, chunk])
         e, f = self.estate, self.faults
-        dev = rng.integers(0, e.n, size=n)
-        raised = uk_times(rng, start, P.HOURLY["evening"], n)
-        is_dcc = rng.random(n) < 0.1
+        dev: np.ndarray = rng.integers(0, e.n, size=n)
+        raised: np.ndarray = uk_times(rng, start, P.HOURLY["evening"], n)
+        is_dcc: np.ndarray = rng.random(n) < 0.1
         dcodes, dp = list(P.DEVICE_ALERTS), np.array(list(P.DEVICE_ALERTS.values()))
         ccodes, cp = list(P.DCC_ALERTS), np.array(list(P.DCC_ALERTS.values()))
-        code = np.where(
+        code: np.ndarray = np.where(
             is_dcc,
             np.array(ccodes)[rng.choice(len(ccodes), size=n, p=cp)],
             np.array(dcodes)[rng.choice(len(dcodes), size=n, p=dp / dp.sum())],
         )
-        suppressed = np.zeros(n, dtype=bool)
+        suppressed: np.ndarray = np.zeros(n, dtype=bool)
         delay = 1000 * rng.lognormal(0.3, 0.8, n)
         slow = rng.random(n) < 0.004
         delay[slow] = rng.uniform(60_000, 900_000, int(slow.sum()))
@@ -571,7 +576,7 @@ def _events(
         assigned = raised + dt.timedelta(minutes=float(rng.exponential(25)))
         resolved = raised + dt.timedelta(hours=float(targets_h[int(cat)] * rng.lognormal(-0.6, 0.6)))
         closed = resolved + dt.timedelta(hours=float(rng.uniform(1, 48)))
-        region = rng.choice(["North", "Central", "South", "SMETS1", None])
+        region = rng.choice(INCIDENT_REGIONS)
         inc.append(
             {
                 "incident_id": f"INC{tag}-{i:04d}",

@@ -43,7 +43,7 @@ SUPPLIERS = [p for p in PARTIES if p.kind == "supplier"]
 DNOS = [p for p in PARTIES if p.kind == "dno"]
 
 # Hourly weights (UK local hour 0-23) per profile.
-HOURLY = {
+HOURLY: dict[str, list[float]] = {
     "day": [1, 1, 1, 1, 1, 2, 4, 6, 8, 9, 9, 9, 9, 9, 9, 9, 9, 9, 8, 7, 5, 4, 2, 1],
     "evening": [2, 1, 1, 1, 1, 2, 4, 6, 7, 6, 5, 5, 6, 5, 5, 6, 8, 10, 11, 11, 10, 8, 5, 3],
     "night": [9, 10, 10, 9, 7, 4, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 3, 5, 8],
@@ -51,7 +51,7 @@ HOURLY = {
     "work": [0, 0, 0, 0, 0, 0, 0, 1, 8, 10, 10, 10, 9, 9, 10, 10, 9, 6, 2, 1, 0, 0, 0, 0],
 }
 # Relative daily volume by weekday (Mon=0) per profile: installs are a weekday activity.
-WEEKDAY = {
+WEEKDAY: dict[str, list[float]] = {
     "day": [1, 1, 1, 1, 1, 0.7, 0.5],
     "evening": [1, 1, 1, 1, 1, 1.1, 1.1],
     "night": [1, 1, 1, 1, 1, 0.6, 0.4],

@@ -11,7 +11,7 @@ firmware, SMKI requests, DCC Assessments).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -73,7 +73,7 @@ def plan_installs(
     starts: list[dt.datetime],
     per_day: float,
     rng: np.random.Generator,
-    outages: list[tuple[int, int | None, float, float, str]] = (),
+    outages: Sequence[tuple[int, int | None, float, float, str]] = (),
 ) -> dict[str, int]:
     """Append the month's new sites (CH + ESME, often a GSME) to the estate, with outcomes.
 
