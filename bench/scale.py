@@ -311,9 +311,10 @@ def step_assemble(work: Path, days: int = 30) -> dict:
     from opmetrics.measures.benchmarks import compute_benchmarks
     from opmetrics.measures.daily import assemble_rsvp
     from opmetrics.measures.diagnostics import compute_diagnostics, counts
+    from opmetrics.measures.families import registry
     from opmetrics.measures.incremental import ALL_FOLD_TABLES, CUBE_TABLES, DAILY_TABLE, stored_cubes
     from opmetrics.measures.legs import compute_legs
-    from opmetrics.measures.outcome import Context, registry
+    from opmetrics.measures.outcome import Context
     from opmetrics.measures.records import Scope
     from opmetrics.methodology import load
 

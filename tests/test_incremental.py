@@ -27,8 +27,9 @@ from opmetrics.measures import incremental
 from opmetrics.measures.attempts import att1
 from opmetrics.measures.attribution import process_requests
 from opmetrics.measures.daily import GROUP, _median_ms
+from opmetrics.measures.families import cell_builders
 from opmetrics.measures.incremental import MONTH_TOTALS, stored_cubes
-from opmetrics.measures.outcome import Context, cell_builders
+from opmetrics.measures.outcome import Context
 from opmetrics.measures.records import Scope, classified_requests
 from opmetrics.measures.run import compute
 from opmetrics.methodology import load

@@ -57,3 +57,30 @@ def test_the_command_line_holds_no_sql(tmp_path):
     planted.mkdir()
     (planted / "bad.py").write_text('rows = store.rows("SELECT 1")\n', encoding="utf-8")
     assert len(sql_in(planted)) == 1
+
+
+def import_circles(package: str) -> list[tuple[str, str]]:
+    """Pairs of modules each of which reaches the other through imports (at any depth, imports
+    inside functions included): the circles the layers contract cannot see inside one layer."""
+    import grimp
+
+    graph = grimp.build_graph(package, cache_dir=None)
+    return sorted(
+        (a, b)
+        for a in graph.modules
+        for b in graph.find_modules_directly_imported_by(a)
+        if a < b and graph.chain_exists(importer=b, imported=a)
+    )
+
+
+def test_no_import_circles_inside_the_package(tmp_path, monkeypatch):
+    assert import_circles("opmetrics") == []
+    # The check finds a circle where there is one, even through a function-level import.
+    pkg = tmp_path / "circled"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("", encoding="utf-8")
+    (pkg / "a.py").write_text("from circled import b\n", encoding="utf-8")
+    (pkg / "b.py").write_text("def f():\n    from circled import a\n", encoding="utf-8")
+    (pkg / "c.py").write_text("from circled import a\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert import_circles("circled") == [("circled.a", "circled.b")]

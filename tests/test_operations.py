@@ -288,7 +288,8 @@ def test_outage_impact_backtest_on_simulated_installs(meth):
     + 2, for a North outage 14:05-15:40 UK time on Monday 26 October (GMT) with three earlier
     Mondays of data (5, 12, 19 October, BST) in the same wall-clock window."""
     from opmetrics.simulate import scenarios
-    from opmetrics.simulate.generator import Estate, _day_starts
+    from opmetrics.simulate.estate import Estate
+    from opmetrics.simulate.generator import _day_starts
 
     estate = Estate(1_000, np.random.default_rng(1))
     starts = _day_starts(2026, 10)

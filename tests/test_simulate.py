@@ -152,7 +152,8 @@ def test_device_extract_batches_carry_each_install(tmp_path):
     import pyarrow as pa
 
     from opmetrics.simulate import scenarios
-    from opmetrics.simulate.generator import Estate, _day_starts
+    from opmetrics.simulate.estate import Estate
+    from opmetrics.simulate.generator import _day_starts
 
     estate = Estate(500, np.random.default_rng(1))
     starts = _day_starts(2026, 10)

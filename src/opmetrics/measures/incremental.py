@@ -24,7 +24,8 @@ from opmetrics.measures.attempts import fold_days
 from opmetrics.measures.attribution import pair_srvs, window_days
 from opmetrics.measures.daily import DayCubes, alert_cube, daily_rsvp, request_cube, rtt_histogram
 from opmetrics.measures.diagnostics import day_counts
-from opmetrics.measures.outcome import Folds, cell_builders
+from opmetrics.measures.families import cell_builders
+from opmetrics.measures.outcome import Folds
 from opmetrics.measures.records import Scope, classified_requests, failure_links
 
 if TYPE_CHECKING:

@@ -4,7 +4,8 @@ Every outcome row is (measure, breakdown, key1, key2, numerator, denominator, va
 status, note). A measure whose input table is empty reports "missing input" with the reason;
 one whose input is present but has nothing relevant reports "No Events"
 (001 l.5363 "will only be used where").
-The measure functions live in one module per business-process family.
+The measure functions live in one module per business-process family, each declaring its
+`MEASURES` and `CELLS`; `measures/families.py` lists the families and runs them.
 
 A measure that reads the service requests or alerts does so through its family's day cells
 (`day_cells`): small tables reduced once per UK day with the other day cubes and merged over the
@@ -29,7 +30,7 @@ NO_EVENTS = Status.NO_EVENTS
 NO_BASELINE = Status.NO_BASELINE
 
 
-def _status(r: dict[str, Any]) -> Status:
+def default_status(r: dict[str, Any]) -> Status:
     """A row's default status: "No Events" only where nothing was counted and no value shown."""
     if not r["unit"].startswith("%") or r["denominator"] or r["value"] is not None:
         return Status.OK
@@ -178,97 +179,3 @@ def cell_shares(t: ibis.Table, n: str, d: str, by: dict[str, list[str]]) -> list
             num, den = sums[keys]
             out.append(share_row(name, keys[0], num, den, keys[1] if len(keys) > 1 else ""))
     return out
-
-
-def registry() -> dict[str, MeasureFn]:
-    from opmetrics.measures import (
-        activity,
-        alerting,
-        attempts,
-        billing,
-        cos,
-        firmware,
-        forecasts,
-        install,
-        iterations,
-        league,
-        operations,
-        prepayment,
-        providers,
-        security,
-    )
-
-    reg: dict[str, MeasureFn] = {}
-    for mod in (
-        install,
-        cos,
-        billing,
-        prepayment,
-        firmware,
-        alerting,
-        security,
-        operations,
-        league,
-        attempts,
-        forecasts,
-        providers,
-        activity,
-        iterations,
-    ):
-        reg.update(mod.MEASURES)
-    return reg
-
-
-def cell_builders() -> dict[str, CellBuilder]:
-    """Every family's day cells (`day_cells`), by stored table name: reduced once per UK day
-    with the other day cubes (`measures.incremental`)."""
-    from opmetrics.measures import (
-        activity,
-        alerting,
-        billing,
-        cos,
-        firmware,
-        forecasts,
-        iterations,
-        league,
-        prepayment,
-        providers,
-        security,
-    )
-
-    out: dict[str, CellBuilder] = {}
-    for mod in (cos, billing, prepayment, firmware, alerting, security, league, forecasts, providers):
-        out.update(mod.CELLS)
-    for mod in (activity, iterations):
-        out.update(mod.CELLS)
-    return out
-
-
-def compute_outcomes(s: Scope, ctx: Context, on_measure: Callable[[str], None] | None = None) -> pa.Table:
-    reg = registry()
-    rows: list[Row] = []
-    for md in s.m.measures:
-        if on_measure:
-            on_measure(md.id)
-        fn = reg.get(md.id)
-        missing = [i for i in md.inputs if not ctx.input_rows.get(i)]
-        if fn is None:
-            got = [count_row("all", "All", 0, note=f"not implemented in opmetrics {md.id}")]
-            got[0]["status"] = Status.NOT_IMPLEMENTED
-        elif missing:
-            reason = "; ".join(
-                f"{i} is not in the data contract" if i not in ctx.input_rows else f"no {i} data loaded"
-                for i in missing
-            )
-            got = [
-                {**count_row("all", "All", 0), "value": None, "status": Status.MISSING_INPUT, "note": reason}
-            ]
-        else:
-            got = fn(s, ctx) or [{**count_row("all", "All", 0), "value": None, "status": NO_EVENTS}]
-        for r in got:
-            r.setdefault("status", "")
-            if not r["status"]:
-                r["status"] = _status(r)
-            r.update(measure=md.id, kind=md.kind, period=s.period)
-        rows += got
-    return pa.Table.from_pylist(rows, schema=SCHEMA)

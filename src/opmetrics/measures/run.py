@@ -26,9 +26,10 @@ from opmetrics.measures.daily import DayCubes
 from opmetrics.measures.diagnostics import compute_diagnostics
 from opmetrics.measures.diagnostics import counts as diagnostic_counts
 from opmetrics.measures.drill import drill_tables
+from opmetrics.measures.families import compute_outcomes
 from opmetrics.measures.incremental import reduced_cubes, refresh, stored_cubes
 from opmetrics.measures.legs import compute_legs
-from opmetrics.measures.outcome import Context, compute_outcomes
+from opmetrics.measures.outcome import Context
 from opmetrics.measures.records import (
     INCLUDED_RULE,
     Scope,

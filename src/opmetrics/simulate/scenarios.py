@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -21,9 +21,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from opmetrics.simulate import profiles as P
+from opmetrics.simulate.estate import Estate, eui64
 
-if TYPE_CHECKING:
-    from opmetrics.simulate.generator import Estate, _DayGen
+
+class DayTraffic(Protocol):
+    """What the scenarios need of a day's traffic generator: the estate, and rows of one SRV."""
+
+    estate: Estate
+
+    def srv_rows(
+        self,
+        rng: np.random.Generator,
+        spec: P.SrvSpec,
+        n: int,
+        start: dt.datetime,
+        dev: np.ndarray | None = None,
+        at: np.ndarray | None = None,
+    ) -> dict: ...
+
 
 MS_MIN = 60_000
 MS_DAY = 86_400_000
@@ -134,7 +149,9 @@ IC_SRVS = {
 }
 
 
-def install_requests(gen: _DayGen, rng: np.random.Generator, day_no: int, start: dt.datetime) -> list[dict]:
+def install_requests(
+    gen: DayTraffic, rng: np.random.Generator, day_no: int, start: dt.datetime
+) -> list[dict]:
     """The I&C SRVs (and the CH's 8.14.1 / 8.14.2) sent to the day's new devices."""
     e = gen.estate
     new = e.n + np.flatnonzero(e.install_day == day_no)
@@ -144,20 +161,22 @@ def install_requests(gen: _DayGen, rng: np.random.Generator, day_no: int, start:
         for j, srv in enumerate(srvs):
             if len(devs):
                 at = e.installed_ms[devs - e.n] + (10 + 3 * j) * MS_MIN
-                parts.append(gen._srv_rows(rng, SPEC[srv], len(devs), start, dev=devs, at=at))
+                parts.append(gen.srv_rows(rng, SPEC[srv], len(devs), start, dev=devs, at=at))
     hubs = new[e.type[new] == CHF]
     for srv, sel in (("8.14.1", e.commissioned_ms[hubs - e.n] >= 0), ("8.14.2", e.install_leave[hubs - e.n])):
         devs = hubs[sel]
         if len(devs):
             parts.append(
-                gen._srv_rows(
+                gen.srv_rows(
                     rng, SPEC[srv], len(devs), start, dev=devs, at=e.installed_ms[devs - e.n] + 25 * MS_MIN
                 )
             )
     return parts
 
 
-def follow_ups(gen: _DayGen, rng: np.random.Generator, parts: list[dict], start: dt.datetime) -> list[dict]:
+def follow_ups(
+    gen: DayTraffic, rng: np.random.Generator, parts: list[dict], start: dt.datetime
+) -> list[dict]:
     """A 6.23's same-day tariff and billing-calendar updates; resends of failed top-ups."""
     day_end = int(start.timestamp() * 1000) + MS_DAY - MS_MIN
     out: list[dict] = []
@@ -169,7 +188,7 @@ def follow_ups(gen: _DayGen, rng: np.random.Generator, parts: list[dict], start:
             for srv in ("1.1.1", "6.8"):
                 if keep.any():
                     out.append(
-                        gen._srv_rows(
+                        gen.srv_rows(
                             rng, SPEC[srv], int(keep.sum()), start, dev=p["dev"][pick][keep], at=at[keep]
                         )
                     )
@@ -183,7 +202,7 @@ def follow_ups(gen: _DayGen, rng: np.random.Generator, parts: list[dict], start:
             keep = at < day_end
             if keep.any():
                 nxt.append(
-                    gen._srv_rows(
+                    gen.srv_rows(
                         rng, SPEC["2.2"], int(keep.sum()), start, dev=p["dev"][pick][keep], at=at[keep]
                     )
                 )
@@ -218,7 +237,6 @@ def devices_batches(
 ) -> Iterator[pa.Table]:
     """The estate extract at month end, old devices commissioned long ago plus the month's
     installs, in batches: a national estate (50 M devices) never exists as one table."""
-    from opmetrics.simulate.generator import Estate, eui64
 
     n = len(e.type)
     ext = int(extracted.timestamp() * 1000)
@@ -276,8 +294,6 @@ def devices_batches(
 
 
 def ch_status_table(e: Estate, tag: str) -> pa.Table:
-    from opmetrics.simulate.generator import Estate as _E
-    from opmetrics.simulate.generator import eui64
 
     new = e.new
     hubs = new[e.type[new] == CHF]
@@ -290,7 +306,7 @@ def ch_status_table(e: Estate, tag: str) -> pa.Table:
         {
             "update_id": pa.array([f"CSU-{tag}-{i}" for i in sel], pa.string()),
             "srv": pa.array(srv, pa.string()),
-            "device_id": eui64(_E.DEVICE_BASE + sel),
+            "device_id": eui64(Estate.DEVICE_BASE + sel),
             "party_id": pa.array([p.party_id for p in P.SUPPLIERS]).take(pa.array(e.party[sel])),
             "region": pa.array(P.REGIONS).take(pa.array(e.region[sel])),
             "sent_at": pa.array(at).cast(pa.timestamp("ms", "UTC")),
@@ -301,8 +317,6 @@ def ch_status_table(e: Estate, tag: str) -> pa.Table:
 
 def ch_firmware_table(e: Estate, starts: list[dt.datetime], rng: np.random.Generator, tag: str) -> pa.Table:
     """A CH firmware campaign: a share of SMETS2 hubs get an image; a few fail or are still going."""
-    from opmetrics.simulate.generator import Estate as _E
-    from opmetrics.simulate.generator import eui64
 
     hubs = np.flatnonzero((e.type[: e.n] == CHF) & (e.region[: e.n] < 3))
     sel = hubs[rng.random(len(hubs)) < P.P_CH_FIRMWARE]
@@ -323,7 +337,7 @@ def ch_firmware_table(e: Estate, starts: list[dt.datetime], rng: np.random.Gener
     return pa.table(
         {
             "update_id": pa.array([f"CHFW-{tag}-{i}" for i in sel], pa.string()),
-            "device_id": eui64(_E.DEVICE_BASE + sel),
+            "device_id": eui64(Estate.DEVICE_BASE + sel),
             "region": pa.array(P.REGIONS).take(pa.array(e.region[sel])),
             "image_version": pa.array(np.full(k, "CH-5.2.1"), pa.string()),
             "distributed_at": ts_ms(dist),
