@@ -93,8 +93,14 @@ def compute_outcomes(s: Scope, ctx: Context, on_measure: Callable[[str], None] |
         fn = reg.get(md.id)
         missing = [i for i in md.inputs if not ctx.input_rows.get(i)]
         if fn is None:
-            got = [count_row("all", "All", 0, note=f"not implemented in opmetrics {md.id}")]
-            got[0]["status"] = Status.NOT_IMPLEMENTED
+            # No figure, not a zero: nothing computed it.
+            got = [
+                {
+                    **count_row("all", "All", 0, note=f"not implemented in opmetrics {md.id}"),
+                    "value": None,
+                    "status": Status.NOT_IMPLEMENTED,
+                }
+            ]
         elif missing:
             reason = "; ".join(
                 f"{i} is not in the data contract" if i not in ctx.input_rows else f"no {i} data loaded"
