@@ -125,3 +125,76 @@ def meths() -> dict[str, methodology.Methodology]:
 
 def load_rows(store: Store, tmp: Path, table: str, rows: list[dict[str, Any]], name: str = "in"):
     return load_file(store, write_csv(tmp / f"{name}-{table}.csv", rows, table), table)
+
+
+# --- One suite, two engines -------------------------------------------------------------------
+# A test that asks for `compute_with` (or a fixture that takes `engine`) runs once on DuckDB and
+# once on Spark. On Spark, the month is computed by `compute_spark` over the store's Parquet
+# layout and its result tables replace DuckDB's in the store under the same run id, so every
+# assertion reads Spark's figures. OPMETRICS_SPARK=all runs every such test on Spark; the default
+# (subset) only those marked `spark_ci`, which CI can afford; off runs none.
+SPARK_RUNS = os.environ.get("OPMETRICS_SPARK", "subset")
+SPARK_ON_DEMAND = "on Spark on demand: OPMETRICS_SPARK=all"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "spark_ci: also run on Spark in the default (CI) run")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" in metafunc.fixturenames:
+        metafunc.parametrize("engine", ["duckdb", "spark"], scope="module")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("engine") != "spark":
+            continue
+        if SPARK_RUNS == "off" or (SPARK_RUNS != "all" and item.get_closest_marker("spark_ci") is None):
+            item.add_marker(pytest.mark.skip(reason=SPARK_ON_DEMAND))
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs a Java runtime")
+    from opmetrics.engine.spark import session
+
+    spark = session("local[2]", **{"spark.sql.shuffle.partitions": "2"})
+    yield spark
+    spark.stop()
+
+
+def compute_on(engine: str, store: Store, m: methodology.Methodology, period: str, as_of=None, spark=None):
+    """`compute` on DuckDB; on Spark, the same month's result tables from `compute_spark`."""
+    import datetime as dt
+    import tempfile
+
+    from opmetrics.engine.spark import export_parquet
+    from opmetrics.measures.run import compute, compute_spark, store_results
+
+    info = compute(store, m, period, as_of=as_of)
+    if engine == "duckdb":
+        return info
+    assert isinstance(info.as_of, dt.datetime)
+    with tempfile.TemporaryDirectory(prefix="spark-layout-") as layout:
+        export_parquet(store, layout)
+        got = compute_spark(layout, m, period, info.as_of, spark)
+    store.con.execute("BEGIN TRANSACTION")
+    store_results(store, period, info.run_id, got)
+    store.con.execute("COMMIT")
+    return info
+
+
+@pytest.fixture
+def compute_with(engine: str, request: pytest.FixtureRequest):
+    """`compute(store, m, period, as_of=...)` on the test's engine."""
+    spark = request.getfixturevalue("spark_session") if engine == "spark" else None
+
+    def run(store: Store, m: methodology.Methodology, period: str, as_of=None):
+        return compute_on(engine, store, m, period, as_of, spark)
+
+    return run

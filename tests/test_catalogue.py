@@ -9,8 +9,6 @@ from conftest import VERSIONS, alert, load_rows, sr
 from test_operations import incident, row
 from test_outcomes import AS_OF, D1, D2, D3, device, outcome, t
 
-from opmetrics.measures.run import compute
-
 C1, C2, C3 = "00-DB-00-00-00-00-0C-01", "00-DB-00-00-00-00-0C-02", "00-DB-00-00-00-00-0C-03"
 E1, G1 = "00-DB-00-00-00-00-0E-01", "00-DB-00-00-00-00-06-01"
 
@@ -20,7 +18,7 @@ def share(r) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("version", list(VERSIONS))
-def test_prepayment_billing_meter_reads_and_device_firmware(store, tmp_path, meths, version):
+def test_prepayment_billing_meter_reads_and_device_firmware(compute_with, store, tmp_path, meths, version):
     """Top-ups (2.2), all on 5 Oct: p1 D1 North ESME ok 10:00; p2 D1 E21 11:00; p3 D1 ok 11:05
     (a resend after p2's failure); p4 D2 South GSME no response 12:00; p5 D2 E4 (outside DCC
     control: excluded). PP1 = 2 of 4 (North 2/3, South 0/1; ESME 2/3, GSME 0/1).
@@ -70,7 +68,7 @@ def test_prepayment_billing_meter_reads_and_device_firmware(store, tmp_path, met
         device(D2, device_type="GSME", region="South", last_communicated_at="2026-08-01T00:00:00Z"),
     ]
     assert load_rows(store, tmp_path, "devices", devs).quarantined == 0
-    compute(store, meth, "2026-10", as_of=AS_OF)
+    compute_with(store, meth, "2026-10", as_of=AS_OF)
 
     assert share(outcome(store, "PP1")) == (2, 4)
     assert share(outcome(store, "PP1", "region", "North")) == (2, 3)
@@ -126,7 +124,8 @@ def test_prepayment_billing_meter_reads_and_device_firmware(store, tmp_path, met
         assert share(outcome(store, "DF3", "response category", "response received: other code")) == (0, 1)
 
 
-def test_install_commission_measures_impact_and_timeliness(store, tmp_path, meth):
+@pytest.mark.spark_ci
+def test_install_commission_measures_impact_and_timeliness(compute_with, store, tmp_path, meth):
     """Devices (extract 31 Oct): Mon 5 Oct c1 CHF North SUP-A installed 10:20Z, commissioned;
     e1 ESME North SUP-A, commissioned, joined to c1. Mon 12 Oct: c2 CHF North SUP-A installed
     10:15Z, commissioned, no meter joined; c3 CHF North SUP-A not commissioned; g1 GSME South
@@ -236,7 +235,7 @@ def test_install_commission_measures_impact_and_timeliness(store, tmp_path, meth
     assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
     inc = [incident("i1", 2, t(12, 10), t(12, 11), t(12, 12), region="North", smets=2)]
     assert load_rows(store, tmp_path, "incidents", inc).quarantined == 0
-    compute(store, meth, "2026-10", as_of=AS_OF)
+    compute_with(store, meth, "2026-10", as_of=AS_OF)
 
     assert share(outcome(store, "IC1.installs", "device_type x region", "CHF", "North")) == (1, 3)
     assert share(outcome(store, "IC1.installs", "device_type x region", "GSME", "South")) == (1, 1)
@@ -277,7 +276,7 @@ def test_install_commission_measures_impact_and_timeliness(store, tmp_path, meth
     assert outcome(store, "TIME1", "date", "SEC H13.4 due", "2026-12-04")["numerator"] == 25
 
 
-def test_cos_segments_by_party_tr1_missing_input_and_chf2(store, tmp_path, meth):
+def test_cos_segments_by_party_tr1_missing_input_and_chf2(compute_with, store, tmp_path, meth):
     """6.23s: D1 North ESME SUP-B 6 Oct ok; D2 North GSME SUP-B 6 Oct E21, overturned by a
     successful 1.1.1 from SUP-B to D2 later that day; D3 South ESME SUP-C 7 Oct E20.
     CoS1.segments: ESME North 1/1, GSME North 1/1, ESME South 0/1.
@@ -342,7 +341,7 @@ def test_cos_segments_by_party_tr1_missing_input_and_chf2(store, tmp_path, meth)
         )
     ]
     assert load_rows(store, tmp_path, "ch_firmware", fw).quarantined == 0
-    compute(store, meth, "2026-10", as_of=AS_OF)
+    compute_with(store, meth, "2026-10", as_of=AS_OF)
     assert share(outcome(store, "CoS1.segments", "device_type x region", "GSME", "North")) == (1, 1)
     assert share(outcome(store, "CoS1.segments", "device_type x region", "ESME", "South")) == (0, 1)
     assert share(outcome(store, "CoS1.daily_by_party", "day x party", "2026-10-06", "SUP-B")) == (2, 2)
@@ -373,7 +372,7 @@ def test_cos_segments_by_party_tr1_missing_input_and_chf2(store, tmp_path, meth)
         )
     ]
     assert load_rows(store, tmp_path, "registration_changes", regs).quarantined == 0
-    compute(store, meth, "2026-10", as_of=AS_OF)
+    compute_with(store, meth, "2026-10", as_of=AS_OF)
     vols = {
         r["key1"]: r["numerator"]
         for r in store.rows(
@@ -389,7 +388,7 @@ def test_cos_segments_by_party_tr1_missing_input_and_chf2(store, tmp_path, meth)
     assert share(outcome(store, "TR1.cos_volumes", "rate", "successful / attempted CoS")) == (2, 3)
 
 
-def test_fc1_requests_sent_against_each_partys_forecast(store, tmp_path, meth):
+def test_fc1_requests_sent_against_each_partys_forecast(compute_with, store, tmp_path, meth):
     """SUP-A forecast 2 and sent 3 (150 %, more than 10 % above); SUP-B forecast 10 and sent 1
     (10 %, more than 10 % below); SUP-C sent 1 with no forecast; SUP-D forecast 4 and sent 4."""
     fc = [
@@ -404,7 +403,7 @@ def test_fc1_requests_sent_against_each_partys_forecast(store, tmp_path, meth):
             n += 1
             rows.append(sr(n, party_id=party))
     load_rows(store, tmp_path, "service_requests", rows)
-    compute(store, meth, "2026-10", as_of=AS_OF)
+    compute_with(store, meth, "2026-10", as_of=AS_OF)
     got = {r["key1"]: r for r in store.rows("SELECT * FROM outcomes WHERE measure = 'FC1'")}
     assert share(got["SUP-A"]) == (3, 2) and got["SUP-A"]["value"] == pytest.approx(150.0)
     assert got["SUP-A"]["note"] == "more than 10 % above forecast"
@@ -413,7 +412,7 @@ def test_fc1_requests_sent_against_each_partys_forecast(store, tmp_path, meth):
     assert share(got["SUP-D"]) == (4, 4) and got["SUP-D"]["note"] == ""
 
 
-def test_sp1_csp_test_messages_and_sp2_dsp_share_of_the_trt(store, tmp_path, meth):
+def test_sp1_csp_test_messages_and_sp2_dsp_share_of_the_trt(compute_with, store, tmp_path, meth):
     """CSP North: 25 s target: 10 s back, 30 s back (late), never back -> 1 of 3; 2 h target:
     1 h, 1 h -> 2 of 2; 22 h target: 23 h (late) -> 0 of 1. Service level = (33.33 + 100 + 0) / 3
     = 44.44 %. SP2: two on-demand top-ups with legs in the North: DSP 0.3 + 0.5 = 0.8 s and
@@ -437,7 +436,7 @@ def test_sp1_csp_test_messages_and_sp2_dsp_share_of_the_trt(store, tmp_path, met
            csp_returned_at="2026-10-05T11:00:03.000Z", responded_at="2026-10-05T11:00:07.800Z"),
     ]  # fmt: skip
     load_rows(store, tmp_path, "service_requests", legs)
-    compute(store, meth, "2026-10", as_of=AS_OF)
+    compute_with(store, meth, "2026-10", as_of=AS_OF)
     got = {
         (r["breakdown"], r["key1"], r["key2"]): r
         for r in store.rows("SELECT * FROM outcomes WHERE measure = 'SP1'")
@@ -452,7 +451,7 @@ def test_sp1_csp_test_messages_and_sp2_dsp_share_of_the_trt(store, tmp_path, met
 
 
 @pytest.mark.parametrize("version", list(VERSIONS))
-def test_b2_counts_on_demand_reads_only(store, tmp_path, meths, version):
+def test_b2_counts_on_demand_reads_only(compute_with, store, tmp_path, meths, version):
     """001 l.4218-4219 "Provide a measure of the success of on demand meter reads": an on-demand
     4.6.1 answered I0 and a DCC-scheduled 4.6.1 answered E21. 2027.1's B2 counts the on-demand
     read alone, 1 of 1; 2026.4 counted both, 1 of 2. B1.categories shows each mode's categories."""
@@ -462,7 +461,7 @@ def test_b2_counts_on_demand_reads_only(store, tmp_path, meths, version):
            response_code="E21"),
     ]  # fmt: skip
     assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
-    compute(store, meths[version], "2026-10", as_of=AS_OF)
+    compute_with(store, meths[version], "2026-10", as_of=AS_OF)
     assert share(outcome(store, "B2")) == ((1, 1) if version == "2027.1" else (1, 2))
     if version == "2027.1":
         other = "response received: other code"

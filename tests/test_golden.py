@@ -35,11 +35,14 @@ CPM3 alerts: a1 10 s (on time), a2 61 s (late), a3 undelivered (late), a4 suppre
 from __future__ import annotations
 
 import pytest
-from conftest import VERSIONS, alert, load_rows, rid, sr
+from conftest import SPARK_ON_DEMAND, SPARK_RUNS, VERSIONS, alert, compute_on, load_rows, rid, sr
 
 from opmetrics.engine.store import Store
 from opmetrics.measures.run import compute
 
+# The golden month also runs on Spark in CI (conftest: one suite, two engines).
+pytestmark = pytest.mark.spark_ci
+DEFAULT_VERSION = "2027.1"
 T0 = "2026-10-05T10:00"
 
 
@@ -106,13 +109,17 @@ ALERTS = [
 
 
 @pytest.fixture(scope="module", params=list(VERSIONS))
-def computed(request, tmp_path_factory, meths):
-    """The golden month computed once per methodology version (the tests only read it)."""
-    tmp = tmp_path_factory.mktemp(f"golden-{request.param}")
+def computed(request, tmp_path_factory, meths, engine):
+    """The golden month computed once per methodology version and engine (the tests only read
+    it): every expectation below holds on DuckDB and on Spark."""
+    tmp = tmp_path_factory.mktemp(f"golden-{request.param}-{engine}")
     store = Store(tmp / "golden.duckdb")
     assert load_rows(store, tmp, "service_requests", REQUESTS).quarantined == 0
     assert load_rows(store, tmp, "alerts", ALERTS).quarantined == 0
-    compute(store, meths[request.param], "2026-10")
+    if engine == "spark" and SPARK_RUNS != "all" and request.param != DEFAULT_VERSION:
+        pytest.skip(SPARK_ON_DEMAND)  # CI runs the golden month on Spark under the default version
+    spark = request.getfixturevalue("spark_session") if engine == "spark" else None
+    compute_on(engine, store, meths[request.param], "2026-10", spark=spark)
     store.version = request.param
     yield store
     store.close()

@@ -425,3 +425,71 @@ def test_outcomes_merged_from_days_reduced_one_by_one_equal_the_records(month, t
             int(in_time[g.index].sum()),
             len(g),
         )
+
+
+def test_a_changed_cube_definition_reduces_every_day_again_and_an_unchanged_one_nothing(
+    month, tmp_path, monkeypatch
+):
+    """No version number to raise: each cube's fingerprint is its compiled SQL. Same code, same
+    fingerprints (kept in cube_models, not compiled again); a cube compiling to other SQL makes
+    every day stale once, and only that model's fingerprint moves."""
+    m, as_of = load(None), dt.datetime(2026, 11, 1)
+    with Store(tmp_path / "models.duckdb") as store:
+        _load(store, find_files([month["data"]]))
+        days = compute(store, m, PERIOD, as_of=as_of).days_reduced
+        assert days == len(_reduced(store)) >= DAYS
+        before = dict(store.con.execute("SELECT name, fingerprint FROM cube_models").fetchall())
+        assert set(before) == {*incremental.CUBE_TABLES, "att1_folds"}
+        compiled = []
+        monkeypatch.setattr(incremental, "compiled_sql", lambda s: compiled.append(1) or {})
+        assert compute(store, m, PERIOD, as_of=as_of).days_reduced == 0
+        assert compiled == []  # the stored fingerprints were reused: the code key held
+        monkeypatch.undo()
+
+        # The same alerts cube, but compiled to other SQL (a filter that keeps every row), and a
+        # code key that moved, as an edit of measures/ would move it.
+        original = incremental.CUBE_TABLES["day_alerts"]
+
+        def edited(s):
+            t = original(s)
+            return t.filter(t.records >= 0)
+
+        monkeypatch.setitem(incremental.CUBE_TABLES, "day_alerts", edited)
+        monkeypatch.setattr(incremental, "_code_key", lambda s: "an edited measures/")
+        assert compute(store, m, PERIOD, as_of=as_of).days_reduced == days
+        after = dict(store.con.execute("SELECT name, fingerprint FROM cube_models").fetchall())
+        assert {n for n in before if before[n] != after[n]} == {"day_alerts"}
+        assert compute(store, m, PERIOD, as_of=as_of).days_reduced == 0
+
+
+def test_model_fingerprints_are_the_same_in_every_process(month, tmp_path):
+    """Compiled SQL hashed in two processes with different hash seeds (Ibis lists dropped
+    columns in set order) gives the same fingerprints, or every run would reduce every day."""
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "seeds.duckdb"
+    with Store(db) as store:
+        _load(store, find_files([month["data"]]))
+    script = (
+        "import datetime as dt, hashlib, sys\n"
+        "from opmetrics.engine.store import Store\n"
+        "from opmetrics.measures.incremental import compiled_sql\n"
+        "from opmetrics.measures.records import Scope\n"
+        "from opmetrics.methodology import load\n"
+        "with Store(sys.argv[1], read_only=True) as st:\n"
+        "    s = Scope(st.ibis(), load(None), '2026-10', dt.datetime(2026, 11, 1), [])\n"
+        "    print(hashlib.sha256(repr(sorted(compiled_sql(s).items())).encode()).hexdigest())\n"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", script, str(db)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert len(outs) == 1 and len(next(iter(outs))) == 64

@@ -84,3 +84,20 @@ def test_no_import_circles_inside_the_package(tmp_path, monkeypatch):
     (pkg / "c.py").write_text("from circled import a\n", encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert import_circles("circled") == [("circled.a", "circled.b")]
+
+
+ENGINE_BRANCH = re.compile(r"\.engine\s*[!=]=|[!=]=\s*\"(duckdb|pyspark)\"|\"(duckdb|pyspark)\"\s*[!=]=")
+
+
+def test_measures_never_branch_on_the_engine(tmp_path):
+    """What differs between DuckDB and Spark lives in engine/backends.py; a measure asks its
+    Scope's backend, never the engine's name."""
+    hits = [
+        f"{p.name}:{i}"
+        for p in sorted((ROOT / "src" / "opmetrics" / "measures").glob("*.py"))
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if ENGINE_BRANCH.search(line)
+    ]
+    assert hits == []
+    assert ENGINE_BRANCH.search('        if self.engine == "pyspark":')
+    assert ENGINE_BRANCH.search('    outer = "duckdb" != name')

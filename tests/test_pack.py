@@ -23,10 +23,10 @@ from opmetrics.engine.store import Store
 from opmetrics.ingest.load import load_file
 from opmetrics.measures.run import StaleRunError, compute, latest_run
 from opmetrics.methodology import load as load_methodology
+from opmetrics.report.anonymise import Anonymiser
 from opmetrics.report.events import incident_views, region_views
 from opmetrics.report.figures import load_figures
 from opmetrics.report.invariants import PackInvariantError, summary_agrees
-from opmetrics.report.league import Anonymiser
 from opmetrics.report.pack import build_pack
 
 runner = CliRunner()

@@ -27,7 +27,7 @@ from opmetrics.cli import app as cli
 from opmetrics.engine.serving import Snapshots, current, serving_dir
 from opmetrics.engine.store import Store
 from opmetrics.methodology import load as load_methodology
-from opmetrics.report.league import Anonymiser, league_key, party_roles
+from opmetrics.report.anonymise import Anonymiser, league_key, party_roles
 from opmetrics.serve.app import create_app, uvicorn_config
 from opmetrics.serve.auth import User
 from opmetrics.serve.views.downloads import edition_of, may_download

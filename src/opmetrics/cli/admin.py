@@ -206,7 +206,7 @@ def serve(
     """Start the dashboard and JSON API. It reads the serving snapshot that writing commands
     publish, never the database itself, so ingest, compute, watch and users add run beside it."""
     from opmetrics.engine.serving import Snapshots, publish
-    from opmetrics.report.league import league_key
+    from opmetrics.report.anonymise import league_key
     from opmetrics.serve.app import create_app, session_secret, uvicorn_config
 
     if not db.exists():

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from opmetrics.engine.store import Store
 
-# Every table the web app reads (serve/data.py, serve/auth.py, report/league.py's secrets and
+# Every table the web app reads (serve/data.py, serve/auth.py, report/anonymise.py's secrets and
 # party labels, measures/run.py's stale check). A table a writer has not made yet is skipped.
 SERVED_TABLES = (
     "runs",

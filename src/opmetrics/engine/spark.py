@@ -46,7 +46,15 @@ def export_parquet(store: Store, root: str | Path) -> dict[str, int]:
     rows = {}
     for name in store.contract.tables:
         target = root / name
-        if name in PARTITIONED:
+        if name in PARTITIONED and store.count(name) == 0:
+            # No day to partition by: one empty file carries the columns, so that Spark reads an
+            # empty table (its measures then report missing input) instead of failing to infer one.
+            target.mkdir(exist_ok=True)
+            store.con.execute(
+                f"COPY (SELECT * FROM \"{name}\" LIMIT 0) TO '{(target / 'empty.parquet').as_posix()}' "
+                "(FORMAT parquet)"
+            )
+        elif name in PARTITIONED:
             store.con.execute(
                 f"COPY (SELECT * FROM \"{name}\") TO '{target.as_posix()}' "
                 "(FORMAT parquet, PARTITION_BY (report_date), OVERWRITE_OR_IGNORE, COMPRESSION zstd)"

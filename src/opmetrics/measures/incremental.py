@@ -14,8 +14,11 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import inspect
+import re
 from collections.abc import Iterator
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from opmetrics.engine.store import Store
@@ -42,9 +45,26 @@ CUBE_TABLES = {
     "day_legs_ms": legs.day_histogram,
     **CELL_TABLES,
 }
-# Part of every day's fingerprint: raise it when a cube's definition changes, so that stores
-# reduced by an older opmetrics reduce their days again.
-CUBES_VERSION = 5
+# What each cube is, as part of every day's fingerprint (`model_fingerprints`): the SQL its
+# builder compiles to, so that a store reduced by an opmetrics whose cubes differ reduces its
+# days again, with no version number for anyone to remember to raise.
+MODELS_TABLE = "cube_models"
+# A fixed scope to compile the builders in: one day of a month no data has, so the SQL depends
+# on the builders, the methodology and the input tables' columns only.
+_CANON_PERIOD, _CANON_DAY = "2000-01", dt.date(2000, 1, 1)
+# Ibis names each in-memory table (e.g. the TRT rules) afresh per compilation; its content comes
+# from the methodology, which the day fingerprints hold already.
+_MEMTABLE = re.compile(r"ibis_\w+?_memtable_[a-z0-9]+")
+# Ibis lists the columns a projection drops in set order, which varies from one process to the next.
+_EXCLUDE = re.compile(r"EXCLUDE \(([^)]*)\)")
+
+
+def _canonical(sql: str) -> str:
+    """Compiled SQL with what varies between compilations of the same expression made alike."""
+    sql = _MEMTABLE.sub("memtable", sql)
+    return _EXCLUDE.sub(lambda m: "EXCLUDE (" + ", ".join(sorted(m.group(1).split(", "))) + ")", sql)
+
+
 # Derived from the cubes of the same day: RSVP's daily rows (so a month-end run only merges).
 DAILY_TABLE = "day_rsvp"
 # Histograms whose month is also kept merged, per period (`_month_total_moved`): a count per
@@ -138,12 +158,68 @@ def day_fingerprints(store: Store, s: Scope, global_fp: str) -> dict[dt.date, st
     return {d: hashlib.sha256(p.encode()).hexdigest()[:16] for d, p in parts.items()}
 
 
+def _code_key(s: Scope) -> str:
+    """What the compiled cubes can depend on besides the input columns: the measure code, the
+    methodology and the versions of Ibis and DuckDB. While it holds, the stored model
+    fingerprints are reused instead of compiling every builder again (seconds)."""
+    import duckdb
+    import ibis
+
+    from opmetrics import measures
+
+    code = hashlib.sha256()
+    for path in sorted(Path(measures.__file__).parent.glob("*.py")):
+        code.update(path.read_bytes())
+    return f"{code.hexdigest()[:16]}|{s.m.fingerprint}|ibis {ibis.__version__}|duckdb {duckdb.__version__}"
+
+
+def compiled_sql(s: Scope) -> dict[str, str]:
+    """Every cube's SQL, compiled in a fixed scope, memory tables named alike."""
+    import ibis
+
+    canon = Scope(s.con, s.m, _CANON_PERIOD, dt.datetime(2000, 2, 1), [], days=(_CANON_DAY,))
+    return {name: _canonical(ibis.to_sql(build(canon))) for name, build in CUBE_TABLES.items()}
+
+
+def model_fingerprints(store: Store, s: Scope) -> dict[str, str]:
+    """Each declared cube (`CUBE_TABLES`) and ATT1's folds, by a hash of what computes it: the
+    cube's compiled SQL, the folds' code. Kept in `cube_models` with the code key they were
+    compiled under, and compiled again only when that key moves."""
+    key = _code_key(s)
+    columns = store.con.execute(
+        "SELECT string_agg(table_name || '.' || column_name || ' ' || data_type, ',' ORDER BY ALL) "
+        "FROM information_schema.columns WHERE table_name IN (SELECT unnest(?))",
+        [list(store.contract.tables)],
+    ).fetchall()[0][0]
+    key = hashlib.sha256(f"{key}|{columns}".encode()).hexdigest()[:16]
+    store.con.execute(
+        f"CREATE TABLE IF NOT EXISTS {MODELS_TABLE} (name VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL, "
+        "code_key VARCHAR NOT NULL)"
+    )
+    stored = dict(
+        store.con.execute(
+            f"SELECT name, fingerprint FROM {MODELS_TABLE} WHERE code_key = ?", [key]
+        ).fetchall()
+    )
+    if set(stored) == {*CUBE_TABLES, "att1_folds"}:
+        return stored
+    fresh = {name: hashlib.sha256(sql.encode()).hexdigest()[:16] for name, sql in compiled_sql(s).items()}
+    fresh["att1_folds"] = hashlib.sha256(inspect.getsource(fold_days).encode()).hexdigest()[:16]
+    store.con.execute(f"DELETE FROM {MODELS_TABLE}")
+    store.con.executemany(
+        f"INSERT INTO {MODELS_TABLE} VALUES (?, ?, ?)", [[n, f, key] for n, f in fresh.items()]
+    )
+    return fresh
+
+
 def global_fingerprint(store: Store, s: Scope, exceptions_fp: str) -> str:
-    """What every day depends on: the rules, the exceptions applied, the devices extract in force."""
+    """What every day depends on: what the cubes are, the rules, the exceptions applied, the
+    devices extract in force."""
+    models = hashlib.sha256(repr(sorted(model_fingerprints(store, s).items())).encode()).hexdigest()[:16]
     dev = store.con.execute(
         "SELECT count(*), sum(hash(_file_id, _row)) FROM devices WHERE extracted_at <= ?", [s.as_of]
     ).fetchall()[0]
-    return f"cubes {CUBES_VERSION}|{s.m.fingerprint}|{exceptions_fp}|{dev[0]}:{dev[1]}"
+    return f"cubes {models}|{s.m.fingerprint}|{exceptions_fp}|{dev[0]}:{dev[1]}"
 
 
 class Refreshed(NamedTuple):
@@ -323,8 +399,8 @@ def _replace_days(
 
     def replace(name: str, day: str, expr: ir.Table) -> None:
         if store.has_table(name) and backend.table(name).columns != expr.columns:
-            # A cube whose columns changed (a newer opmetrics: CUBES_VERSION, so every day is
-            # stale and reduced again) is written anew.
+            # A cube whose columns changed (a newer opmetrics: its compiled SQL moved the model
+            # fingerprints, so every day is stale and reduced again) is written anew.
             con.execute(f"DROP TABLE {name}")
         if not store.has_table(name):
             # Through Ibis, not compiled SQL: an expression may read in-memory tables (the

@@ -2,7 +2,7 @@
 (001 l.6381 "who is achieving best in class via an anonymised league table"): each SEC Party's success and
 within-TRT rates per business process, with the industry figures to compare against.
 
-Stored with party identities; the report anonymises them (`opmetrics.report.league`).
+Stored with party identities; the report anonymises them (`opmetrics.report.anonymise`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from zoneinfo import ZoneInfo
 import ibis
 from ibis import _
 
+from opmetrics.engine.backends import Backend, backend_of
 from opmetrics.engine.pmel import PmelException
 from opmetrics.methodology import Methodology
 
@@ -64,31 +64,23 @@ class Scope:
     _unordered: int = field(default=0, repr=False)  # depth of `unordered` blocks
 
     @property
+    def backend(self) -> Backend:
+        """How this engine keeps and drops intermediates (engine/backends.py)."""
+        return backend_of(self.con)
+
+    @property
     def engine(self) -> str:
-        """The Ibis backend's name: "duckdb" or "pyspark" (temporary tables, or cached frames)."""
-        return getattr(self.con, "name", "")
+        """The Ibis backend's name: "duckdb" or "pyspark"."""
+        return self.backend.name
 
     def cached(self, key: str, build: Callable[[], ibis.Table]) -> ibis.Table:
-        """`build()`, evaluated once per Scope into a table when `materialise` is set: TEMP, or a
-        scratch table of the store (on Spark, which has no temporary tables through Ibis, a
-        cached DataFrame)."""
+        """`build()`, evaluated once per Scope and kept when `materialise` is set (a TEMP or
+        scratch table on DuckDB, a cached DataFrame on Spark); else the expression itself."""
         if key in self._cache:  # made earlier, or given to `keep`
             return self._cache[key]
         if not self.materialise:
             return build()
-        if self.engine == "pyspark":
-            expr = build()
-            # Ibis registers in-memory tables (the TRT table) only when it executes a query,
-            # and caching needs them registered first: an empty query does that through the
-            # public API.
-            expr.limit(0).to_pyarrow()
-            self._cache[key] = expr.cache()
-            self._tables[key] = key
-        else:
-            name = f"{SCRATCH if self.scratch else '_om_'}{key}_{uuid.uuid4().hex[:8]}"
-            with self.unordered():  # a table's rows have no order to keep
-                self._cache[key] = self.con.create_table(name, build(), temp=not self.scratch)
-            self._tables[key] = name
+        self._cache[key], self._tables[key] = self.backend.keep(key, build, self.scratch)
         return self._cache[key]
 
     def is_materialised(self, key: str) -> bool:
@@ -102,25 +94,17 @@ class Scope:
         self._cache[key] = expr
         return expr
 
-    @property
-    def _database(self) -> str | None:
-        return None if self.scratch else "temp"
-
     @contextlib.contextmanager
     def unordered(self) -> Iterator[None]:
         """For queries whose row order means nothing (a GROUP BY read into Python, or one with
-        its own ORDER BY): DuckDB then need not keep insertion order through its joins, which
-        lets them spill to disk."""
-        outer = self.engine == "duckdb" and not self._unordered
-        if outer:
-            self.con.raw_sql("SET preserve_insertion_order = false")
-        self._unordered += 1
-        try:
-            yield
-        finally:
-            self._unordered -= 1
-            if outer:
-                self.con.raw_sql("RESET preserve_insertion_order")
+        its own ORDER BY): the engine need not keep it, which lets DuckDB's joins spill."""
+        outer = not self._unordered
+        with self.backend.unordered() if outer else contextlib.nullcontext():
+            self._unordered += 1
+            try:
+                yield
+            finally:
+                self._unordered -= 1
 
     def forget(self, key: str) -> None:
         """Drop one table made by `cached` before the run ends (a measure's own large
@@ -128,20 +112,12 @@ class Scope:
         t = self._cache.pop(key, None)
         if t is None or key not in self._tables:  # never made, or an expression given to `keep`
             return
-        name = self._tables.pop(key)
-        if self.engine == "pyspark":
-            t.release()
-        else:
-            self.con.drop_table(name, database=self._database, force=True)
+        self.backend.drop(t, self._tables.pop(key), self.scratch)
 
     def release(self) -> None:
-        """Drop the tables (or uncache the Spark DataFrames) made by `cached`; forget the
-        expressions given to `keep`."""
-        for key, name in self._tables.items():
-            if self.engine == "pyspark":
-                self._cache[key].release()
-            else:
-                self.con.drop_table(name, database=self._database, force=True)
+        """Drop what `cached` kept; forget the expressions given to `keep`."""
+        for key, handle in self._tables.items():
+            self.backend.drop(self._cache[key], handle, self.scratch)
         self._tables.clear()
         self._cache.clear()
 
@@ -172,26 +148,6 @@ class Scope:
             for i in range(len(days) - 1)
         ]
         return ibis.cases(*branches, else_=ibis.null("date"))
-
-
-# Name prefix of the cached tables a `scratch` Scope keeps in the database (see `drop_scratch`).
-SCRATCH = "_om_scratch_"
-
-
-def drop_scratch(con: Any) -> int:
-    """Drop scratch tables left by a run that did not finish (killed, or out of disk);
-    `con` is the store's DuckDB connection."""
-    names = [
-        r[0]
-        for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND starts_with(table_name, ?) "
-            "AND database_name = current_database()",
-            [SCRATCH],
-        ).fetchall()
-    ]
-    for n in names:
-        con.execute(f'DROP TABLE IF EXISTS "{n}"')
-    return len(names)
 
 
 def _pmel_match(t: ibis.Table, e: PmelException, time_col: str) -> ibis.Value:
@@ -792,7 +748,7 @@ def _classify_alerts(s: Scope, a: ibis.Table) -> ibis.Table:
 def latest_devices(s: Scope) -> ibis.Table:
     """Each device's latest extract taken no later than the report time."""
     key = "latest_devices"
-    if key not in s._cache and s.materialise and s.engine == "duckdb":
+    if key not in s._cache and s.materialise and s.backend.cheap_checks:
         d = _extracts(s)
         if _one_extract_time(s):
             return s.keep(key, d)
@@ -810,7 +766,7 @@ def _one_extract_time(s: Scope) -> bool:
     (device_id, extracted_at) is the table's key (the contract), so each device then has one
     extract, its latest: a check of two values, where counting distinct devices took 7.5 s of
     CPU at 0.3 of a national estate."""
-    if not (s.materialise and s.engine == "duckdb"):
+    if not (s.materialise and s.backend.cheap_checks):
         return False
     d = _extracts(s)
     at = d.aggregate(first=d.extracted_at.min(), last=d.extracted_at.max()).to_pyarrow().to_pylist()[0]

@@ -16,6 +16,7 @@ import pyarrow as pa
 from opmetrics import __version__
 from opmetrics.engine import history as earlier
 from opmetrics.engine import pmel
+from opmetrics.engine.backends import drop_scratch
 from opmetrics.engine.store import Store
 from opmetrics.ingest.load import DUPLICATE_DETAIL
 from opmetrics.measures.availability import compute_availability, previous_period
@@ -33,7 +34,6 @@ from opmetrics.measures.outcome import Context
 from opmetrics.measures.records import (
     INCLUDED_RULE,
     Scope,
-    drop_scratch,
     fate_counts,
     month_bounds,
     uk_midnight_utc,
@@ -99,6 +99,15 @@ def _store_period(store: Store, name: str, period: str, rows: pa.Table) -> None:
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _rows')
     finally:
         con.unregister("_rows")
+
+
+def store_results(store: Store, period: str, run_id: str, tables: dict[str, pa.Table]) -> None:
+    """Replace the period's rows of each result table with `tables`, labelled with the run id
+    (inside the caller's transaction). Results computed on Spark are stored the same way."""
+    for name, t in tables.items():
+        _store_period(
+            store, name, period, t.append_column("run_id", pa.array([run_id] * t.num_rows, pa.string()))
+        )
 
 
 def default_as_of(store: Store, period: str, tz: str = "Europe/London") -> dt.datetime:
@@ -279,13 +288,7 @@ def compute(
     step(STEPS[5])
     con.execute("BEGIN TRANSACTION")
     try:
-        for name, t in tables.items():
-            _store_period(
-                store,
-                name,
-                period,
-                t.append_column("run_id", pa.array([info.run_id] * t.num_rows, pa.string())),
-            )
+        store_results(store, period, info.run_id, tables)
         _store_period(store, "runs", period, pa.Table.from_pylist([info.__dict__]))
         con.execute("COMMIT")
     except BaseException:

@@ -28,13 +28,13 @@ from opmetrics.measures.run import PER_RUN, require_current
 from opmetrics.methodology import Methodology
 from opmetrics.methodology.status import MISSED, Status
 from opmetrics.report import datafiles as D
+from opmetrics.report.anonymise import Anonymiser, league_key, league_tables, party_roles
 from opmetrics.report.charts import availability_svg, daily_rsvp_svg, trend_svg
 from opmetrics.report.commentary import commentary_keys, load_commentary
 from opmetrics.report.events import incident_views, region_views
 from opmetrics.report.figures import Figures, load_figures, major_events
 from opmetrics.report.invariants import check_all
 from opmetrics.report.issues import change_summary_markdown, changes_in_words, plan_issue, record_issue
-from opmetrics.report.league import Anonymiser, league_key, league_tables, party_roles
 from opmetrics.report.opr import opr_view
 
 KEY_EVENTS = 5  # outages and major incidents named in the introduction, the biggest first

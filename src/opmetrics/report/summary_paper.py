@@ -25,9 +25,9 @@ from opmetrics.engine.store import Store
 from opmetrics.measures.run import latest_run
 from opmetrics.methodology import Methodology
 from opmetrics.methodology.status import MISSED, Status
+from opmetrics.report.anonymise import Anonymiser
 from opmetrics.report.charts import srv_success_svg
 from opmetrics.report.figures import Figures, major_events
-from opmetrics.report.league import Anonymiser
 
 PARTY_GAP_PTS = -5.0  # a party this far below other parties is listed
 MAX_DAYS = 8  # outlying days listed, the most outlying first

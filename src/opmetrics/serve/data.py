@@ -15,7 +15,7 @@ from opmetrics.engine.store import Store
 from opmetrics.measures.drill import ALL_REQUESTS, DRILL_COLUMNS
 from opmetrics.measures.run import latest_run, stale_runs, staleness
 from opmetrics.methodology import Methodology
-from opmetrics.report.league import Anonymiser, league_key, league_tables, party_roles
+from opmetrics.report.anonymise import Anonymiser, league_key, league_tables, party_roles
 from opmetrics.report.pack import anonymise_outcomes
 from opmetrics.serve.auth import User
 
