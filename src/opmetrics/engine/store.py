@@ -6,10 +6,11 @@ Spark (or other) backend can later stand behind the same measure definitions.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,21 @@ class Store:
         if self._ibis is None:
             self._ibis = ibis.duckdb.from_connection(self.con)
         return self._ibis
+
+    def quiet(self) -> None:
+        """No progress bar from DuckDB on the terminal (a scratch computation inside a command)."""
+        self.con.execute("SET enable_progress_bar = false")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A block whose writes all land, or none do."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
 
     def has_table(self, name: str) -> bool:
         return bool(

@@ -10,17 +10,16 @@ register or devices extract changes every day's fingerprint and so rebuilds the 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import inspect
 import re
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from opmetrics.engine.cubes import DAY_STATE, FOLD_STATE, DayStore
 from opmetrics.engine.store import Store
 from opmetrics.measures import legs
 from opmetrics.measures.attempts import fold_days
@@ -48,7 +47,6 @@ CUBE_TABLES = {
 # What each cube is, as part of every day's fingerprint (`model_fingerprints`): the SQL its
 # builder compiles to, so that a store reduced by an opmetrics whose cubes differ reduces its
 # days again, with no version number for anyone to remember to raise.
-MODELS_TABLE = "cube_models"
 # A fixed scope to compile the builders in: one day of a month no data has, so the SQL depends
 # on the builders, the methodology and the input tables' columns only.
 _CANON_PERIOD, _CANON_DAY = "2000-01", dt.date(2000, 1, 1)
@@ -91,30 +89,7 @@ FOLD_TABLES = {
 # one day at a time is quickest (docs/performance.md, Design choices measured).
 FOLD_SPAN_REQUESTS = 4_000_000
 # The fold tables and the table of what each day was folded from: written and cleared together.
-FOLD_STATE = "day_att1_state"
 ALL_FOLD_TABLES = (*FOLD_TABLES, FOLD_STATE)
-_OPEN_FINGERPRINT = (
-    "SELECT report_date, count(*), sum(hash(party_id, device_id, srv, last_at, attempts, smets, _bits)) "
-    "FROM day_att1_open WHERE report_date IN (SELECT unnest(?)) GROUP BY 1"
-)
-_FOLD_STATE = """
-CREATE TABLE IF NOT EXISTS day_att1_state (
-    report_date DATE PRIMARY KEY,
-    fingerprint VARCHAR NOT NULL,
-    carried VARCHAR NOT NULL,
-    handed_on VARCHAR NOT NULL
-)"""
-
-_STATE = """
-CREATE TABLE IF NOT EXISTS day_state (
-    report_date DATE PRIMARY KEY,
-    fingerprint VARCHAR NOT NULL,
-    computed_at TIMESTAMP NOT NULL
-)"""
-
-
-def _per_day(store: Store, sql: str, params: list) -> dict[dt.date, str]:
-    return {d: f"{n}:{h}" for d, n, h in store.con.execute(sql, params).fetchall()}
 
 
 def day_fingerprints(store: Store, s: Scope, global_fp: str) -> dict[dt.date, str]:
@@ -123,20 +98,12 @@ def day_fingerprints(store: Store, s: Scope, global_fp: str) -> dict[dt.date, st
     Rows are identified by their lineage (file and row), so a corrected or added record changes
     its day's fingerprint; failure alerts are counted on the day of the request they fail.
     """
-    first, last = s.first, s.last
-    lineage = "count(*), sum(hash(_file_id, _row))"
-    req = _per_day(
-        store,
-        f"SELECT report_date, {lineage} FROM service_requests WHERE report_date BETWEEN ? AND ? GROUP BY 1",
-        [first, last],
-    )
-    al = _per_day(
-        store,
-        f"SELECT report_date, {lineage} FROM alerts WHERE report_date BETWEEN ? AND ? GROUP BY 1",
-        [first, last],
-    )
-    links = store.ibis().compile(failure_links(s))  # a table of the run's, when materialised
-    linked = _per_day(store, f"SELECT report_date, count(*), sum(hash(_alert)) FROM ({links}) GROUP BY 1", [])
+    first, last, days_store = s.first, s.last, DayStore(store)
+    req = days_store.lineage("service_requests", first, last)
+    al = days_store.lineage("alerts", first, last)
+    linked = days_store.linked(
+        store.ibis().compile(failure_links(s))
+    )  # a table of the run's, when materialised
     days = sorted(set(req) | set(al))
     parts = {d: f"{global_fp}|{req.get(d, '-')}|{al.get(d, '-')}|{linked.get(d, '-')}" for d in days}
     if not s.m.counting.party_retries_count_separately:
@@ -147,11 +114,8 @@ def day_fingerprints(store: Store, s: Scope, global_fp: str) -> dict[dt.date, st
         # A timed pair (security SRVs within the 6.17 TRT) can cross midnight: a day depends on
         # its neighbours' requests of the pairs' SRVs, as far as the window reaches.
         srvs = pair_srvs(s)
-        paired = _per_day(
-            store,
-            f"SELECT report_date, {lineage} FROM service_requests WHERE report_date BETWEEN ? AND ? "
-            "AND srv IN (SELECT unnest(?)) GROUP BY 1",
-            [first - dt.timedelta(days=pad), last + dt.timedelta(days=pad), srvs],
+        paired = days_store.lineage(
+            "service_requests", first - dt.timedelta(days=pad), last + dt.timedelta(days=pad), srvs
         )
         near = {d: [d + dt.timedelta(days=k) for k in range(-pad, pad + 1) if k] for d in days}
         parts = {d: parts[d] + "|" + "|".join(paired.get(x, "-") for x in near[d]) for d in days}
@@ -185,30 +149,14 @@ def model_fingerprints(store: Store, s: Scope) -> dict[str, str]:
     """Each declared cube (`CUBE_TABLES`) and ATT1's folds, by a hash of what computes it: the
     cube's compiled SQL, the folds' code. Kept in `cube_models` with the code key they were
     compiled under, and compiled again only when that key moves."""
-    key = _code_key(s)
-    columns = store.con.execute(
-        "SELECT string_agg(table_name || '.' || column_name || ' ' || data_type, ',' ORDER BY ALL) "
-        "FROM information_schema.columns WHERE table_name IN (SELECT unnest(?))",
-        [list(store.contract.tables)],
-    ).fetchall()[0][0]
-    key = hashlib.sha256(f"{key}|{columns}".encode()).hexdigest()[:16]
-    store.con.execute(
-        f"CREATE TABLE IF NOT EXISTS {MODELS_TABLE} (name VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL, "
-        "code_key VARCHAR NOT NULL)"
-    )
-    stored = dict(
-        store.con.execute(
-            f"SELECT name, fingerprint FROM {MODELS_TABLE} WHERE code_key = ?", [key]
-        ).fetchall()
-    )
+    days_store = DayStore(store)
+    key = hashlib.sha256(f"{_code_key(s)}|{days_store.input_columns()}".encode()).hexdigest()[:16]
+    stored = days_store.models(key)
     if set(stored) == {*CUBE_TABLES, "att1_folds"}:
         return stored
     fresh = {name: hashlib.sha256(sql.encode()).hexdigest()[:16] for name, sql in compiled_sql(s).items()}
     fresh["att1_folds"] = hashlib.sha256(inspect.getsource(fold_days).encode()).hexdigest()[:16]
-    store.con.execute(f"DELETE FROM {MODELS_TABLE}")
-    store.con.executemany(
-        f"INSERT INTO {MODELS_TABLE} VALUES (?, ?, ?)", [[n, f, key] for n, f in fresh.items()]
-    )
+    days_store.save_models(key, fresh)
     return fresh
 
 
@@ -216,10 +164,8 @@ def global_fingerprint(store: Store, s: Scope, exceptions_fp: str) -> str:
     """What every day depends on: what the cubes are, the rules, the exceptions applied, the
     devices extract in force."""
     models = hashlib.sha256(repr(sorted(model_fingerprints(store, s).items())).encode()).hexdigest()[:16]
-    dev = store.con.execute(
-        "SELECT count(*), sum(hash(_file_id, _row)) FROM devices WHERE extracted_at <= ?", [s.as_of]
-    ).fetchall()[0]
-    return f"cubes {models}|{s.m.fingerprint}|{exceptions_fp}|{dev[0]}:{dev[1]}"
+    devices = DayStore(store).devices_in_force(s.as_of)
+    return f"cubes {models}|{s.m.fingerprint}|{exceptions_fp}|{devices}"
 
 
 class Refreshed(NamedTuple):
@@ -238,15 +184,9 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> Refreshed:
     period is, as on a first compute: no classified copy of the records is written, since the
     measures that follow read the cubes and cells, not the records, and writing the copy for
     the cubes and folds to share cost more than it saved."""
-    con = store.con
-    con.execute(_STATE)
+    days_store = DayStore(store)
     want = day_fingerprints(store, s, global_fingerprint(store, s, exceptions_fp))
-    have = dict(
-        con.execute(
-            "SELECT report_date, fingerprint FROM day_state WHERE report_date BETWEEN ? AND ?",
-            [s.first, s.last],
-        ).fetchall()
-    )
+    have = days_store.day_state(s.first, s.last)
     stale = sorted(d for d, fp in want.items() if have.get(d) != fp)
     gone = sorted(d for d in have if d not in want)
     complete = all(store.has_table(n) for n in [*CUBE_TABLES, DAILY_TABLE, *_MONTH_TABLES, *ALL_FOLD_TABLES])
@@ -264,13 +204,8 @@ def refresh(store: Store, s: Scope, exceptions_fp: str) -> Refreshed:
         # one through the joins, which lets them spill.
         with sub.unordered():
             exprs = {name: build(sub) for name, build in CUBE_TABLES.items()}
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with store.transaction():
                 _replace_days(store, exprs, sub, stale, gone, {d: want[d] for d in stale})
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
     finally:
         sub.release()
     return Refreshed(stale, _refresh_folds(store, s, want))
@@ -295,22 +230,12 @@ def _refresh_folds(store: Store, s: Scope, want: dict[dt.date, str]) -> list[dt.
     carried into it are those it was folded with: a late or corrected day folds again, and so
     does each day after it until the chains it hands on are the same as before. Consecutive
     days whose inputs changed fold together, up to FOLD_SPAN_REQUESTS requests at a time."""
-    con = store.con
-    con.execute(_FOLD_STATE)
-    for name, columns in FOLD_TABLES.items():
-        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
-    have = {
-        d: (fp, carried, out)
-        for d, fp, carried, out in con.execute(
-            "SELECT report_date, fingerprint, carried, handed_on FROM day_att1_state "
-            "WHERE report_date BETWEEN ? AND ?",
-            [s.first, s.last],
-        ).fetchall()
-    }
+    days_store = DayStore(store)
+    days_store.ensure_tables(FOLD_TABLES)
+    have = days_store.fold_state(s.first, s.last)
     gone = [d for d in have if d not in want]
     if gone:
-        for name in ALL_FOLD_TABLES:
-            con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [gone])
+        days_store.delete_days(ALL_FOLD_TABLES, gone)
     days = sorted(want)
     requests: dict[dt.date, int] | None = None  # per day, counted once a day needs folding
     folded: list[dt.date] = []
@@ -322,13 +247,7 @@ def _refresh_folds(store: Store, s: Scope, want: dict[dt.date, str]) -> list[dt.
             i += 1
             continue
         if requests is None:
-            requests = dict(
-                con.execute(
-                    "SELECT report_date, count(*) FROM service_requests "
-                    "WHERE report_date BETWEEN ? AND ? GROUP BY 1",
-                    [s.first, s.last],
-                ).fetchall()
-            )
+            requests = days_store.requests_per_day(s.first, s.last)
         j, rows = i + 1, requests.get(days[i], 0)
         while j < len(days) and have.get(days[j], ("",))[0] != want[days[j]]:
             more = requests.get(days[j], 0)  # a day without requests never starts a new span
@@ -352,7 +271,7 @@ def _fold(
 ) -> str:
     """Fold `span` (consecutive days) on the chains open at the end of `previous`, replacing
     their stored folds; return the fingerprint of the chains the span's last day hands on."""
-    con, backend = store.con, store.ibis()
+    backend, days_store = store.ibis(), DayStore(store)
     scope = days_scope(s, span)
     carried = None
     if previous is not None:
@@ -361,24 +280,18 @@ def _fold(
     try:
         with scope.unordered():
             ended, still_open, by_srv = fold_days(scope, span, carried)
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for name in ALL_FOLD_TABLES:
-                    con.execute(f"DELETE FROM {name} WHERE report_date IN (SELECT unnest(?))", [span])
+            with store.transaction():
+                days_store.delete_days(ALL_FOLD_TABLES, span)
                 backend.insert("day_att1", ended)
                 backend.insert("day_att1_open", still_open)
                 backend.insert("day_att1_srv", by_srv)
-                handed = {d: f"{n}:{h}" for d, n, h in con.execute(_OPEN_FINGERPRINT, [span]).fetchall()}
+                handed = days_store.open_chains(span)
                 rows = []
                 for d in span:
                     out = handed.get(d, "0:None")
                     rows.append([d, inputs[d], carried_fp, out])
                     carried_fp = out
-                con.executemany("INSERT INTO day_att1_state VALUES (?, ?, ?, ?)", rows)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+                days_store.add_fold_state(rows)
     finally:
         scope.release()
     return carried_fp
@@ -394,79 +307,30 @@ def _replace_days(
 ) -> None:
     """Within the caller's transaction: the stale and vanished days' cubes, daily RSVP rows and
     state rows out, the stale days' new ones in."""
-    con, backend = store.con, store.ibis()
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    days_store = DayStore(store)
 
     def replace(name: str, day: str, expr: ir.Table) -> None:
-        if store.has_table(name) and backend.table(name).columns != expr.columns:
-            # A cube whose columns changed (a newer opmetrics: its compiled SQL moved the model
-            # fingerprints, so every day is stale and reduced again) is written anew.
-            con.execute(f"DROP TABLE {name}")
-        if not store.has_table(name):
-            # Through Ibis, not compiled SQL: an expression may read in-memory tables (the
-            # rules per combination), which Ibis registers as it runs it.
-            backend.create_table(name, schema=expr.schema())
-        with _month_total_moved(store, name, sub.period, stale, gone):
-            con.execute(f"DELETE FROM {name} WHERE {day} IN (SELECT unnest(?))", [stale + gone])
-            if stale:
-                backend.insert(name, expr)
+        month_total = None
+        if name in MONTH_TOTALS:
+            month, keys = MONTH_TOTALS[name]
+            month_total = (month, keys, sub.period)
+        days_store.replace_days(name, day, expr, stale, gone, month_total)
 
     for name, expr in exprs.items():
         replace(name, "report_date", expr)
     # The daily rows are assembled from the cubes as just stored.
     replace(DAILY_TABLE, "day", daily_rsvp(sub, stored_cubes(store)))
-    con.execute("DELETE FROM day_state WHERE report_date IN (SELECT unnest(?))", [stale + gone])
-    state = [[d, fp, now] for d, fp in fingerprints.items()]
-    con.executemany("INSERT INTO day_state VALUES (?, ?, ?)", state)
+    days_store.set_day_state(stale + gone, fingerprints)
 
 
 _MONTH_TABLES = [month for month, _ in MONTH_TOTALS.values()]
 
 
-@contextlib.contextmanager
-def _month_total_moved(
-    store: Store, name: str, period: str, stale: list[dt.date], gone: list[dt.date]
-) -> Iterator[None]:
-    """Around replacing days of day cube `name`: its month total (`MONTH_TOTALS`), if it has
-    one, moved by the change, the days' old counts out and their new ones in; a value whose
-    count falls to 0 goes. Only the values the days hold are touched (rewriting the month's
-    rows cost as much as merging its days). One MERGE of old and new counts together: the old
-    ones are kept aside, negated, before the days are replaced."""
-    if name not in MONTH_TOTALS:
-        yield
-        return
-    month, keys = MONTH_TOTALS[name]
-    con, cols = store.con, ", ".join(keys)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _old_counts AS SELECT {cols}, -n AS n FROM {name} "
-        "WHERE report_date IN (SELECT unnest(?))",
-        [stale + gone],
-    )
-    yield
-    if not store.has_table(month):
-        con.execute(f"CREATE TABLE {month} AS SELECT ''::VARCHAR AS period, {cols}, n FROM {name} LIMIT 0")
-    same = " AND ".join(f"m.{k} IS NOT DISTINCT FROM d.{k}" for k in keys)
-    con.execute(
-        f"""MERGE INTO {month} m USING (
-            SELECT {cols}, sum(n)::BIGINT AS n FROM (
-                SELECT {cols}, n FROM _old_counts
-                UNION ALL SELECT {cols}, n FROM {name} WHERE report_date IN (SELECT unnest(?))
-            ) GROUP BY ALL HAVING sum(n) <> 0
-        ) d ON m.period = ? AND {same}
-        WHEN MATCHED AND m.n + d.n = 0 THEN DELETE
-        WHEN MATCHED THEN UPDATE SET n = m.n + d.n
-        WHEN NOT MATCHED THEN INSERT VALUES (?, {", ".join(f"d.{k}" for k in keys)}, d.n)""",
-        [stale, period, period],
-    )
-    con.execute("DROP TABLE _old_counts")
-
-
 def clear(store: Store) -> None:
     """Forget every stored cube: the next compute reduces every day again."""
-    for name in [*CUBE_TABLES, DAILY_TABLE, *_MONTH_TABLES, *ALL_FOLD_TABLES]:
-        store.con.execute(f"DROP TABLE IF EXISTS {name}")
-    store.con.execute(_STATE)
-    store.con.execute("DELETE FROM day_state")
+    days_store = DayStore(store)
+    days_store.drop([*CUBE_TABLES, DAILY_TABLE, *_MONTH_TABLES, *ALL_FOLD_TABLES, DAY_STATE])
+    days_store.ensure(DAY_STATE)
 
 
 def stored_cubes(store: Store) -> DayCubes:

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from opmetrics import __version__
 from opmetrics.engine import history as earlier
-from opmetrics.engine import pmel
+from opmetrics.engine import pmel, results
 from opmetrics.engine.backends import drop_scratch
 from opmetrics.engine.store import Store
 from opmetrics.ingest.load import DUPLICATE_DETAIL
@@ -83,29 +82,11 @@ class RunInfo:
 PER_RUN = ("computed_at", "days_reduced", "days_refolded")
 
 
-def _store_period(store: Store, name: str, period: str, rows: pa.Table) -> None:
-    con = store.con
-    con.register("_rows", rows)
-    try:
-        if store.has_table(name):
-            have = {r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()}
-            # A column added by a newer opmetrics (e.g. runs.days_reduced) joins the old table.
-            for col, sql_type, *_ in con.execute("DESCRIBE SELECT * FROM _rows").fetchall():
-                if col not in have:
-                    con.execute(f'ALTER TABLE "{name}" ADD COLUMN "{col}" {sql_type}')
-            con.execute(f'DELETE FROM "{name}" WHERE period = ?', [period])
-            con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM _rows')
-        else:
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _rows')
-    finally:
-        con.unregister("_rows")
-
-
 def store_results(store: Store, period: str, run_id: str, tables: dict[str, pa.Table]) -> None:
     """Replace the period's rows of each result table with `tables`, labelled with the run id
     (inside the caller's transaction). Results computed on Spark are stored the same way."""
     for name, t in tables.items():
-        _store_period(
+        results.write_period(
             store, name, period, t.append_column("run_id", pa.array([run_id] * t.num_rows, pa.string()))
         )
 
@@ -113,7 +94,7 @@ def store_results(store: Store, period: str, run_id: str, tables: dict[str, pa.T
 def default_as_of(store: Store, period: str, tz: str = "Europe/London") -> dt.datetime:
     """Report time: the end of the data (latest request received), or now if that is later
     than now, but never before the end of the period. Decides which SLAs have elapsed."""
-    latest = store.con.execute("SELECT max(received_at) FROM service_requests").fetchall()[0][0]
+    latest = results.latest_received(store)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     period_end = uk_midnight_utc(month_bounds(period)[1] + dt.timedelta(days=1), tz)
     at = min(latest, now) if latest else now
@@ -218,13 +199,8 @@ def compute(
     `materialise=False` re-evaluates shared intermediates in every measure (same results)."""
     first, last = month_bounds(period)
     step = on_step or (lambda _s: None)
-    con = store.con
-    n_req = con.execute(
-        "SELECT count(*) FROM service_requests WHERE report_date BETWEEN ? AND ?", [first, last]
-    ).fetchall()[0][0]
-    n_alerts = con.execute(
-        "SELECT count(*) FROM alerts WHERE report_date BETWEEN ? AND ?", [first, last]
-    ).fetchall()[0][0]
+    n_req = results.records_between(store, "service_requests", first, last)
+    n_alerts = results.records_between(store, "alerts", first, last)
     if n_req == 0:
         raise ValueError(
             f"no service requests loaded for {period} (UK days {first} to {last}); "
@@ -286,23 +262,15 @@ def compute(
         requests_excluded=json.dumps({k: v for k, v in fates.items() if k != INCLUDED_RULE}),
     )
     step(STEPS[5])
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with store.transaction():
         store_results(store, period, info.run_id, tables)
-        _store_period(store, "runs", period, pa.Table.from_pylist([info.__dict__]))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        results.write_period(store, "runs", period, pa.Table.from_pylist([info.__dict__]))
     return info
 
 
 def latest_run(store: Store, period: str) -> RunInfo | None:
-    try:
-        rows = store.rows("SELECT * FROM runs WHERE period = ? ORDER BY computed_at DESC LIMIT 1", [period])
-    except duckdb.CatalogException:  # nothing computed yet: no runs table
-        return None
-    return RunInfo(**rows[0]) if rows else None
+    row = results.latest_run(store, period)
+    return RunInfo(**row) if row else None
 
 
 class StaleRunError(ValueError):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from opmetrics import format as fmt
+from opmetrics.engine import results
 from opmetrics.engine.store import Store
 from opmetrics.measures.run import compute, default_as_of
 from opmetrics.methodology import Methodology
@@ -143,27 +144,18 @@ RSVP_FIGURES = (("volume", "volume"), ("success_pct", "success %"), ("within_trt
 
 def _figures(store: Store, period: str) -> Iterator[tuple[str, str, str, str, Any]]:
     """(family, key for its rules, figure, scope, value) of one computed period."""
-    for r in store.rows(
-        "SELECT key, segment, volume, success_pct, within_trt_pct FROM rsvp "
-        "WHERE period = ? AND scope = 'process' AND rate = 'month'",
-        [period],
-    ):
+    stored = results.month_figures(store, period)
+    for r in stored["rsvp"]:
         for col, label in RSVP_FIGURES:
             yield "rsvp", r["key"], f"RSVP {r['key']} {label}", r["segment"], r[col]
-    for r in store.rows("SELECT cpm, key, segment, pct, status FROM cpm WHERE period = ?", [period]):
+    for r in stored["cpm"]:
         scope = f"{r['key']} {r['segment']}".replace("all ", "")
         yield "cpm", r["cpm"], f"{r['cpm']} %", scope, r["pct"]
         yield "cpm", r["cpm"], f"{r['cpm']} status", scope, r["status"]
-    for r in store.rows(
-        "SELECT measure, breakdown, key1, key2, value FROM outcomes WHERE period = ?", [period]
-    ):
+    for r in stored["outcomes"]:
         scope = " ".join(str(x) for x in (r["breakdown"], r["key1"], r["key2"]) if x)
         yield "outcomes", r["measure"], r["measure"], scope, r["value"]
-    for r in store.rows(
-        "SELECT view, subject, region, pct FROM availability "
-        "WHERE period = ? AND band = 'all' AND day IS NULL AND view IN ('service', 'overall')",
-        [period],
-    ):
+    for r in stored["availability"]:
         yield "availability", r["subject"], f"availability {r['subject']}", r["region"], r["pct"]
 
 
@@ -188,7 +180,7 @@ def what_if(
         for tag, m in (("before", against), ("after", tried)):
             store = Store.overlay(db, Path(tmp) / f"{tag}.duckdb")
             try:
-                store.con.execute("SET enable_progress_bar = false")
+                store.quiet()
                 at = as_of or default_as_of(store, period, m.report_timezone)
                 compute(store, m, period, as_of=at)
                 got[tag] = {(fam, key, fig, scope): v for fam, key, fig, scope, v in _figures(store, period)}
