@@ -444,6 +444,11 @@ def test_a_changed_cube_definition_reduces_every_day_again_and_an_unchanged_one_
         monkeypatch.setattr(incremental, "compiled_sql", lambda s: compiled.append(1) or {})
         assert compute(store, m, PERIOD, as_of=as_of).days_reduced == 0
         assert compiled == []  # the stored fingerprints were reused: the code key held
+        with Store(tmp_path / "second.duckdb") as second:  # a new store, in the same process
+            _load(second, find_files([month["data"]]))
+            compute(second, m, PERIOD, as_of=as_of)
+            assert compiled == []  # compiled once per process, not once per store
+            assert dict(second.con.execute("SELECT name, fingerprint FROM cube_models").fetchall()) == before
         monkeypatch.undo()
 
         # The same alerts cube, but compiled to other SQL (a filter that keeps every row), and a

@@ -145,19 +145,28 @@ def compiled_sql(s: Scope) -> dict[str, str]:
     return {name: _canonical(ibis.to_sql(build(canon))) for name, build in CUBE_TABLES.items()}
 
 
+# Fingerprints compiled in this process, by key: a second store computed under the same code
+# (a test suite's many small stores, a what-if's two scratch stores) compiles nothing again.
+_COMPILED: dict[str, dict[str, str]] = {}
+
+
 def model_fingerprints(store: Store, s: Scope) -> dict[str, str]:
     """Each declared cube (`CUBE_TABLES`) and ATT1's folds, by a hash of what computes it: the
     cube's compiled SQL, the folds' code. Kept in `cube_models` with the code key they were
     compiled under, and compiled again only when that key moves."""
     days_store = DayStore(store)
     key = hashlib.sha256(f"{_code_key(s)}|{days_store.input_columns()}".encode()).hexdigest()[:16]
+    models = {*CUBE_TABLES, "att1_folds"}
     stored = days_store.models(key)
-    if set(stored) == {*CUBE_TABLES, "att1_folds"}:
+    if set(stored) == models:
         return stored
-    fresh = {name: hashlib.sha256(sql.encode()).hexdigest()[:16] for name, sql in compiled_sql(s).items()}
-    fresh["att1_folds"] = hashlib.sha256(inspect.getsource(fold_days).encode()).hexdigest()[:16]
+    fresh = _COMPILED.get(key, {})
+    if set(fresh) != models:  # not compiled in this process either (a new store, say)
+        fresh = {name: hashlib.sha256(sql.encode()).hexdigest()[:16] for name, sql in compiled_sql(s).items()}
+        fresh["att1_folds"] = hashlib.sha256(inspect.getsource(fold_days).encode()).hexdigest()[:16]
+        _COMPILED[key] = fresh
     days_store.save_models(key, fresh)
-    return fresh
+    return dict(fresh)
 
 
 def global_fingerprint(store: Store, s: Scope, exceptions_fp: str) -> str:
