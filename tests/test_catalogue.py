@@ -124,7 +124,6 @@ def test_prepayment_billing_meter_reads_and_device_firmware(compute_with, store,
         assert share(outcome(store, "DF3", "response category", "response received: other code")) == (0, 1)
 
 
-@pytest.mark.spark_ci
 def test_install_commission_measures_impact_and_timeliness(compute_with, store, tmp_path, meth):
     """Devices (extract 31 Oct): Mon 5 Oct c1 CHF North SUP-A installed 10:20Z, commissioned;
     e1 ESME North SUP-A, commissioned, joined to c1. Mon 12 Oct: c2 CHF North SUP-A installed

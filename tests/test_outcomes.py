@@ -199,7 +199,6 @@ def test_counting_rules_switched(compute_with, engine, store, tmp_path, meth):
     assert (r[0]["volume"], r[0]["failures"]) == (4, 2)
 
 
-@pytest.mark.spark_ci
 def test_cos1_overturned_failure_and_failure_codes(compute_with, store, tmp_path, meth):
     """6.23s: D1 I0 (ok); D2 E21 but SUP-A's 1.1.1 to D2 answered I0 later that day (overturned:
     ok); D3 E20 and nothing after (fail); D1 again E4 (outside DCC control: excluded, but listed
