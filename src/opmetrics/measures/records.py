@@ -68,11 +68,6 @@ class Scope:
         """How this engine keeps and drops intermediates (engine/backends.py)."""
         return backend_of(self.con)
 
-    @property
-    def engine(self) -> str:
-        """The Ibis backend's name: "duckdb" or "pyspark"."""
-        return self.backend.name
-
     def cached(self, key: str, build: Callable[[], ibis.Table]) -> ibis.Table:
         """`build()`, evaluated once per Scope and kept when `materialise` is set (a TEMP or
         scratch table on DuckDB, a cached DataFrame on Spark); else the expression itself."""

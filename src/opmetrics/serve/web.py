@@ -93,7 +93,12 @@ def _process_id(request: Request, process: str | None, allow_all: bool) -> str |
     ones are not found (404), as the page /process/{id} answers."""
     if process is None or (allow_all and process == "all"):
         return process
-    if process not in {p.id for p in context(request).m.processes}:
+    return known_process(context(request), process)
+
+
+def known_process(ctx: ServeContext, process: str) -> str:
+    """The id of a business process of the methodology, or 404 as the page /process/{id} answers."""
+    if process not in {p.id for p in ctx.m.processes}:
         raise HTTPException(404, f"no business process {process!r}")
     return process
 

@@ -9,7 +9,17 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from opmetrics.serve.data import DRILL_DIMENSIONS
-from opmetrics.serve.web import PROCESS_ID, Ctx, PeriodQ, UserDep, guard, month, page, process_or_none
+from opmetrics.serve.web import (
+    PROCESS_ID,
+    Ctx,
+    PeriodQ,
+    UserDep,
+    guard,
+    known_process,
+    month,
+    page,
+    process_or_none,
+)
 
 router = APIRouter()
 ProcessQ = Annotated[str | None, Depends(process_or_none)]
@@ -72,8 +82,7 @@ def drill(
     device_type: str | None = None,
     party: str | None = None,
 ) -> Response:
-    if process not in {p.id for p in ctx.m.processes}:
-        raise HTTPException(404, f"no business process {process!r}")
+    known_process(ctx, process)
     filters = {
         "day": day,
         "srv": srv,
