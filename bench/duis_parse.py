@@ -6,7 +6,7 @@ its SignedInfo, digest, signature value and X.509 key info after the Body) and i
 They are written here from the structure of the public DUIS schema, not copied.
 
     python bench/duis_parse.py --messages 20000    # prints a Markdown table of ratios
-    python bench/duis_parse.py --rss 100000 1000000 # peak memory of ingest-duis per log size
+    python bench/duis_parse.py --rss 100000 1000000 # peak memory of ingest-duis and party-rtt per log size
 """
 
 from __future__ import annotations
@@ -46,12 +46,17 @@ def _signature(seed: str) -> str:
     )
 
 
-def messages(n: int) -> list[str]:
-    """n messages: signed 4.1.1 read requests and their responses, alternating."""
+def device(i: int) -> str:
+    return f"00-DB-00-00-00-{i // 65536 % 256:02X}-{i // 256 % 256:02X}-{i % 256:02X}"
+
+
+def messages(n: int, first: int = 0) -> list[str]:
+    """n messages: signed 4.1.1 read requests and their responses, alternating; the i-th pair
+    (counting from `first`) to its own device, answered i seconds after 10:00."""
     out = []
     t0 = dt.datetime(2026, 10, 5, 10, 0)
-    for i in range(n // 2):
-        dev = f"00-DB-00-00-00-{i // 65536 % 256:02X}-{i // 256 % 256:02X}-{i % 256:02X}"
+    for i in range(first, first + n // 2):
+        dev = device(i)
         rid = f"90-B3-D5-1F-30-01-00-0A:{dev}:{i}"
         out.append(
             f'<?xml version="1.0" encoding="UTF-8"?><sr:Request xmlns:sr="{NS}" schemaVersion="5.1">'
@@ -73,7 +78,7 @@ def messages(n: int) -> list[str]:
     return out
 
 
-def cpu(fn, items: list[str]) -> float:
+def cpu(fn, items: list) -> float:
     start = time.process_time()
     for x in items:
         fn(x)
@@ -105,47 +110,76 @@ def whole_load(items: list[str]) -> float:
 
 
 def write_log(path, n: int) -> int:
-    """A JSON-lines log of n messages, written in chunks (the generator holds one chunk)."""
+    """A JSON-lines log of n messages, written in chunks (the generator holds one chunk), each
+    captured half a second after the one before: a response half a second after its
+    ResponseDateTime. Beside it, `side/` holds the parties and devices extract that maps them."""
     import json
 
     t0, size = dt.datetime(2026, 10, 5, 10), 0
     with path.open("w", encoding="utf-8") as fh:
         for start in range(0, n, 10_000):
-            chunk = messages(min(10_000, n - start))
+            chunk = messages(min(10_000, n - start), first=start // 2)
             for i, x in enumerate(chunk):
                 at = (t0 + dt.timedelta(milliseconds=500 * (start + i))).isoformat(timespec="milliseconds")
-                # distinct RequestIDs in every chunk
-                x = x.replace(":00-DB-", f":{start // 10_000 % 256:02X}-DB-")
                 line = json.dumps({"captured_at": at + "Z", "xml": x}) + "\n"
                 size += len(line)
                 fh.write(line)
+    side = path.parent / "side"
+    (side / "parties").mkdir(parents=True)
+    (side / "devices").mkdir()
+    (side / "parties" / "p.csv").write_text(
+        "user_id,party_id,user_role,valid_from\n90-B3-D5-1F-30-01-00-0A,SUP-A,IS,2026-01-01T00:00:00Z\n"
+    )
+    with (side / "devices" / "d.csv").open("w") as fh:
+        fh.write(
+            "device_id,extracted_at,device_type,smets,region,party_id,ch_id,installed_at,"
+            "commissioned_at,status,firmware_version,last_communicated_at\n"
+        )
+        for i in range(n // 2):
+            fh.write(
+                f"{device(i)},2026-10-01T00:00:00Z,ESME,2,North,SUP-A,,2025-01-01T00:00:00Z,"
+                "2025-01-01T01:00:00Z,commissioned,1.0,\n"
+            )
     return size
 
 
 def peak_rss(sizes: list[int]) -> None:
-    """Peak resident memory of `opmetrics ingest-duis` on logs of each size (GNU time)."""
+    """Peak resident memory of `opmetrics ingest-duis`, and of `party-rtt` reading the same log as
+    the sender's own, on logs of each size (GNU time), each into an empty store."""
     import subprocess
     import sys
     import tempfile
     from pathlib import Path
 
-    print("| Messages | Log size | Peak RSS | CPU s |")
-    print("|---|---|---|---|")
+    cli = Path(sys.executable).parent / "opmetrics"
+    print("| Messages | Log size | Command | Peak RSS | CPU s |")
+    print("|---|---|---|---|---|")
     for n in sizes:
         with tempfile.TemporaryDirectory(dir=".") as tmp:
             log = Path(tmp) / "log.jsonl"
             size = write_log(log, n)
-            cli = Path(sys.executable).parent / "opmetrics"
-            db = str(Path(tmp) / "x.duckdb")
-            run = subprocess.run(
-                ["/usr/bin/time", "-f", "%M %U %S", str(cli), "ingest-duis", str(log), "--db", db],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            kb, user, system = run.stderr.strip().splitlines()[-1].split()
-            cpu_s = float(user) + float(system)
-            print(f"| {n:,} | {size / 2**20:,.0f} MiB | {int(kb) / 2**10:,.0f} MiB | {cpu_s:.0f} |")
+            commands = {
+                "ingest-duis": ["ingest-duis", str(log), "--db", str(Path(tmp) / "a.duckdb")],
+                "party-rtt": [
+                    "party-rtt", str(log), "--party", "SUP-A", "--period", "2026-10",
+                    "--db", str(Path(tmp) / "b.duckdb"), "--out", str(Path(tmp) / "report"),
+                ],
+            }  # fmt: skip
+            for name, args in commands.items():
+                db = args[args.index("--db") + 1]
+                subprocess.run(
+                    [str(cli), "ingest", str(Path(tmp) / "side"), "--db", db], check=True, capture_output=True
+                )
+                run = subprocess.run(
+                    ["/usr/bin/time", "-f", "%M %U %S", str(cli), *args],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                kb, user, system = run.stderr.strip().splitlines()[-1].split()
+                cpu_s = float(user) + float(system)
+                mib = int(kb) / 2**10
+                print(f"| {n:,} | {size / 2**20:,.0f} MiB | `{name}` | {mib:,.0f} MiB | {cpu_s:.0f} |")
 
 
 def main() -> None:
@@ -157,17 +191,19 @@ def main() -> None:
         peak_rss(args.rss)
         return
     items = messages(args.messages)
-    at = dt.datetime(2026, 10, 5)
+    # Each message captured as the logs capture it: half a second after the one before.
+    t0 = dt.datetime(2026, 10, 5, 10)
+    captured = [(x, t0 + dt.timedelta(milliseconds=500 * i)) for i, x in enumerate(items)]
     plain = etree.XMLParser()
     safe = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     runs = {
         "xml.etree (plain, unsafe)": lambda x: ET.fromstring(x),
         "lxml (plain)": lambda x: etree.fromstring(x.encode(), plain),
         "lxml (entities and network off)": lambda x: etree.fromstring(x.encode(), safe),
-        "opmetrics parse_message": lambda x: parse_message(x, "bench", 1, at, None),
     }
     cpu(runs["lxml (plain)"], items[:500])  # warm up
     times = {name: cpu(fn, items) for name, fn in runs.items()}
+    times["opmetrics parse_message"] = cpu(lambda p: parse_message(p[0], "bench", 1, p[1], None), captured)
     times["opmetrics ingest-duis (read, pair, validate, store)"] = whole_load(items)
     base = times["lxml (entities and network off)"]
     kb = sum(len(x) for x in items) / len(items) / 1024

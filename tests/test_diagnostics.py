@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from opmetrics.measures.diagnostics import diagnose
+from opmetrics.methodology import load as load_methodology
 
 
 def rows(party, process, sets):
@@ -77,7 +78,7 @@ def test_benchmarks_industry_best_and_position_by_hand():
         ]
     got = {
         r["party_id"]: r
-        for r in benchmark(data)
+        for r in benchmark(data, load_methodology().league)
         if r["process_id"] == "prepayment" and r["dimension"] == "device set"
     }
     # Industry: 159 of 170 = 93.53 %. Ranked (30+ requests): Q 98 %, P 90 %; R is not ranked.
@@ -88,7 +89,11 @@ def test_benchmarks_industry_best_and_position_by_hand():
     assert got["P"]["party_rtt_mean_s"] == pytest.approx(4.0)
     assert got["P"]["industry_rtt_mean_s"] == pytest.approx(3.125)
     assert got["P"]["best_rtt_mean_s"] == pytest.approx(2.0)  # Q; R is not ranked
-    both = [r for r in benchmark(data) if r["process_id"] == "all" and r["dimension"] == "srv"]
+    both = [
+        r
+        for r in benchmark(data, load_methodology().league)
+        if r["process_id"] == "all" and r["dimension"] == "srv"
+    ]
     assert {r["value"] for r in both} == {"2.2"} and len(both) == 3
 
 

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from opmetrics.cli import app
 from opmetrics.engine.store import Store
+from opmetrics.ingest import quarantine
 from opmetrics.ingest.duis import parse_message
 from opmetrics.ingest.duis_pairing import ingest_duis
 from opmetrics.measures.run import compute
@@ -449,3 +450,107 @@ def test_response_clocks_coarse_capture_times_and_an_optional_schema(tmp_path):
         (q,) = store.rows("SELECT row_number, reason FROM quarantine WHERE table_name = 'duis'")
     assert q["row_number"] == 2 and q["reason"].startswith("not valid against the DUIS schema")
     assert "BOGUS" in q["reason"] or "pattern" in q["reason"]
+
+
+def test_non_device_requests_to_the_dcc_are_kept_apart_and_unknown_devices_quarantined(tmp_path):
+    """Issue 33, item 4: an 8.2 and a 12.2 addressed to the DCC's EUI-64 (in no devices extract)
+    are SRVs the methodology marks `non_device`: they pair with their responses and are kept in
+    `duis_non_device` with their TRT, not quarantined. A 4.1.1 (a device SRV) to the same unknown
+    EUI-64 is quarantined. An 11.1 (non-device) to a known device is that device's request."""
+    db = tmp_path / "x.duckdb"
+    cli("ingest", str(_parties_devices(tmp_path)), "--db", str(db))
+    dcc = "00-00-00-00-00-00-00-DC"
+    inv, pre, read, fw = f"{USER}:{dcc}:1", f"{USER}:{dcc}:2", f"{USER}:{dcc}:3", f"{USER}:{DEV}:4"
+    t0 = dt.datetime(2026, 10, 7, 8, 0)
+
+    def at(s: float) -> str:
+        return (t0 + dt.timedelta(seconds=s)).isoformat(timespec="milliseconds") + "Z"
+
+    lines = [
+        _line(request_xml(inv, "8.2", None), at(0)),
+        _line(response_xml(inv, "8.2", "I0", t0 + dt.timedelta(seconds=4)), at(4)),
+        _line(request_xml(pre, "12.2", None), at(1)),
+        _line(request_xml(read, "4.1.1", None), at(2)),
+        _line(response_xml(read, "4.1.1", "I0", t0 + dt.timedelta(seconds=5)), at(5)),
+        _line(request_xml(fw, "11.1", None), at(3)),
+        _line(response_xml(fw, "11.1", "I99", t0 + dt.timedelta(seconds=6)), at(6)),
+    ]
+    log = tmp_path / "log.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    out = cli("ingest-duis", str(log), "--db", str(db))
+    assert "2 non-device request(s) addressed to the DCC itself" in out
+    with Store(db) as store:
+        nd = {r["request_id"]: r for r in store.rows("SELECT * FROM duis_non_device")}
+        stored = {r["request_id"]: r for r in store.rows("SELECT * FROM service_requests")}
+        q = store.rows("SELECT row_number, reason FROM quarantine")
+    assert set(nd) == {inv, pre}
+    assert nd[inv]["response_code"] == "I0" and nd[inv]["responded_at"] == t0 + dt.timedelta(seconds=4)
+    assert nd[inv]["trt_s"] == 30 and nd[inv]["party_id"] == "SUP-A" and not nd[inv]["still_open"]
+    assert nd[pre]["response_code"] is None and nd[pre]["still_open"]  # within its TRT at the cut-off
+    # The 11.1 has only its I99 so far: open (no response) until its TRT and grace have passed.
+    assert set(stored) == {fw} and stored[fw]["region"] == "North" and stored[fw]["response_code"] is None
+    # The 4.1.1 to an unknown device, at its line of the log (line 4), until `devices` names it.
+    assert [(r["row_number"], r["reason"]) for r in q] == [
+        (4, f"target {dcc} is in no devices extract (load `devices` first; 4.1.1 is not a non-device SRV)")
+    ]
+    with Store(db) as store:
+        assert quarantine.of_request(store, read)
+    again = cli("ingest-duis", str(log), "--db", str(db))
+    assert "already loaded" in again
+    with Store(db) as store:
+        assert store.count("quarantine") == 1 and store.count("duis_non_device") == 2
+    # The devices extract that names the target arrives: the next load writes the request.
+    later = tmp_path / "later" / "devices"
+    later.mkdir(parents=True)
+    (later / "d2.csv").write_text(
+        (tmp_path / "side" / "devices" / "d.csv").read_text().replace(DEV, dcc).replace("10-31", "11-01")
+    )
+    cli("ingest", str(later.parent), "--db", str(db))
+    cli("ingest-duis", str(log), "--db", str(db))
+    with Store(db) as store:
+        (row,) = store.rows("SELECT response_code, region FROM service_requests WHERE request_id = ?", [read])
+        assert store.count("duis_non_device") == 0  # the target is now a device: its requests too
+    assert row == {"response_code": "I0", "region": "North"}
+
+
+def test_party_log_pairs_in_the_store_overlaps_once_and_a_reused_request_id_is_bad(tmp_path):
+    """The party-side loader (issue 33, item 3) stages and pairs in DuckDB like `ingest-duis`:
+    the same messages in two overlapping logs count once; a second, different request with a
+    RequestID already used is malformed; the final response is the last that is not an I99;
+    another party's request is counted apart; loading again replaces, never doubles."""
+    from opmetrics.ingest.duis_pairing import load_party_logs
+
+    db = tmp_path / "x.duckdb"
+    cli("ingest", str(_parties_devices(tmp_path)), "--db", str(db))
+    fut, plain = f"{USER}:{DEV}:1", f"{USER}:{DEV}:2"
+    other = f"90-B3-D5-1F-30-01-00-FF:{DEV}:3"
+    t0 = dt.datetime(2026, 10, 8, 12, 0)
+
+    def at(s: float) -> str:
+        return (t0 + dt.timedelta(seconds=s)).isoformat(timespec="milliseconds") + "Z"
+
+    day1 = [
+        _line(request_xml(fut, "1.1.1", t0 + dt.timedelta(hours=1)), at(0)),
+        _line(response_xml(fut, "1.1.1", "I99", t0 + dt.timedelta(seconds=1)), at(1)),
+        _line(request_xml(plain, "2.2", None), at(2)),
+        _line(request_xml(other, "2.2", None), at(3)),
+    ]
+    day2 = [
+        *day1[2:3],  # the overlap: the same message again
+        _line(response_xml(plain, "2.2", "I0", t0 + dt.timedelta(seconds=6)), at(6)),
+        _line(response_xml(fut, "1.1.1", "I0", t0 + dt.timedelta(hours=1, seconds=3)), at(3603)),
+        _line(request_xml(plain, "4.1.1", None), at(7000)),  # RequestID reused by another request
+    ]
+    logs = [tmp_path / "d1.jsonl", tmp_path / "d2.jsonl"]
+    for path, lines in zip(logs, (day1, day2), strict=True):
+        path.write_text("\n".join(lines) + "\n")
+    m = load_methodology()
+    with Store(db) as store:
+        assert load_party_logs(store, m, logs, "SUP-A") == (2, 1, 1)
+        first = store.rows("SELECT * FROM party_rtt ORDER BY request_id")
+        assert load_party_logs(store, m, logs, "SUP-A") == (2, 1, 1)
+        assert store.rows("SELECT * FROM party_rtt ORDER BY request_id") == first
+    got = {r["request_id"]: r for r in first}
+    assert got[fut]["response_code"] == "I0" and got[fut]["received_at"] == t0 + dt.timedelta(seconds=3603)
+    assert got[fut]["mode"] == "future-dated" and got[fut]["smets"] == 2
+    assert got[plain]["srv"] == "2.2" and got[plain]["received_at"] == t0 + dt.timedelta(seconds=6)

@@ -27,7 +27,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def month(tmp_path_factory):
-    from opmetrics.ingest.duis import load_party_logs
+    from opmetrics.ingest.duis_pairing import load_party_logs
     from opmetrics.simulate.duis import write_duis_logs
 
     base = tmp_path_factory.mktemp("fate")

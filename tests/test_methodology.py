@@ -144,3 +144,56 @@ def test_every_deviation_names_a_setting_that_exists_and_restores_another_value(
         path, value = (x.strip() for x in d.restore.split(":", 1))
         assert path in settings, d.id
         assert str(settings[path]).lower() != value.lower(), d.id
+
+
+def _unread_settings(model: type, source: str) -> list[str]:
+    """Fields of a methodology model (and of the models inside it) that no code reads: neither
+    as an attribute (`.name`) nor by key (`"name"`)."""
+    import re
+    import typing
+
+    from pydantic import BaseModel
+
+    seen: set[type] = set()
+    unread: list[str] = []
+
+    def models(annotation: object) -> typing.Iterator[type]:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield annotation
+            return
+        for arg in typing.get_args(annotation):
+            yield from models(arg)
+
+    def walk(m: type) -> None:
+        if m in seen:
+            return
+        seen.add(m)
+        for name, f in m.model_fields.items():  # type: ignore[attr-defined]
+            if not re.search(rf"\.{re.escape(name)}\b|[\"']{re.escape(name)}[\"']", source):
+                unread.append(f"{m.__name__}.{name}")
+            for inner in models(f.annotation):
+                walk(inner)
+
+    walk(model)
+    return unread
+
+
+def test_every_methodology_setting_is_read_by_the_code():
+    """A setting no code reads changes nothing when an analyst edits it (issue 35's hygiene:
+    four were found). Tamper: a model with a field nobody reads is caught."""
+    from pathlib import Path
+
+    from pydantic import BaseModel
+
+    import opmetrics
+    from opmetrics.methodology import Methodology
+
+    root = Path(opmetrics.__file__).parent
+    source = "\n".join(p.read_text(encoding="utf-8") for p in root.rglob("*.py"))
+    assert _unread_settings(Methodology, source) == []
+
+    class Tampered(BaseModel):
+        version: str
+        zz_setting_nobody_reads: int
+
+    assert _unread_settings(Tampered, source) == ["Tampered.zz_setting_nobody_reads"]

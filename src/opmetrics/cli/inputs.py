@@ -225,6 +225,11 @@ def ingest_duis_cmd(
             f"[yellow]{len(res.unknown_originators)} originator(s) not in `parties`[/] (named by their "
             f"User ID until `parties` maps them): {', '.join(res.unknown_originators[:5])}"
         )
+    if res.non_device:
+        console.print(
+            f"{res.non_device:,} non-device request(s) addressed to the DCC itself (no device, region or "
+            "SMETS: not in the regional measures), kept with their responses in table duis_non_device"
+        )
     console.print(
         f"{len(files)} log file(s), {res.messages:,} messages in {secs:.1f} s "
         f"({res.messages / max(secs, 1e-9):,.0f}/s): "
@@ -305,7 +310,8 @@ def party_rtt_cmd(
     the DCC-side RTT of the same requests when the DCC's data is loaded too."""
     import csv as csv_mod
 
-    from opmetrics.ingest.duis import SUFFIXES, load_party_logs
+    from opmetrics.ingest.duis import SUFFIXES
+    from opmetrics.ingest.duis_pairing import load_party_logs
     from opmetrics.measures.party_rtt import party_rtt_report
     from opmetrics.report.pack import _env
 

@@ -14,8 +14,8 @@ Parsing is per message with lxml, no DTD loaded, no entity resolved and no netwo
 message declaring a DOCTYPE or an ENTITY is refused before parsing (XXE and billion-laughs
 messages are rejected). A bad message is quarantined with its
 file, line and reason; the rest of the file still loads. Pairing requests with their responses
-across loads, and loading the canonical rows, is `duis_pairing`; this module reads messages
-(and measures a party's own log, `load_party_logs`).
+across loads, loading the canonical rows and a party's own log (`load_party_logs`) is
+`duis_pairing`; this module reads messages.
 """
 
 from __future__ import annotations
@@ -35,9 +35,7 @@ from typing import Any
 
 from lxml import etree
 
-from opmetrics.engine.store import Store
 from opmetrics.ingest.load import IngestError
-from opmetrics.methodology import Methodology
 
 NS = "http://www.dccinterface.co.uk/ServiceUserGateway"
 ACK = "I99"
@@ -340,109 +338,3 @@ def _concatenated(
         yield parse_message(body, src, line, _time(when_txt), None, schema=schema)
     except ValueError as e:
         yield Bad(src, line, str(e), body[:500])
-
-
-# --- pairing into canonical rows ----------------------------------------------------------------
-
-
-@dataclass
-class Parsed:
-    requests: dict[str, Message] = field(default_factory=dict)
-    responses: dict[str, list[Message]] = field(default_factory=dict)
-    alerts: list[Message] = field(default_factory=list)
-    bad: list[Bad] = field(default_factory=list)
-    messages: int = 0
-    failed: list[Bad] = field(default_factory=list)  # files that could not be read at all
-
-
-def parse_files(paths: list[Path]) -> Parsed:
-    """Every file on its own: a file that cannot be read as a whole (a corrupt .gz, an unknown
-    encoding) is set aside with its reason and contributes nothing; the others load."""
-    out = Parsed()
-    for path in paths:
-        try:
-            items = list(read_messages(path))
-        except IngestError as e:
-            out.failed.append(Bad(str(path), 0, str(e).removeprefix(f"{path}: "), ""))
-            continue
-        for item in items:
-            out.messages += 1
-            if isinstance(item, Bad):
-                out.bad.append(item)
-            elif item.kind == "request":
-                assert item.request_id is not None  # parse_message refuses a request without one
-                if item.request_id in out.requests:
-                    out.bad.append(
-                        Bad(item.source, item.line, f"second Request with RequestID {item.request_id}", "")
-                    )
-                else:
-                    out.requests[item.request_id] = item
-            elif item.kind == "response":
-                assert item.request_id is not None  # parse_message refuses a response without one
-                out.responses.setdefault(item.request_id, []).append(item)
-            else:
-                out.alerts.append(item)
-    return out
-
-
-def _lookup(store: Store) -> tuple[dict[str, tuple[str, str]], dict[str, dict[str, Any]]]:
-    """Party by user EUI-64 (from `parties`) and device attributes (latest `devices` extract)."""
-    parties = {
-        r["user_id"]: (r["party_id"], r["user_role"])
-        for r in store.rows("SELECT user_id, party_id, user_role FROM parties")
-    }
-    devices = {
-        r["device_id"]: r
-        for r in store.rows(
-            "SELECT device_id, device_type, smets, region FROM devices "
-            "QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY extracted_at DESC) = 1"
-        )
-    }
-    return parties, devices
-
-
-def _final(responses: list[Message]) -> Message:
-    real = [r for r in responses if r.code != ACK]
-    chosen = real or responses
-    return max(chosen, key=lambda r: (r.captured_at, r.line))
-
-
-# --- party-side measurement ---------------------------------------------------------------------
-
-_PARTY_DDL = """
-CREATE TABLE IF NOT EXISTS party_rtt (
-    request_id VARCHAR PRIMARY KEY, party_id VARCHAR, srv VARCHAR, mode VARCHAR, smets TINYINT,
-    sent_at TIMESTAMP, received_at TIMESTAMP, response_code VARCHAR, source VARCHAR, line BIGINT
-)"""
-
-
-def load_party_logs(
-    store: Store, m: Methodology, paths: list[Path], party: str, failed: list[Bad] | None = None
-) -> tuple[int, int, int]:
-    """A SEC Party's own DUIS log: when it sent each request and received the final response.
-    Stored in `party_rtt` (re-loading replaces the same requests). Returns (requests, bad,
-    requests of another party); files that could not be read are added to `failed`."""
-    parsed = parse_files(paths)
-    if failed is not None:
-        failed.extend(parsed.failed)
-    parties, devices = _lookup(store)
-    store.con.execute(_PARTY_DDL)
-    rows, foreign = [], 0
-    for rid, req in parsed.requests.items():
-        parts = rid.split(":")
-        if len(parts) != 3:
-            continue
-        owner = parties.get(parts[0], (parts[0], "OU"))[0]
-        if owner != party:
-            foreign += 1
-            continue
-        final = _final(parsed.responses[rid]) if rid in parsed.responses else None
-        d = devices.get(parts[1], {})
-        rows.append(
-            [rid, party, req.srv, "future-dated" if req.future_dated else "on-demand", d.get("smets"),
-             req.captured_at, final.captured_at if final else None, final.code if final else None,
-             req.source, req.line]
-        )  # fmt: skip
-    if rows:
-        store.con.executemany("INSERT OR REPLACE INTO party_rtt VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    return len(rows), len(parsed.bad), foreign

@@ -13,7 +13,11 @@ DuckDB after each load, over everything loaded so far:
   cut-off (the latest capture time loaded): then it keeps its I99 if that is all it got (an 11.1
   is acknowledged, its outcome comes as an alert), else it has no response;
 - a response whose ServiceReferenceVariant is not its request's is not paired (kept in
-  `duis_unpaired` with both values).
+  `duis_unpaired` with both values);
+- a request of an SRV the methodology marks `non_device` whose target is no device in the
+  inventory is addressed to the DCC itself (8.2, 12.2 to the DCC's EUI-64): it has no device,
+  region or SMETS, so it is kept with its pairing and TRT in `duis_non_device`, outside the
+  regional measures; any other request to an unknown device is quarantined.
 
 Nothing is held in Python beyond one batch of one file: memory stays flat however long the log.
 """
@@ -47,6 +51,10 @@ CREATE TABLE IF NOT EXISTS duis_messages (
 CREATE TABLE IF NOT EXISTS duis_emitted (
     record_id VARCHAR PRIMARY KEY, responded_at TIMESTAMP, response_code VARCHAR);
 CREATE TABLE IF NOT EXISTS duis_unpaired (set_id VARCHAR, path VARCHAR, line BIGINT, reason VARCHAR);
+CREATE TABLE IF NOT EXISTS duis_non_device (
+    request_id VARCHAR PRIMARY KEY, party_id VARCHAR, user_role VARCHAR, srv VARCHAR, mode VARCHAR,
+    target VARCHAR, received_at TIMESTAMP, responded_at TIMESTAMP, response_code VARCHAR,
+    trt_s DOUBLE, still_open BOOLEAN);
 """
 
 _STAGE_SCHEMA = pa.schema(
@@ -78,6 +86,7 @@ class DuisResult:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): nothing loaded from it
     files_already: list[str] = field(default_factory=list)  # files loaded before: skipped
     open_requests: int = 0  # requests still waiting for a final response
+    non_device: int = 0  # requests answered by the DCC itself, kept in `duis_non_device`
     unknown_originators: list[str] = field(default_factory=list)  # User IDs not in `parties`
 
 
@@ -106,6 +115,12 @@ def _ids_ok(msg: Message) -> str | None:
         what = "RequestID" if msg.kind in ("request", "response") else "alert ResponseID"
         return f"{what} {rid} is not originator:target:counter"
     return None
+
+
+def _stage_schema(store: Store) -> None:
+    store.con.register("_duis_empty", _STAGE_SCHEMA.empty_table())
+    store.con.execute("CREATE OR REPLACE TEMP TABLE _duis_schema AS SELECT * FROM _duis_empty")
+    store.con.unregister("_duis_empty")
 
 
 def _stage_file(store: Store, path: Path, schema: etree.XMLSchema | None) -> tuple[int, list[Bad]]:
@@ -191,6 +206,12 @@ def _lookups(store: Store, m: Methodology) -> None:
         "CREATE OR REPLACE TEMP TABLE _duis_device AS SELECT device_id, device_type, smets, region "
         "FROM devices QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY extracted_at DESC) = 1"
     )
+    # The SRVs the DCC answers itself (the methodology's `non_device`): a request of one of them
+    # whose target is no device in the inventory is addressed to the DCC, not an unknown device.
+    nd = pa.table({"srv": pa.array([s.srv for s in m.srvs if s.non_device], pa.string())})
+    con.register("_duis_nd", nd)
+    con.execute("CREATE OR REPLACE TEMP TABLE _duis_non_device_srv AS SELECT * FROM _duis_nd")
+    con.unregister("_duis_nd")
 
 
 def _dsp(key: str) -> str:
@@ -235,7 +256,9 @@ rows AS (
            f.last_at AS final_at, f.code AS final_code, a.last_at AS ack_at, a.code AS ack_code,
            r.captured_at + to_seconds(coalesce(c.trt_s, t.trt_s, 0)) + INTERVAL {{grace}} SECOND
                <= (SELECT cutoff_at FROM cut) AS settled,{_REQUEST_DSP},
-           p.user_id IS NULL AS unknown_originator
+           p.user_id IS NULL AS unknown_originator,
+           coalesce(c.trt_s, t.trt_s) AS trt_s, r.source, r.line, d.device_id IS NOT NULL AS device_known,
+           d.device_id IS NULL AND r.srv IN (SELECT srv FROM _duis_non_device_srv) AS dcc_target
     FROM base r
     LEFT JOIN _duis_party p ON p.user_id = r.originator
     LEFT JOIN _duis_device d ON d.device_id = r.target
@@ -319,9 +342,7 @@ def ingest_duis(
     schema = load_schema(xsd) if xsd else None
     con = store.con
     con.execute(_DDL)
-    con.register("_duis_empty", _STAGE_SCHEMA.empty_table())
-    con.execute("CREATE OR REPLACE TEMP TABLE _duis_schema AS SELECT * FROM _duis_empty")
-    con.unregister("_duis_empty")
+    _stage_schema(store)
     res = DuisResult(0, 0, 0, [])
     digests = []
     for path in paths:
@@ -374,6 +395,7 @@ def ingest_duis(
         "FROM _duis_paired"
     )[0]
     res.open_requests = int(stats["open"] or 0)
+    res.non_device = store.count("duis_non_device")
     res.unknown_originators = sorted(stats["unknown"] or [])
     res.already = not res.loads and len(res.files_already) == len(paths)
     return res
@@ -390,7 +412,30 @@ def _emit(store: Store, staging: Path, load_id: str, grace: dt.timedelta) -> lis
     con.execute(f"CREATE OR REPLACE TEMP TABLE _duis_paired AS {paired}")  # also read for the counts
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _duis_out AS SELECT {', '.join(req_cols)} FROM _duis_paired "
-        f"UNION ALL SELECT {', '.join(req_cols)} FROM ({_SCHEDULED})"
+        f"WHERE device_known UNION ALL SELECT {', '.join(req_cols)} FROM ({_SCHEDULED})"
+    )
+    # Requests to the DCC itself have no device, region or SMETS: kept apart with their pairing
+    # and TRT (the party-side report and `duis_non_device` show them), never quarantined.
+    con.execute(
+        "INSERT OR REPLACE INTO duis_non_device SELECT request_id, party_id, user_role, srv, mode, "
+        "device_id, received_at, responded_at, response_code, trt_s, still_open "
+        "FROM _duis_paired WHERE dcc_target"
+    )
+    con.execute(  # a target a later devices extract names is a device after all
+        "DELETE FROM duis_non_device "
+        "WHERE request_id IN (SELECT request_id FROM _duis_paired WHERE device_known)"
+    )
+    # Any other request to a target in no devices extract is quarantined at its log line (once),
+    # and not recorded as written: a load after the devices extract arrives writes it.
+    con.execute(
+        """INSERT INTO quarantine
+           SELECT 0, 'duis', source, line, 'device_id', device_id, reason, reason,
+                  to_json({'request_id': request_id})::VARCHAR
+           FROM (SELECT *, 'target ' || device_id || ' is in no devices extract (load `devices` first; '
+                           || srv || ' is not a non-device SRV)' AS reason
+                 FROM _duis_paired WHERE NOT device_known AND NOT dcc_target) x
+           WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.table_name = 'duis'
+                             AND q.path = x.source AND q.row_number = x.line AND q.reason = x.reason)"""
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _duis_changes AS
@@ -418,3 +463,75 @@ def _emit(store: Store, staging: Path, load_id: str, grace: dt.timedelta) -> lis
     )
     con.execute("INSERT OR REPLACE INTO duis_emitted SELECT record_id, NULL, NULL FROM _duis_alerts")
     return loads
+
+
+# --- a party's own log -------------------------------------------------------------------------
+
+_PARTY_DDL = """
+CREATE TABLE IF NOT EXISTS party_rtt (
+    request_id VARCHAR PRIMARY KEY, party_id VARCHAR, srv VARCHAR, mode VARCHAR, smets TINYINT,
+    sent_at TIMESTAMP, received_at TIMESTAMP, response_code VARCHAR, source VARCHAR, line BIGINT
+)"""
+
+# A party's requests (the first of each RequestID; the same message twice is one) with the final
+# response it received: the latest that is not an I99 acknowledgement, else the latest I99.
+_PARTY_PAIRED = f"""
+WITH msgs AS (
+    SELECT * FROM _party_msgs
+    QUALIFY row_number() OVER (PARTITION BY msg_key ORDER BY source, line) = 1),
+req AS (
+    SELECT *, row_number() OVER (PARTITION BY request_id ORDER BY source, line) AS nth
+    FROM msgs WHERE kind = 'request'),
+fin AS (
+    SELECT request_id, arg_max(captured_at, (code <> '{ACK}', captured_at, line)) AS received_at,
+           arg_max(code, (code <> '{ACK}', captured_at, line)) AS response_code
+    FROM msgs WHERE kind = 'response' GROUP BY request_id)
+SELECT r.request_id, coalesce(p.party_id, split_part(r.request_id, ':', 1)) AS party_id, r.srv,
+       CASE WHEN r.future_dated THEN 'future-dated' ELSE 'on-demand' END AS mode, d.smets,
+       r.captured_at AS sent_at, f.received_at, f.response_code, r.source, r.line, r.nth
+FROM req r
+LEFT JOIN _duis_party p ON p.user_id = split_part(r.request_id, ':', 1)
+LEFT JOIN _duis_device d ON d.device_id = split_part(r.request_id, ':', 2)
+LEFT JOIN fin f USING (request_id)
+"""
+
+
+def load_party_logs(
+    store: Store, m: Methodology, paths: list[Path], party: str, failed: list[Bad] | None = None
+) -> tuple[int, int, int]:
+    """A SEC Party's own DUIS log: when it sent each request and received the final response.
+    Stored in `party_rtt` (re-loading replaces the same requests). Messages are staged and
+    paired in DuckDB, one batch of one file in Python at a time. Returns (requests, bad
+    messages, requests of another party); files that cannot be read are added to `failed`."""
+    con = store.con
+    con.execute(_PARTY_DDL)
+    _stage_schema(store)
+    _lookups(store, m)
+    con.execute("CREATE OR REPLACE TEMP TABLE _party_msgs AS SELECT * FROM _duis_schema")
+    bad = 0
+    for path in paths:
+        try:
+            _n, bad_here = _stage_file(store, path, None)
+        except IngestError as e:
+            if failed is not None:
+                failed.append(Bad(str(path), 0, str(e).removeprefix(f"{path}: "), ""))
+            continue
+        bad += len(bad_here)
+        con.execute("INSERT INTO _party_msgs SELECT * FROM _duis_stage")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _party_paired AS {_PARTY_PAIRED}")
+    counts = con.execute(
+        "SELECT count(*) FILTER (WHERE nth > 1), count(*) FILTER (WHERE nth = 1 AND party_id <> ?) "
+        "FROM _party_paired",
+        [party],
+    ).fetchall()[0]
+    con.execute(
+        "INSERT OR REPLACE INTO party_rtt SELECT * EXCLUDE (nth) FROM _party_paired "
+        "WHERE nth = 1 AND party_id = ?",
+        [party],
+    )
+    n = con.execute("SELECT count(*) FROM _party_paired WHERE nth = 1 AND party_id = ?", [party]).fetchall()[
+        0
+    ][0]
+    con.execute("DROP TABLE _party_msgs")
+    con.execute("DROP TABLE _party_paired")
+    return int(n), bad + int(counts[0]), int(counts[1])

@@ -3,7 +3,8 @@ device set, the industry's success, the best party's, and each party's own with 
 
 Success is the user's view, as in the diagnostics (answered with a success code, on-demand).
 A party is ranked only with at least `MIN_VOLUME` requests on the value; the best is the best
-ranked party. Stored with party ids; a party sees its own rows, other parties never by name.
+ranked party's (the methodology's `league.best_in_class`). Stored with party ids; a party sees
+its own rows, other parties never by name.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from opmetrics.measures.diagnostics import ALL, MIN_VOLUME, UNKNOWN, Cell, _label
+from opmetrics.methodology import League
 
 DIMENSIONS: dict[str, tuple[str, ...]] = {
     "srv": ("srv",),
@@ -44,7 +46,7 @@ def _mean_s(t: list[float]) -> float | None:
     return t[0] / t[1] / 1000 if t[1] else None
 
 
-def benchmark(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def benchmark(rows: list[dict[str, Any]], league: League) -> list[dict[str, Any]]:
     """Success and mean RTT (on requests with a timed response) per value and party."""
     cells: dict[tuple[str, str, tuple[str, ...]], dict[str, Cell]] = defaultdict(lambda: defaultdict(Cell))
     rtt: dict[tuple[str, str, tuple[str, ...]], dict[str, list[float]]] = defaultdict(
@@ -69,7 +71,7 @@ def benchmark(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ((p, c) for p, c in parties.items() if c.n >= MIN_VOLUME), key=lambda x: (-x[1].pct, x[0])
         )
         rank = {p: i for i, (p, _) in enumerate(ranked, start=1)}
-        best = ranked[0][1].pct if ranked else None
+        best = league.best(c.pct for _, c in ranked)
         times = rtt[(process, dim, value)]
         all_t = [sum(t[0] for t in times.values()), sum(t[1] for t in times.values())]
         means = [_mean_s(times[p]) for p, _ in ranked if times[p][1] >= MIN_VOLUME]
@@ -97,5 +99,5 @@ def benchmark(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def compute_benchmarks(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(benchmark(rows), schema=SCHEMA)
+def compute_benchmarks(rows: list[dict[str, Any]], league: League) -> pa.Table:
+    return pa.Table.from_pylist(benchmark(rows, league), schema=SCHEMA)

@@ -31,14 +31,13 @@ def _cos_requests(s: Scope) -> ibis.Table:
     # such SRV came after it. The SRVs are first narrowed to the keys of a 6.23 (a semi-join,
     # built on the few 6.23s), then reduced to their last time per key: no join of pairs,
     # which DuckDB built on the millions of later SRVs.
-    keys = ["device_id", "party_id", "report_date"]
+    keys = ["device_id", "party_id", *s.m.outcomes.cos_followup_keys]
     later = later.semi_join(cos, keys)
     last = later.group_by(keys).aggregate(l_last=later.received_at.max())
-    last = last.rename(l_dev="device_id", l_party="party_id", l_day="report_date")
-    same = [cos.device_id == last.l_dev, cos.party_id == last.l_party, cos.report_date == last.l_day]
-    j = cos.left_join(last, same)
+    last = last.rename({f"l_{k}": k for k in keys})
+    j = cos.left_join(last, [cos[k] == last[f"l_{k}"] for k in keys])
     hit = (j.l_last > j.received_at).fill_null(False)
-    return j.mutate(overturned=j.failed & hit, ok=~j.failed | hit).drop("l_dev", "l_party", "l_day", "l_last")
+    return j.mutate(overturned=j.failed & hit, ok=~j.failed | hit).drop(*(f"l_{k}" for k in keys), "l_last")
 
 
 def day_cos(s: Scope) -> ibis.Table:

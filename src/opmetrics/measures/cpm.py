@@ -96,7 +96,7 @@ def _by_segment(
 
 def _closed_incidents(s: Scope, responsible_only: bool = True) -> ibis.Table:
     inc = s.con.table("incidents")
-    closed = s.uk_day(inc.closed_at).notnull()
+    closed = s.uk_day(inc[s.m.incidents.period_field]).notnull()
     return inc.filter(closed & inc.dcc_responsible if responsible_only else closed).mutate(
         segment=ibis.cases(
             (inc.smets == 1, "SMETS1"), (inc.smets == 2, "SMETS2"), else_="not device specific"

@@ -95,13 +95,14 @@ def inc_categories(s: Scope, ctx: Context) -> list[Row]:
     responsible, met the initial response and the resolution target (own SMETS1/2 times)."""
     a, b = _period_bounds(s)
     rows = _incidents(s)
+    on = s.m.incidents.period_field
     out = []
     for cat in (3, 4, 5):
         for smets in (2, 1, None):
             mine = [r for r in rows if r["category"] == cat and r["smets"] == smets]
             label = SMETS_LABEL[smets]
             raised = sum(1 for r in mine if _in(r["raised_at"], a, b))
-            closed = [r for r in mine if _in(r["closed_at"], a, b) and r["dcc_responsible"]]
+            closed = [r for r in mine if _in(r[on], a, b) and r["dcc_responsible"]]
             out.append(count_row(f"Cat {cat}", label, raised, key2="raised"))
             n_resp = sum(_met(r, s, "response") for r in closed)
             n_res = sum(_met(r, s, "resolution") for r in closed)
@@ -135,7 +136,7 @@ def inc_excluded(s: Scope, ctx: Context) -> list[Row]:
     a, b = _period_bounds(s)
     out = []
     for r in sorted(_incidents(s), key=lambda r: r["incident_id"]):
-        if not _in(r["closed_at"], a, b):
+        if not _in(r[s.m.incidents.period_field], a, b):
             continue
         if not r["dcc_responsible"]:
             # The incident CPMs that still count it (CPM5A's text has no responsible filter).

@@ -180,7 +180,7 @@ def measure_suite(
         name: t.append_column("period", pa.array([scope.period] * t.num_rows, pa.string()))
         for name, t in (
             ("diagnostics", compute_diagnostics(by_party)),
-            ("benchmarks", compute_benchmarks(by_party)),
+            ("benchmarks", compute_benchmarks(by_party, scope.m.league)),
             ("legs", legs),
         )
     }

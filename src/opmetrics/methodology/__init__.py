@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -158,9 +159,13 @@ class Counting(_Strict):
 
 
 class Outcomes(_Strict):
+    """Parameters of the outcome measures (001 section 3.4)."""
+
     install_leave_investigation_days: int = Field(gt=0)
     prediction_lag_days: int = Field(gt=0)
     ic2_deviation_alert_pct: float = Field(gt=0)
+    # CoS1: the window in which a gaining party's later SRVs overturn a failed 6.23 ("same_day":
+    # the same UK day); `followup_keys` is how a measure reads it.
     cos_followup: Literal["same_day"]
     non_communicating_days: int = Field(gt=0)
     scheduled_read_hours: int = Field(gt=0)
@@ -178,6 +183,12 @@ class Outcomes(_Strict):
     # IC1: a Communications Hub install succeeded when it reached Commissioned ("commissioned",
     # 2026.4) and, with "meter_attached", has at least one meter joined to it.
     ch_install_success: Literal["commissioned", "meter_attached"] = "commissioned"
+
+    @property
+    def cos_followup_keys(self) -> list[str]:
+        """What a 6.23 and the gaining party's later SRVs must share beyond device and party for
+        those SRVs to count as its follow-up (`same_day`: the UK report date)."""
+        return {"same_day": ["report_date"]}[self.cos_followup]
 
 
 def rag_status(pct: float | None, target: float, minimum: float) -> Status:
@@ -216,6 +227,13 @@ class Incidents(_Strict):
     categories: dict[int, IncidentTarget]
     major_limits: MajorLimits
     ageing_days: int = Field(gt=0)
+
+    @property
+    def period_field(self) -> str:
+        """The incident time that puts an incident in a period's CPM4/5/5A and category counts:
+        `measured_on: closed` is its closing time (001 l.556 "report the Incidents closed in
+        period instead of opened")."""
+        return {"closed": "closed_at"}[self.measured_on]
 
 
 class Subsystem(_Strict):
@@ -326,6 +344,11 @@ class Opr(_Strict):
 class League(_Strict):
     min_volume: int = Field(ge=1)
     best_in_class: Literal["max"]
+
+    def best(self, pcts: Iterable[float | None]) -> float | None:
+        """Best in class among the ranked parties' rates (`best_in_class: max`: the highest)."""
+        shown = [p for p in pcts if p is not None]
+        return {"max": max}[self.best_in_class](shown) if shown else None
 
 
 class Publication(_Strict):
@@ -719,6 +742,32 @@ def catalogue_markdown(m: Methodology) -> str:
             "pairs": f" ({' + '.join(a.pair)})",
         }.get(a.rule, "")
         lines.append(f"| {p.name} | {', '.join(p.srvs)} | {a.rule}{detail} |")
+    defaults = ", ".join(f"{k} {v:,} s" for k, v in m.trt_defaults_seconds.items())
+    lines += [
+        "",
+        "## SRV catalogue: Target Response Times",
+        "",
+        "Each SRV's TRT per mode in seconds, with a SMETS1 TRT where it differs. A TRT marked * is "
+        "the seeds' MoO table's for that SRV (`trt_cited`); the others are the mode's default "
+        "SLA. – : the SRV lists no TRT in that mode; a request in it takes the mode's default "
+        f"({defaults}). Non-device SRVs are answered by the DCC "
+        "itself: a request of one addressed to no device in the inventory is kept apart "
+        "(`duis_non_device`), outside the regional measures.",
+        "",
+        "| SRV | Name | Critical | Non-device | SMETS1 | " + " | ".join(MODES) + " |",
+        "|---|---|---|---|---|" + "---|" * len(MODES),
+    ]
+    for srv in m.srvs:
+        trt = [
+            (f"{srv.trt[mode]:,}{'*' if mode in srv.trt_cited else ''}" if mode in srv.trt else "–")
+            + (f" (SMETS1 {srv.trt_smets1[mode]:,})" if mode in srv.trt_smets1 else "")
+            for mode in MODES
+        ]
+        smets1 = {True: "yes", False: "no", None: "–"}[srv.smets1]
+        lines.append(
+            f"| {srv.srv} | {srv.name} | {'yes' if srv.critical else 'no'} | "
+            f"{'yes' if srv.non_device else 'no'} | {smets1} | " + " | ".join(trt) + " |"
+        )
     av = m.availability
     lines += [
         "",

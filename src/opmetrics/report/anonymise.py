@@ -23,6 +23,7 @@ import duckdb
 from opmetrics import format as fmt
 from opmetrics.engine.store import Store
 from opmetrics.measures.run import latest_run
+from opmetrics.methodology import League
 
 ROLE_LABEL = {
     "IS": "Supplier",
@@ -160,7 +161,7 @@ class Anonymiser:
 
 
 def league_tables(
-    rows: Iterable[dict[str, Any]], anon: Anonymiser, min_volume: int, process_names: dict[str, str]
+    rows: Iterable[dict[str, Any]], anon: Anonymiser, league: League, process_names: dict[str, str]
 ) -> list[dict[str, Any]]:
     """Per business process: ranked parties (success rate), industry average and best in class."""
     by_proc: dict[str, list[dict[str, Any]]] = {}
@@ -175,7 +176,7 @@ def league_tables(
         total_n = sum(r["denominator"] for r in mine)
         total_ok = sum(r["numerator"] for r in mine)
         ranked = sorted(
-            (r for r in mine if r["denominator"] >= min_volume),
+            (r for r in mine if r["denominator"] >= league.min_volume),
             key=lambda r: (-r["value"], anon.name(r["key1"])),
         )
         entries = [
@@ -187,7 +188,7 @@ def league_tables(
             }
             for i, r in enumerate(ranked, start=1)
         ]
-        unranked = [r for r in mine if r["denominator"] < min_volume]
+        unranked = [r for r in mine if r["denominator"] < league.min_volume]
         own_unranked = next((r for r in unranked if r["key1"] == anon.own), None)
         out.append(
             {
@@ -195,7 +196,7 @@ def league_tables(
                 "process": process_names[pid],
                 "entries": entries,
                 "industry_pct": 100.0 * total_ok / total_n if total_n else None,
-                "best_pct": entries[0]["pct"] if entries else None,
+                "best_pct": league.best(e["pct"] for e in entries),
                 "unranked": len(unranked),
                 "own_unranked_pct": own_unranked["value"] if own_unranked else None,
             }

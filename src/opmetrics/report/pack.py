@@ -474,7 +474,7 @@ def _write_pack(
     ]  # fmt: skip
     D.write_table(out / "datafiles" / "opr", D.OPR_COLUMNS, opr_rows, prov)
     names = {p.id: p.name for p in m.processes}
-    league = league_tables(f.outcomes, anon, m.league.min_volume, names)
+    league = league_tables(f.outcomes, anon, m.league, names)
     league_rows = [
         {
             "period": period,

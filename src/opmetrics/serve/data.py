@@ -207,7 +207,7 @@ class DataService:
     def league(self, period: str, user: User, process: str | None) -> list[dict[str, Any]]:
         rows = self._rows("outcomes", period, {"measure": "LT1"})
         names = {p.id: p.name for p in self.m.processes if process is None or p.id == process}
-        return league_tables(rows, self.anonymiser(period, user), self.m.league.min_volume, names)
+        return league_tables(rows, self.anonymiser(period, user), self.m.league, names)
 
     def incidents(self, period: str, user: User, open_only: bool) -> list[dict[str, Any]]:
         """The period's incidents as its run stored them (measures/context.py); open: not
