@@ -138,3 +138,18 @@ def test_the_architecture_page_names_files_that_exist():
     src = ROOT / "src" / "opmetrics"
     missing = [p for p in named if not (src / p).exists() and not (ROOT / p).exists()]
     assert missing == []
+
+
+def test_every_cpm_kind_is_declared_once_with_its_input():
+    """CPM kind dispatch comes from one declaration per kind (`cpm.KINDS`): each kind the
+    methodology may name has its input table and row builder, and nothing else is declared."""
+    import typing
+
+    from opmetrics.engine.store import Store
+    from opmetrics.measures import cpm
+
+    kinds = set(typing.get_args(methodology.CpmKind))
+    assert set(cpm.KINDS) == kinds
+    with Store(":memory:") as st:
+        have = {r["table_name"] for r in st.rows("SELECT table_name FROM duckdb_tables()")}
+    assert {k.input for k in cpm.KINDS.values()} <= have  # real input tables of the contract

@@ -8,8 +8,9 @@ category...); the others are breakdowns for information.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import ibis
 import pyarrow as pa
@@ -196,17 +197,71 @@ def _assessments(s: Scope) -> list[dict]:
     return _by_segment(a, ok.fill_null(False), "all", None)
 
 
-INPUTS = {
-    "service_requests": "service_requests",
-    "alerts": "alerts",
-    "processes": "service_requests",
-    "incident_resolution": "incidents",
-    "incident_response": "incidents",
-    "availability": "outages",
-    "ch_firmware_delivery": "ch_firmware",
-    "ch_firmware_activation": "ch_firmware",
-    "smki": "smki_requests",
-    "assessments": "dcc_assessments",
+@dataclass(frozen=True)
+class CpmInputs:
+    """What a CPM kind's rows are computed from: the scope, the month's day cubes, and the RSVP
+    and availability results of the same run."""
+
+    s: Scope
+    cubes: DayCubes
+    rsvp: pa.Table
+    availability: pa.Table | None
+
+
+def _service_requests(i: CpmInputs, c: Cpm) -> list[dict]:
+    t = month_requests(i.s, i.cubes)
+    if c.mode:
+        t = t.filter(t.mode == c.mode)
+    if c.critical is not None:
+        t = t.filter(t.critical == c.critical)
+    return _by_segment(t, t.within_trt, "all", i.s.m.segments.all, t.records)
+
+
+def _alerts(i: CpmInputs, c: Cpm) -> list[dict]:
+    t = month_alerts(i.s, i.cubes)
+    return _by_segment(t, t.within_trt, "all", i.s.m.segments.all, t.records)
+
+
+def _processes(i: CpmInputs, c: Cpm) -> list[dict]:
+    """CPM6A from RSVP's month rows per process and region; processes the CPM text does not name
+    are reported beside it as indicators."""
+    out = []
+    for r in i.rsvp.to_pylist():
+        if r["scope"] == "process" and r["rate"] == "month" and r["segment"] in i.s.m.segments.all:
+            scoped = c.processes is None or r["key"] in c.processes
+            out.append(
+                {
+                    "key": r["key"],
+                    "segment": r["segment"],
+                    "instance": scoped,
+                    "indicator": not scoped,
+                    "numerator": r[c.numerator],
+                    "denominator": r["trt_denominator"],
+                }
+            )
+    return out
+
+
+class CpmKindModel(NamedTuple):
+    input: str  # the input table whose absence makes the CPM "missing input"
+    rows: Callable[[CpmInputs, Cpm], list[dict]]
+
+
+# Each kind of CPM the methodology can declare (`methodology.CpmKind`), once: what it reads and
+# how its rows are made. A kind without an entry here is refused by a test, not at month end.
+KINDS: dict[str, CpmKindModel] = {
+    "service_requests": CpmKindModel("service_requests", _service_requests),
+    "alerts": CpmKindModel("alerts", _alerts),
+    "processes": CpmKindModel("service_requests", _processes),
+    "incident_resolution": CpmKindModel("incidents", lambda i, c: _incidents(i.s, c)),
+    "incident_response": CpmKindModel("incidents", lambda i, c: _incidents(i.s, c)),
+    "availability": CpmKindModel(
+        "outages", lambda i, c: availability_rows(i.s, i.availability) if i.availability is not None else []
+    ),
+    "ch_firmware_delivery": CpmKindModel("ch_firmware", lambda i, c: _ch_firmware(i.s, c)),
+    "ch_firmware_activation": CpmKindModel("ch_firmware", lambda i, c: _ch_firmware(i.s, c)),
+    "smki": CpmKindModel("smki_requests", lambda i, c: _smki(i.s, c)),
+    "assessments": CpmKindModel("dcc_assessments", lambda i, c: _assessments(i.s)),
 }
 
 
@@ -230,11 +285,11 @@ def compute_cpm(
     `history` = earlier periods' statuses per (cpm, key, segment), for months below target;
     `cubes` = the period's day cubes (reduced now when not given)."""
     m = s.m
-    cubes = cubes or day_cubes(s)
+    inputs = CpmInputs(s, cubes or day_cubes(s), rsvp, availability)
     rows: list[dict] = []
     for c in m.cpms:
         got: list[dict] = []
-        table = INPUTS[c.kind]
+        table = KINDS[c.kind].input
         if not input_rows.get(table):
             got = [
                 {
@@ -246,40 +301,8 @@ def compute_cpm(
                     "note": f"missing input: no {table} data loaded",
                 }
             ]
-        elif c.kind == "service_requests":
-            t = month_requests(s, cubes)
-            if c.mode:
-                t = t.filter(t.mode == c.mode)
-            if c.critical is not None:
-                t = t.filter(t.critical == c.critical)
-            got = _by_segment(t, t.within_trt, "all", m.segments.all, t.records)
-        elif c.kind == "alerts":
-            t = month_alerts(s, cubes)
-            got = _by_segment(t, t.within_trt, "all", m.segments.all, t.records)
-        elif c.kind == "processes":
-            for r in rsvp.to_pylist():
-                if r["scope"] == "process" and r["rate"] == "month" and r["segment"] in m.segments.all:
-                    scoped = c.processes is None or r["key"] in c.processes
-                    got.append(
-                        {
-                            "key": r["key"],
-                            "segment": r["segment"],
-                            "instance": scoped,
-                            "indicator": not scoped,
-                            "numerator": r[c.numerator],
-                            "denominator": r["trt_denominator"],
-                        }
-                    )
-        elif c.kind in ("incident_resolution", "incident_response"):
-            got = _incidents(s, c)
-        elif c.kind == "availability":
-            got = availability_rows(s, availability) if availability is not None else []
-        elif c.kind.startswith("ch_firmware"):
-            got = _ch_firmware(s, c)
-        elif c.kind == "smki":
-            got = _smki(s, c)
-        elif c.kind == "assessments":
-            got = _assessments(s)
+        else:
+            got = KINDS[c.kind].rows(inputs, c)
         for r in got:
             r["cpm"] = c.id
         rows += got
