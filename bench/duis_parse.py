@@ -143,7 +143,7 @@ def write_log(path, n: int) -> int:
     return size
 
 
-def peak_rss(sizes: list[int]) -> None:
+def peak_rss(sizes: list[int], only: list[str] | None = None) -> None:
     """Peak resident memory of `opmetrics ingest-duis`, and of `party-rtt` reading the same log as
     the sender's own, on logs of each size (GNU time), each into an empty store."""
     import subprocess
@@ -166,6 +166,8 @@ def peak_rss(sizes: list[int]) -> None:
                 ],
             }  # fmt: skip
             for name, args in commands.items():
+                if only and name not in only:
+                    continue
                 db = args[args.index("--db") + 1]
                 subprocess.run(
                     [str(cli), "ingest", str(Path(tmp) / "side"), "--db", db], check=True, capture_output=True
@@ -186,9 +188,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=20_000)
     ap.add_argument("--rss", type=int, nargs="*", help="log sizes (messages) to measure peak memory at")
+    ap.add_argument("--only", nargs="*", help="with --rss: only these commands (ingest-duis, party-rtt)")
     args = ap.parse_args()
     if args.rss:
-        peak_rss(args.rss)
+        peak_rss(args.rss, args.only)
         return
     items = messages(args.messages)
     # Each message captured as the logs capture it: half a second after the one before.

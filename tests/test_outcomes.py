@@ -177,11 +177,6 @@ def test_counting_rules_switched(compute_with, engine, store, tmp_path, meth):
     send, successful; D2), failures 0 ... but each DSP attempt counts: D2 adds 2 failed
     attempts: volume 2 + 2 = 4, failures 2.
     """
-    if engine == "spark":
-        pytest.skip(
-            "known gap: with both counting switches flipped, Spark runs out of Java heap on three "
-            "records, so not for their size; not yet diagnosed (docs/scaling.md, one suite on both engines)"
-        )
     reqs = [
         sr(1, received_at=t(10, 18), responded_at=t(10, 18, 0, 2), response_code="E21"),
         sr(2, received_at=t(10, 18, 5), responded_at=t(10, 18, 5, 2)),

@@ -65,23 +65,43 @@ class DuckDBBackend:
 
 
 class SparkBackend:
-    """Kept intermediates are cached DataFrames (Spark has no temporary tables through Ibis)."""
+    """Kept intermediates are DataFrames checkpointed in the executors' storage, registered as
+    temporary views. A cached DataFrame would keep its whole lineage, and Spark analyses the
+    lineage of every view a query reads before it swaps in the cached data: measures built on
+    measures then analyse plans that grow with each level, and with the party-resend chains
+    collapsed (`counting.party_retries_count_separately: false`) that ran the driver out of heap
+    on three records. A checkpoint's plan is the data alone."""
 
     name = "pyspark"
     cheap_checks = False
 
     def __init__(self, con: Any):
         self.con = con
+        self._frames: dict[str, Any] = {}
 
     def keep(self, key: str, build: Callable[[], ibis.Table], scratch: bool) -> tuple[ibis.Table, str]:
+        from pyspark.sql import SparkSession
+
         expr = build()
-        # Ibis registers in-memory tables (the TRT table) only when it executes a query, and
-        # caching needs them registered first: an empty query does that through the public API.
+        # Ibis registers in-memory tables (the TRT table) only when it executes a query, and the
+        # SQL below needs them registered first: an empty query does that through the public API.
         expr.limit(0).to_pyarrow()
-        return expr.cache(), key
+        # The session the Ibis connection runs on (the active one is per thread: else the default).
+        session = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+        frame = session.sql(str(self.con.compile(expr))).localCheckpoint(eager=True)
+        handle = f"_om_{key}_{uuid.uuid4().hex[:8]}"
+        frame.createOrReplaceTempView(handle)
+        self._frames[handle] = frame
+        return self.con.table(handle), handle
 
     def drop(self, table: ibis.Table, handle: str, scratch: bool) -> None:
-        table.release()
+        from pyspark.sql import SparkSession
+
+        session = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+        session.catalog.dropTempView(handle)
+        frame = self._frames.pop(handle, None)
+        if frame is not None:
+            frame.unpersist()
 
     def unordered(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
