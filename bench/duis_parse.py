@@ -173,11 +173,13 @@ def peak_rss(sizes: list[int], only: list[str] | None = None) -> None:
                     [str(cli), "ingest", str(Path(tmp) / "side"), "--db", db], check=True, capture_output=True
                 )
                 run = subprocess.run(
-                    ["/usr/bin/time", "-f", "%M %U %S", str(cli), *args],
-                    capture_output=True,
-                    text=True,
-                    check=True,
+                    ["/usr/bin/time", "-f", "%M %U %S", str(cli), *args], capture_output=True, text=True
                 )
+                if run.returncode:
+                    last = (run.stdout + run.stderr).strip().splitlines()
+                    why = next((x for x in reversed(last) if "rror" in x), last[-2] if len(last) > 1 else "")
+                    print(f"| {n:,} | {size / 2**20:,.0f} MiB | `{name}` | failed: {why[:200]} | |")
+                    continue
                 kb, user, system = run.stderr.strip().splitlines()[-1].split()
                 cpu_s = float(user) + float(system)
                 mib = int(kb) / 2**10

@@ -407,7 +407,9 @@ def fuzz_duis(n: int, base: Base, work: Path, seed: int = 3) -> Tally:
         try:
             res = ingest_duis(store, m, [path], work / f"duis-{i}-stage")
             requests = store.rows("SELECT request_id FROM service_requests")
-            bad = store.rows("SELECT row_number AS line, reason FROM quarantine WHERE table_name = 'duis'")
+            bad = store.rows(
+                "SELECT row_number AS line, reason, field FROM quarantine WHERE table_name = 'duis'"
+            )
         except IngestError as e:
             tally.outcomes["file refused (IngestError)"] += 1
             if str(path) not in str(e):
@@ -440,7 +442,10 @@ def fuzz_duis(n: int, base: Base, work: Path, seed: int = 3) -> Tally:
         if problems:
             tally.crash(f"duis {i}: " + "; ".join(problems[:3]))
         else:
-            tally.outcomes["parsed, malformed ones reported" if bad else "parsed, all good"] += 1
+            # A request to a device in no extract is quarantined too (field device_id): the seed
+            # data has some on purpose; only malformed messages make an input "malformed".
+            malformed = [b for b in bad if b["field"] == "message"]
+            tally.outcomes["parsed, malformed ones reported" if malformed else "parsed, all good"] += 1
     return tally
 
 

@@ -153,3 +153,41 @@ def test_every_cpm_kind_is_declared_once_with_its_input():
     with Store(":memory:") as st:
         have = {r["table_name"] for r in st.rows("SELECT table_name FROM duckdb_tables()")}
     assert {k.input for k in cpm.KINDS.values()} <= have  # real input tables of the contract
+
+
+def test_result_tables_are_created_as_declared(store, tmp_path):
+    """A run's result tables come from their declarations (`measures/models.py`): in a new store
+    each table has exactly the declared columns and types, whatever the run returned (DuckDB's
+    sums are DECIMAL, an empty context table has no types at all)."""
+    from opmetrics.measures.models import RESULT_TABLES
+
+    load_rows(store, tmp_path, "service_requests", [sr(1, received_at=t(5, 10), responded_at=t(5, 10, 0, 2))])
+    compute(store, methodology.load(), "2026-10", as_of=AS_OF)
+    duck = {"string": "VARCHAR", "int64": "BIGINT", "double": "DOUBLE", "date32[day]": "DATE",
+            "timestamp[us]": "TIMESTAMP", "bool": "BOOLEAN"}  # fmt: skip
+    for name, model in RESULT_TABLES.items():
+        got = [(r["column_name"], r["column_type"]) for r in store.rows(f'DESCRIBE "{name}"')]
+        want = [(f.name, duck[str(f.type)]) for f in model.schema] + [("run_id", "VARCHAR")]
+        assert got == want, name
+
+
+def test_a_result_unlike_its_declaration_is_refused():
+    """Tamper: a missing column, a column not declared, a type that cannot be cast without loss,
+    and an undeclared table are each refused, naming the table and the column."""
+    import pyarrow as pa
+
+    from opmetrics.measures.models import RESULT_TABLES, conform
+
+    schema = RESULT_TABLES["run_alerts"].schema
+    ok = pa.table(
+        {"kind": ["device"], "alert_code": ["8F35"], "n": pa.array([3], pa.int32()), "period": ["2026-10"]}
+    )
+    assert conform("run_alerts", ok).schema == schema  # int32 widens to the declared int64
+    with pytest.raises(ValueError, match=r"run_alerts.*missing \['n'\]"):
+        conform("run_alerts", ok.drop_columns(["n"]))
+    with pytest.raises(ValueError, match=r"not declared \['extra'\]"):
+        conform("run_alerts", ok.append_column("extra", pa.array([1])))
+    with pytest.raises(ValueError, match="column n is string, declared int64"):
+        conform("run_alerts", ok.set_column(2, "n", pa.array(["3"])))
+    with pytest.raises(ValueError, match="run_nothing is not declared"):
+        conform("run_nothing", ok)

@@ -110,12 +110,12 @@ MEASURE_SQL = re.compile(
 
 def test_measures_talk_to_the_store_through_ibis_and_engine_only():
     """The measures build Ibis expressions; what they need the DuckDB store to run (day state,
-    folds, result tables, month totals) is in engine/cubes.py and engine/results.py. One file
-    is still waiting to move: context.py reads the inputs the pack shows beside the figures."""
+    folds, result tables, month totals, the context inputs) is in engine/cubes.py,
+    engine/results.py and engine/context.py."""
     files = {
         p.name
         for p in (ROOT / "src" / "opmetrics" / "measures").glob("*.py")
         if any(MEASURE_SQL.search(line) for line in p.read_text(encoding="utf-8").splitlines())
     }
-    assert files == {"context.py"}
+    assert files == set()
     assert MEASURE_SQL.search('    n = store.con.execute("SELECT 1")')

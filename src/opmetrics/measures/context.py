@@ -22,6 +22,7 @@ import datetime as dt
 import pyarrow as pa
 
 from opmetrics.engine import history as earlier
+from opmetrics.engine.context import read_context
 from opmetrics.engine.store import Store
 from opmetrics.measures.availability import previous_period
 from opmetrics.measures.records import month_bounds, uk_midnight_utc
@@ -36,56 +37,7 @@ def run_context(store: Store, period: str, duplicate_detail: str) -> dict[str, p
     the reasons group."""
     first, last = month_bounds(period)
     start, end = uk_midnight_utc(first), uk_midnight_utc(last + dt.timedelta(days=1))
-    con = store.con
-
-    def arrow(sql: str, params: list) -> pa.Table:
-        return con.sql(sql, params=params).to_arrow_table()
-
-    out = {
-        "run_incidents": arrow(
-            """
-            WITH o AS (SELECT incident_id, max(epoch(end_at) - epoch(start_at)) AS secs
-                       FROM outages WHERE incident_id IS NOT NULL GROUP BY incident_id)
-            SELECT i.incident_id, i.category, coalesce(i.region, 'all regions') AS region,
-                   i.report_date, i.summary,
-                   coalesce(o.secs, epoch(i.resolved_at) - epoch(i.raised_at)) / 60 AS minutes,
-                   i.smets, i.raised_at, i.resolved_at, i.closed_at, i.services
-            FROM incidents i LEFT JOIN o USING (incident_id)
-            WHERE i.report_date BETWEEN ? AND ?
-            ORDER BY i.report_date, i.incident_id""",
-            [first, last],
-        ),
-        "run_outages": arrow(
-            "SELECT * EXCLUDE (_file_id, _row) FROM outages "
-            "WHERE start_at < ? AND (end_at IS NULL OR end_at > ?) ORDER BY outage_id",
-            [end, start],
-        ),
-        "run_parties": arrow(
-            """
-            SELECT party_id, mode(user_role) AS user_role
-            FROM service_requests GROUP BY party_id ORDER BY party_id""",
-            [],
-        ),
-        "run_alerts": arrow(
-            "SELECT kind, alert_code, count(*) AS n FROM alerts WHERE report_date BETWEEN ? AND ? "
-            "GROUP BY ALL ORDER BY kind, alert_code",
-            [first, last],
-        ),
-        "run_inputs": arrow(
-            """
-            SELECT table_name, count(*) AS files, sum(rows_read) AS rows_read,
-                   sum(rows_accepted) AS accepted, sum(rows_quarantined) AS quarantined
-            FROM loaded_files GROUP BY ALL ORDER BY table_name""",
-            [],
-        ),
-        "run_quarantine": arrow(
-            f"""
-            SELECT table_name, coalesce(field, '(row)') AS field,
-                   regexp_replace(reason, ?, '') AS reason, count(*) AS n
-            FROM quarantine GROUP BY ALL ORDER BY n DESC, table_name, field, reason LIMIT {TOP_REASONS}""",
-            [duplicate_detail],
-        ),
-    }
+    out = read_context(store, first, last, start, end, duplicate_detail, TOP_REASONS)
     return with_period(out, period)
 
 

@@ -18,6 +18,7 @@ from opmetrics.engine import pmel, results
 from opmetrics.engine.backends import drop_scratch
 from opmetrics.engine.store import Store
 from opmetrics.ingest.load import DUPLICATE_DETAIL
+from opmetrics.measures import models
 from opmetrics.measures.availability import compute_availability, previous_period
 from opmetrics.measures.benchmarks import compute_benchmarks
 from opmetrics.measures.context import earlier_figures, run_context, with_period
@@ -85,7 +86,9 @@ PER_RUN = ("computed_at", "days_reduced", "days_refolded")
 def store_results(store: Store, period: str, run_id: str, tables: dict[str, pa.Table]) -> None:
     """Replace the period's rows of each result table with `tables`, labelled with the run id
     (inside the caller's transaction). Results computed on Spark are stored the same way."""
-    for name, t in tables.items():
+    # Every table checked against its declaration before any is written.
+    declared = {name: models.conform(name, t) for name, t in tables.items()}
+    for name, t in declared.items():
         results.write_period(
             store, name, period, t.append_column("run_id", pa.array([run_id] * t.num_rows, pa.string()))
         )

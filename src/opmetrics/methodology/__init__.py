@@ -231,8 +231,8 @@ class Incidents(_Strict):
     @property
     def period_field(self) -> str:
         """The incident time that puts an incident in a period's CPM4/5/5A and category counts:
-        `measured_on: closed` is its closing time (001 l.556 "report the Incidents closed in
-        period instead of opened")."""
+        `measured_on: closed` is its closing time,
+        001 l.556 "report the Incidents closed in period instead of opened"."""
         return {"closed": "closed_at"}[self.measured_on]
 
 
