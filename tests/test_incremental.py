@@ -498,3 +498,29 @@ def test_model_fingerprints_are_the_same_in_every_process(month, tmp_path):
         for seed in ("1", "2")
     }
     assert len(outs) == 1 and len(next(iter(outs))) == 64
+
+
+def test_every_cube_reads_only_what_a_days_fingerprint_covers(month, tmp_path, monkeypatch):
+    """What each cube depends on is read from its compiled SQL (`cube_inputs`): requests, alerts
+    and devices, the inputs a day's fingerprint covers. Tamper: a cube that also reads incidents
+    (whose changes no day's fingerprint would see) is caught, by name."""
+    m, as_of = load(None), dt.datetime(2026, 11, 1)
+    with Store(tmp_path / "deps.duckdb") as store:
+        _load(store, find_files([month["data"]]))
+        s = Scope(con=store.ibis(), m=m, period=PERIOD, as_of=as_of)
+        reads = incremental.cube_inputs(s)
+        assert set(reads) == set(incremental.CUBE_TABLES)
+        assert {n: r for n, r in reads.items() if not r <= incremental.DAY_INPUTS} == {}
+        assert reads["day_alerts"] == {"alerts"} and "service_requests" in reads["day_requests"]
+
+        original = incremental.CUBE_TABLES["day_sent"]
+
+        def reads_incidents(sc):
+            t = original(sc)
+            inc = sc.con.table("incidents")
+            return t.filter(t.report_date.notin(inc.select(d=inc.report_date).d))
+
+        monkeypatch.setitem(incremental.CUBE_TABLES, "day_sent", reads_incidents)
+        reads = incremental.cube_inputs(s)
+        assert {n for n, r in reads.items() if not r <= incremental.DAY_INPUTS} == {"day_sent"}
+        assert "incidents" in reads["day_sent"]

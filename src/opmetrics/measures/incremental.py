@@ -145,6 +145,23 @@ def compiled_sql(s: Scope) -> dict[str, str]:
     return {name: _canonical(ibis.to_sql(build(canon))) for name, build in CUBE_TABLES.items()}
 
 
+# What a day's fingerprint covers of the inputs: its own requests and alerts (their lineage) and
+# the devices extract in force. A cube that read any other table (incidents, say) would not be
+# reduced again when that table changed: every cube must read these only (`cube_inputs`).
+DAY_INPUTS = frozenset({"service_requests", "alerts", "devices"})
+_TABLE_REF = re.compile(r'\b(?:FROM|JOIN)\s+"?([A-Za-z_]\w*)"?')
+_CTE_NAME = re.compile(r'"?([A-Za-z_]\w*)"?\s+AS\s+\(')
+
+
+def cube_inputs(s: Scope) -> dict[str, set[str]]:
+    """The stored tables each cube reads, from its compiled SQL (the methodology's in-memory
+    tables aside): what it depends on, derived from what computes it."""
+    out = {}
+    for name, sql in compiled_sql(s).items():
+        out[name] = set(_TABLE_REF.findall(sql)) - set(_CTE_NAME.findall(sql)) - {"memtable"}
+    return out
+
+
 # Fingerprints compiled in this process, by key: a second store computed under the same code
 # (a test suite's many small stores, a what-if's two scratch stores) compiles nothing again.
 _COMPILED: dict[str, dict[str, str]] = {}
