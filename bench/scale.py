@@ -61,6 +61,30 @@ def step_ingest(work: Path) -> dict:
     return {"rows": rows}
 
 
+def step_ingest_floor(work: Path) -> dict:
+    """The least work a validated load must do (issue 34): DuckDB reading the same input files
+    and writing them, cast to the contract's types, into tables of a store like `ingest`'s (one
+    INSERT ... SELECT per file into an empty copy of the contract's table), with no checks."""
+    from opmetrics.engine.store import Store
+    from opmetrics.ingest.load import find_files, table_for
+
+    rows = 0
+    with Store(work / "floor.duckdb") as store:
+        con = store.con
+        for f in find_files([work / "data"]):
+            name = table_for(f, list(store.contract.tables))
+            fields = store.contract.table(name).field_names
+            cols = ", ".join(fields)
+            con.execute(f'CREATE TABLE IF NOT EXISTS "floor_{name}" AS SELECT {cols} FROM "{name}" LIMIT 0')
+            before = con.execute(f'SELECT count(*) FROM "floor_{name}"').fetchall()[0][0]
+            reader = "read_parquet" if f.suffix == ".parquet" else "read_csv"
+            con.execute(
+                f'INSERT INTO "floor_{name}" BY NAME SELECT {", ".join(fields)} FROM {reader}(?)', [str(f)]
+            )
+            rows += con.execute(f'SELECT count(*) FROM "floor_{name}"').fetchall()[0][0] - before
+    return {"rows": rows}
+
+
 def step_compute(work: Path) -> dict:
     from opmetrics.engine.store import Store
     from opmetrics.measures.incremental import clear
@@ -393,6 +417,7 @@ CELL_MEASURES = (
 STEPS = {
     "simulate": step_simulate,
     "ingest": step_ingest,
+    "ingest_floor": step_ingest_floor,
     "compute": step_compute,
     "rsvp_cpm": step_rsvp_cpm,
     "floor": step_floor,
@@ -467,12 +492,28 @@ def check_pandas(work: Path) -> dict:
     }
 
 
-def measure_point(fraction: float, work: Path, log, reuse: bool = False) -> dict:  # noqa: ANN001
+def measure_point(fraction: float, work: Path, log, reuse: bool = False, ingest_only: bool = False) -> dict:  # noqa: ANN001
     carried = work / "carried.json"
     point: dict = {"fraction": fraction}
+    if ingest_only:  # issue 34: ingest beside its floor, nothing else
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        for name in ("simulate", "ingest", "ingest_floor"):
+            log(f"  {fraction:g} x national day: {name} ...")
+            point[name] = run_step(name, work, *([str(fraction)] if name == "simulate" else []))
+            log(f"    {point[name]}")
+        i, f = point["ingest"], point["ingest_floor"]
+        cores = os.cpu_count() or 1
+        log(
+            f"    ingest / floor = {i['seconds'] / f['seconds']:.2f}; rows/s/core: ingest "
+            f"{i['rows'] / i['seconds'] / cores:,.0f}, floor {f['rows'] / f['seconds'] / cores:,.0f}"
+        )
+        return point
     steps = [
         "simulate",
         "ingest",
+        "ingest_floor",
         "compute",
         "rsvp_cpm",
         "floor",
@@ -714,6 +755,11 @@ def main() -> None:
         action="store_true",
         help="reuse a point's simulated and ingested data left by a failed attempt",
     )
+    ap.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="measure only simulate, ingest and the ingest floor at each point (no doc written)",
+    )
     a = ap.parse_args()
     started = time.time()
 
@@ -722,7 +768,10 @@ def main() -> None:
 
     points = []
     for fr in (float(x) for x in a.points.split(",")):
-        points.append(measure_point(fr, a.work / f"p{fr:g}", log, a.reuse))
+        points.append(measure_point(fr, a.work / f"p{fr:g}", log, a.reuse, a.ingest_only))
+        if a.ingest_only:
+            shutil.rmtree(a.work / f"p{fr:g}", ignore_errors=True)
+            continue
         points.sort(key=lambda p: p["fraction"])
         if not a.keep:  # a national point leaves tens of GB behind
             shutil.rmtree(a.work / f"p{fr:g}", ignore_errors=True)
@@ -734,7 +783,7 @@ def main() -> None:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(result, indent=1, default=str))
         write_doc(result, a.doc)
-    log(f"done; table in {a.doc}")
+    log("done" if a.ingest_only else f"done; table in {a.doc}")
 
 
 def entry(steps: dict, main: Callable[[], None]) -> None:
