@@ -19,7 +19,7 @@ demo: setup
 test: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -q -n 2 --dist loadfile  # two workers, each test file's fixtures on one
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15  # two workers, each test file's fixtures on one; the slowest listed
 
 docs: setup
 	$(BIN)/opmetrics contract docs docs/data-contract.md
