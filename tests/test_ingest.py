@@ -319,3 +319,34 @@ def test_parquet_text_is_trimmed_typed_columns_kept_and_bad_rows_named_by_file_r
     assert [r[0] for r in loaded] == [1, 2, 3, 4, 7]
     assert loaded[1][1] == "SUP-B" and {r[2] for r in loaded} == {2}
     assert {r[3] for r in loaded} == {"2026-10-05 09:59:59.123"}
+
+
+def test_typed_parquet_times_become_naive_utc_floored_to_the_millisecond(store, tmp_path):
+    """Typed Parquet times, worked by hand: a zoned nanosecond time at UK midnight on the
+    autumn clock change (01:00 BST = 00:00 UTC) loses its sub-millisecond part; a time before
+    1970 is floored, not rounded towards zero (23:59:59.9995 -> .999); a time 1 us short of the
+    next millisecond stays in its own."""
+    import datetime as dt
+
+    def write(name: str, values: list[int], arrow_type: pa.DataType, first: int):  # noqa: ANN202
+        rows = [sr(first + i, responded_at="", response_code="") for i in range(len(values))]
+        t = pa.Table.from_pylist(rows)
+        t = t.set_column(t.schema.get_field_index("received_at"), "received_at", pa.array(values, arrow_type))
+        pq.write_table(t, tmp_path / name)
+        return tmp_path / name
+
+    zoned_ns = [
+        1_792_886_400_000_000_000 + 999_000,  # 2026-10-25T00:00:00.000999Z (ns are first cast to us)
+        -500_000,  # 1969-12-31T23:59:59.9995Z
+        1_792_886_400_001_999_000,  # 2026-10-25T00:00:00.001999Z
+    ]
+    a = load_file(
+        store, write("ns.parquet", zoned_ns, pa.timestamp("ns", "Europe/London"), 1), "service_requests"
+    )
+    assert (a.accepted, a.quarantined) == (3, 0)
+    got = dict(store.con.execute("SELECT _row, received_at FROM service_requests").fetchall())
+    assert got == {
+        1: dt.datetime(2026, 10, 25, 0, 0, 0),
+        2: dt.datetime(1969, 12, 31, 23, 59, 59, 999000),
+        3: dt.datetime(2026, 10, 25, 0, 0, 0, 1000),
+    }

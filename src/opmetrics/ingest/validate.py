@@ -56,7 +56,14 @@ def typed_expr(f: Field, native: bool = False) -> str:
     raw = q(f.name)
     if native:
         if f.type == "timestamp":
-            return f"CAST(date_trunc('millisecond', CAST({raw} AS TIMESTAMPTZ)) AS TIMESTAMP)"
+            # Naive UTC at millisecond precision, from the instant's microseconds since the epoch
+            # floored to the millisecond: the same value as truncating a TIMESTAMPTZ cast, for a
+            # naive or a zoned column of any unit, without a time-zone library call per value
+            # (docs/performance.md, "Ingest beside its floor"). An infinite time becomes missing.
+            zoned = f"CAST({raw} AS TIMESTAMPTZ)"  # free for a zoned column, the usual kind
+            us = f"epoch_us({zoned})"
+            floor_ms = f"{us} - (({us} % 1000) + 1000) % 1000"
+            return f"CASE WHEN isfinite({zoned}) THEN make_timestamp({floor_ms}) END"
         return f"CAST({raw} AS BIGINT)" if f.type == "integer" else raw
     if f.type == "string":
         return raw
