@@ -79,26 +79,26 @@ class SparkBackend:
         self.con = con
         self._frames: dict[str, Any] = {}
 
-    def keep(self, key: str, build: Callable[[], ibis.Table], scratch: bool) -> tuple[ibis.Table, str]:
+    @staticmethod
+    def _session() -> Any:
+        """The session the Ibis connection runs on (the active one is per thread: else the default)."""
         from pyspark.sql import SparkSession
 
+        return SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+
+    def keep(self, key: str, build: Callable[[], ibis.Table], scratch: bool) -> tuple[ibis.Table, str]:
         expr = build()
         # Ibis registers in-memory tables (the TRT table) only when it executes a query, and the
         # SQL below needs them registered first: an empty query does that through the public API.
         expr.limit(0).to_pyarrow()
-        # The session the Ibis connection runs on (the active one is per thread: else the default).
-        session = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-        frame = session.sql(str(self.con.compile(expr))).localCheckpoint(eager=True)
+        frame = self._session().sql(str(self.con.compile(expr))).localCheckpoint(eager=True)
         handle = f"_om_{key}_{uuid.uuid4().hex[:8]}"
         frame.createOrReplaceTempView(handle)
         self._frames[handle] = frame
         return self.con.table(handle), handle
 
     def drop(self, table: ibis.Table, handle: str, scratch: bool) -> None:
-        from pyspark.sql import SparkSession
-
-        session = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-        session.catalog.dropTempView(handle)
+        self._session().catalog.dropTempView(handle)
         frame = self._frames.pop(handle, None)
         if frame is not None:
             frame.unpersist()

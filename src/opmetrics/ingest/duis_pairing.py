@@ -519,19 +519,16 @@ def load_party_logs(
         bad += len(bad_here)
         con.execute("INSERT INTO _party_msgs SELECT * FROM _duis_stage")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _party_paired AS {_PARTY_PAIRED}")
-    counts = con.execute(
-        "SELECT count(*) FILTER (WHERE nth > 1), count(*) FILTER (WHERE nth = 1 AND party_id <> ?) "
-        "FROM _party_paired",
-        [party],
+    again, foreign, mine = con.execute(
+        "SELECT count(*) FILTER (WHERE nth > 1), count(*) FILTER (WHERE nth = 1 AND party_id <> $party), "
+        "count(*) FILTER (WHERE nth = 1 AND party_id = $party) FROM _party_paired",
+        {"party": party},
     ).fetchall()[0]
     con.execute(
         "INSERT OR REPLACE INTO party_rtt SELECT * EXCLUDE (nth) FROM _party_paired "
         "WHERE nth = 1 AND party_id = ?",
         [party],
     )
-    n = con.execute("SELECT count(*) FROM _party_paired WHERE nth = 1 AND party_id = ?", [party]).fetchall()[
-        0
-    ][0]
     con.execute("DROP TABLE _party_msgs")
     con.execute("DROP TABLE _party_paired")
-    return int(n), bad + int(counts[0]), int(counts[1])
+    return int(mine), bad + int(again), int(foreign)
