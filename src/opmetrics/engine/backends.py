@@ -1,6 +1,6 @@
 """The execution engines behind one interface. The measures are Ibis expressions and run on any
 Ibis backend unchanged; what differs between engines is only how a shared intermediate is kept
-for the run (a table, or a cached DataFrame), how it is dropped, and how an engine is told that
+for the run (a table, or a checkpointed DataFrame), how it is dropped, and how an engine is told that
 row order does not matter. `records.Scope` asks its backend for these and never branches on
 the engine's name."""
 

@@ -59,7 +59,7 @@ class Scope:
     # choices measured).
     scratch: bool = False
     _cache: dict[str, ibis.Table] = field(default_factory=dict, repr=False)
-    # key -> its TEMP or scratch table (on Spark: the key of each cached DataFrame)
+    # key -> its TEMP or scratch table (on Spark: the temporary view of each checkpointed DataFrame)
     _tables: dict[str, str] = field(default_factory=dict, repr=False)
     _unordered: int = field(default=0, repr=False)  # depth of `unordered` blocks
 
@@ -70,7 +70,7 @@ class Scope:
 
     def cached(self, key: str, build: Callable[[], ibis.Table]) -> ibis.Table:
         """`build()`, evaluated once per Scope and kept when `materialise` is set (a TEMP or
-        scratch table on DuckDB, a cached DataFrame on Spark); else the expression itself."""
+        scratch table on DuckDB, a checkpointed DataFrame on Spark); else the expression itself."""
         if key in self._cache:  # made earlier, or given to `keep`
             return self._cache[key]
         if not self.materialise:
