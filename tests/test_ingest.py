@@ -82,6 +82,20 @@ def test_duplicates_within_and_across_files_are_not_double_counted(store, tmp_pa
     assert any("already loaded from" in r and "a-service_requests.csv row 2" in r for r in reasons)
 
 
+def test_ids_that_share_a_hash_are_told_apart_and_repeats_still_caught(store, tmp_path):
+    """Two alert ids DuckDB's `hash` gives one value (found at a national day) are different
+    records: both load. A true repeat in the same file is still quarantined, naming its first
+    row, and the rows of the file add up (accepted + quarantined = read)."""
+    a, b = "A-97700000093673", "A-97700900093678"
+    assert store.con.execute(f"SELECT hash('{a}') = hash('{b}')").fetchall()[0][0]
+    res = load_rows(store, tmp_path, "alerts", [alert(a), alert(b), alert("A-3"), alert(b)])
+    assert (res.rows_read, res.accepted, res.quarantined) == (4, 3, 1)
+    loaded = store.con.execute("SELECT alert_id, _row FROM alerts ORDER BY _row").fetchall()
+    assert loaded == [(a, 1), (b, 2), ("A-3", 3)]
+    assert [(r[0], r[2]) for r in quarantine(store)] == [(4, b)]
+    assert "same as row 2 of this file" in quarantine(store)[0][3]
+
+
 @pytest.mark.parametrize(
     ("mangle", "message"),
     [
@@ -350,3 +364,34 @@ def test_typed_parquet_times_become_naive_utc_floored_to_the_millisecond(store, 
         2: dt.datetime(1969, 12, 31, 23, 59, 59, 999000),
         3: dt.datetime(2026, 10, 25, 0, 0, 0, 1000),
     }
+
+
+def test_parquet_text_trimming_matches_python_strip_at_every_edge():
+    """The Parquet path trims in SQL only where a value starts or ends with a blank; checked
+    against Python's `str.strip` over the blank set, value by value: each blank at each end,
+    blanks inside kept, a non-breaking space and multi-byte letters at the ends kept, a value of
+    only blanks and an empty value both missing."""
+    import duckdb
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from opmetrics.ingest.load import _trimmed
+    from opmetrics.ingest.validate import BLANK
+
+    con = duckdb.connect()
+
+    def check(values: list[str]) -> None:
+        got = con.execute(f"SELECT list_transform(?, lambda v: {_trimmed('v')})", [values]).fetchall()[0][0]
+        assert got == [v.strip(BLANK) or None for v in values]
+
+    edges = [f"{b}x" for b in BLANK] + [f"x{b}" for b in BLANK] + [f"{b}x y{b}" for b in BLANK]
+    edges += ["", " ", BLANK, "x", "a b", "\u00a0x\u00a0", "é", "éé ", " 日本", "x\t\t"]
+    check(edges)
+    alphabet = st.sampled_from([*BLANK, "a", "é", "\u00a0", "-", "日"])
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.text(alphabet, max_size=6), min_size=1, max_size=20))
+    def random_values(values: list[str]) -> None:
+        check(values)
+
+    random_values()

@@ -1,9 +1,10 @@
 """Load input files into the store: whole file in one transaction, bad rows to quarantine.
 
-A file is identified by its sha256, so loading it again is a no-op. Rows are validated into a
-staging table (DuckDB reads a Parquet file itself; a CSV file comes in Arrow batches);
-duplicates (within the file, or against rows already loaded) are found in one pass at the end;
-then accepted rows and quarantine records are written and the transaction commits. Any failure
+A file is identified by its sha256, so loading it again is a no-op. A first pass over the file
+finds the rows in error (DuckDB reads a Parquet file itself; a CSV file is first copied as text
+from Arrow batches); a second writes every other row, typed, into its input table; duplicate
+keys (within the file, or against rows already loaded) are then found among the rows written
+and moved to the quarantine with the rows in error, and the transaction commits. Any failure
 rolls back the whole file.
 
 A *corrections* file is the one way to change a record already loaded: each of its rows must
@@ -32,7 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from opmetrics.engine.store import Store
-from opmetrics.ingest.validate import BLANK, lit, native_ok, normalise, q, validation_sql
+from opmetrics.ingest.validate import BLANK, lit, native_ok, normalise, q, typed_sql, validation_sql
 from opmetrics.methodology.contract import Table
 
 # DuckDB's memory limit while a file loads (its staged rows and duplicate check spill beyond
@@ -183,10 +184,14 @@ def _csv_batches(path: Path, table: Table, bad: list[_BadCsvRow]) -> Iterator[pa
         yield _with_absent(pa.Table.from_batches([batch]), table).append_column("_row", pa.array(rows))
 
 
-def _supersede(store: Store, table: Table, file_id: int, key_eq: str, key_cols: str) -> None:
+def _supersede(store: Store, table: Table, file_id: int) -> None:
     """Move the records a corrections file replaces into `superseded`, keeping where each came
     from and which file and row replaced it."""
     con = store.con
+    target = q(table.name)
+    key_eq = _keys_match(table, "ok", "x")
+    key_cols = ", ".join(q(k) for k in table.key)
+    new = f"(SELECT {key_cols}, _row FROM {target} WHERE _file_id = {file_id})"
     key_text = " || '|' || ".join(f"CAST(x.{q(k)} AS VARCHAR)" for k in table.key)
     record = ", ".join(f"{q(f.name)} := x.{q(f.name)}" for f in table.fields)
     con.execute(f"""
@@ -194,12 +199,12 @@ def _supersede(store: Store, table: Table, file_id: int, key_eq: str, key_cols: 
         SELECT {lit(table.name)}, {key_text}, x._file_id, x._row,
                to_json(struct_pack({record})),
                {file_id}, ok._row
-        FROM {q(table.name)} x JOIN (SELECT {key_cols}, _row FROM _stage WHERE len(_err) = 0) ok
-          ON {key_eq}
+        FROM {target} x JOIN {new} ok ON {key_eq}
+        WHERE x._file_id <> {file_id}
     """)
     con.execute(
-        f"DELETE FROM {q(table.name)} x WHERE EXISTS "
-        f"(SELECT 1 FROM _stage ok WHERE len(ok._err) = 0 AND {key_eq})"
+        f"DELETE FROM {target} x WHERE x._file_id <> {file_id} "
+        f"AND EXISTS (SELECT 1 FROM {new} ok WHERE {key_eq})"
     )
 
 
@@ -228,11 +233,12 @@ def native_columns(table: Table, schema: pa.Schema) -> frozenset[str]:
     return frozenset(out)
 
 
-def _parquet_schema(path: Path, table: Table) -> tuple[frozenset[str], list[str]]:
-    """Check a Parquet file's header (its footer only); return its native columns and all its
-    column names."""
+def _parquet_schema(path: Path, table: Table) -> tuple[frozenset[str], list[str], int]:
+    """Check a Parquet file's header (its footer only); return its native columns, all its
+    column names and its number of rows."""
     try:
-        schema = pq.ParquetFile(path).schema_arrow
+        meta = pq.ParquetFile(path)
+        schema = meta.schema_arrow
     except Exception as e:  # pyarrow raises several types for a damaged file
         raise IngestError(f"{path}: not a readable Parquet file ({e})") from None
     _check_columns(path, table, schema.names)
@@ -242,7 +248,7 @@ def _parquet_schema(path: Path, table: Table) -> tuple[frozenset[str], list[str]
             t = schema.field(f.name).type
             if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
                 raise IngestError(f"{path}: column {f.name!r} holds bytes, not text")
-    return native, schema.names
+    return native, schema.names, meta.metadata.num_rows
 
 
 def _parquet_source(path: Path, table: Table, native: frozenset[str], names: list[str]) -> str:
@@ -259,7 +265,7 @@ def _parquet_source(path: Path, table: Table, native: frozenset[str], names: lis
         elif f.name in native:
             cols.append(q(f.name))
         else:
-            cols.append(f"nullif(trim(CAST({q(f.name)} AS VARCHAR), {_BLANK_SQL}), '') AS {q(f.name)}")
+            cols.append(f"{_trimmed(f'CAST({q(f.name)} AS VARCHAR)')} AS {q(f.name)}")
     return (
         f"(SELECT {', '.join(cols)}, CAST(file_row_number AS BIGINT) + 1 AS _row "
         f"FROM read_parquet({lit(str(path))}, file_row_number = true))"
@@ -267,23 +273,18 @@ def _parquet_source(path: Path, table: Table, native: frozenset[str], names: lis
 
 
 _BLANK_SQL = " || ".join(f"chr({ord(c)})" for c in BLANK)
+_BLANK_CODES = ", ".join(str(ord(c)) for c in BLANK)
 
 
-def _stage_parquet(
-    con: duckdb.DuckDBPyConnection, path: Path, table: Table, native: frozenset[str], names: list[str]
-) -> int:
-    """Validate the whole file into `_stage` in one INSERT; returns the rows read."""
-    try:
-        source = _parquet_source(path, table, native, names)
-        con.execute(f"INSERT INTO _stage BY NAME {validation_sql(table, source, native)}")
-    except (duckdb.OutOfMemoryException, duckdb.InterruptException):
-        raise
-    except duckdb.Error as e:  # DuckDB gives a damaged page several types, some only `Error`
-        if "Invalid string encoding" in str(e):
-            column = _invalid_text_column(path, names)
-            raise IngestError(f"{path}: column {column!r} is not valid UTF-8 text") from None
-        raise IngestError(f"{path}: Parquet data cannot be read ({e})") from None
-    return int(con.execute("SELECT count(*) FROM _stage").fetchall()[0][0])
+def _trimmed(text: str) -> str:
+    """SQL: `text` with blanks trimmed from both ends, and missing if nothing is left.
+
+    Trimmed only where its first or last character is a blank: a value that needs no trimming
+    is kept as it is, six times faster than `trim` with a character set over every value
+    (docs/performance.md, "Ingest beside its floor")."""
+    ends = f"ord({text}[1]) IN ({_BLANK_CODES}) OR ord({text}[-1]) IN ({_BLANK_CODES})"
+    trimmed = f"nullif(trim({text}, {_BLANK_SQL}), '')"
+    return f"CASE WHEN {text} = '' THEN NULL WHEN {ends} THEN {trimmed} ELSE {text} END"
 
 
 def _invalid_text_column(path: Path, names: list[str]) -> str | None:
@@ -306,29 +307,31 @@ def _keys_match(table: Table, a: str, b: str) -> str:
     return " AND ".join(f"{a}.{q(k)} = {b}.{q(k)}" for k in table.key)
 
 
-def _stage_rows(
+def _stage_csv(
     con: duckdb.DuckDBPyConnection,
     table: Table,
     batches: Iterator[pa.Table],
-    native: frozenset[str],
     on_rows: Callable[[int], None] | None,
 ) -> int:
-    """Validate every batch into `_stage` in one streamed INSERT; returns the rows read.
+    """Copy a CSV file's rows, as trimmed text with their row numbers, into the table `_source`
+    in one streamed INSERT (the two passes read it twice); returns the rows read.
 
     One stream, not a view per batch: inside the file's transaction DuckDB keeps every dropped
     view (and the Arrow batch it holds) alive until commit, so memory grew with the file.
     """
+    text = ", ".join(f"{q(f.name)} VARCHAR" for f in table.fields)
+    con.execute(f"CREATE OR REPLACE TABLE _source ({text}, _row BIGINT)")
     first = next(batches, None)
     if first is None:
         return 0
-    first = normalise(first, native)
+    first = normalise(first)
     read = 0
     failure: list[BaseException] = []
 
     def stream() -> Iterator[pa.RecordBatch]:
         nonlocal read
         try:
-            for t in itertools.chain([first], (normalise(b, native) for b in batches)):
+            for t in itertools.chain([first], (normalise(b) for b in batches)):
                 read += t.num_rows
                 if on_rows:
                     on_rows(t.num_rows)
@@ -340,7 +343,7 @@ def _stage_rows(
     reader = pa.RecordBatchReader.from_batches(first.schema, stream())
     con.register("_batches", reader)
     try:
-        con.execute(f"INSERT INTO _stage BY NAME {validation_sql(table, '_batches', native)}")
+        con.execute("INSERT INTO _source BY NAME SELECT * FROM _batches")
     except duckdb.Error:  # the file's rollback drops the view too
         if failure:
             raise failure[0] from None
@@ -398,92 +401,61 @@ def _load_in_transaction(
     on_rows: Callable[[int], None] | None,
     corrections: bool = False,
 ) -> LoadResult:
+    """Two passes over the file and one write of its rows (docs/performance.md, "Ingest beside
+    its floor"): the first finds the rows in error, the second writes every other row, typed,
+    straight into the input table; duplicate keys are then found among the rows written and
+    moved out to the quarantine with the others."""
     con = store.con
     file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchall()[0][0])
     bad_csv: list[_BadCsvRow] = []
-    is_parquet = path.name.lower().endswith(".parquet")
-    native: frozenset[str] = frozenset()
-    names: list[str] = []
-    if is_parquet:
-        native, names = _parquet_schema(path, table)
-    cols = ", ".join(q(f.name) for f in table.fields)
-    # A table in the database, not a TEMP one: its row groups go to disk as they fill, so
-    # staging a 50M-row file needs no more memory than a small one (it is dropped before commit).
-    con.execute(
-        f"CREATE OR REPLACE TABLE _stage AS SELECT {cols}, "
-        "CAST(NULL AS BIGINT) AS _row, CAST(NULL AS VARCHAR) AS _raw, "
-        "CAST([] AS STRUCT(field VARCHAR, value VARCHAR, reason VARCHAR)[]) AS _err "
-        f"FROM {q(table.name)} LIMIT 0"
-    )
-    if is_parquet:
-        rows_read = _stage_parquet(con, path, table, native, names)
+    target = q(table.name)
+    if path.name.lower().endswith(".parquet"):
+        native, names, rows_read = _parquet_schema(path, table)
+        source = _parquet_source(path, table, native, names)
+        try:
+            _write_rows(store, table, source, native, file_id)
+        except (duckdb.OutOfMemoryException, duckdb.InterruptException):
+            raise
+        except duckdb.Error as e:  # DuckDB gives a damaged page several types, some only `Error`
+            if "Invalid string encoding" in str(e):
+                column = _invalid_text_column(path, names)
+                raise IngestError(f"{path}: column {column!r} is not valid UTF-8 text") from None
+            raise IngestError(f"{path}: Parquet data cannot be read ({e})") from None
         if on_rows:
             on_rows(rows_read)
     else:
-        batches = _csv_batches(path, table, bad_csv)
-        rows_read = _stage_rows(con, table, batches, native, on_rows) + len(bad_csv)
+        rows_read = _stage_csv(con, table, _csv_batches(path, table, bad_csv), on_rows) + len(bad_csv)
+        _write_rows(store, table, "_source", frozenset(), file_id)
 
-    # Duplicate keys: a second row in this file, or a row already in the table.
-    key_eq = _keys_match(table, "ok", "x")
-    key_cols = ", ".join(q(k) for k in table.key)
-    key_desc = ", ".join(table.key)
-    k0 = table.key[0]
-    dup = f"{{'field': {lit(k0)}, 'value': CAST(k.{q(k0)} AS VARCHAR), 'reason': 'duplicate {key_desc}: "
-    nothing = (
-        f"{{'field': {lit(k0)}, 'value': CAST(k.{q(k0)} AS VARCHAR), "
-        f"'reason': 'correction for a record never loaded (no {key_desc} to replace); load it as new data'}}"
-    )
-    # Only the key columns take part, and only duplicated keys are kept, so the check stays
-    # small and spillable on a 50M-row file (a window over whole rows was not).
-    key_on = _keys_match(table, "k", "t")
-    keyed = f"SELECT {key_cols}, _row FROM _stage WHERE len(_err) = 0"
-    verdicts = [
-        f"""SELECT k._row, [{dup}same as row ' || t._first || ' of this file'}}] AS _err
-        FROM ({keyed}) k JOIN (
-            SELECT {key_cols}, min(_row) AS _first FROM ({keyed}) GROUP BY ALL HAVING count(*) > 1
-        ) t ON {key_on} AND k._row > t._first"""
-    ]
-    if corrections:
-        verdicts.append(
-            f"SELECT k._row, [{nothing}] AS _err FROM ({keyed}) k ANTI JOIN {q(table.name)} t ON {key_on}"
-        )
-    else:
-        verdicts.append(
-            f"""SELECT k._row, [{dup}already loaded from ' || lf.path || ' row ' || t._row || '; '
-                      'to change it, load a corrections file'}}] AS _err
-            FROM ({keyed}) k JOIN {q(table.name)} t ON {key_on}
-            JOIN loaded_files lf ON lf.file_id = t._file_id"""
-        )
-    # A repeat within the file is reported as such even when its key is also already loaded.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _verdict AS
-        SELECT _row, first(_err ORDER BY _why) AS _err FROM (
-            {" UNION ALL ".join(f"SELECT *, {i} AS _why FROM ({v})" for i, v in enumerate(verdicts))}
-        ) GROUP BY _row
-    """)
-    con.execute("UPDATE _stage SET _err = v._err FROM _verdict v WHERE _stage._row = v._row")
-    if corrections:
-        _supersede(store, table, file_id, key_eq, key_cols)
-    tz = lit(store.contract.report_timezone)
-    time_col = q(table.time_field)
-    con.execute(
-        f"INSERT INTO {q(table.name)} SELECT {cols}, "
-        f"CAST(timezone({tz}, CAST({time_col} AS TIMESTAMPTZ)) AS DATE), {file_id}, _row "
-        "FROM _stage WHERE len(_err) = 0"
-    )
+    _key_verdicts(con, table, file_id, corrections)
     con.execute(
         "INSERT INTO quarantine SELECT ?, ?, ?, _row, _err[1].field, _err[1].value, _err[1].reason, "
         "array_to_string(list_transform(_err, lambda e: e.field || ': ' || e.reason), '; '), _raw "
-        "FROM _stage WHERE len(_err) > 0",
+        "FROM (SELECT * FROM _bad UNION ALL SELECT _row, _err, NULL FROM _verdict) ORDER BY _row",
         [file_id, table.name, str(path)],
     )
+    if con.execute("SELECT count(*) FROM _verdict").fetchall()[0][0]:
+        con.execute(
+            f"DELETE FROM {target} WHERE _file_id = {file_id} AND _row IN (SELECT _row FROM _verdict)"
+        )
+    if corrections:
+        _supersede(store, table, file_id)
     if bad_csv:
         con.executemany(
             "INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
             [[file_id, table.name, str(path), b.row, b.reason, b.reason, b.text] for b in bad_csv],
         )
-    accepted = int(con.execute("SELECT count(*) FROM _stage WHERE len(_err) = 0").fetchall()[0][0])
-    quarantined = rows_read - accepted
+
+    def count(sql: str) -> int:
+        return int(con.execute(sql).fetchall()[0][0])
+
+    accepted = count(f"SELECT count(*) FROM {target} WHERE _file_id = {file_id}")
+    quarantined = count(f"SELECT count(*) FROM quarantine WHERE file_id = {file_id}")
+    if accepted + quarantined != rows_read:  # every row read is stored or quarantined, once
+        raise IngestError(
+            f"{path}: {rows_read} rows read but {accepted} accepted and {quarantined} quarantined; "
+            "nothing from the file was stored"
+        )
     reasons = Counter(
         dict(
             con.execute(
@@ -509,5 +481,84 @@ def _load_in_transaction(
             dt.datetime.now(dt.UTC).replace(tzinfo=None),
         ],
     )
-    con.execute("DROP TABLE _stage; DROP TABLE _verdict")
+    con.execute("DROP TABLE IF EXISTS _source; DROP TABLE _bad; DROP TABLE _verdict")
     return LoadResult(path, table.name, "loaded", rows_read, accepted, quarantined, file_id, reasons)
+
+
+def _write_rows(store: Store, table: Table, source: str, native: frozenset[str], file_id: int) -> None:
+    """The file's two passes: its rows in error into `_bad` (with their errors and the row as
+    read), then every other row, typed, into the input table.
+
+    Writing the rows is most of a load's cost (as much as reading and checking them): they are
+    written once, where a staging table wrote them twice. `_bad` is a table in the database, not
+    a TEMP one, so a file of nothing but bad rows spills to disk; it is dropped before commit.
+    """
+    con = store.con
+    con.execute(
+        f"CREATE OR REPLACE TABLE _bad AS SELECT _row, _err, _raw "
+        f"FROM ({validation_sql(table, source, native)}) WHERE len(_err) > 0"
+    )
+    cols = ", ".join(q(f.name) for f in table.fields)
+    tz = lit(store.contract.report_timezone)
+    day = f"CAST(timezone({tz}, CAST({q(table.time_field)} AS TIMESTAMPTZ)) AS DATE)"
+    con.execute(
+        f"INSERT INTO {q(table.name)} SELECT {cols}, {day}, {file_id}, _row "
+        f"FROM ({typed_sql(table, source, native)}) WHERE _row NOT IN (SELECT _row FROM _bad)"
+    )
+
+
+def _key_verdicts(con: duckdb.DuckDBPyConnection, table: Table, file_id: int, corrections: bool) -> None:
+    """`_verdict`: the rows just written whose key breaks the rules, with the reason.
+
+    A key repeated in the file keeps its first row; later ones are duplicates. A key already
+    loaded from another file is refused (a corrections file is the way to change a record), and
+    a corrections row must replace a loaded record. Only key columns are read; keys are counted
+    and grouped by their hash first and compared in full only where a hash repeats, which cut
+    this step's time by three quarters at a national day (docs/performance.md).
+    """
+    target = q(table.name)
+    key_cols = ", ".join(q(k) for k in table.key)
+    # DuckDB's `hash` of a text gives the same value for ids that differ in two digits
+    # (A-97700000093673, A-97700900093678: 17 % of a national day's alert ids share a hash);
+    # hashing each text key reversed as well keeps repeats of the hash to repeats of the key.
+    texts = [f"reverse({q(f.name)})" for f in table.fields if f.name in table.key and f.type == "string"]
+    key_hash = f"hash({', '.join([key_cols, *texts])})"
+    key_desc = ", ".join(table.key)
+    k0 = table.key[0]
+    key_on = _keys_match(table, "k", "t")
+    dup = f"{{'field': {lit(k0)}, 'value': CAST(k.{q(k0)} AS VARCHAR), 'reason': 'duplicate {key_desc}: "
+    new = f"(SELECT {key_cols}, _row FROM {target} WHERE _file_id = {file_id})"
+    old = f"(SELECT {key_cols}, _row, _file_id FROM {target} WHERE _file_id <> {file_id})"
+    repeated = f"""(SELECT * FROM {new} WHERE {key_hash} IN (
+        SELECT {key_hash} FROM {new} GROUP BY ALL HAVING count(*) > 1))"""
+    verdicts = []
+    # Usually no key repeats: counting distinct hashes says so in one pass, and the grouping
+    # that names each repeat and its first row is only run when one does.
+    if con.execute(f"SELECT count(*) - count(DISTINCT {key_hash}) FROM {new}").fetchall()[0][0]:
+        verdicts.append(
+            f"""SELECT k._row, [{dup}same as row ' || t._first || ' of this file'}}] AS _err
+            FROM {repeated} k JOIN (
+                SELECT {key_cols}, min(_row) AS _first FROM {repeated} GROUP BY ALL HAVING count(*) > 1
+            ) t ON {key_on} AND k._row > t._first"""
+        )
+    if corrections:
+        nothing = (
+            f"{{'field': {lit(k0)}, 'value': CAST(k.{q(k0)} AS VARCHAR), "
+            f"'reason': 'correction for a record never loaded (no {key_desc} to replace); "
+            "load it as new data'}"
+        )
+        verdicts.append(f"SELECT k._row, [{nothing}] AS _err FROM {new} k ANTI JOIN {old} t ON {key_on}")
+    else:
+        verdicts.append(
+            f"""SELECT k._row, [{dup}already loaded from ' || lf.path || ' row ' || t._row || '; '
+                      'to change it, load a corrections file'}}] AS _err
+            FROM {new} k JOIN {old} t ON {key_on}
+            JOIN loaded_files lf ON lf.file_id = t._file_id"""
+        )
+    # A repeat within the file is reported as such even when its key is also already loaded.
+    con.execute(f"""
+        CREATE OR REPLACE TABLE _verdict AS
+        SELECT _row, first(_err ORDER BY _why) AS _err FROM (
+            {" UNION ALL ".join(f"SELECT *, {i} AS _why FROM ({v})" for i, v in enumerate(verdicts))}
+        ) GROUP BY _row
+    """)

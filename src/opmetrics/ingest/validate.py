@@ -131,6 +131,13 @@ def native_ok(f: Field) -> bool:
     return f.type in ("integer", "boolean", "timestamp") and f.pattern is None
 
 
+def typed_sql(table: Table, source: str, native: frozenset[str] = frozenset()) -> str:
+    """SELECT over `source` giving `_row` and each field in its contract type, as
+    `validation_sql` types them (for the rows it finds no error in)."""
+    typed = ", ".join(f"{typed_expr(f, f.name in native)} AS {q(f.name)}" for f in table.fields)
+    return f"SELECT _row, {typed} FROM {source}"
+
+
 def validation_sql(table: Table, source: str, native: frozenset[str] = frozenset()) -> str:
     """SELECT over `source` (VARCHAR columns plus _row, passed through `normalise`) giving typed
     columns, _raw and _err.
