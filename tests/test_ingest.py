@@ -395,3 +395,17 @@ def test_parquet_text_trimming_matches_python_strip_at_every_edge():
         check(values)
 
     random_values()
+
+
+def test_a_load_that_would_lose_a_row_stores_nothing(store, tmp_path, monkeypatch):
+    """Tamper test for the row accounting: if the pass that writes the good rows dropped one,
+    accepted + quarantined would fall short of the rows read; the file is refused whole."""
+    import opmetrics.ingest.load as load
+
+    real = load.typed_sql
+    monkeypatch.setattr(load, "typed_sql", lambda *a: f"SELECT * FROM ({real(*a)}) WHERE _row > 1")
+    path = write_csv(tmp_path / "sr.csv", [sr(1), sr(2), sr(3, region="Nowhere")])
+    with pytest.raises(IngestError, match="3 rows read but 1 accepted and 1 quarantined"):
+        load_file(store, path, "service_requests")
+    assert store.count("service_requests") == 0 and store.count("quarantine") == 0
+    assert store.count("loaded_files") == 0
