@@ -36,7 +36,7 @@ from opmetrics.engine.store import Store
 from opmetrics.ingest.validate import BLANK, lit, native_ok, normalise, q, typed_sql, validation_sql
 from opmetrics.methodology.contract import Table
 
-# DuckDB's memory limit while a file loads (its staged rows and duplicate check spill beyond
+# DuckDB's memory limit while a file loads (its writes and the duplicate check spill beyond
 # it): lower than the store's, at the same speed (docs/performance.md, Design choices measured).
 INGEST_MEMORY_LIMIT = os.environ.get("OPMETRICS_INGEST_MEMORY_LIMIT", "1GB")
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
