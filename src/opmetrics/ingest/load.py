@@ -512,9 +512,9 @@ def _key_verdicts(con: duckdb.DuckDBPyConnection, table: Table, file_id: int, co
 
     A key repeated in the file keeps its first row; later ones are duplicates. A key already
     loaded from another file is refused (a corrections file is the way to change a record), and
-    a corrections row must replace a loaded record. Only key columns are read; keys are counted
-    and grouped by their hash first and compared in full only where a hash repeats, which cut
-    this step's time by three quarters at a national day (docs/performance.md).
+    a corrections row must replace a loaded record. Only key columns are read. Distinct key
+    hashes are counted first, and keys are grouped and compared in full only where a hash
+    repeats: this step's time at a national day fell from 24.4 s to 10.1 s (docs/performance.md).
     """
     target = q(table.name)
     key_cols = ", ".join(q(k) for k in table.key)

@@ -134,8 +134,11 @@ def native_ok(f: Field) -> bool:
 def typed_sql(table: Table, source: str, native: frozenset[str] = frozenset()) -> str:
     """SELECT over `source` giving `_row` and each field in its contract type, as
     `validation_sql` types them (for the rows it finds no error in)."""
-    typed = ", ".join(f"{typed_expr(f, f.name in native)} AS {q(f.name)}" for f in table.fields)
-    return f"SELECT _row, {typed} FROM {source}"
+    return f"SELECT _row, {_typed_columns(table, native)} FROM {source}"
+
+
+def _typed_columns(table: Table, native: frozenset[str]) -> str:
+    return ", ".join(f"{typed_expr(f, f.name in native)} AS {q(f.name)}" for f in table.fields)
 
 
 def validation_sql(table: Table, source: str, native: frozenset[str] = frozenset()) -> str:
@@ -147,7 +150,7 @@ def validation_sql(table: Table, source: str, native: frozenset[str] = frozenset
     `_raw` (the row as JSON, for the quarantine) is only built for rows that have an error.
     """
     norm = ", ".join(q(f.name) for f in table.fields)
-    typed = ", ".join(f"{typed_expr(f, f.name in native)} AS {q(f.name)}" for f in table.fields)
+    typed = _typed_columns(table, native)
     ferrs = _error_list([e for f in table.fields for e in field_errors(f, f.name in native)])
     raw_struct = "{" + ", ".join(f"{lit(f.name)}: n.{q(f.name)}" for f in table.fields) + "}"
     check_list = _error_list(
