@@ -190,8 +190,7 @@ def _supersede(store: Store, table: Table, file_id: int) -> None:
     con = store.con
     target = q(table.name)
     key_eq = _keys_match(table, "ok", "x")
-    key_cols = ", ".join(q(k) for k in table.key)
-    new = f"(SELECT {key_cols}, _row FROM {target} WHERE _file_id = {file_id})"
+    new = _keys_of_file(table, file_id)
     key_text = " || '|' || ".join(f"CAST(x.{q(k)} AS VARCHAR)" for k in table.key)
     record = ", ".join(f"{q(f.name)} := x.{q(f.name)}" for f in table.fields)
     con.execute(f"""
@@ -300,6 +299,12 @@ def _invalid_text_column(path: Path, names: list[str]) -> str | None:
     finally:
         scan.close()
     return None
+
+
+def _keys_of_file(table: Table, file_id: int) -> str:
+    """SQL: the key and row of each record the file with `file_id` put in its input table."""
+    key_cols = ", ".join(q(k) for k in table.key)
+    return f"(SELECT {key_cols}, _row FROM {q(table.name)} WHERE _file_id = {file_id})"
 
 
 def _keys_match(table: Table, a: str, b: str) -> str:
@@ -527,7 +532,7 @@ def _key_verdicts(con: duckdb.DuckDBPyConnection, table: Table, file_id: int, co
     k0 = table.key[0]
     key_on = _keys_match(table, "k", "t")
     dup = f"{{'field': {lit(k0)}, 'value': CAST(k.{q(k0)} AS VARCHAR), 'reason': 'duplicate {key_desc}: "
-    new = f"(SELECT {key_cols}, _row FROM {target} WHERE _file_id = {file_id})"
+    new = _keys_of_file(table, file_id)
     old = f"(SELECT {key_cols}, _row, _file_id FROM {target} WHERE _file_id <> {file_id})"
     repeated = f"""(SELECT * FROM {new} WHERE {key_hash} IN (
         SELECT {key_hash} FROM {new} GROUP BY ALL HAVING count(*) > 1))"""
