@@ -104,6 +104,25 @@ def test_chunked_generation_keeps_ids_unique(tmp_path, monkeypatch):
     assert groups >= 2
 
 
+def test_a_month_s_last_days_alone_are_those_days_of_the_whole_month(tiny, tmp_path):
+    """The end-to-end benchmark simulates only the month's last two days (`from_day`)."""
+    out, _ = tiny
+    man = simulate_month("2026-10", tmp_path, "tiny", seed=7, days=2, from_day=30)
+    assert man["days"] == 2
+    assert sorted(p.name for p in (tmp_path / "service_requests").iterdir()) == [
+        "2026-10-30.parquet",
+        "2026-10-31.parquet",
+    ]
+    for day in ("2026-10-30", "2026-10-31"):
+        for table in ("service_requests", "alerts"):
+            f = f"{table}/{day}.parquet"
+            assert pq.read_table(tmp_path / f).equals(pq.read_table(out / f))
+    with pytest.raises(ValueError, match="days must be between 1 and 2"):
+        simulate_month("2026-10", tmp_path / "x", "tiny", days=3, from_day=30)
+    with pytest.raises(ValueError, match="from_day must be between 1 and 31"):
+        simulate_month("2026-10", tmp_path / "x", "tiny", from_day=32)
+
+
 def test_bad_month_and_scale_are_refused(tmp_path):
     with pytest.raises(ValueError, match="2026-10"):
         simulate_month("October", tmp_path)

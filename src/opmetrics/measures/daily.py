@@ -54,6 +54,8 @@ class DayCubes:
     # Histograms kept merged per period, by the name of their day cube (`day_rtt`,
     # `day_legs_ms`): the same keys and count `n`, with `period` in place of `report_date`.
     months: dict[str, ibis.Table] = field(default_factory=dict)
+    # Requests per day and inclusion rule (`records.fate_cube`): the run summary's counts.
+    fates: ibis.Table | None = None
 
     def month_of(self, s: Scope, name: str, days: ibis.Table | None) -> tuple[ibis.Table | None, bool]:
         """The period's rows of day cube `name` (`days`), and whether they are already merged

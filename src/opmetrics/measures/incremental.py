@@ -28,7 +28,7 @@ from opmetrics.measures.daily import DayCubes, alert_cube, daily_rsvp, request_c
 from opmetrics.measures.diagnostics import day_counts
 from opmetrics.measures.families import cell_builders
 from opmetrics.measures.outcome import Folds
-from opmetrics.measures.records import Scope, classified_requests, failure_links
+from opmetrics.measures.records import Scope, classified_requests, failure_links, fate_cube
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -42,6 +42,7 @@ CUBE_TABLES = {
     "day_diagnostics": day_counts,
     "day_legs": legs.day_sums,
     "day_legs_ms": legs.day_histogram,
+    "day_fates": fate_cube,
     **CELL_TABLES,
 }
 # What each cube is, as part of every day's fingerprint (`model_fingerprints`): the SQL its
@@ -374,6 +375,7 @@ def stored_cubes(store: Store) -> DayCubes:
         _stored_folds(store),
         {name: b.table(name) for name in CELL_TABLES},
         {name: b.table(month) for name, (month, _) in MONTH_TOTALS.items() if store.has_table(month)},
+        b.table("day_fates"),
     )
 
 
@@ -398,4 +400,6 @@ def reduced_cubes(s: Scope) -> DayCubes:
         c["day_legs_ms"],
         None,
         {name: c[name] for name in CELL_TABLES},
+        {},
+        c["day_fates"],
     )

@@ -205,16 +205,23 @@ def every_request_classified(s: Scope) -> ibis.Table:
     return _classify(s, _lookups(s, s.con.table("service_requests"), any_period=True))
 
 
-def fate_counts(s: Scope) -> dict[str, int]:
-    """The period's requests counted by the rule that included or excluded them (`rule` of
-    `classified_requests`): the run summary's "included" count and the exclusions beside it.
+def fate_cube(s: Scope) -> ibis.Table:
+    """The scope's requests counted per day by the rule that included or excluded them (`rule`
+    of `classified_requests`): the run summary's "included" count and the exclusions beside it,
+    kept per day so that a month end adds up its days instead of reading the month's records.
     Read from each row alone where inclusion allows (no lookups), else from the classification."""
     if s.m.counting.party_retries_count_separately:
         t = requests_in_period(s)
         t = t.mutate(rule=inclusion_rule(s, t))
     else:
         t = classified_requests(s)
-    rows = t.group_by("rule").aggregate(n=t.count()).to_pyarrow().to_pylist()
+    return t.group_by(["report_date", "rule"]).aggregate(n=t.count())
+
+
+def fate_counts(s: Scope, days: ibis.Table | None = None) -> dict[str, int]:
+    """The period's requests by fate (`fate_cube`), from its stored days when given."""
+    t = in_scope(s, days) if days is not None else fate_cube(s)
+    rows = t.group_by("rule").aggregate(n=t.n.sum()).to_pyarrow().to_pylist()
     return {r["rule"]: int(r["n"]) for r in sorted(rows, key=lambda r: r["rule"])}
 
 

@@ -225,15 +225,16 @@ def compute(
     try:
         step(STEPS[0])
         refreshed = refresh(store, scope, f"{register_version}|{applied}")
+        cubes = stored_cubes(store)
         tables = measure_suite(
             scope,
-            stored_cubes(store),
+            cubes,
             counts,
             history(store, period),
             previous_availability(store, period),
             lambda i: step(STEPS[i]),
         )
-        fates = fate_counts(scope)  # the same rule every measure includes a request by
+        fates = fate_counts(scope, cubes.fates)  # the same rule every measure includes a request by
         tables.update(run_context(store, period, DUPLICATE_DETAIL))  # what the pack shows beside
         tables.update(with_period(earlier_figures(store, period), period))  # earlier months shown
         tables.update(with_period(drill_tables(scope), period))  # what the dashboard groups

@@ -750,11 +750,14 @@ def simulate_month(
     on_day: Callable[[int, int, int], None] | None = None,
     days: int | None = None,
     reference: bool = True,
+    from_day: int = 1,
 ) -> dict:
     """Write OUT/{service_requests,alerts,incidents,outages}/... for one month; return a manifest.
 
     `on_day(day, requests, alerts)` is called after each day, for progress reporting. `days`
-    limits the output to the month's first N days (scale benchmarks: one national day).
+    limits the output to N days from the month's day `from_day` (scale benchmarks: one national day;
+    the end-to-end benchmark: the month's last two days). Each day is seeded on its own, so a day
+    is the same whichever days are written with it.
     `reference=False` leaves out the party register (written once for consecutive months: the
     same register loaded twice would be refused as duplicates).
     """
@@ -771,9 +774,12 @@ def simulate_month(
         (out / t).mkdir(parents=True, exist_ok=True)
     estate = Estate(sc.devices, np.random.default_rng([seed, 0]))
     starts = _day_starts(year, mon)
-    traffic_days = len(starts) - 1 if days is None else days
-    if not 1 <= traffic_days <= len(starts) - 1:
-        raise ValueError(f"days must be between 1 and {len(starts) - 1}, got {days}")
+    month_days = len(starts) - 1
+    if not 1 <= from_day <= month_days:
+        raise ValueError(f"from_day must be between 1 and {month_days}, got {from_day}")
+    traffic_days = month_days - from_day + 1 if days is None else days
+    if not 1 <= traffic_days <= month_days - from_day + 1:
+        raise ValueError(f"days must be between 1 and {month_days - from_day + 1}, got {days}")
     tag = f"{year % 100:02d}{mon:02d}"
     windows = (
         [
@@ -793,7 +799,7 @@ def simulate_month(
     gen = _DayGen(estate, sc, seed, faults)
     totals = {"service_requests": 0, "alerts": 0}
     first_day: pa.Table | None = None
-    for day_no, start in enumerate(starts[:traffic_days], start=1):
+    for day_no, start in enumerate(starts[from_day - 1 : from_day - 1 + traffic_days], start=from_day):
         local = start.astimezone(UK).date()
         counts = gen.volumes(day_no, local.weekday())
         nchunks = max(1, -(-sum(counts) // CHUNK_ROWS))
