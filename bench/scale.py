@@ -365,7 +365,7 @@ def step_assemble(work: Path, days: int = 30) -> dict:
         with s.unordered():
             by_party = counts(s, cubes.diagnostics)
             legs = compute_legs(s, cubes.legs, *cubes.month_of(s, "day_legs_ms", cubes.legs_ms))
-        compute_diagnostics(by_party), compute_benchmarks(by_party)
+        compute_diagnostics(by_party), compute_benchmarks(by_party, m.league)
         t2 = time.perf_counter()
         att1 = compute_att1(s, Context(None, {}, cubes.attempts))
         t3 = time.perf_counter()
@@ -783,7 +783,7 @@ INGEST_HEADER = (
     "| rows per second per core (ingest / floor) | Parquet input |\n|---|---|---|---|---|---|---|"
 )
 E2E_HEADER = (
-    "| point | month's requests / alerts in the store | ingest the day | compute the month "
+    "| point | requests / alerts stored before the day lands | ingest the day | compute the month "
     "| report: the pack | total | days reduced / refolded | pack |\n|---|---|---|---|---|---|---|---|"
 )
 

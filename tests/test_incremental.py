@@ -8,6 +8,7 @@ against numpy over the classified records, and the histogram median against nump
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import duckdb
@@ -30,7 +31,7 @@ from opmetrics.measures.daily import GROUP, _median_ms
 from opmetrics.measures.families import cell_builders
 from opmetrics.measures.incremental import MONTH_TOTALS, stored_cubes
 from opmetrics.measures.outcome import Context
-from opmetrics.measures.records import Scope, classified_requests
+from opmetrics.measures.records import INCLUDED_RULE, Scope, classified_requests
 from opmetrics.measures.run import compute
 from opmetrics.methodology import load
 from opmetrics.simulate.generator import Faults, simulate_month
@@ -177,6 +178,17 @@ def test_late_and_corrected_days_recompute_only_themselves_and_equal_a_full_run(
         kept = con.execute(f"SELECT * FROM {month_total}").fetchall()
         assert len(kept) > 100 and sorted(kept, key=repr) == sorted(merged, key=repr), month_total
     con.close()
+    # The run summary's fates, merged from the days' `day_fates` after the late and corrected
+    # days, are those of the final records as every measure classifies them.
+    with Store(tmp_path / "inc.duckdb") as store:
+        t = classified_requests(Scope(store.ibis(), m, PERIOD, as_of))
+        rows = t.group_by("rule").aggregate(n=t.count()).to_pyarrow().to_pylist()
+        fates = {r["rule"]: r["n"] for r in rows}
+        n, included, excluded = store.con.execute(
+            "SELECT requests_in_period, requests_included, requests_excluded FROM runs"
+        ).fetchone()
+    assert fates.pop(INCLUDED_RULE) == included and included + sum(fates.values()) == n
+    assert fates == json.loads(excluded) and sum(fates.values()) > 0
     # and the correction did move the figures: day 3's failures rose by the twelve E62s
     con = duckdb.connect(str(tmp_path / "full.duckdb"), read_only=True)
     fails = con.execute(
