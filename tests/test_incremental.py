@@ -28,6 +28,7 @@ from opmetrics.measures import incremental
 from opmetrics.measures.attempts import att1
 from opmetrics.measures.attribution import process_requests
 from opmetrics.measures.daily import GROUP, _median_ms
+from opmetrics.measures.drill import drill_tables
 from opmetrics.measures.families import cell_builders
 from opmetrics.measures.incremental import MONTH_TOTALS, stored_cubes
 from opmetrics.measures.outcome import Context
@@ -84,6 +85,11 @@ def _results(db: Path) -> dict[str, set]:
         "day_att1",
         "day_att1_open",
         "day_att1_srv",
+        "day_fates",
+        "day_drill",
+        "day_hourly",
+        "run_drill",
+        "run_hourly",
         *cell_builders(),
         *(month for month, _ in MONTH_TOTALS.values()),
     ):
@@ -186,7 +192,14 @@ def test_late_and_corrected_days_recompute_only_themselves_and_equal_a_full_run(
         fates = {r["rule"]: r["n"] for r in rows}
         n, included, excluded = store.con.execute(
             "SELECT requests_in_period, requests_included, requests_excluded FROM runs"
-        ).fetchone()
+        ).fetchall()[0]
+        # and the dashboard's cubes, merged from the days' `day_drill` and `day_hourly`, are
+        # those grouped from the final records.
+        for name, grouped in drill_tables(Scope(store.ibis(), m, PERIOD, as_of)).items():
+            cols = ", ".join(grouped.column_names)
+            kept = sorted(store.con.execute(f"SELECT {cols} FROM {name}").fetchall(), key=repr)
+            fresh = sorted((tuple(r.values()) for r in grouped.to_pylist()), key=repr)
+            assert len(kept) > 50 and kept == fresh, name
     assert fates.pop(INCLUDED_RULE) == included and included + sum(fates.values()) == n
     assert fates == json.loads(excluded) and sum(fates.values()) > 0
     # and the correction did move the figures: day 3's failures rose by the twelve E62s

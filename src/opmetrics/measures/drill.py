@@ -20,7 +20,7 @@ import ibis
 import pyarrow as pa
 
 from opmetrics.measures.attribution import process_requests
-from opmetrics.measures.records import Scope, classified_requests
+from opmetrics.measures.records import Scope, classified_requests, in_scope
 
 # The cube's dimensions, in the order the drill-down offers them, and their stored columns.
 DRILL_COLUMNS = {
@@ -56,20 +56,31 @@ def _hourly(t: ibis.Table, process_id: ibis.Value) -> ibis.Table:
     ).aggregate(**_counts(t))
 
 
-def drill_tables(s: Scope) -> dict[str, pa.Table]:
-    """`run_drill` and `run_hourly` for the scope's period (without period and run id)."""
+def drill_cube(s: Scope) -> ibis.Table:
+    """`run_drill`'s rows of the scope's days: a day cube (`incremental.CUBE_TABLES`), since
+    every row is of one UK day."""
     t = process_requests(s)
     rtt = ibis.ifelse(t.speed_counted, t.rtt_ms, None)
-    cube = (
-        t.group_by(process_id=t.process_id, **{c: t[c] for c in DRILL_COLUMNS.values()})
-        .aggregate(**_counts(t), rtt_sum_ms=rtt.sum().cast("float64"), rtt_n=rtt.count())
-        .order_by(["process_id", *DRILL_COLUMNS.values()])
+    return t.group_by(process_id=t.process_id, **{c: t[c] for c in DRILL_COLUMNS.values()}).aggregate(
+        **_counts(t), rtt_sum_ms=rtt.sum().cast("float64"), rtt_n=rtt.count()
     )
+
+
+def hourly_cube(s: Scope) -> ibis.Table:
+    """`run_hourly`'s rows of the scope's days (a day cube too)."""
+    t = process_requests(s)
     # A request attributed to two processes is in both; the `all` rows count it once.
     every = classified_requests(s).filter(ibis._.included)
-    hourly = (
-        _hourly(t, t.process_id)
-        .union(_hourly(every, ibis.literal(ALL_REQUESTS)))
-        .order_by(["process_id", "region", "hour"])
-    )
-    return {"run_drill": cube.to_pyarrow(), "run_hourly": hourly.to_pyarrow()}
+    return _hourly(t, t.process_id).union(_hourly(every, ibis.literal(ALL_REQUESTS)))
+
+
+def drill_tables(s: Scope, days: dict[str, ibis.Table] | None = None) -> dict[str, pa.Table]:
+    """`run_drill` and `run_hourly` for the scope's period (without period and run id): the
+    period's rows of the stored day cubes `days` (`day_drill`, `day_hourly`) when given, so a
+    month end reads no records; else grouped from the records."""
+    drill = in_scope(s, days["day_drill"]) if days else drill_cube(s)
+    hourly = in_scope(s, days["day_hourly"]) if days else hourly_cube(s)
+    return {
+        "run_drill": drill.order_by(["process_id", *DRILL_COLUMNS.values()]).to_pyarrow(),
+        "run_hourly": hourly.order_by(["process_id", "region", "hour"]).to_pyarrow(),
+    }

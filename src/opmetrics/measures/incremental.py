@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from opmetrics.engine.cubes import DAY_STATE, FOLD_STATE, DayStore
 from opmetrics.engine.store import Store
-from opmetrics.measures import legs
+from opmetrics.measures import drill, legs
 from opmetrics.measures.attempts import fold_days
 from opmetrics.measures.attribution import pair_srvs, window_days
 from opmetrics.measures.daily import DayCubes, alert_cube, daily_rsvp, request_cube, rtt_histogram
@@ -43,6 +43,8 @@ CUBE_TABLES = {
     "day_legs": legs.day_sums,
     "day_legs_ms": legs.day_histogram,
     "day_fates": fate_cube,
+    "day_drill": drill.drill_cube,
+    "day_hourly": drill.hourly_cube,
     **CELL_TABLES,
 }
 # What each cube is, as part of every day's fingerprint (`model_fingerprints`): the SQL its
