@@ -56,6 +56,8 @@ class DayCubes:
     months: dict[str, ibis.Table] = field(default_factory=dict)
     # Requests per day and inclusion rule (`records.fate_cube`): the run summary's counts.
     fates: ibis.Table | None = None
+    # The dashboard's cubes per day (`drill.drill_cube`, `drill.hourly_cube`), by table name.
+    drill: dict[str, ibis.Table] = field(default_factory=dict)
 
     def month_of(self, s: Scope, name: str, days: ibis.Table | None) -> tuple[ibis.Table | None, bool]:
         """The period's rows of day cube `name` (`days`), and whether they are already merged

@@ -378,6 +378,7 @@ def stored_cubes(store: Store) -> DayCubes:
         {name: b.table(name) for name in CELL_TABLES},
         {name: b.table(month) for name, (month, _) in MONTH_TOTALS.items() if store.has_table(month)},
         b.table("day_fates"),
+        {name: b.table(name) for name in ("day_drill", "day_hourly")},
     )
 
 

@@ -237,9 +237,7 @@ def compute(
         fates = fate_counts(scope, cubes.fates)  # the same rule every measure includes a request by
         tables.update(run_context(store, period, DUPLICATE_DETAIL))  # what the pack shows beside
         tables.update(with_period(earlier_figures(store, period), period))  # earlier months shown
-        # What the dashboard groups, from the day cubes of the same name.
-        drill_days = {n: store.ibis().table(n) for n in ("day_drill", "day_hourly")}
-        tables.update(with_period(drill_tables(scope, drill_days), period))
+        tables.update(with_period(drill_tables(scope, cubes.drill), period))  # what the dashboard groups
     finally:
         scope.release()
     input_fp = store.input_fingerprint()
