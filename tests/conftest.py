@@ -8,6 +8,12 @@ import os
 # terminal (pytest-xdist workers have none and would wrap at 80 columns). Set before the CLI's
 # console is created.
 os.environ["COLUMNS"] = "200"
+# Cube model fingerprints compiled by one test process are reused by the others (workers, CLI
+# subprocesses) through this run's own cache, never the user's (incremental.models_cache_dir).
+if "OPMETRICS_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["OPMETRICS_CACHE_DIR"] = tempfile.mkdtemp(prefix="opmetrics-test-cache-")
 
 import csv  # noqa: E402
 from pathlib import Path  # noqa: E402

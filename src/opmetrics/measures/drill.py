@@ -36,6 +36,9 @@ DRILL_COLUMNS = {
 ALL_REQUESTS = "all"  # run_hourly's process_id for every included request, each counted once
 
 
+_COUNTS = ("volume", "failures", "within_trt", "requests")
+
+
 def _counts(t: ibis.Table) -> dict[str, ibis.Value]:
     """The counts both cubes hold, as RSVP counts them: volume (weighted), failures, requests
     within TRT and requests."""
@@ -47,31 +50,48 @@ def _counts(t: ibis.Table) -> dict[str, ibis.Value]:
     }
 
 
-def _hourly(t: ibis.Table, process_id: ibis.Value) -> ibis.Table:
-    return t.group_by(
-        process_id=process_id,
-        region=t.region,
-        report_date=t.report_date,
-        hour=t.received_at.truncate("h"),
-    ).aggregate(**_counts(t))
+def _by_hour(s: Scope) -> ibis.Table:
+    """The attributed requests grouped by the drill cube's dimensions and the hour received.
+    Both cubes regroup it, so the requests are joined to their processes once for the two
+    (kept as a table of the scope's when it materialises)."""
+
+    def build() -> ibis.Table:
+        t = process_requests(s)
+        rtt = ibis.ifelse(t.speed_counted, t.rtt_ms, None)
+        dims = {c: t[c] for c in DRILL_COLUMNS.values()}
+        return t.group_by(process_id=t.process_id, hour=t.received_at.truncate("h"), **dims).aggregate(
+            **_counts(t), rtt_sum_ms=rtt.sum().cast("float64"), rtt_n=rtt.count()
+        )
+
+    return s.cached("drill_by_hour", build)
+
+
+def _sums(t: ibis.Table, *columns: str) -> dict[str, ibis.Value]:
+    return {c: t[c].sum().cast(t[c].type()) for c in columns}
 
 
 def drill_cube(s: Scope) -> ibis.Table:
     """`run_drill`'s rows of the scope's days: a day cube (`incremental.CUBE_TABLES`), since
     every row is of one UK day."""
-    t = process_requests(s)
-    rtt = ibis.ifelse(t.speed_counted, t.rtt_ms, None)
-    return t.group_by(process_id=t.process_id, **{c: t[c] for c in DRILL_COLUMNS.values()}).aggregate(
-        **_counts(t), rtt_sum_ms=rtt.sum().cast("float64"), rtt_n=rtt.count()
+    t = _by_hour(s)
+    return t.group_by(["process_id", *DRILL_COLUMNS.values()]).aggregate(
+        **_sums(t, *_COUNTS, "rtt_sum_ms", "rtt_n")
     )
 
 
 def hourly_cube(s: Scope) -> ibis.Table:
     """`run_hourly`'s rows of the scope's days (a day cube too)."""
-    t = process_requests(s)
+    t = _by_hour(s)
+    per_process = t.group_by(["process_id", "region", "report_date", "hour"]).aggregate(**_sums(t, *_COUNTS))
     # A request attributed to two processes is in both; the `all` rows count it once.
     every = classified_requests(s).filter(ibis._.included)
-    return _hourly(t, t.process_id).union(_hourly(every, ibis.literal(ALL_REQUESTS)))
+    hourly = every.group_by(
+        process_id=ibis.literal(ALL_REQUESTS),
+        region=every.region,
+        report_date=every.report_date,
+        hour=every.received_at.truncate("h"),
+    ).aggregate(**_counts(every))
+    return per_process.union(hourly.cast(per_process.schema()))
 
 
 def drill_tables(s: Scope, days: dict[str, ibis.Table] | None = None) -> dict[str, pa.Table]:

@@ -14,6 +14,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import inspect
+import json
+import os
 import re
 from functools import partial
 from pathlib import Path
@@ -180,13 +182,51 @@ def model_fingerprints(store: Store, s: Scope) -> dict[str, str]:
     stored = days_store.models(key)
     if set(stored) == models:
         return stored
-    fresh = _COMPILED.get(key, {})
-    if set(fresh) != models:  # not compiled in this process either (a new store, say)
+    fresh = _COMPILED.get(key) or _cached_models(key)
+    if set(fresh) != models:  # not compiled in this process, nor by another under this key
         fresh = {name: hashlib.sha256(sql.encode()).hexdigest()[:16] for name, sql in compiled_sql(s).items()}
         fresh["att1_folds"] = hashlib.sha256(inspect.getsource(fold_days).encode()).hexdigest()[:16]
-        _COMPILED[key] = fresh
+        _save_cached_models(key, fresh)
+    _COMPILED[key] = fresh
     days_store.save_models(key, fresh)
     return dict(fresh)
+
+
+def models_cache_dir() -> Path:
+    """Where model fingerprints compiled by any process are kept, by code key: a new store (a
+    demo, a test's, a CLI call's) then compiles nothing (about 6 s). `OPMETRICS_CACHE_DIR`,
+    else the user's cache directory."""
+    root = os.environ.get("OPMETRICS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "opmetrics"
+    )
+    return Path(root) / "cube_models"
+
+
+def _cache_file(key: str) -> Path:
+    return models_cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+
+
+def _cached_models(key: str) -> dict[str, str]:
+    """The fingerprints kept under `key`, or none (missing, unreadable, or kept under another key)."""
+    try:
+        got = json.loads(_cache_file(key).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(got, dict) or got.get("key") != key or not isinstance(got.get("models"), dict):
+        return {}
+    return {str(k): str(v) for k, v in got["models"].items()}
+
+
+def _save_cached_models(key: str, fingerprints: dict[str, str]) -> None:
+    """Keep the fingerprints for other processes; a cache that cannot be written is no error."""
+    path = _cache_file(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "models": fingerprints}, sort_keys=True), "utf-8")
+        tmp.replace(path)
+    except OSError:
+        pass
 
 
 def global_fingerprint(store: Store, s: Scope, exceptions_fp: str) -> str:
