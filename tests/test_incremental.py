@@ -492,43 +492,39 @@ def test_a_changed_cube_definition_reduces_every_day_again_and_an_unchanged_one_
         assert compute(store, m, PERIOD, as_of=as_of).days_reduced == 0
 
 
-def test_model_fingerprints_compiled_by_one_process_serve_the_next(month, tmp_path, monkeypatch):
+def test_model_fingerprints_compiled_by_one_process_serve_the_next(tmp_path, monkeypatch):
     """A new store in a new process (no `_COMPILED`) reads the fingerprints another compiled
     under the same code key from the cache directory, compiling nothing. Tamper: a cache entry
-    missing a model, or kept under another key, is not used."""
+    missing a model, or kept under another key, is not used (compiled again, and mended)."""
     monkeypatch.setenv("OPMETRICS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(incremental, "_COMPILED", {})
-    m, as_of = load(None), dt.datetime(2026, 11, 1)
-    with Store(tmp_path / "first.duckdb") as store:
-        _load(store, find_files([month["data"]]))
-        compute(store, m, PERIOD, as_of=as_of)
-        compiled_first = dict(store.con.execute("SELECT name, fingerprint FROM cube_models").fetchall())
-        key = store.con.execute("SELECT DISTINCT code_key FROM cube_models").fetchall()[0][0]
-    files = list((tmp_path / "cache" / "cube_models").glob("*.json"))
-    assert len(files) == 1
-    kept = json.loads(files[0].read_text("utf-8"))
-    assert kept == {"key": key, "models": compiled_first}
-
     real_compile, compiled = incremental.compiled_sql, []
     monkeypatch.setattr(incremental, "compiled_sql", lambda s: compiled.append(1) or real_compile(s))
+    m = load(None)
 
-    def fresh_store(name: str) -> dict[str, str]:
+    def fresh_store(name: str) -> tuple[dict[str, str], str]:
         monkeypatch.setattr(incremental, "_COMPILED", {})  # as in a new process
         with Store(tmp_path / name) as store:
-            _load(store, find_files([month["data"]]))
-            compute(store, m, PERIOD, as_of=as_of)
-            return dict(store.con.execute("SELECT name, fingerprint FROM cube_models").fetchall())
+            got = incremental.model_fingerprints(
+                store, Scope(store.ibis(), m, PERIOD, dt.datetime(2026, 11, 1))
+            )
+            key = store.con.execute("SELECT DISTINCT code_key FROM cube_models").fetchall()[0][0]
+            assert dict(store.con.execute("SELECT name, fingerprint FROM cube_models").fetchall()) == got
+        return got, key
 
-    assert fresh_store("second.duckdb") == compiled_first
-    assert compiled == []
-    # Tamper: one model missing from the entry; then the entry rewritten under another key.
-    files[0].write_text(json.dumps({"key": key, "models": dict(list(compiled_first.items())[1:])}), "utf-8")
-    assert fresh_store("third.duckdb") == compiled_first
-    assert len(compiled) == 1
-    assert json.loads(files[0].read_text("utf-8"))["models"] == compiled_first  # mended
-    files[0].write_text(json.dumps({"key": key + "?", "models": compiled_first}), "utf-8")
-    assert fresh_store("fourth.duckdb") == compiled_first
+    first, key = fresh_store("first.duckdb")
+    assert set(first) == {*incremental.CUBE_TABLES, "att1_folds"} and len(compiled) == 1
+    files = list((tmp_path / "cache" / "cube_models").glob("*.json"))
+    assert len(files) == 1
+    assert json.loads(files[0].read_text("utf-8")) == {"key": key, "models": first}
+    assert fresh_store("second.duckdb") == (first, key)
+    assert len(compiled) == 1  # read from the cache: nothing compiled
+    # Tamper: one model missing from the entry; then the entry kept under another key.
+    files[0].write_text(json.dumps({"key": key, "models": dict(list(first.items())[1:])}), "utf-8")
+    assert fresh_store("third.duckdb") == (first, key)
     assert len(compiled) == 2
+    assert json.loads(files[0].read_text("utf-8"))["models"] == first  # mended
+    files[0].write_text(json.dumps({"key": key + "?", "models": first}), "utf-8")
+    assert incremental._cached_models(key) == {}
 
 
 def test_model_fingerprints_are_the_same_in_every_process(month, tmp_path):
