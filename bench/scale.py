@@ -499,13 +499,8 @@ def step_e2e_setup(work: Path, fraction: str) -> dict:
                 store, s, incremental.global_fingerprint(store, s, exceptions_fp)
             )
             DayStore(store).set_day_state(sorted(want), want)
-            folded = sorted(want)
-            handed, carried = DayStore(store).open_chains(folded), ""
             con.execute("DELETE FROM day_att1_state")
-            for d in folded:
-                out = handed.get(d, "0:None")
-                con.execute("INSERT INTO day_att1_state VALUES (?, ?, ?, ?)", [d, want[d], carried, out])
-                carried = out
+            DayStore(store).record_folds(sorted(want), want, "")  # a period's first day carries none
             return real_refresh(store, s, exceptions_fp)
 
         run.refresh = mark_current

@@ -15,6 +15,8 @@ from typing import Any
 from opmetrics.engine.store import Store
 
 MODELS_TABLE = "cube_models"
+# What a day that hands on no chain of resends hands on (`open_chains` has no row for it).
+NO_CHAINS = "0:None"
 DAY_STATE = "day_state"
 FOLD_STATE = "day_att1_state"
 
@@ -148,11 +150,21 @@ class DayStore:
             ).fetchall()
         }
 
-    def add_fold_state(self, rows: list[list[Any]]) -> None:
+    def record_folds(self, days: list[dt.date], inputs: dict[dt.date, str], carried: str) -> str:
+        """What consecutive `days`, just folded, were folded from: each day's inputs' fingerprint,
+        the chains carried into it (`carried` for the first, then the day before's) and those it
+        hands on (`open_chains`). Returns what the last day hands on."""
+        handed, rows = self.open_chains(days), []
+        for d in days:
+            out = handed.get(d, NO_CHAINS)
+            rows.append([d, inputs[d], carried, out])
+            carried = out
         self.con.executemany(f"INSERT INTO {FOLD_STATE} VALUES (?, ?, ?, ?)", rows)
+        return carried
 
     def open_chains(self, days: list[dt.date]) -> dict[dt.date, str]:
-        """Per day: the chains of resends it hands on, as count and content hash."""
+        """Per day: the chains of resends it hands on, as count and content hash (a day that
+        hands on none is missing: NO_CHAINS)."""
         return _per_day(
             self.con.execute(
                 "SELECT report_date, count(*), "

@@ -354,13 +354,7 @@ def _fold(
                 backend.insert("day_att1", ended)
                 backend.insert("day_att1_open", still_open)
                 backend.insert("day_att1_srv", by_srv)
-                handed = days_store.open_chains(span)
-                rows = []
-                for d in span:
-                    out = handed.get(d, "0:None")
-                    rows.append([d, inputs[d], carried_fp, out])
-                    carried_fp = out
-                days_store.add_fold_state(rows)
+                carried_fp = days_store.record_folds(span, inputs, carried_fp)
     finally:
         scope.release()
     return carried_fp
