@@ -361,7 +361,7 @@ def test_pairs_across_loads_acknowledgements_apart_overlaps_once_and_settling(tm
         resp(stranger, "2.2", "I0", 5.1),
     ]
     day2 = [*day1[2:3], resp(ovl, "2.2", "I0", 11), resp(fut, "1.1.1", "I0", 130)]
-    day3 = [_line(request_xml(f"{USER}:{DEV}:17", "2.2", None), at(60 * 24))]
+    day3 = [_line(request_xml(f"{USER}:{DEV}:17", "2.2", None), at(60 * 24))] * 2  # the same line twice
     logs = []
     for i, lines in enumerate((day1, day2, day3), start=1):
         logs.append(tmp_path / f"day{i}.jsonl")
@@ -386,6 +386,7 @@ def test_pairs_across_loads_acknowledgements_apart_overlaps_once_and_settling(tm
         second = ingest_duis(store, m, [logs[1]], tmp_path / "stage")
         s2 = state(store)
         assert second.bad == 0 and store.count("quarantine") == 0  # the re-sent request is the same one
+        assert store.count("duis_messages") == len(day1) + 2  # ... and stored once
         assert s2[ovl][0] == "I0" and s2[fut] == ("I0", t0 + dt.timedelta(minutes=130))
         # The cut-off (02:00) is past 2.2's 30 s TRT and an hour's grace: settled, without a response.
         assert s2[lost] == (None, None) and s2[fw] == ("I99", t0 + dt.timedelta(minutes=3.1))
@@ -393,6 +394,7 @@ def test_pairs_across_loads_acknowledgements_apart_overlaps_once_and_settling(tm
 
         third = ingest_duis(store, m, [logs[2]], tmp_path / "stage")
         assert third.open_requests == 1  # the third log's request, within its TRT
+        assert third.bad == 0 and store.count("duis_messages") == len(day1) + 3  # one line twice: once
         s3, rows = state(store), store.count("service_requests")
         again = ingest_duis(store, m, logs, tmp_path / "stage")
         assert again.already and again.files_already == [str(p) for p in logs] and not again.loads
@@ -554,3 +556,43 @@ def test_party_log_pairs_in_the_store_overlaps_once_and_a_reused_request_id_is_b
     assert got[fut]["response_code"] == "I0" and got[fut]["received_at"] == t0 + dt.timedelta(seconds=3603)
     assert got[fut]["mode"] == "future-dated" and got[fut]["smets"] == 2
     assert got[plain]["srv"] == "2.2" and got[plain]["received_at"] == t0 + dt.timedelta(seconds=6)
+
+
+def test_a_duis_load_runs_under_its_own_lower_memory_limit_which_the_loads_inside_keep(tmp_path, monkeypatch):
+    """Issue 33, item 3: DUIS logs load under `DUIS_MEMORY_LIMIT` (DuckDB spills beyond it, so
+    memory stays flat however long the log); the file loads inside `ingest_duis` keep that lower
+    limit rather than their own higher one; the store's limit is back afterwards, also when a load
+    fails."""
+    from opmetrics.ingest import duis_pairing, load
+
+    monkeypatch.setenv("OPMETRICS_MEMORY_LIMIT", "3GB")
+    monkeypatch.setattr(duis_pairing, "DUIS_MEMORY_LIMIT", "300MB")
+    monkeypatch.setattr(load, "INGEST_MEMORY_LIMIT", "1GB")
+    seen: list[str] = []
+
+    def limit(con) -> str:
+        return con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    db = tmp_path / "x.duckdb"
+    cli("ingest", str(_parties_devices(tmp_path)), "--db", str(db))
+    log = tmp_path / "day.jsonl"
+    log.write_text(_line(request_xml(f"{USER}:{DEV}:1", "2.2", None)) + "\n")
+    with Store(db) as store:
+        own = limit(store.con)
+        store.con.execute("SET memory_limit = '300MB'")
+        duis_limit = limit(store.con)
+        store.con.execute("SET memory_limit = '3GB'")
+        assert own == limit(store.con) != duis_limit
+        real = load._load_in_transaction
+        monkeypatch.setattr(
+            load, "_load_in_transaction", lambda store, *a: seen.append(limit(store.con)) or real(store, *a)
+        )
+        res = ingest_duis(store, load_methodology(), [log], tmp_path / "stage")
+        assert [r.table for r in res.loads] == ["service_requests"] and seen == [duis_limit]
+        assert limit(store.con) == own
+        monkeypatch.setattr(duis_pairing, "_emit", lambda *a: 1 / 0)
+        log2 = tmp_path / "day2.jsonl"
+        log2.write_text(_line(request_xml(f"{USER}:{DEV}:2", "2.2", None)) + "\n")
+        with pytest.raises(ZeroDivisionError):
+            ingest_duis(store, load_methodology(), [log2], tmp_path / "stage")
+        assert limit(store.con) == own

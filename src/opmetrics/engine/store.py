@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
 """
 
 
+_UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+
+
 class Store:
     """A DuckDB database file with the contract's tables created on open."""
 
@@ -69,6 +72,7 @@ class Store:
         self.contract = contract or load_contract()
         self.read_only = read_only
         self.memory_limit = os.environ.get("OPMETRICS_MEMORY_LIMIT", "2GB")
+        self._limit = self.memory_limit  # the limit in force (`memory_limited` lowers it for a while)
         if read_only:
             # An in-memory database with the file attached read-only: readers (the web app) can
             # still make temporary tables, and never lock out a writer's next run.
@@ -114,6 +118,7 @@ class Store:
         st = cls.__new__(cls)
         st.path, st.contract, st.read_only = Path(work), contract or load_contract(), False
         st.memory_limit = os.environ.get("OPMETRICS_MEMORY_LIMIT", "2GB")
+        st._limit = st.memory_limit
         st._base = duckdb.connect(str(st.path))
         st._base.execute("SET TimeZone = 'UTC'")
         st._base.execute(f"SET memory_limit = '{st.memory_limit}'")
@@ -147,6 +152,29 @@ class Store:
     def quiet(self) -> None:
         """No progress bar from DuckDB on the terminal (a scratch computation inside a command)."""
         self.con.execute("SET enable_progress_bar = false")
+
+    def _limit_bytes(self) -> float:
+        text = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        number, _, unit = str(text).partition(" ")
+        return float(number) * _UNITS.get(unit.strip(), 1)
+
+    @contextlib.contextmanager
+    def memory_limited(self, limit: str) -> Iterator[None]:
+        """A block under DuckDB memory limit `limit`, or under the limit already in force if that
+        is lower (a load inside a DUIS ingest keeps the ingest's lower limit). The limit in force
+        before is restored afterwards, also on error."""
+        before = self._limit
+        was = self._limit_bytes()
+        self.con.execute(f"SET memory_limit = '{limit}'")
+        if self._limit_bytes() > was:
+            self.con.execute(f"SET memory_limit = '{before}'")
+            limit = before
+        self._limit = limit
+        try:
+            yield
+        finally:
+            self.con.execute(f"SET memory_limit = '{before}'")
+            self._limit = before
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

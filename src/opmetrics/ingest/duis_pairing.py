@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,9 @@ from opmetrics.ingest.duis import ACK, LEGS, Bad, Message, load_schema, read_mes
 from opmetrics.ingest.load import IngestError, LoadResult, load_file, sha256_of
 from opmetrics.methodology import Methodology
 
+# DuckDB's memory limit while DUIS logs load: staging, pairing and the anti-joins spill to disk
+# beyond it, so peak memory stays flat however long the log (issue 33; docs/duis.md, Memory).
+DUIS_MEMORY_LIMIT = os.environ.get("OPMETRICS_DUIS_MEMORY_LIMIT", "500MB")
 GRACE = dt.timedelta(hours=1)  # after its TRT, how long a response may still arrive in the logs
 BATCH = 50_000  # messages staged at a time
 
@@ -45,11 +49,11 @@ _DDL = """
 CREATE TABLE IF NOT EXISTS duis_files (
     sha256 VARCHAR PRIMARY KEY, path VARCHAR, messages BIGINT, bad BIGINT, loaded_at TIMESTAMP);
 CREATE TABLE IF NOT EXISTS duis_messages (
-    msg_key VARCHAR PRIMARY KEY, kind VARCHAR, request_id VARCHAR, response_id VARCHAR,
+    msg_key VARCHAR, kind VARCHAR, request_id VARCHAR, response_id VARCHAR,
     srv VARCHAR, code VARCHAR, captured_at TIMESTAMP, response_at TIMESTAMP,
     future_dated BOOLEAN, scheduled BOOLEAN, dsp VARCHAR, source VARCHAR, line BIGINT);
 CREATE TABLE IF NOT EXISTS duis_emitted (
-    record_id VARCHAR PRIMARY KEY, responded_at TIMESTAMP, response_code VARCHAR);
+    record_id VARCHAR, responded_at TIMESTAMP, response_code VARCHAR);
 CREATE TABLE IF NOT EXISTS duis_unpaired (set_id VARCHAR, path VARCHAR, line BIGINT, reason VARCHAR);
 CREATE TABLE IF NOT EXISTS duis_non_device (
     request_id VARCHAR PRIMARY KEY, party_id VARCHAR, user_role VARCHAR, srv VARCHAR, mode VARCHAR,
@@ -175,6 +179,21 @@ def _second_requests(store: Store) -> list[Bad]:
             [[r["source"] for r in rows], [r["line"] for r in rows]],
         )
     return [Bad(r["source"], r["line"], f"second Request with RequestID {r['request_id']}", "") for r in rows]
+
+
+def _insert_new(store: Store) -> None:
+    """Store the staged messages the store does not hold yet (a message's key covers its capture
+    time, so only stored messages captured within the file's span are compared), each once.
+    A set-based anti-join instead of a key index: an index on every message ever loaded is held
+    in memory, and memory has to stay flat however much has been loaded (issue 33)."""
+    span = store.con.execute("SELECT min(captured_at), max(captured_at) FROM _duis_stage").fetchall()[0]
+    store.con.execute(
+        """INSERT INTO duis_messages
+           SELECT * FROM _duis_stage s
+           WHERE s.msg_key NOT IN (SELECT msg_key FROM duis_messages WHERE captured_at BETWEEN ? AND ?)
+           QUALIFY row_number() OVER (PARTITION BY s.msg_key ORDER BY s.line) = 1""",
+        list(span),
+    )
 
 
 def _quarantine(store: Store, bad: list[Bad]) -> None:
@@ -339,6 +358,13 @@ def ingest_duis(
     """Load DUIS logs into the message store, each file on its own, then pair and write the
     requests and alerts that are new or changed. Loading the same logs again changes nothing.
     With `xsd`, every message must also be valid against that DUIS schema."""
+    with store.memory_limited(DUIS_MEMORY_LIMIT):
+        return _ingest_duis(store, m, paths, staging, grace, xsd)
+
+
+def _ingest_duis(
+    store: Store, m: Methodology, paths: list[Path], staging: Path, grace: dt.timedelta, xsd: Path | None
+) -> DuisResult:
     schema = load_schema(xsd) if xsd else None
     con = store.con
     con.execute(_DDL)
@@ -366,7 +392,7 @@ def ingest_duis(
         con.execute("BEGIN TRANSACTION")
         try:
             bad += _second_requests(store)
-            con.execute("INSERT INTO duis_messages SELECT * FROM _duis_stage ON CONFLICT DO NOTHING")
+            _insert_new(store)
             _quarantine(store, bad)
             con.execute(
                 "INSERT INTO duis_files VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
@@ -458,10 +484,10 @@ def _emit(store: Store, staging: Path, load_id: str, grace: dt.timedelta) -> lis
         _copy(store, f"{sql} ORDER BY ALL", cols, out)
         loads.append(load_file(store, out, name, corrections=corrections))
     con.execute(
-        "INSERT OR REPLACE INTO duis_emitted "
-        "SELECT request_id, responded_at, response_code FROM _duis_changes"
+        "DELETE FROM duis_emitted WHERE record_id IN (SELECT request_id FROM _duis_changes WHERE correction)"
     )
-    con.execute("INSERT OR REPLACE INTO duis_emitted SELECT record_id, NULL, NULL FROM _duis_alerts")
+    con.execute("INSERT INTO duis_emitted SELECT request_id, responded_at, response_code FROM _duis_changes")
+    con.execute("INSERT INTO duis_emitted SELECT record_id, NULL, NULL FROM _duis_alerts")
     return loads
 
 
@@ -503,6 +529,13 @@ def load_party_logs(
     Stored in `party_rtt` (re-loading replaces the same requests). Messages are staged and
     paired in DuckDB, one batch of one file in Python at a time. Returns (requests, bad
     messages, requests of another party); files that cannot be read are added to `failed`."""
+    with store.memory_limited(DUIS_MEMORY_LIMIT):
+        return _load_party_logs(store, m, paths, party, failed)
+
+
+def _load_party_logs(
+    store: Store, m: Methodology, paths: list[Path], party: str, failed: list[Bad] | None
+) -> tuple[int, int, int]:
     con = store.con
     con.execute(_PARTY_DDL)
     _stage_schema(store)

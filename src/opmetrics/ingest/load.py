@@ -385,17 +385,8 @@ def load_file(
     if prior:
         return LoadResult(path, name, "already loaded", prior[1], 0, 0, prior[0])
 
-    con.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
-    con.execute("BEGIN TRANSACTION")
-    try:
-        result = _load_in_transaction(store, path, table, digest, on_rows, corrections)
-        con.execute("COMMIT")
-        return result
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.execute(f"SET memory_limit = '{store.memory_limit}'")
+    with store.memory_limited(INGEST_MEMORY_LIMIT), store.transaction():
+        return _load_in_transaction(store, path, table, digest, on_rows, corrections)
 
 
 def _load_in_transaction(
