@@ -94,22 +94,22 @@ class DuisResult:
     unknown_originators: list[str] = field(default_factory=list)  # User IDs not in `parties`
 
 
-def _row(msg: Message) -> dict:
-    return {
-        "msg_key": msg.key,
-        "kind": msg.kind,
-        "request_id": msg.request_id,
-        "response_id": msg.response_id,
-        "srv": msg.srv,
-        "code": msg.code,
-        "captured_at": msg.captured_at,
-        "response_at": msg.response_at,
-        "future_dated": msg.future_dated,
-        "scheduled": msg.scheduled,
-        "dsp": json.dumps(msg.dsp, sort_keys=True, default=str) if msg.dsp else None,
-        "source": msg.source,
-        "line": msg.line,
-    }
+def _append(cols: dict[str, list], msg: Message) -> None:
+    """One message's staging row, added column by column (Arrow builds a table from columns
+    without a dict per row)."""
+    cols["msg_key"].append(msg.key)
+    cols["kind"].append(msg.kind)
+    cols["request_id"].append(msg.request_id)
+    cols["response_id"].append(msg.response_id)
+    cols["srv"].append(msg.srv)
+    cols["code"].append(msg.code)
+    cols["captured_at"].append(msg.captured_at)
+    cols["response_at"].append(msg.response_at)
+    cols["future_dated"].append(msg.future_dated)
+    cols["scheduled"].append(msg.scheduled)
+    cols["dsp"].append(json.dumps(msg.dsp, sort_keys=True, default=str) if msg.dsp else None)
+    cols["source"].append(msg.source)
+    cols["line"].append(msg.line)
 
 
 def _ids_ok(msg: Message) -> str | None:
@@ -133,15 +133,16 @@ def _stage_file(store: Store, path: Path, schema: etree.XMLSchema | None) -> tup
     con = store.con
     con.execute("CREATE OR REPLACE TEMP TABLE _duis_stage AS SELECT * FROM _duis_schema")
     bad: list[Bad] = []
-    batch: list[dict] = []
+    batch: dict[str, list] = {name: [] for name in _STAGE_SCHEMA.names}
     n = 0
 
     def flush() -> None:
-        if batch:
-            con.register("_duis_batch", pa.Table.from_pylist(batch, schema=_STAGE_SCHEMA))
+        if batch["msg_key"]:
+            con.register("_duis_batch", pa.Table.from_pydict(batch, schema=_STAGE_SCHEMA))
             con.execute("INSERT INTO _duis_stage SELECT * FROM _duis_batch")
             con.unregister("_duis_batch")
-            batch.clear()
+            for values in batch.values():
+                values.clear()
 
     for item in read_messages(path, schema):
         n += 1
@@ -152,8 +153,8 @@ def _stage_file(store: Store, path: Path, schema: etree.XMLSchema | None) -> tup
         if why:
             bad.append(Bad(item.source, item.line, why, ""))
             continue
-        batch.append(_row(item))
-        if len(batch) >= BATCH:
+        _append(batch, item)
+        if len(batch["msg_key"]) >= BATCH:
             flush()
     flush()
     return n, bad
