@@ -105,6 +105,30 @@ def write_csv(path: Path, rows: list[dict[str, Any]], table: str | None = None) 
     return path
 
 
+def memory_limit(con: Any) -> str:
+    """DuckDB's memory limit in force on `con`, as DuckDB shows it."""
+    return con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+
+def limit_watch(store: Store, lower: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str, list[str]]:
+    """(the store's own limit, how DuckDB shows `lower`, the limits each file load ran under):
+    `lower` is set and read once, then the store's own limit is restored; every
+    `load._load_in_transaction` call from then on records the limit in force."""
+    from opmetrics.ingest import load
+
+    own = memory_limit(store.con)
+    store.con.execute(f"SET memory_limit = '{lower}'")
+    shown = memory_limit(store.con)
+    store.con.execute(f"SET memory_limit = '{store.memory_limit}'")
+    assert own == memory_limit(store.con) != shown
+    seen: list[str] = []
+    real = load._load_in_transaction
+    monkeypatch.setattr(
+        load, "_load_in_transaction", lambda st, *a: seen.append(memory_limit(st.con)) or real(st, *a)
+    )
+    return own, shown, seen
+
+
 @pytest.fixture
 def store(tmp_path: Path):
     s = Store(tmp_path / "test.duckdb")

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import limit_watch, memory_limit
 from typer.testing import CliRunner
 
 from opmetrics.cli import app
@@ -568,31 +569,18 @@ def test_a_duis_load_runs_under_its_own_lower_memory_limit_which_the_loads_insid
     monkeypatch.setenv("OPMETRICS_MEMORY_LIMIT", "3GB")
     monkeypatch.setattr(duis_pairing, "DUIS_MEMORY_LIMIT", "300MB")
     monkeypatch.setattr(load, "INGEST_MEMORY_LIMIT", "1GB")
-    seen: list[str] = []
-
-    def limit(con) -> str:
-        return con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-
     db = tmp_path / "x.duckdb"
     cli("ingest", str(_parties_devices(tmp_path)), "--db", str(db))
     log = tmp_path / "day.jsonl"
     log.write_text(_line(request_xml(f"{USER}:{DEV}:1", "2.2", None)) + "\n")
     with Store(db) as store:
-        own = limit(store.con)
-        store.con.execute("SET memory_limit = '300MB'")
-        duis_limit = limit(store.con)
-        store.con.execute("SET memory_limit = '3GB'")
-        assert own == limit(store.con) != duis_limit
-        real = load._load_in_transaction
-        monkeypatch.setattr(
-            load, "_load_in_transaction", lambda store, *a: seen.append(limit(store.con)) or real(store, *a)
-        )
+        own, duis_limit, seen = limit_watch(store, "300MB", monkeypatch)
         res = ingest_duis(store, load_methodology(), [log], tmp_path / "stage")
         assert [r.table for r in res.loads] == ["service_requests"] and seen == [duis_limit]
-        assert limit(store.con) == own
+        assert memory_limit(store.con) == own
         monkeypatch.setattr(duis_pairing, "_emit", lambda *a: 1 / 0)
         log2 = tmp_path / "day2.jsonl"
         log2.write_text(_line(request_xml(f"{USER}:{DEV}:2", "2.2", None)) + "\n")
         with pytest.raises(ZeroDivisionError):
             ingest_duis(store, load_methodology(), [log2], tmp_path / "stage")
-        assert limit(store.con) == own
+        assert memory_limit(store.con) == own

@@ -7,7 +7,7 @@ import gzip
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import alert, load_rows, rid, sr, write_csv
+from conftest import alert, limit_watch, load_rows, memory_limit, rid, sr, write_csv
 
 from opmetrics.ingest.load import IngestError, load_file
 
@@ -284,26 +284,14 @@ def test_a_load_runs_under_the_ingest_memory_limit_and_restores_the_store_limit(
 
     monkeypatch.setenv("OPMETRICS_MEMORY_LIMIT", "3GB")
     monkeypatch.setattr(load, "INGEST_MEMORY_LIMIT", "500MB")
-    seen = []
-
-    def limit(con) -> str:
-        return con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
 
     with Store(tmp_path / "s.duckdb") as store:
-        own = limit(store.con)
-        store.con.execute("SET memory_limit = '500MB'")
-        ingest_limit = limit(store.con)
-        store.con.execute("SET memory_limit = '3GB'")
-        assert own == limit(store.con) != ingest_limit
-        real = load._load_in_transaction
-        monkeypatch.setattr(
-            load, "_load_in_transaction", lambda store, *a: seen.append(limit(store.con)) or real(store, *a)
-        )
+        own, ingest_limit, seen = limit_watch(store, "500MB", monkeypatch)
         load_file(store, write_csv(tmp_path / "service_requests.csv", [sr(1)]))
-        assert seen == [ingest_limit] and limit(store.con) == own
+        assert seen == [ingest_limit] and memory_limit(store.con) == own
         with pytest.raises(IngestError):
             load_file(store, write_csv(tmp_path / "service_requests_bad.csv", [{"nonsense": 1}]))
-        assert limit(store.con) == own
+        assert memory_limit(store.con) == own
 
 
 def test_parquet_text_is_trimmed_typed_columns_kept_and_bad_rows_named_by_file_row(store, tmp_path):
