@@ -327,8 +327,21 @@ def test_party_rtt_report_says_n_a_where_an_srv_has_no_target():
     assert cells.count("n/a") == 2 and "%" not in cells
 
 
-def test_pairs_across_loads_acknowledgements_apart_overlaps_once_and_settling(tmp_path):
-    """Issue 33, item 1, over three loads of hand-built logs:
+# The message store and the written-records register as stores made before 2026-12-05 have
+# them: with key indexes (a store keeps its tables; loading must work on both).
+_INDEXED_DDL = """
+CREATE TABLE duis_messages (
+    msg_key VARCHAR PRIMARY KEY, kind VARCHAR, request_id VARCHAR, response_id VARCHAR,
+    srv VARCHAR, code VARCHAR, captured_at TIMESTAMP, response_at TIMESTAMP,
+    future_dated BOOLEAN, scheduled BOOLEAN, dsp VARCHAR, source VARCHAR, line BIGINT);
+CREATE TABLE duis_emitted (record_id VARCHAR PRIMARY KEY, responded_at TIMESTAMP, response_code VARCHAR);
+"""
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["store", "store-with-key-indexes"])
+def test_pairs_across_loads_acknowledgements_apart_overlaps_once_and_settling(tmp_path, indexed):
+    """Issue 33, item 1, over three loads of hand-built logs (also into a store whose message
+    tables were made with key indexes, as before 2026-12-05):
     - a future-dated request's I99 is not its response: it stays open after the first load and
       the I0 in the next log gives it its I0 time (a correction of the row);
     - a log overlapping the previous one (the same messages again) adds nothing and refuses
@@ -374,6 +387,8 @@ def test_pairs_across_loads_acknowledgements_apart_overlaps_once_and_settling(tm
         return {r["request_id"]: (r["response_code"], r["responded_at"]) for r in rows}
 
     with Store(db) as store:
+        if indexed:
+            store.con.execute(_INDEXED_DDL)
         first = ingest_duis(store, m, [logs[0]], tmp_path / "stage")
         s1 = state(store)
         assert s1[fut] == (None, None) and s1[lost] == (None, None) and s1[fw] == (None, None)
