@@ -375,7 +375,9 @@ def test_pairs_across_loads_acknowledgements_apart_overlaps_once_and_settling(tm
         resp(stranger, "2.2", "I0", 5.1),
     ]
     day2 = [*day1[2:3], resp(ovl, "2.2", "I0", 11), resp(fut, "1.1.1", "I0", 130)]
-    day3 = [_line(request_xml(f"{USER}:{DEV}:17", "2.2", None), at(60 * 24))] * 2  # the same line twice
+    # The same line twice; and a second final response to a request answered a day before.
+    day3 = [_line(request_xml(f"{USER}:{DEV}:17", "2.2", None), at(60 * 24))] * 2
+    day3.append(resp(ovl, "2.2", "E60", 60 * 24 + 1))
     logs = []
     for i, lines in enumerate((day1, day2, day3), start=1):
         logs.append(tmp_path / f"day{i}.jsonl")
@@ -410,8 +412,10 @@ def test_pairs_across_loads_acknowledgements_apart_overlaps_once_and_settling(tm
 
         third = ingest_duis(store, m, [logs[2]], tmp_path / "stage")
         assert third.open_requests == 1  # the third log's request, within its TRT
-        assert third.bad == 0 and store.count("duis_messages") == len(day1) + 3  # one line twice: once
+        assert third.bad == 0 and store.count("duis_messages") == len(day1) + 4  # one line twice: once
         s3, rows = state(store), store.count("service_requests")
+        # The latest final response stands, even for a request written with another a day before.
+        assert s3[ovl] == ("E60", t0 + dt.timedelta(minutes=60 * 24 + 1)) and s3[fut] == s2[fut]
         again = ingest_duis(store, m, logs, tmp_path / "stage")
         assert again.already and again.files_already == [str(p) for p in logs] and not again.loads
         assert state(store) == s3 and store.count("service_requests") == rows == 7

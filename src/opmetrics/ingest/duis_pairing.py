@@ -91,7 +91,8 @@ class DuisResult:
     files_already: list[str] = field(default_factory=list)  # files loaded before: skipped
     open_requests: int = 0  # requests still waiting for a final response
     non_device: int = 0  # requests answered by the DCC itself, kept in `duis_non_device`
-    unknown_originators: list[str] = field(default_factory=list)  # User IDs not in `parties`
+    # User IDs not in `parties`, among the requests this load paired (new, answered or open)
+    unknown_originators: list[str] = field(default_factory=list)
 
 
 def _append(cols: dict[str, list], msg: Message) -> None:
@@ -251,7 +252,8 @@ _REQUEST_DSP = f"""
 
 _PAIRED = f"""
 WITH cut AS (SELECT max(captured_at) AS cutoff_at FROM duis_messages),
-req AS (SELECT * FROM duis_messages WHERE kind = 'request'),
+req AS (SELECT * FROM duis_messages WHERE kind = 'request'
+        AND request_id IN (SELECT request_id FROM _duis_repair)),
 resp AS (
     SELECT p.* FROM duis_messages p JOIN req q USING (request_id)
     WHERE p.kind = 'response' AND (p.srv IS NULL OR p.srv = q.srv)),
@@ -370,6 +372,7 @@ def _ingest_duis(
     con = store.con
     con.execute(_DDL)
     _stage_schema(store)
+    con.execute("CREATE OR REPLACE TEMP TABLE _duis_touched (request_id VARCHAR)")
     res = DuisResult(0, 0, 0, [])
     digests = []
     for path in paths:
@@ -394,6 +397,10 @@ def _ingest_duis(
         try:
             bad += _second_requests(store)
             _insert_new(store)
+            con.execute(  # the requests whose pairing this file may change
+                "INSERT INTO _duis_touched SELECT DISTINCT request_id FROM _duis_stage "
+                "WHERE kind IN ('request', 'response') AND request_id IS NOT NULL"
+            )
             _quarantine(store, bad)
             con.execute(
                 "INSERT INTO duis_files VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
@@ -436,6 +443,19 @@ def _emit(store: Store, staging: Path, load_id: str, grace: dt.timedelta) -> lis
     req_cols = store.contract.table("service_requests").field_names
     alert_cols = store.contract.table("alerts").field_names
     paired = _PAIRED.format(grace=int(grace.total_seconds()))
+    # Only the requests whose pairing can have changed are paired again, not every request ever
+    # loaded: those this load brought or answered, those still open or settled on an I99 alone,
+    # and those never written (an unknown device, a request to the DCC). A request written with
+    # its final response keeps it unless a later message for it arrives.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _duis_repair AS
+           SELECT request_id FROM _duis_touched
+           UNION SELECT record_id FROM duis_emitted
+                 WHERE (response_code IS NULL OR response_code = ?) AND NOT starts_with(record_id, 'alert:')
+           UNION SELECT request_id FROM duis_messages m WHERE kind = 'request' AND NOT EXISTS
+                 (SELECT 1 FROM duis_emitted e WHERE e.record_id = m.request_id)""",
+        [ACK],
+    )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _duis_paired AS {paired}")  # also read for the counts
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _duis_out AS SELECT {', '.join(req_cols)} FROM _duis_paired "
