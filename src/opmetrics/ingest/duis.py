@@ -79,6 +79,11 @@ DSP_TIMES = ("quarantine_released_at", "schedule_started_at", "raised_at", *LEGS
 
 
 def _time(value: str) -> dt.datetime:
+    """An ISO 8601 time as naive UTC, floored to the millisecond."""
+    if value.endswith("Z"):  # the common case, read without an offset conversion
+        t = dt.datetime.fromisoformat(value[:-1])
+        if t.tzinfo is None:
+            return t.replace(microsecond=t.microsecond // 1000 * 1000) if t.microsecond % 1000 else t
     t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     if t.tzinfo is not None:
         t = t.astimezone(dt.UTC).replace(tzinfo=None)
@@ -126,7 +131,7 @@ def parse_message(
     own ResponseDateTime within that second is then the better time. `schema`: a DUIS XSD the
     message must be valid against (`ingest-duis --xsd`)."""
     head = xml[:120]
-    if "<?xml" in head and "encoding" in head and not re.search(r"encoding=[\"']utf-8[\"']", head, re.I):
+    if "<?xml" in head and "encoding" in head and not _UTF8_DECLARED.search(head):
         xml = _DECLARATION.sub("", xml, count=1)  # lxml reads the UTF-8 bytes by their declaration
     data = xml.strip().encode()
     key = hashlib.sha256(captured_at.isoformat().encode() + b"|" + data).hexdigest()[:32]
@@ -203,6 +208,7 @@ def parse_message(
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 _DECLARED = re.compile(rb"^\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)[\"']")
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_UTF8_DECLARED = re.compile(r"encoding=[\"']utf-8[\"']", re.I)
 
 
 def _open_bytes(path: Path) -> io.BufferedReader:
