@@ -2,8 +2,8 @@
 
 Logs arrive a day (or an hour) at a time, and a request's response is often in the next file.
 So every message is kept in `duis_messages`, keyed by its identity (capture time and text: the
-same message in two overlapping logs is one), and requests are paired with their responses in
-DuckDB after each load, over everything loaded so far:
+same message in two overlapping logs is one), and after each load the requests whose pairing can
+change are paired with their responses in DuckDB, against everything loaded so far:
 
 - the final response is the last one that is not an I99 acknowledgement; the I99 is kept apart;
 - a request without a final response stays open: its row carries no response (the measures
