@@ -140,17 +140,28 @@ def marked(s: Scope, req: ibis.Table) -> ibis.Table:
             for p in rules
         }
     )
-    j = req.left_join(per_day, [req.device_id == per_day._kd, req.report_date == per_day._kr])
+    # Only a request of a rule's own SRVs can be marked (`met`): the others (most requests)
+    # probe the key table with a null device, which DuckDB matches with nothing at once.
+    own_srvs = sorted({c for p in rules for c in _own_srvs(p)})
+    probe = ibis.ifelse(req.srv.isin(own_srvs), req.device_id, ibis.null("string"))
+    req = req.mutate(_pd=probe)
+    j = req.left_join(per_day, [req._pd == per_day._kd, req.report_date == per_day._kr]).drop("_pd")
 
     def met(p: Process) -> ibis.Value:
         # Only a request of the rule's own SRVs is marked (a rule reads no other's mark), so a
         # read to a device commissioned that day does not split the cubes' groups.
         a, k = p.attribution, j[f"_k_{p.id}"]
-        own = j.srv.isin([c for c in p.srvs if a.rule != "pairs" or c in a.pair])
+        own = j.srv.isin(_own_srvs(p))
         return k.notnull() & own & (k if a.rule == "commissioning_day" else k.contains(j.party_id))
 
     marks_met = {mark(p.id): ibis.ifelse(met(p), True, ibis.null("boolean")) for p in rules}
     return j.mutate(**marks_met).drop("_kd", "_kr", *[f"_k_{p.id}" for p in rules])
+
+
+def _own_srvs(p: Process) -> list[str]:
+    """The SRVs a rule marks: its process's, or of a pair rule the pair's alone."""
+    a = p.attribution
+    return [c for c in p.srvs if a.rule != "pairs" or c in a.pair]
 
 
 def _rule_requests(s: Scope) -> ibis.Table:

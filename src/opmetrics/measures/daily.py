@@ -68,7 +68,14 @@ class DayCubes:
         return month.filter(month.period == s.period).drop("period"), True
 
 
-def _fine(s: Scope, key: str, by: list[str], sums: Callable[[ibis.Table], dict], rtt: bool) -> ibis.Table:
+def _fine(
+    s: Scope,
+    key: str,
+    by: list[str],
+    sums: Callable[[Scope, ibis.Table], dict],
+    rtt: bool,
+    derive: Callable[[ibis.Table], dict] | None = None,
+) -> ibis.Table:
     """Included requests summed per `by`, SRV and set of processes they belong to (`rtt`: only
     the speed-counted ones, with their RTT in whole milliseconds).
 
@@ -84,7 +91,8 @@ def _fine(s: Scope, key: str, by: list[str], sums: Callable[[ibis.Table], dict],
             t = marked(s, speed_requests(s)).mutate(rtt_ms=ibis._.rtt_ms.cast("int64"))
         else:
             t = marked(s, classified_requests(s).filter(ibis._.included))
-        return t.group_by([*by, "srv", *marks(s)]).aggregate(**sums(t))
+        fine = t.group_by([*by, "srv", *marks(s)]).aggregate(**sums(s, t))
+        return fine if derive is None else fine.mutate(**derive(fine))
 
     return s.cached(key, build)
 
@@ -132,27 +140,40 @@ def _count(flag: ibis.Value) -> ibis.Value:
     return flag.cast("int64").sum().cast("int64")
 
 
-def _request_sums(t: ibis.Table) -> dict:
+def _request_sums(s: Scope, t: ibis.Table) -> dict:
+    """What a pass over the requests sums per group; the counts that follow from these
+    (`_derived_sums`) are worked out on the groups, each sum costing a pass its share."""
     rtt = ibis.ifelse(t.speed_counted, t.rtt_ms, None).cast("int64")
     got, ok = t.has_response, t.success_code
+    once = s.m.counting.dsp_retries_count_once  # each request weighs 1, with no extra failure
     return {
         "records": t.count(),
-        "volume": t.count_weight.cast("int64").sum().cast("int64"),
-        "failures": (t.failed.cast("int64") + t.extra_failures.cast("int64")).sum().cast("int64"),
-        "no_response": _count(~got),
+        "volume": t.count() if once else t.count_weight.cast("int64").sum().cast("int64"),
+        "failures": _count(t.failed)
+        if once
+        else (t.failed.cast("int64") + t.extra_failures.cast("int64")).sum().cast("int64"),
         "responses": _count(got),
         "within_trt": _count(t.within_trt),
         # CPM6A's numerator when it counts deliveries: answered with a success code in time.
         "delivered_within_trt": _count(t.within_trt & ~t.outcome_failed),
         "payload_failures": _count(t.payload_failure),
         "no_response_success_code": _count(~got & ok),
-        "no_response_other_code": _count(~got & ~ok),
         "response_success_code": _count(got & ok),
-        "response_other_code": _count(got & ~ok),
         "rtt_count": _count(t.speed_counted),
         "rtt_sum_ms": rtt.sum().cast("int64"),
         "rtt_min_ms": rtt.min(),
         "rtt_max_ms": rtt.max(),
+    }
+
+
+def _derived_sums(f: ibis.Table) -> dict:
+    """The request counts that follow from `_request_sums`' (a response and a success code
+    are flags that are never null)."""
+    no_response = f.records - f.responses
+    return {
+        "no_response": no_response,
+        "no_response_other_code": no_response - f.no_response_success_code,
+        "response_other_code": f.responses - f.response_success_code,
     }
 
 
@@ -164,12 +185,12 @@ def _merged_sums(t: ibis.Table) -> dict:
 
 
 def request_cube(s: Scope) -> ibis.Table:
-    fine = _fine(s, "fine_requests", _REQ_BY, _request_sums, rtt=False)
+    fine = _fine(s, "fine_requests", _REQ_BY, _request_sums, rtt=False, derive=_derived_sums)
     return _by_scope(s, fine, _REQ_BY, _merged_sums, REQUEST_KEYS)
 
 
 def rtt_histogram(s: Scope) -> ibis.Table:
-    fine = _fine(s, "fine_rtt", _RTT_BY, lambda t: {"n": t.count()}, rtt=True)
+    fine = _fine(s, "fine_rtt", _RTT_BY, lambda _, t: {"n": t.count()}, rtt=True)
     return _by_scope(s, fine, _RTT_BY, lambda t: {"n": t.n.sum().cast("int64")}, RTT_KEYS)
 
 
