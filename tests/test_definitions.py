@@ -310,6 +310,31 @@ def test_iterations_with_a_failure_alert_or_no_response(store, tmp_path, meth):
     assert share(outcome(store, "ITER1", "process", "prepayment")) == (2, 4)
 
 
+def test_iterations_count_each_process_of_a_request(store, tmp_path, meth):
+    """A request counts in every process it belongs to: 4.6.1 is a meter read and a billing SRV
+    (methodology 2026.4). On 5 Oct SUP-A sends D1 a 4.6.1 answered I0 and another with no
+    response (one iteration of each process, failed), D2 a 5.1 (billing alone, fine), D3 a
+    4.6.1 answered I0 with a linked N12 (failed, both processes); SUP-B sends D1 a 4.8.1 (meter
+    reads alone: a party's own iteration, fine). Meter reads: D1/A, D3/A, D1/B, 2 failed of 3;
+    billing: D1/A, D2/A, D3/A, 2 failed of 3; prepayment: none."""
+    from conftest import alert, rid
+
+    reqs = [
+        sr(1, srv="4.6.1", received_at=t(5, 9), responded_at=t(5, 9, 0, 2)),
+        sr(2, srv="4.6.1", received_at=t(5, 10), responded_at=None, response_code=None, report_status=34),
+        sr(3, srv="5.1", device_id=D2, received_at=t(5, 11), responded_at=t(5, 11, 0, 2)),
+        sr(4, srv="4.6.1", device_id=D3, received_at=t(5, 12), responded_at=t(5, 12, 0, 2)),
+        sr(5, srv="4.8.1", party_id="SUP-B", received_at=t(5, 13), responded_at=t(5, 13, 0, 2)),
+    ]
+    assert load_rows(store, tmp_path, "service_requests", reqs).quarantined == 0
+    alerts = [alert("a1", alert_code="N12", kind="dcc", request_id=rid(4), device_id=D3)]
+    assert load_rows(store, tmp_path, "alerts", alerts).quarantined == 0
+    compute(store, meth, "2026-10", as_of=AS_OF)
+    assert share(outcome(store, "ITER1", "process", "meter_reads")) == (2, 3)
+    assert share(outcome(store, "ITER1", "process", "billing")) == (2, 3)
+    assert store.rows("SELECT * FROM outcomes WHERE measure = 'ITER1' AND key1 = 'prepayment'") == []
+
+
 def test_alerts_management_counts_its_power_outage_alerts_within_the_sla(store, tmp_path, meth):
     """Alerts Management (001 l.3822 "Alerts Management AD1 Power Outage Event"): AD1 delivered in
     10 s (on time), 8F35 in 61 s (late: the SLA is 60 s), 8F36 never delivered (late), an AD1

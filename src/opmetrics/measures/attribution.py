@@ -140,28 +140,17 @@ def marked(s: Scope, req: ibis.Table) -> ibis.Table:
             for p in rules
         }
     )
-    # Only a request of a rule's own SRVs can be marked (`met`): the others (most requests)
-    # probe the key table with a null device, which DuckDB matches with nothing at once.
-    own_srvs = sorted({c for p in rules for c in _own_srvs(p)})
-    probe = ibis.ifelse(req.srv.isin(own_srvs), req.device_id, ibis.null("string"))
-    req = req.mutate(_pd=probe)
-    j = req.left_join(per_day, [req._pd == per_day._kd, req.report_date == per_day._kr]).drop("_pd")
+    j = req.left_join(per_day, [req.device_id == per_day._kd, req.report_date == per_day._kr])
 
     def met(p: Process) -> ibis.Value:
         # Only a request of the rule's own SRVs is marked (a rule reads no other's mark), so a
         # read to a device commissioned that day does not split the cubes' groups.
         a, k = p.attribution, j[f"_k_{p.id}"]
-        own = j.srv.isin(_own_srvs(p))
+        own = j.srv.isin([c for c in p.srvs if a.rule != "pairs" or c in a.pair])
         return k.notnull() & own & (k if a.rule == "commissioning_day" else k.contains(j.party_id))
 
     marks_met = {mark(p.id): ibis.ifelse(met(p), True, ibis.null("boolean")) for p in rules}
     return j.mutate(**marks_met).drop("_kd", "_kr", *[f"_k_{p.id}" for p in rules])
-
-
-def _own_srvs(p: Process) -> list[str]:
-    """The SRVs a rule marks: its process's, or of a pair rule the pair's alone."""
-    a = p.attribution
-    return [c for c in p.srvs if a.rule != "pairs" or c in a.pair]
 
 
 def _rule_requests(s: Scope) -> ibis.Table:
@@ -314,6 +303,30 @@ def join_processes(s: Scope, t: ibis.Table, bits: str | None = None) -> ibis.Tab
     ]
     j = t.inner_join(look, on)
     return j.drop("_l_srv", "_l_smets", "_l_marks", *(marks(s) if bits is None else []))
+
+
+def process_bit(s: Scope, process_id: str) -> int:
+    """The bit standing for a process in `join_process_bits`' `_pbits` (its place in the
+    methodology's list of processes)."""
+    return 1 << [p.id for p in s.m.processes].index(process_id)
+
+
+def join_process_bits(s: Scope, t: ibis.Table) -> ibis.Table:
+    """A `marked` table with `_pbits`, the processes each row belongs to as the bits of one
+    integer (`process_bit`), the marks dropped and rows in no process left out: one row per
+    row, where `join_processes` gives one per row and process, for groupings that count each
+    process's keys (ITER1's iterations) without grouping every request once per process."""
+    assert len(s.m.processes) < 63, "one bit per process in a 64-bit integer"
+    look = _memberships(s)
+    bit = ibis.cases(*[(look.process_id == p.id, process_bit(s, p.id)) for p in s.m.processes], else_=0)
+    look = look.group_by(["_l_srv", "_l_smets", "_l_marks"]).aggregate(_pbits=bit.cast("int64").sum())
+    on = [
+        t.srv == look._l_srv,
+        t.smets.fill_null(NO_SMETS) == look._l_smets,
+        mark_bits(s, t) == look._l_marks,
+    ]
+    j = t.inner_join(look, on)
+    return j.drop("_l_srv", "_l_smets", "_l_marks", *marks(s))
 
 
 def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
