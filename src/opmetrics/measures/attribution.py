@@ -305,30 +305,6 @@ def join_processes(s: Scope, t: ibis.Table, bits: str | None = None) -> ibis.Tab
     return j.drop("_l_srv", "_l_smets", "_l_marks", *(marks(s) if bits is None else []))
 
 
-def process_bit(s: Scope, process_id: str) -> int:
-    """The bit standing for a process in `join_process_bits`' `_pbits` (its place in the
-    methodology's list of processes)."""
-    return 1 << [p.id for p in s.m.processes].index(process_id)
-
-
-def join_process_bits(s: Scope, t: ibis.Table) -> ibis.Table:
-    """A `marked` table with `_pbits`, the processes each row belongs to as the bits of one
-    integer (`process_bit`), the marks dropped and rows in no process left out: one row per
-    row, where `join_processes` gives one per row and process, for groupings that count each
-    process's keys (ITER1's iterations) without grouping every request once per process."""
-    assert len(s.m.processes) < 63, "one bit per process in a 64-bit integer"
-    look = _memberships(s)
-    bit = ibis.cases(*[(look.process_id == p.id, process_bit(s, p.id)) for p in s.m.processes], else_=0)
-    look = look.group_by(["_l_srv", "_l_smets", "_l_marks"]).aggregate(_pbits=bit.cast("int64").sum())
-    on = [
-        t.srv == look._l_srv,
-        t.smets.fill_null(NO_SMETS) == look._l_smets,
-        mark_bits(s, t) == look._l_marks,
-    ]
-    j = t.inner_join(look, on)
-    return j.drop("_l_srv", "_l_smets", "_l_marks", *marks(s))
-
-
 def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
     """(_rec, process_id) for every request attributed to a process: one row per pair."""
     return join_processes(s, marked(s, req)).select("_rec", "process_id")

@@ -11,42 +11,20 @@ from __future__ import annotations
 
 import ibis
 
-from opmetrics.measures.attribution import join_process_bits, marked, process_bit
+from opmetrics.measures.attribution import process_requests
 from opmetrics.measures.outcome import Context, Row, day_cells, rows_of, share_row
-from opmetrics.measures.records import Scope, classified_requests, failure_links
+from opmetrics.measures.records import Scope, failure_links
 
 MEASURE = "ITER1"
 
 
 def day_iterations(s: Scope) -> ibis.Table:
-    """ITER1's day cells: per UK day and process, the iterations and those that failed.
-
-    The included requests are grouped once by party, device and day, each group keeping the
-    processes its requests belong to (and those of its failed requests) as bits of one integer
-    (`join_process_bits`); a process's iterations are then the groups holding its bit, with no
-    copy of a request per process it belongs to (docs/performance.md, Design choices measured)."""
-    t = classified_requests(s).filter(ibis._.included)
-    t = join_process_bits(s, marked(s, t))
-    failed = ~t.has_response | t._rec.isin(failure_links(s)._rec)
-    it = t.group_by(["report_date", "party_id", "device_id"]).aggregate(
-        _in=t._pbits.bit_or(), _failed=ibis.ifelse(failed, t._pbits, 0).bit_or()
-    )
-
-    def holds(v: ibis.Value, p: str) -> ibis.Value:
-        return ((v & process_bit(s, p)) != 0).cast("int64").sum().cast("int64")
-
-    per_day = it.group_by("report_date").aggregate(
-        **{f"_n_{i}": holds(it._in, p.id) for i, p in enumerate(s.m.processes)},
-        **{f"_f_{i}": holds(it._failed, p.id) for i, p in enumerate(s.m.processes)},
-    )
-    rows = [
-        per_day.select(
-            "report_date", process_id=ibis.literal(p.id), n=per_day[f"_n_{i}"], failed=per_day[f"_f_{i}"]
-        )
-        for i, p in enumerate(s.m.processes)
-    ]
-    out = ibis.union(*rows)
-    return out.filter(out.n > 0)
+    """ITER1's day cells: per UK day and process, the iterations and those that failed."""
+    t = process_requests(s)
+    alerted = t._rec.isin(failure_links(s)._rec)
+    t = t.mutate(_f=(~t.has_response | alerted).cast("int64"))
+    it = t.group_by(["report_date", "process_id", "party_id", "device_id"]).aggregate(f=t._f.max())
+    return it.group_by(["report_date", "process_id"]).aggregate(n=it.count(), failed=it.f.sum().cast("int64"))
 
 
 def iter1(s: Scope, ctx: Context) -> list[Row]:
