@@ -351,9 +351,9 @@ def _fold(
             ended, still_open, by_srv = fold_days(scope, span, carried)
             with store.transaction():
                 days_store.delete_days(ALL_FOLD_TABLES, span)
-                backend.insert("day_att1", ended)
-                backend.insert("day_att1_open", still_open)
-                backend.insert("day_att1_srv", by_srv)
+                days_store.insert("day_att1", ended)
+                days_store.insert("day_att1_open", still_open)
+                days_store.insert("day_att1_srv", by_srv)
                 carried_fp = days_store.record_folds(span, inputs, carried_fp)
     finally:
         scope.release()

@@ -81,37 +81,40 @@ def _leg_records(s: Scope) -> ibis.Table:
     return s.cached("legs_records", lambda: legs)
 
 
-def _by_breakdown(t: ibis.Table, cols: list[str]) -> ibis.Table:
-    """`t`'s rows once per breakdown (`breakdown`, `key`), with only `cols`: each pass reads
-    its own columns (a union shared by several passes is a subquery DuckDB copies in full:
-    the histogram of 0.3 of a national day took 3.9 s that way, against 1.2 s)."""
-    return ibis.union(
-        *[
-            t.select(
-                "report_date",
-                "process_id",
-                *cols,
-                breakdown=ibis.literal(b),
-                key=ibis.literal("All") if b == "All" else t[b].cast("string"),
+def _by_breakdown(fine: ibis.Table, cols: list[str], sums: dict[str, str]) -> ibis.Table:
+    """`fine`, grouped by day, process, every breakdown's column and `cols`, summed up once per
+    breakdown (`breakdown`, `key`) with `sums` ({output: fine's column}).
+
+    The records are grouped once, by every breakdown's column together, and each breakdown is
+    a grouping of those few groups: one pass over the records per leg, not one per leg and
+    breakdown (docs/performance.md, Design choices measured)."""
+    parts = []
+    for b in BREAKDOWNS:
+        key = ibis.literal("All") if b == "All" else fine[b].cast("string")
+        t = fine.mutate(breakdown=ibis.literal(b), key=key)
+        parts.append(
+            t.group_by(["report_date", *KEYS, *cols]).aggregate(
+                **{o: t[c].sum().cast("int64") for o, c in sums.items()}
             )
-            for b in BREAKDOWNS
-        ]
-    )
+        )
+    return ibis.union(*parts)
 
 
 def day_sums(s: Scope) -> ibis.Table:
     """A day cube: per UK day, process and breakdown, the counts and integer sums of the legs."""
-    b = _by_breakdown(_leg_records(s), ["_legs", "_proxy", "_han", "_dsp_in"])
-    return b.group_by(["report_date", *KEYS]).aggregate(
-        requests=b.count(),
-        with_legs=b._legs.sum().cast("int64"),
-        proxy_sum=b._proxy.sum().cast("int64"),
-        proxy_n=b._proxy.count(),
-        han_sum=b._han.sum().cast("int64"),
-        han_n=b._han.count(),
-        dsp_within=b._dsp_in.sum().cast("int64"),
-        dsp_counted=b._dsp_in.count(),
+    t = _leg_records(s)
+    fine = t.group_by(["report_date", "process_id", *BREAKDOWNS[1:]]).aggregate(
+        requests=t.count(),
+        with_legs=t._legs.sum().cast("int64"),
+        proxy_sum=t._proxy.sum().cast("int64"),
+        proxy_n=t._proxy.count(),
+        han_sum=t._han.sum().cast("int64"),
+        han_n=t._han.count(),
+        dsp_within=t._dsp_in.sum().cast("int64"),
+        dsp_counted=t._dsp_in.count(),
     )
+    fine = s.cached("legs_sums_fine", lambda: fine)  # a few hundred rows, read once per breakdown
+    return _by_breakdown(fine, [], {c: c for c in _SUMS})
 
 
 def day_histogram(s: Scope) -> ibis.Table:
@@ -120,13 +123,16 @@ def day_histogram(s: Scope) -> ibis.Table:
     legs = _leg_records(s)
     parts = []
     for name, col in MEDIAN_OF.items():
-        t = _by_breakdown(legs.filter(legs[col].notnull()), [col])
+        t = legs.filter(legs[col].notnull())
         parts.append(
-            t.group_by(["report_date", *KEYS, t[col].name("ms")])
+            t.group_by(["report_date", "process_id", *BREAKDOWNS[1:], t[col].name("ms")])
             .aggregate(n=t.count())
             .mutate(leg=ibis.literal(name))
         )
-    return ibis.union(*parts).select("report_date", *KEYS, "leg", "ms", "n")
+    # Grouped by every breakdown's column, the legs' counts are several times fewer than the
+    # records: kept once, read once per breakdown.
+    fine = s.cached("legs_ms_fine", lambda: ibis.union(*parts))
+    return _by_breakdown(fine, ["leg", "ms"], {"n": "n"}).select("report_date", *KEYS, "leg", "ms", "n")
 
 
 def compute_legs(
