@@ -109,24 +109,12 @@ OPEN_COLUMNS = ["report_date", *CHAIN_KEYS, "last_at", "attempts", "smets", "_bi
 _ONE_BY_ONE = ["party_id", "device_id", "received_at", "_w"]
 
 
-def _included_sends(s: Scope, days: list[dt.date]) -> ibis.Table:
-    """The included requests of `days` (consecutive), not yet marked."""
-    req = outcome_requests(s)
-    return req.filter(req.report_date.between(days[0], days[-1]))
-
-
-def _chain_keys(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> ibis.Table:
-    """The chain keys of `_sends(s, days, carried)`, one row per send, read without marking
-    the sends: which keys are resent needs no attribution (one join of the day's requests to
-    the rule keys less per fold)."""
-    keys = _included_sends(s, days).select(*CHAIN_KEYS)
-    return keys if carried is None else ibis.union(keys, carried.select(*CHAIN_KEYS).cast(keys.schema()))
-
-
 def _sends(s: Scope, days: list[dt.date], carried: ibis.Table | None) -> ibis.Table:
     """The included sends of `days` with what chaining reads, and each carried chain as one
     failed send of its attempts so far (weight `_w`), at its last send's time."""
-    sends = marked(s, _included_sends(s, days))
+    first, last = days[0], days[-1]
+    req = outcome_requests(s)
+    sends = marked(s, req.filter(req.report_date.between(first, last)))
     sends = sends.select(
         *CHAIN_KEYS,
         "report_date",
@@ -167,7 +155,7 @@ def fold_days(
     send so far. The days are chained in one pass, not one query per day: a month's first
     compute folds every day at once."""
     sends = _sends(s, days, carried)
-    repeated = s.cached("att1_repeated", lambda: repeated_chain_hashes(_chain_keys(s, days, carried)))
+    repeated = s.cached("att1_repeated", lambda: repeated_chain_hashes(sends))
     alone, resent = alone_and_repeated(sends, repeated)
     # The sends alone in their key, in one pass: those that succeeded are chains of one won at
     # once, needed only as counts per day, SRV, SMETS and marks; those that failed (few) are

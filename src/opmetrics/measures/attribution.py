@@ -305,31 +305,6 @@ def join_processes(s: Scope, t: ibis.Table, bits: str | None = None) -> ibis.Tab
     return j.drop("_l_srv", "_l_smets", "_l_marks", *(marks(s) if bits is None else []))
 
 
-def process_flag(i: int) -> str:
-    """The column of `join_process_flags` saying whether a row belongs to the i-th process of
-    the methodology (1 or 0)."""
-    return f"_p{i}"
-
-
-def join_process_flags(s: Scope, t: ibis.Table) -> ibis.Table:
-    """A `marked` table with one 0/1 column per process (`process_flag`), the marks dropped and
-    rows in no process left out: one row per row, where `join_processes` gives one per row and
-    process, for groupings that count each process's keys (ITER1's iterations) without
-    grouping every request once per process. Plain integers, so every backend (Spark
-    included) aggregates them."""
-    look = _memberships(s)
-    look = look.group_by(["_l_srv", "_l_smets", "_l_marks"]).aggregate(
-        **{process_flag(i): (look.process_id == p.id).cast("int8").max() for i, p in enumerate(s.m.processes)}
-    )
-    on = [
-        t.srv == look._l_srv,
-        t.smets.fill_null(NO_SMETS) == look._l_smets,
-        mark_bits(s, t) == look._l_marks,
-    ]
-    j = t.inner_join(look, on)
-    return j.drop("_l_srv", "_l_smets", "_l_marks", *marks(s))
-
-
 def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
     """(_rec, process_id) for every request attributed to a process: one row per pair."""
     return join_processes(s, marked(s, req)).select("_rec", "process_id")

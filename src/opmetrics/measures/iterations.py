@@ -11,43 +11,20 @@ from __future__ import annotations
 
 import ibis
 
-from opmetrics.measures.attribution import join_process_flags, marked, process_flag
+from opmetrics.measures.attribution import process_requests
 from opmetrics.measures.outcome import Context, Row, day_cells, rows_of, share_row
-from opmetrics.measures.records import Scope, classified_requests, failure_links
+from opmetrics.measures.records import Scope, failure_links
 
 MEASURE = "ITER1"
 
 
 def day_iterations(s: Scope) -> ibis.Table:
-    """ITER1's day cells: per UK day and process, the iterations and those that failed.
-
-    The included requests are grouped once by party, device and day, each group keeping, per
-    process, whether any of its requests belongs to it and whether any of those failed
-    (`join_process_flags`); a process's iterations are then the groups flagged for it, with no
-    copy of a request per process it belongs to (docs/performance.md, Design choices measured)."""
-    t = classified_requests(s).filter(ibis._.included)
-    t = join_process_flags(s, marked(s, t))
-    failed = (~t.has_response | t._rec.isin(failure_links(s)._rec)).cast("int8")
-    n = len(s.m.processes)
-    it = t.group_by(["report_date", "party_id", "device_id"]).aggregate(
-        **{f"_in{i}": t[process_flag(i)].max() for i in range(n)},
-        **{f"_f{i}": (t[process_flag(i)] * failed).max() for i in range(n)},
-    )
-    per_day = it.group_by("report_date").aggregate(
-        **{f"_n{i}": it[f"_in{i}"].cast("int64").sum() for i in range(n)},
-        **{f"_nf{i}": it[f"_f{i}"].cast("int64").sum() for i in range(n)},
-    )
-    rows = [
-        per_day.select(
-            "report_date",
-            process_id=ibis.literal(p.id),
-            n=per_day[f"_n{i}"].cast("int64"),
-            failed=per_day[f"_nf{i}"].cast("int64"),
-        )
-        for i, p in enumerate(s.m.processes)
-    ]
-    out = ibis.union(*rows)
-    return out.filter(out.n > 0)
+    """ITER1's day cells: per UK day and process, the iterations and those that failed."""
+    t = process_requests(s)
+    alerted = t._rec.isin(failure_links(s)._rec)
+    t = t.mutate(_f=(~t.has_response | alerted).cast("int64"))
+    it = t.group_by(["report_date", "process_id", "party_id", "device_id"]).aggregate(f=t._f.max())
+    return it.group_by(["report_date", "process_id"]).aggregate(n=it.count(), failed=it.f.sum().cast("int64"))
 
 
 def iter1(s: Scope, ctx: Context) -> list[Row]:
