@@ -81,9 +81,9 @@ def _leg_records(s: Scope) -> ibis.Table:
     return s.cached("legs_records", lambda: legs)
 
 
-def _by_breakdown(fine: ibis.Table, cols: list[str], sums: dict[str, str]) -> ibis.Table:
+def _by_breakdown(fine: ibis.Table, cols: list[str], sums: list[str]) -> ibis.Table:
     """`fine`, grouped by day, process, every breakdown's column and `cols`, summed up once per
-    breakdown (`breakdown`, `key`) with `sums` ({output: fine's column}).
+    breakdown (`breakdown`, `key`), its columns `sums` summed.
 
     The records are grouped once, by every breakdown's column together, and each breakdown is
     a grouping of those few groups: one pass over the records per leg, not one per leg and
@@ -93,9 +93,7 @@ def _by_breakdown(fine: ibis.Table, cols: list[str], sums: dict[str, str]) -> ib
         key = ibis.literal("All") if b == "All" else fine[b].cast("string")
         t = fine.mutate(breakdown=ibis.literal(b), key=key)
         parts.append(
-            t.group_by(["report_date", *KEYS, *cols]).aggregate(
-                **{o: t[c].sum().cast("int64") for o, c in sums.items()}
-            )
+            t.group_by(["report_date", *KEYS, *cols]).aggregate(**{c: t[c].sum().cast("int64") for c in sums})
         )
     return ibis.union(*parts)
 
@@ -114,7 +112,7 @@ def day_sums(s: Scope) -> ibis.Table:
         dsp_counted=t._dsp_in.count(),
     )
     fine = s.cached("legs_sums_fine", lambda: fine)  # a few hundred rows, read once per breakdown
-    return _by_breakdown(fine, [], {c: c for c in _SUMS})
+    return _by_breakdown(fine, [], list(_SUMS))
 
 
 def day_histogram(s: Scope) -> ibis.Table:
@@ -132,7 +130,7 @@ def day_histogram(s: Scope) -> ibis.Table:
     # Grouped by every breakdown's column, the legs' counts are several times fewer than the
     # records: kept once, read once per breakdown.
     fine = s.cached("legs_ms_fine", lambda: ibis.union(*parts))
-    return _by_breakdown(fine, ["leg", "ms"], {"n": "n"}).select("report_date", *KEYS, "leg", "ms", "n")
+    return _by_breakdown(fine, ["leg", "ms"], ["n"]).select("report_date", *KEYS, "leg", "ms", "n")
 
 
 def compute_legs(
