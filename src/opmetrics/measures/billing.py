@@ -23,17 +23,26 @@ def _with_silence(s: Scope, t: ibis.Table) -> ibis.Table:
     A device missing from the devices input is treated as communicating (nothing to exclude on).
     """
     limit = dt.timedelta(days=s.m.outcomes.non_communicating_days)
+    d = s.cached("silent_devices", lambda: _silent_devices(s, limit))
+    j = t.left_join(d, t.device_id == d.nc_dev)
+    # A device missing from the devices input is treated as communicating (nothing to go on).
+    quiet = j.nc_dev.notnull() & silent(j.nc_last, j.nc_last, j.received_at - limit)
+    return j.mutate(non_communicating=quiet).drop("nc_dev", "nc_last")
+
+
+def _silent_devices(s: Scope, limit: dt.timedelta) -> ibis.Table:
+    """(nc_dev, nc_last): the devices that can be silent at one of the scope's requests.
+
+    Kept as a table, read by both read cubes: its exact size lets DuckDB build the join on
+    these few devices, where over the extract's filter it built it on the day's requests
+    (docs/performance.md, Design choices measured)."""
     d = latest_devices(s)
     # Silent since the last communication, or since installation when it never communicated.
     d = d.select(nc_dev="device_id", nc_last=d.last_communicated_at.coalesce(d.installed_at))
     # The period's requests were all sent before its end, so only devices silent since before
     # (end - limit) can be silent at a request: joining those alone spares a national estate.
     end = s.day_start(s.last + dt.timedelta(days=1)) - limit
-    d = d.filter(d.nc_last.isnull() | (d.nc_last < end))
-    j = t.left_join(d, t.device_id == d.nc_dev)
-    # A device missing from the devices input is treated as communicating (nothing to go on).
-    quiet = j.nc_dev.notnull() & silent(j.nc_last, j.nc_last, j.received_at - limit)
-    return j.mutate(non_communicating=quiet).drop("nc_dev", "nc_last")
+    return d.filter(d.nc_last.isnull() | (d.nc_last < end))
 
 
 def _read_srvs(s: Scope) -> list[str]:

@@ -50,17 +50,20 @@ def _counts(t: ibis.Table) -> dict[str, ibis.Value]:
     }
 
 
-def _by_hour(s: Scope) -> ibis.Table:
+def by_hour(s: Scope) -> ibis.Table:
     """The attributed requests grouped by the drill cube's dimensions and the hour received.
-    Both cubes regroup it, so the requests are joined to their processes once for the two
-    (kept as a table of the scope's when it materialises)."""
+    Both cubes and the league (LT1) regroup it, so the requests are joined to their processes
+    once for the three (kept as a table of the scope's when it materialises). `outcome_ok` is
+    the league's success count: successes by the outcome basis (`outcome_failed`), weighted,
+    less the DSP's extra failures."""
 
     def build() -> ibis.Table:
         t = process_requests(s)
         rtt = ibis.ifelse(t.speed_counted, t.rtt_ms, None)
+        ok = (~t.outcome_failed).cast("int64") * t.count_weight - t.extra_failures
         dims = {c: t[c] for c in DRILL_COLUMNS.values()}
         return t.group_by(process_id=t.process_id, hour=t.received_at.truncate("h"), **dims).aggregate(
-            **_counts(t), rtt_sum_ms=rtt.sum().cast("float64"), rtt_n=rtt.count()
+            **_counts(t), rtt_sum_ms=rtt.sum().cast("float64"), rtt_n=rtt.count(), outcome_ok=ok.sum()
         )
 
     return s.cached("drill_by_hour", build)
@@ -73,7 +76,7 @@ def _sums(t: ibis.Table, *columns: str) -> dict[str, ibis.Value]:
 def drill_cube(s: Scope) -> ibis.Table:
     """`run_drill`'s rows of the scope's days: a day cube (`incremental.CUBE_TABLES`), since
     every row is of one UK day."""
-    t = _by_hour(s)
+    t = by_hour(s)
     return t.group_by(["process_id", *DRILL_COLUMNS.values()]).aggregate(
         **_sums(t, *_COUNTS, "rtt_sum_ms", "rtt_n")
     )
@@ -81,7 +84,7 @@ def drill_cube(s: Scope) -> ibis.Table:
 
 def hourly_cube(s: Scope) -> ibis.Table:
     """`run_hourly`'s rows of the scope's days (a day cube too)."""
-    t = _by_hour(s)
+    t = by_hour(s)
     per_process = t.group_by(["process_id", "region", "report_date", "hour"]).aggregate(**_sums(t, *_COUNTS))
     # A request attributed to two processes is in both; the `all` rows count it once.
     every = classified_requests(s).filter(ibis._.included)

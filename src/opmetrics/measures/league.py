@@ -9,30 +9,20 @@ from __future__ import annotations
 
 import ibis
 
-from opmetrics.measures.attribution import join_processes, mark_bits, marked
+from opmetrics.measures.drill import by_hour
 from opmetrics.measures.outcome import Context, Row, day_cells, rows_of, share_row
-from opmetrics.measures.records import Scope, outcome_requests
+from opmetrics.measures.records import Scope
 
 
 def day_league(s: Scope) -> ibis.Table:
     """LT1's day cells: each party's volume, successes, requests and those within the TRT per
-    process. The included requests are grouped by party, SRV, SMETS and marks first, and the
-    groups joined to their processes: no join of every record."""
-    t = marked(s, outcome_requests(s))
-    t = t.mutate(
-        _ok=(~t.failed).cast("int64") * t.count_weight - t.extra_failures,
-        _in=t.within_trt.cast("int64"),
-        _bits=mark_bits(s, t),
+    process, summed from the drill-down's grouping of the attributed requests (`drill.by_hour`):
+    no pass of its own over the records (docs/performance.md, Design choices measured)."""
+    t = by_hour(s)
+    sums = {"volume": t.volume, "ok": t.outcome_ok, "n": t.requests, "within": t.within_trt}
+    return t.group_by(["report_date", "process_id", "party_id"]).aggregate(
+        **{k: v.sum().cast("int64") for k, v in sums.items()}
     )
-    g = t.group_by(["report_date", "party_id", "srv", "smets", "_bits"]).aggregate(
-        volume=t.count_weight.sum().cast("int64"),
-        ok=t._ok.sum().cast("int64"),
-        n=t.count(),
-        within=t._in.sum().cast("int64"),
-    )
-    j = join_processes(s, g, bits="_bits")
-    sums = {c: j[c].sum().cast("int64") for c in ("volume", "ok", "n", "within")}
-    return j.group_by(["report_date", "process_id", "party_id"]).aggregate(**sums)
 
 
 def lt1(s: Scope, ctx: Context) -> list[Row]:
