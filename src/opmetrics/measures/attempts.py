@@ -27,8 +27,9 @@ from opmetrics.measures.records import (
     Scope,
     alone_and_repeated,
     chain_outcomes,
+    chain_starts,
     in_scope,
-    number_chains,
+    number_attempts,
     outcome_requests,
     repeated_chain_hashes,
 )
@@ -182,17 +183,36 @@ def fold_days(
     )
     # The resent keys' chains, as of the end of each day they have sends on: the head's SMETS
     # and marks, the attempt that won, the attempts and last send so far. Kept as a table: the
-    # chains and their open days are read from it, and the sort behind it is done once.
-    ch = number_chains(s, resent, sizes=False, weight="_w")
+    # chains and their open days are read from it, and the sorts behind it are done once. Most
+    # resends start a chain and succeed (a daily read, say): those are chains of one won at once,
+    # told apart after the first sort and counted per day, SRV, SMETS and marks (rows with
+    # `_once`), so only the chains with a failure are sorted again to number their attempts.
+    starts = chain_starts(s, resent, weight="_w")
+    once = (starts._new_chain == 1) & ~starts.failed
+    ch = number_attempts(starts.filter(~once), weight="_w")
     head = ch.attempt_no == ch._w
-    per_day = ch.group_by([*CHAIN_KEYS, "chain_no", "report_date"]).aggregate(
+    chained = ch.group_by([*CHAIN_KEYS, "chain_no", "report_date"]).aggregate(
         smets=ch.smets.max(where=head),
         _bits=ch._bits.max(where=head),
         won=ch.attempt_no.min(where=~ch.failed).cast("int64"),
         attempts=ch.attempt_no.max().cast("int64"),
         last_at=ch.received_at.max(),
+        _once=ibis.null("int64"),
     )
-    per_day = s.cached("att1_per_day", lambda: per_day)
+    o = starts.filter(once)
+    at_once_resent = o.group_by(["report_date", "srv", "smets", "_bits"]).aggregate(_once=o.count())
+    at_once_resent = at_once_resent.mutate(
+        party_id=ibis.null("string"),
+        device_id=ibis.null("string"),
+        chain_no=ibis.null("int64"),
+        won=ibis.literal(1, "int64"),
+        attempts=ibis.literal(1, "int64"),
+        last_at=ibis.null("timestamp"),
+    )
+    both_kinds = ibis.union(chained, at_once_resent.select(*chained.columns).cast(chained.schema()))
+    kept = s.cached("att1_per_day", lambda: both_kinds)
+    per_day = kept.filter(kept._once.isnull()).drop("_once")
+    won_at_once_resent = kept.filter(kept._once.notnull())
     grouped = per_day.group_by([*CHAIN_KEYS, "chain_no"]).aggregate(
         smets=per_day.smets.max(),
         _bits=per_day._bits.max(),
@@ -224,8 +244,11 @@ def fold_days(
     e = e.group_by(
         [e.end_day.name("report_date"), "srv", "smets", "_bits", bucket(e.won).name("b")]
     ).aggregate(n=e.count())
-    at_once = won_at_once.select("report_date", "srv", "smets", "_bits", b=ibis.literal(BUCKETS[0]), n="n")
-    both = ibis.union(e, at_once.cast(e.schema()))
+    at_once = ibis.union(
+        won_at_once.select("report_date", "srv", "smets", "_bits", n="n"),
+        won_at_once_resent.select("report_date", "srv", "smets", "_bits", n="_once"),
+    ).mutate(b=ibis.literal(BUCKETS[0]))
+    both = ibis.union(e, at_once.select(*e.columns).cast(e.schema()))
     by_srv = both.group_by(["report_date", "srv", "b"]).aggregate(n=both.n.sum().cast("int64"))
     ended = join_processes(s, both, bits="_bits")
     ended = ended.group_by(["report_date", "process_id", "b"]).aggregate(n=ended.n.sum().cast("int64"))

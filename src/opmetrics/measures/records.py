@@ -652,20 +652,35 @@ def number_chains(s: Scope, t: ibis.Table, sizes: bool = True, weight: str | Non
     `weight`: a column counting each row as that many attempts (a chain carried from an earlier
     day stands as one failed row of its attempts so far); the attempt number is then the running
     sum of weights from the chain's start."""
+    t = number_attempts(chain_starts(s, t, weight), weight)
+    if not sizes:
+        return t
+    cg = ibis.window(group_by=[*(t[k] for k in CHAIN_KEYS), t.chain_no])
+    return t.mutate(
+        chain_size=t.count().over(cg),
+        chain_succeeded=(~t.failed).cast("int64").max().over(cg) == 1,
+    )
 
-    def keys(t: ibis.Table) -> list[ibis.Column]:
-        return [t[k] for k in CHAIN_KEYS]
 
-    w = ibis.window(group_by=keys(t), order_by=[t.received_at, t.request_id])
+def _key_order(t: ibis.Table) -> dict[str, Any]:
+    return {"group_by": [t[k] for k in CHAIN_KEYS], "order_by": [t.received_at, t.request_id]}
+
+
+def chain_starts(s: Scope, t: ibis.Table, weight: str | None = None) -> ibis.Table:
+    """`number_chains`' first sort: each send with `_new_chain` (1 where a chain starts: its
+    key's first send, or the one before succeeded or came more than the window before) and
+    `_send_no` (its key's running count of sends, or of `weight`). A send that starts a chain
+    and succeeded is a whole chain won at once; the other sends' chains are the same whether
+    those are numbered with them or not (`number_attempts`)."""
     window_ms = s.m.counting.retry_window_minutes * 60_000
+    w = ibis.window(**_key_order(t))
     prev_failed = t.failed.lag().over(w)
     prev_at = t.received_at.lag().over(w)
     if weight is None:
         send_no = ibis.row_number().over(w)
     else:
-        running = ibis.cumulative_window(group_by=keys(t), order_by=[t.received_at, t.request_id])
-        send_no = t[weight].sum().over(running).cast("int64")
-    t = t.mutate(
+        send_no = t[weight].sum().over(ibis.cumulative_window(**_key_order(t))).cast("int64")
+    return t.mutate(
         _new_chain=(
             prev_failed.isnull()
             | ~prev_failed
@@ -673,23 +688,21 @@ def number_chains(s: Scope, t: ibis.Table, sizes: bool = True, weight: str | Non
         ).cast("int64"),
         _send_no=send_no,
     )
+
+
+def number_attempts(t: ibis.Table, weight: str | None = None) -> ibis.Table:
+    """`number_chains`' second sort, over `chain_starts`' sends: `chain_no` (the chain within
+    its key) and `attempt_no` (from the send that started the chain)."""
     # The attempt number counts from the send that started the chain: two sorts of the sends
-    # (the one above, and the running sums below), not a third one per chain. Weighted, a
+    # (`chain_starts`' and the running sums below), not a third one per chain. Weighted, a
     # chain starting at a row counts from the attempts before it, plus one.
     before = t._send_no if weight is None else t._send_no - t[weight] + 1
-    running = ibis.cumulative_window(group_by=keys(t), order_by=[t.received_at, t.request_id])
+    running = ibis.cumulative_window(**_key_order(t))
     t = t.mutate(
         chain_no=t._new_chain.sum().over(running),
         _chain_start=ibis.ifelse(t._new_chain == 1, before, None).max().over(running),
     )
-    t = t.mutate(attempt_no=t._send_no - t._chain_start + 1).drop("_new_chain", "_send_no", "_chain_start")
-    if not sizes:
-        return t
-    cg = ibis.window(group_by=[*keys(t), t.chain_no])
-    return t.mutate(
-        chain_size=t.count().over(cg),
-        chain_succeeded=(~t.failed).cast("int64").max().over(cg) == 1,
-    )
+    return t.mutate(attempt_no=t._send_no - t._chain_start + 1).drop("_new_chain", "_send_no", "_chain_start")
 
 
 def collapse_party_retries(s: Scope, t: ibis.Table) -> ibis.Table:
