@@ -280,8 +280,24 @@ def _memberships(s: Scope) -> ibis.Table:
     )
     each = per_process(s, flags(s, c, keep_marks=True))
     return each.select(
-        process_id=each.process_id, _l_srv=each.srv, _l_smets=each._smets, _l_marks=mark_bits(s, each)
+        process_id=each.process_id,
+        process_no=process_number(s, each.process_id),
+        _l_srv=each.srv,
+        _l_smets=each._smets,
+        _l_marks=mark_bits(s, each),
     )
+
+
+def process_number(s: Scope, process_id: ibis.Value) -> ibis.Value:
+    """A process's place in the methodology's list (0, 1, ...): a grouping of tens of millions of
+    rows by it costs less than by the id's text (docs/performance.md, Design choices measured)."""
+    numbered = ((process_id == p.id, i) for i, p in enumerate(s.m.processes))
+    return ibis.cases(*numbered, else_=None).cast("int64")
+
+
+def process_of_number(s: Scope, process_no: ibis.Value) -> ibis.Value:
+    """`process_number`'s inverse: the process id."""
+    return ibis.cases(*((process_no == i, p.id) for i, p in enumerate(s.m.processes)), else_=None)
 
 
 def mark_bits(s: Scope, t: ibis.Table) -> ibis.Value:
@@ -290,11 +306,12 @@ def mark_bits(s: Scope, t: ibis.Table) -> ibis.Value:
     return sum(bits[1:], bits[0]) if bits else ibis.literal(0, "int64")
 
 
-def join_processes(s: Scope, t: ibis.Table, bits: str | None = None) -> ibis.Table:
+def join_processes(s: Scope, t: ibis.Table, bits: str | None = None, number: bool = False) -> ibis.Table:
     """A `marked` table joined to its processes (`process_id`), one row per row and process,
     the marks dropped: as `per_process(s, flags(s, t))`, with the rules decided once per
     combination instead of once per row. `bits`: a column holding the marks as `mark_bits`
-    gives them, in a table without the marks (chains carried from day to day)."""
+    gives them, in a table without the marks (chains carried from day to day). `number`: the
+    process as `process_number` (`process_no`) instead of its id."""
     look = _memberships(s)
     on = [
         t.srv == look._l_srv,
@@ -302,7 +319,8 @@ def join_processes(s: Scope, t: ibis.Table, bits: str | None = None) -> ibis.Tab
         (mark_bits(s, t) if bits is None else t[bits]) == look._l_marks,
     ]
     j = t.inner_join(look, on)
-    return j.drop("_l_srv", "_l_smets", "_l_marks", *(marks(s) if bits is None else []))
+    unused = "process_id" if number else "process_no"
+    return j.drop("_l_srv", "_l_smets", "_l_marks", unused, *(marks(s) if bits is None else []))
 
 
 def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
@@ -310,6 +328,7 @@ def attributed(s: Scope, req: ibis.Table) -> ibis.Table:
     return join_processes(s, marked(s, req)).select("_rec", "process_id")
 
 
-def process_requests(s: Scope) -> ibis.Table:
-    """Included requests joined to the processes they are attributed to (one row per pair)."""
-    return join_processes(s, marked(s, classified_requests(s).filter(ibis._.included)))
+def process_requests(s: Scope, number: bool = False) -> ibis.Table:
+    """Included requests joined to the processes they are attributed to (one row per pair);
+    `number`: each process as its `process_no`, not its id."""
+    return join_processes(s, marked(s, classified_requests(s).filter(ibis._.included)), number=number)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ibis
 
-from opmetrics.measures.attribution import process_requests
+from opmetrics.measures.attribution import process_of_number, process_requests
 from opmetrics.measures.outcome import Context, Row, day_cells, rows_of, share_row
 from opmetrics.measures.records import Scope, failure_links
 
@@ -20,11 +20,13 @@ MEASURE = "ITER1"
 
 def day_iterations(s: Scope) -> ibis.Table:
     """ITER1's day cells: per UK day and process, the iterations and those that failed."""
-    t = process_requests(s)
+    # Grouped by the process's number, not its id: 39 M rows into 30 M groups at a national day.
+    t = process_requests(s, number=True)
     alerted = t._rec.isin(failure_links(s)._rec)
     t = t.mutate(_f=(~t.has_response | alerted).cast("int64"))
-    it = t.group_by(["report_date", "process_id", "party_id", "device_id"]).aggregate(f=t._f.max())
-    return it.group_by(["report_date", "process_id"]).aggregate(n=it.count(), failed=it.f.sum().cast("int64"))
+    it = t.group_by(["report_date", "process_no", "party_id", "device_id"]).aggregate(f=t._f.max())
+    d = it.group_by(["report_date", "process_no"]).aggregate(n=it.count(), failed=it.f.sum().cast("int64"))
+    return d.select("report_date", process_id=process_of_number(s, d.process_no), n=d.n, failed=d.failed)
 
 
 def iter1(s: Scope, ctx: Context) -> list[Row]:
