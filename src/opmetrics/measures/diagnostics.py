@@ -27,7 +27,7 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
-from opmetrics.measures.attribution import process_of_number, process_requests
+from opmetrics.measures.attribution import process_requests
 from opmetrics.measures.records import Scope, in_scope, latest_devices
 
 MIN_VOLUME = 30  # requests behind any rate the diagnostics compare
@@ -85,7 +85,7 @@ COUNT_SUMS = ("n", "ok", "rtt_ms_sum", "rtt_n")
 def day_counts(s: Scope) -> ibis.Table:
     """Requests and successes per UK day, process, party, SRV, region and device set (a day
     cube: every column a sum, so a month is the sum of its days)."""
-    t = process_requests(s, number=True)  # grouped by the process's number (`process_number`)
+    t = process_requests(s)
     t = t.filter(t.mode == "on-demand")
     timed = t.speed_counted.fill_null(False)
     # Each request meets its device directly: summing per device first barely shrank the rows.
@@ -94,7 +94,7 @@ def day_counts(s: Scope) -> ibis.Table:
     # column saved per request counts (docs/performance.md, Design choices measured).
     per_request = t.select(
         "report_date",
-        "process_no",
+        "process_id",
         "party_id",
         "srv",
         "region",
@@ -111,15 +111,14 @@ def day_counts(s: Scope) -> ibis.Table:
         "model": j.model.fill_null(UNKNOWN),
         "firmware_version": j.d_fw.fill_null(UNKNOWN),
     }
-    g = j.group_by(
-        [j.report_date, j.process_no, j.party_id, j.srv, j.region, *(v.name(k) for k, v in cols.items())]
+    return j.group_by(
+        [j.report_date, j.process_id, j.party_id, j.srv, j.region, *(v.name(k) for k, v in cols.items())]
     ).aggregate(
         n=j.count(),
         ok=j.ok.cast("int64").sum().cast("int64"),
         rtt_ms_sum=j.rtt.sum().fill_null(0).cast("int64"),
         rtt_n=j.timed.cast("int64").sum().cast("int64"),
     )
-    return g.mutate(process_id=process_of_number(s, g.process_no)).drop("process_no")
 
 
 def counts(s: Scope, days: ibis.Table | None = None) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ibis
 import pyarrow as pa
 
-from opmetrics.measures.attribution import process_of_number, process_requests
+from opmetrics.measures.attribution import process_requests
 from opmetrics.measures.records import Scope, classified_requests, in_scope
 
 # The cube's dimensions, in the order the drill-down offers them, and their stored columns.
@@ -58,15 +58,13 @@ def by_hour(s: Scope) -> ibis.Table:
     less the DSP's extra failures."""
 
     def build() -> ibis.Table:
-        # Grouped by the process's number, named after: cheaper keys (`process_number`).
-        t = process_requests(s, number=True)
+        t = process_requests(s)
         rtt = ibis.ifelse(t.speed_counted, t.rtt_ms, None)
         ok = (~t.outcome_failed).cast("int64") * t.count_weight - t.extra_failures
         dims = {c: t[c] for c in DRILL_COLUMNS.values()}
-        g = t.group_by(process_no=t.process_no, hour=t.received_at.truncate("h"), **dims).aggregate(
+        return t.group_by(process_id=t.process_id, hour=t.received_at.truncate("h"), **dims).aggregate(
             **_counts(t), rtt_sum_ms=rtt.sum().cast("float64"), rtt_n=rtt.count(), outcome_ok=ok.sum()
         )
-        return g.mutate(process_id=process_of_number(s, g.process_no)).drop("process_no")
 
     return s.cached("drill_by_hour", build)
 
