@@ -663,6 +663,7 @@ def number_chains(s: Scope, t: ibis.Table, sizes: bool = True, weight: str | Non
 
 
 def _key_order(t: ibis.Table) -> dict[str, Any]:
+    """The window of a chain key's sends in the order sent (both sorts of `number_chains`)."""
     return {"group_by": [t[k] for k in CHAIN_KEYS], "order_by": [t.received_at, t.request_id]}
 
 
